@@ -1,0 +1,127 @@
+// Command lookout is the Lookout server: `lookout serve` runs the command
+// centre, `lookout version` prints the version.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/lookout-cc/lookout/configs"
+	"github.com/lookout-cc/lookout/internal/config"
+	"github.com/lookout-cc/lookout/internal/server"
+)
+
+// version is set at build time: -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage:
+  lookout serve [--config FILE]   run the server (without --config: the embedded default)
+  lookout version                 print the version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the exit, for tests: it returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "version":
+		fmt.Fprintf(stdout, "lookout %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return 0
+	case "serve":
+		if err := serve(args[1:], stdout, stderr); err != nil {
+			fmt.Fprintf(stderr, "lookout: %s\n", oneLine(err))
+			return 1
+		}
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "lookout: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func serve(args []string, stdout, stderr io.Writer) error {
+	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	configPath := flags.String("config", "", "YAML configuration file (default: the embedded configs/lookout.yaml)")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if flags.NArg() > 0 {
+		return fmt.Errorf("serve takes no arguments, got %q", flags.Args())
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	srv := server.New(server.Params{Config: cfg, Log: log, Version: version, Notice: stdout})
+	if err := srv.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	stop() // a second signal now ends the process at once
+	log.Info("stopping", "limit", server.StopTimeout)
+	stopCtx, cancel := context.WithTimeout(context.Background(), server.StopTimeout)
+	defer cancel()
+	if err := srv.Stop(stopCtx); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func loadConfig(path string) (config.Config, error) {
+	if path != "" {
+		return config.LoadFile(path, os.Getenv)
+	}
+	data, err := fs.ReadFile(configs.Files, configs.DefaultFile)
+	if err != nil {
+		return config.Config{}, err
+	}
+	cfg, err := config.Parse(data, os.Getenv)
+	if err != nil {
+		return config.Config{}, fmt.Errorf("embedded %s: %w", configs.DefaultFile, err)
+	}
+	return cfg, nil
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // validated already
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// oneLine keeps a startup failure to one line, as operators read it.
+func oneLine(err error) string {
+	var ve *config.ValidationError
+	if errors.As(err, &ve) {
+		return ve.Error()
+	}
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
+}

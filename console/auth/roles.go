@@ -1,0 +1,62 @@
+// Package auth is the console's authentication and authorisation: roles and
+// what each may do, password hashing, signed tokens, and the login throttle.
+// It knows nothing of HTTP.
+package auth
+
+import (
+	"slices"
+
+	"github.com/lookout-cc/lookout/internal/orgs"
+)
+
+// Role is what a user is to the command centre.
+type Role string
+
+// The roles of DESIGN.md.
+const (
+	RoleAdmin          Role = "admin"
+	RoleCommander      Role = "commander"
+	RoleOperator       Role = "operator"
+	RoleHearingOfficer Role = "hearing_officer"
+	RoleViewer         Role = "viewer"
+)
+
+// Roles lists every role, most powerful first.
+var Roles = []Role{RoleAdmin, RoleCommander, RoleOperator, RoleHearingOfficer, RoleViewer}
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool { return slices.Contains(Roles, r) }
+
+// Permission is one kind of action on one kind of resource.
+type Permission string
+
+// Permissions. Every check is also limited to the caller's scope.
+const (
+	PermOrgsRead   Permission = "orgs:read"
+	PermOrgsWrite  Permission = "orgs:write"
+	PermUsersRead  Permission = "users:read"
+	PermUsersWrite Permission = "users:write"
+)
+
+var rolePermissions = map[Role][]Permission{
+	RoleAdmin:          {PermOrgsRead, PermOrgsWrite, PermUsersRead, PermUsersWrite},
+	RoleCommander:      {PermOrgsRead, PermUsersRead},
+	RoleOperator:       {PermOrgsRead},
+	RoleHearingOfficer: {PermOrgsRead},
+	RoleViewer:         {PermOrgsRead},
+}
+
+// Can reports whether role r grants permission p.
+func (r Role) Can(p Permission) bool { return slices.Contains(rolePermissions[r], p) }
+
+// Principal is the authenticated caller of a request: who, in which
+// organisation, with which role, and the subtree they may act on.
+type Principal struct {
+	UserID string
+	OrgID  orgs.ID
+	Role   Role
+	Scope  orgs.Scope
+}
+
+// Permissions returns what role r grants.
+func (r Role) Permissions() []Permission { return slices.Clone(rolePermissions[r]) }

@@ -1,0 +1,93 @@
+// Package httpapi is the console's HTTP layer on gin: routing, the JSON error
+// shape, strict request decoding, authentication of requests, request logs
+// and metrics. Handlers translate between HTTP and the domain packages; no
+// domain package imports gin.
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lookout-cc/lookout/console/auth"
+	"github.com/lookout-cc/lookout/console/users"
+	"github.com/lookout-cc/lookout/internal/health"
+	"github.com/lookout-cc/lookout/internal/orgs"
+)
+
+// Params are what the API needs from the rest of the server.
+type Params struct {
+	Log      *slog.Logger
+	Metrics  *prometheus.Registry
+	Health   *health.Registry
+	Orgs     *orgs.Store
+	Users    *users.Store
+	Signer   *auth.Signer
+	Throttle *auth.Throttle
+	TokenTTL time.Duration
+	// MaxBodyBytes caps every request body.
+	MaxBodyBytes int64
+	Version      string
+}
+
+// API holds the handlers.
+type API struct {
+	p       Params
+	metrics *httpMetrics
+}
+
+// New builds the console's HTTP handler.
+func New(p Params) (http.Handler, error) {
+	m, err := newHTTPMetrics(p.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	a := &API{p: p, metrics: m}
+
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	// Client addresses come from the connection only: trusting
+	// X-Forwarded-For by default would let anyone pick the address the
+	// login throttle counts against.
+	if err := r.SetTrustedProxies(nil); err != nil {
+		return nil, err
+	}
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.Use(a.recoverer, a.observe, a.limitBody)
+	r.NoRoute(func(c *gin.Context) {
+		// Unknown /api/v1 paths answer 401 without a token rather than
+		// 404, so the API's shape is not visible to strangers.
+		if strings.HasPrefix(c.Request.URL.Path, "/api/") {
+			if a.authenticate(c); c.IsAborted() {
+				return
+			}
+		}
+		writeError(c, http.StatusNotFound, "not_found", "", "no such endpoint")
+	})
+	r.NoMethod(func(c *gin.Context) {
+		writeError(c, http.StatusMethodNotAllowed, "method_not_allowed", "", "method not allowed on this endpoint")
+	})
+
+	r.GET("/healthz", a.healthz)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(p.Metrics, promhttp.HandlerOpts{Registry: p.Metrics})))
+
+	v1 := r.Group("/api/v1")
+	v1.POST("/auth/login", a.login)
+
+	authed := v1.Group("", a.authenticate)
+	authed.GET("/me", a.me)
+	authed.GET("/orgs", a.require(auth.PermOrgsRead), a.listOrgs)
+	authed.POST("/orgs", a.require(auth.PermOrgsWrite), a.createOrg)
+	authed.GET("/orgs/:id", a.require(auth.PermOrgsRead), a.getOrg)
+	authed.GET("/users", a.require(auth.PermUsersRead), a.listUsers)
+	authed.POST("/users", a.require(auth.PermUsersWrite), a.createUser)
+	authed.GET("/users/:id", a.require(auth.PermUsersRead), a.getUser)
+	authed.PATCH("/users/:id", a.require(auth.PermUsersWrite), a.updateUser)
+	return r, nil
+}

@@ -1,0 +1,149 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/lookout-cc/lookout/console/auth"
+	"github.com/lookout-cc/lookout/console/users"
+)
+
+const principalKey = "lookout.principal"
+
+func principalOf(c *gin.Context) (auth.Principal, bool) {
+	v, ok := c.Get(principalKey)
+	if !ok {
+		return auth.Principal{}, false
+	}
+	p, ok := v.(auth.Principal)
+	return p, ok
+}
+
+func mustPrincipal(c *gin.Context) auth.Principal {
+	p, _ := principalOf(c)
+	return p
+}
+
+// authenticate admits a request that carries a valid console token of a
+// user who exists and is enabled. Role and organisation come from the user
+// record, not the token, so a change takes effect at the next request.
+func (a *API) authenticate(c *gin.Context) {
+	h := c.GetHeader("Authorization")
+	scheme, token, found := strings.Cut(h, " ")
+	if h == "" {
+		a.fail(c, auth.ErrTokenMissing)
+		return
+	}
+	if !found || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		a.fail(c, auth.ErrTokenInvalid)
+		return
+	}
+	claims, err := a.p.Signer.Verify(token)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	u, err := a.p.Users.Lookup(c, claims.Subject)
+	if errors.Is(err, users.ErrNotFound) || (err == nil && u.Disabled) {
+		a.fail(c, auth.ErrTokenInvalid)
+		return
+	}
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	scope, err := a.p.Orgs.ScopeOf(u.OrgID)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.Set(principalKey, auth.Principal{UserID: u.ID, OrgID: u.OrgID, Role: u.Role, Scope: scope})
+	c.Next()
+}
+
+// require admits callers whose role grants permission p.
+func (a *API) require(p auth.Permission) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if !mustPrincipal(c).Role.Can(p) {
+			writeError(c, http.StatusForbidden, "forbidden", "", "your role does not allow this")
+			return
+		}
+		c.Next()
+	}
+}
+
+type loginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+type loginResponse struct {
+	Token     string     `json:"token"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	User      users.User `json:"user"`
+}
+
+// login checks a user name and password. Wrong user and wrong password get
+// the same 401; repeated failures, per user name and per client address, are
+// answered 429 with Retry-After before any password is checked.
+func (a *API) login(c *gin.Context) {
+	var req loginRequest
+	if !a.decode(c, &req) {
+		return
+	}
+	if req.Username == "" || req.Password == "" || len(req.Username) > 64 || len(req.Password) > 4*auth.MaxPasswordLen {
+		writeError(c, http.StatusUnauthorized, "bad_credentials", "", "wrong user name or password")
+		return
+	}
+	keys := []string{"user:" + strings.ToLower(req.Username), "addr:" + c.ClientIP()}
+	if wait := a.p.Throttle.Wait(keys...); wait > 0 {
+		c.Header("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)+1))
+		writeError(c, http.StatusTooManyRequests, "too_many_attempts", "", "too many failed logins; wait and try again")
+		return
+	}
+	u, err := a.p.Users.Authenticate(c, req.Username, req.Password)
+	if errors.Is(err, users.ErrBadCredentials) {
+		a.p.Throttle.Fail(keys...)
+		a.p.Log.WarnContext(c, "login failed", "user", req.Username, "client", c.ClientIP())
+		a.fail(c, err)
+		return
+	}
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.p.Throttle.Succeed(keys[0])
+	token, exp, err := a.p.Signer.Issue(u.ID, string(u.OrgID), u.Role, a.p.TokenTTL)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.p.Log.InfoContext(c, "login", "user", u.ID, "org", u.OrgID, "client", c.ClientIP())
+	c.JSON(http.StatusOK, loginResponse{Token: token, ExpiresAt: exp.UTC(), User: u})
+}
+
+type meResponse struct {
+	User        users.User        `json:"user"`
+	Org         any               `json:"org"`
+	Permissions []auth.Permission `json:"permissions"`
+}
+
+func (a *API) me(c *gin.Context) {
+	p := mustPrincipal(c)
+	u, err := a.p.Users.Lookup(c, p.UserID)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	org, err := a.p.Orgs.Get(p.Scope, p.OrgID)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, meResponse{User: u, Org: org, Permissions: p.Role.Permissions()})
+}

@@ -1,0 +1,108 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/lookout-cc/lookout/console/users"
+	"github.com/lookout-cc/lookout/internal/orgs"
+)
+
+type listResponse[T any] struct {
+	Items     []T `json:"items"`
+	ItemCount int `json:"item_count"`
+}
+
+func list[T any](items []T) listResponse[T] {
+	if items == nil {
+		items = []T{}
+	}
+	return listResponse[T]{Items: items, ItemCount: len(items)}
+}
+
+func (a *API) healthz(c *gin.Context) {
+	st, ok := a.p.Health.Run(c)
+	status := http.StatusOK
+	word := "ok"
+	if !ok {
+		status, word = http.StatusServiceUnavailable, "unavailable"
+	}
+	c.JSON(status, gin.H{"status": word, "version": a.p.Version, "components": st})
+}
+
+func (a *API) listOrgs(c *gin.Context) {
+	c.JSON(http.StatusOK, list(a.p.Orgs.List(mustPrincipal(c).Scope)))
+}
+
+func (a *API) getOrg(c *gin.Context) {
+	o, err := a.p.Orgs.Get(mustPrincipal(c).Scope, orgs.ID(c.Param("id")))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, o)
+}
+
+func (a *API) createOrg(c *gin.Context) {
+	var in orgs.NewOrg
+	if !a.decode(c, &in) {
+		return
+	}
+	p := mustPrincipal(c)
+	o, err := a.p.Orgs.Create(c, p.Scope, in)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.p.Log.InfoContext(c, "org created", "org", o.ID, "parent", o.ParentID, "by", p.UserID)
+	c.JSON(http.StatusCreated, o)
+}
+
+func (a *API) listUsers(c *gin.Context) {
+	us, err := a.p.Users.List(c, mustPrincipal(c).Scope, orgs.ID(c.Query("org_id")))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, list(us))
+}
+
+func (a *API) getUser(c *gin.Context) {
+	u, err := a.p.Users.Get(c, mustPrincipal(c).Scope, c.Param("id"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, u)
+}
+
+func (a *API) createUser(c *gin.Context) {
+	var in users.NewUser
+	if !a.decode(c, &in) {
+		return
+	}
+	p := mustPrincipal(c)
+	u, err := a.p.Users.Create(c, p.Scope, in)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.p.Log.InfoContext(c, "user created", "user", u.ID, "org", u.OrgID, "role", u.Role, "by", p.UserID)
+	c.JSON(http.StatusCreated, u)
+}
+
+func (a *API) updateUser(c *gin.Context) {
+	var patch users.Patch
+	if !a.decode(c, &patch) {
+		return
+	}
+	p := mustPrincipal(c)
+	u, err := a.p.Users.Update(c, p.Scope, p.UserID, c.Param("id"), patch)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.p.Log.InfoContext(c, "user updated", "user", u.ID, "by", p.UserID)
+	c.JSON(http.StatusOK, u)
+}

@@ -1,0 +1,176 @@
+// Package broker runs the embedded MQTT broker (mochi-mqtt v2) that devices
+// connect to on the embedded default. It listens on TCP so that real devices
+// and mosquitto clients can connect, refuses anonymous and unknown clients,
+// and limits each client to the topics its identity allows.
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ServiceUsername is the MQTT user name of the server's own clients. The '$'
+// keeps it apart from every device id, which cannot contain one.
+const ServiceUsername = "$lookout"
+
+// Identity is who an authenticated MQTT client is.
+type Identity struct {
+	// Service is the server's own client: it may publish and subscribe
+	// anywhere.
+	Service bool
+	// DeviceID is set for devices; they are limited to their own topics.
+	DeviceID string
+}
+
+// DeviceAuthenticator checks a device's MQTT credentials. The device
+// registry provides it; without one only the server's own clients connect.
+type DeviceAuthenticator interface {
+	AuthenticateDevice(username, password string) (deviceID string, ok bool)
+	// DeviceMayAccess reports whether the device may publish (write) or
+	// subscribe to topic.
+	DeviceMayAccess(deviceID, topic string, write bool) bool
+}
+
+// Params configure the broker.
+type Params struct {
+	Addr    string
+	Log     *slog.Logger
+	Metrics prometheus.Registerer
+	Devices DeviceAuthenticator // nil: devices are refused
+}
+
+// Broker is the embedded MQTT broker.
+//
+// Lifecycle: New, then Start once, then Close once.
+type Broker struct {
+	srv             *mqtt.Server
+	listener        *listeners.TCP
+	servicePassword string
+	refused         *prometheus.CounterVec
+}
+
+// New builds a broker; it does not listen until Start.
+func New(p Params) (*Broker, error) {
+	b := &Broker{
+		servicePassword: randomHex(24),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lookout_mqtt_refused_total",
+			Help: "MQTT connections and topic accesses the embedded broker refused, by reason.",
+		}, []string{"reason"}),
+	}
+	if err := p.Metrics.Register(b.refused); err != nil {
+		return nil, err
+	}
+	b.srv = mqtt.New(&mqtt.Options{Logger: p.Log, InlineClient: false})
+	if err := b.srv.AddHook(&accessHook{b: b, devices: p.Devices, log: p.Log}, nil); err != nil {
+		return nil, err
+	}
+	b.listener = listeners.NewTCP(listeners.Config{Type: listeners.TypeTCP, ID: "tcp", Address: p.Addr})
+	return b, nil
+}
+
+// Start opens the TCP listener and serves clients.
+func (b *Broker) Start() error {
+	if err := b.srv.AddListener(b.listener); err != nil {
+		return fmt.Errorf("mqtt listener: %w", err)
+	}
+	return b.srv.Serve()
+}
+
+// Close disconnects every client and closes the listener.
+func (b *Broker) Close() error { return b.srv.Close() }
+
+// Addr is the address the broker listens on (with the real port when the
+// configured one was 0).
+func (b *Broker) Addr() string { return b.listener.Address() }
+
+// ServiceCredentials are the user name and password of the server's own MQTT
+// clients. The password is made anew at every start and never stored.
+func (b *Broker) ServiceCredentials() (username, password string) {
+	return ServiceUsername, b.servicePassword
+}
+
+// Check reports whether the broker accepts TCP connections.
+func (b *Broker) Check(ctx context.Context) error {
+	var d net.Dialer
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", b.Addr())
+	if err != nil {
+		return errors.New("mqtt listener not accepting connections")
+	}
+	return c.Close()
+}
+
+// accessHook authenticates clients at CONNECT and checks every publish and
+// subscribe against the client's identity.
+type accessHook struct {
+	mqtt.HookBase
+	b       *Broker
+	devices DeviceAuthenticator
+	log     *slog.Logger
+}
+
+func (h *accessHook) ID() string { return "lookout-access" }
+
+func (h *accessHook) Provides(b byte) bool {
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+}
+
+func (h *accessHook) identify(username, password []byte) (Identity, bool) {
+	if string(username) == ServiceUsername {
+		ok := subtle.ConstantTimeCompare(password, []byte(h.b.servicePassword)) == 1
+		return Identity{Service: true}, ok
+	}
+	if h.devices == nil || len(username) == 0 {
+		return Identity{}, false
+	}
+	id, ok := h.devices.AuthenticateDevice(string(username), string(password))
+	return Identity{DeviceID: id}, ok
+}
+
+func (h *accessHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	if len(pk.Connect.Username) == 0 {
+		h.b.refused.WithLabelValues("anonymous").Inc()
+		h.log.Warn("mqtt connection refused", "reason", "anonymous", "client_id", cl.ID, "remote", cl.Net.Remote)
+		return false
+	}
+	if _, ok := h.identify(pk.Connect.Username, pk.Connect.Password); !ok {
+		h.b.refused.WithLabelValues("bad_credentials").Inc()
+		h.log.Warn("mqtt connection refused", "reason", "bad credentials", "username", string(pk.Connect.Username), "remote", cl.Net.Remote)
+		return false
+	}
+	return true
+}
+
+func (h *accessHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	username := cl.Properties.Username
+	if string(username) == ServiceUsername {
+		return true
+	}
+	if h.devices != nil && h.devices.DeviceMayAccess(string(username), topic, write) {
+		return true
+	}
+	h.b.refused.WithLabelValues("acl").Inc()
+	return false
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,304 @@
+// Package config holds Lookout's configuration: one typed struct loaded from
+// one YAML file, with defaults in one place, environment overrides for the
+// values scripts need to change, and validation that names the dotted key and
+// the rule it broke.
+//
+// Load order: defaults, then the file, then the environment, then Validate.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Config is the whole of Lookout's configuration.
+type Config struct {
+	// DataDir holds the state database, the embedded time-series store and
+	// other files the server keeps between runs.
+	DataDir   string    `yaml:"data_dir"`
+	Log       Log       `yaml:"log"`
+	HTTP      HTTP      `yaml:"http"`
+	Auth      Auth      `yaml:"auth"`
+	Bootstrap Bootstrap `yaml:"bootstrap"`
+	MQTT      MQTT      `yaml:"mqtt"`
+	TSDB      TSDB      `yaml:"tsdb"`
+	Demo      Demo      `yaml:"demo"`
+}
+
+// Log configures the server's slog output.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// HTTP configures the console's HTTP listener.
+type HTTP struct {
+	Addr              string   `yaml:"addr"`
+	MaxBodyBytes      int64    `yaml:"max_body_bytes"`
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	ShutdownTimeout   Duration `yaml:"shutdown_timeout"`
+}
+
+// Auth configures console login and the tokens it issues.
+type Auth struct {
+	TokenTTL Duration `yaml:"token_ttl"`
+	// LoginFreeFailures is how many wrong passwords in a row a user name or
+	// client address may send before each further attempt has to wait.
+	LoginFreeFailures int `yaml:"login_free_failures"`
+	// LoginBaseDelay is the first wait after the free failures; it doubles
+	// with every further failure up to LoginMaxDelay.
+	LoginBaseDelay Duration `yaml:"login_base_delay"`
+	LoginMaxDelay  Duration `yaml:"login_max_delay"`
+}
+
+// Bootstrap describes what a new data directory starts with: the root
+// organisation and its first administrator.
+type Bootstrap struct {
+	RootOrg       OrgSeed `yaml:"root_org"`
+	AdminUsername string  `yaml:"admin_username"`
+	// AdminPassword is the first admin's password. Empty means a random one,
+	// printed once at first start. Only used when the admin is created.
+	AdminPassword Secret `yaml:"admin_password"`
+}
+
+// OrgSeed names an organisation created at first start.
+type OrgSeed struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+	Kind string `yaml:"kind"`
+}
+
+// MQTT selects the broker devices talk to.
+type MQTT struct {
+	// Mode is "embedded" (an in-process broker) or "external".
+	Mode     string       `yaml:"mode"`
+	Embedded EmbeddedMQTT `yaml:"embedded"`
+	External ExternalMQTT `yaml:"external"`
+}
+
+// EmbeddedMQTT configures the in-process broker.
+type EmbeddedMQTT struct {
+	Addr string `yaml:"addr"`
+}
+
+// ExternalMQTT points at a broker Lookout does not run (Mosquitto, EMQX).
+type ExternalMQTT struct {
+	URL      string `yaml:"url"`
+	Username string `yaml:"username"`
+	Password Secret `yaml:"password"`
+	// SharedGroup is the $share group several Lookout nodes join so that each
+	// message is handled by one of them.
+	SharedGroup string `yaml:"shared_group"`
+}
+
+// TSDB selects the time-series store.
+type TSDB struct {
+	// Backend is "embedded" (SQLite next to the state database) or "influxdb".
+	Backend  string       `yaml:"backend"`
+	Embedded EmbeddedTSDB `yaml:"embedded"`
+	InfluxDB InfluxDB     `yaml:"influxdb"`
+}
+
+// EmbeddedTSDB configures the embedded time-series store.
+type EmbeddedTSDB struct {
+	Retention Duration `yaml:"retention"`
+}
+
+// InfluxDB configures the InfluxDB backend (1.8+ through its 2.x API, or 2.x).
+type InfluxDB struct {
+	URL string `yaml:"url"`
+	// Token is "user:password" for InfluxDB 1.8, an API token for 2.x.
+	Token  Secret `yaml:"token"`
+	Org    string `yaml:"org"`
+	Bucket string `yaml:"bucket"`
+}
+
+// Demo controls the built-in demo data and simulator.
+type Demo struct {
+	Enabled bool `yaml:"enabled"`
+}
+
+// Default returns the configuration used for every key a file leaves out.
+func Default() Config {
+	return Config{
+		DataDir: "data",
+		Log:     Log{Level: "info", Format: "text"},
+		HTTP: HTTP{
+			Addr:              "127.0.0.1:8080",
+			MaxBodyBytes:      1 << 20,
+			ReadHeaderTimeout: Duration(5 * time.Second),
+			ShutdownTimeout:   Duration(5 * time.Second),
+		},
+		Auth: Auth{
+			TokenTTL:          Duration(12 * time.Hour),
+			LoginFreeFailures: 5,
+			LoginBaseDelay:    Duration(time.Second),
+			LoginMaxDelay:     Duration(5 * time.Minute),
+		},
+		Bootstrap: Bootstrap{
+			RootOrg:       OrgSeed{ID: "root", Name: "Lookout", Kind: "province"},
+			AdminUsername: "admin",
+		},
+		MQTT: MQTT{
+			Mode:     "embedded",
+			Embedded: EmbeddedMQTT{Addr: "127.0.0.1:1883"},
+			External: ExternalMQTT{SharedGroup: "lookout"},
+		},
+		TSDB: TSDB{
+			Backend:  "embedded",
+			Embedded: EmbeddedTSDB{Retention: Duration(90 * 24 * time.Hour)},
+		},
+		Demo: Demo{Enabled: false},
+	}
+}
+
+// idPattern is the shape of every identifier a user chooses (organisations,
+// sites, devices, cameras): it goes into MQTT topics and URLs unescaped.
+var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// OrgKinds are the organisation kinds a seed may name.
+var OrgKinds = []string{"province", "prefecture", "county", "township", "department"}
+
+// Validate checks every value and returns the first broken rule, naming the
+// key by its dotted path.
+func (c *Config) Validate() error {
+	var errs []string
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Sprintf("'%s' %s", key, fmt.Sprintf(format, args...)))
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		bad("data_dir", "must not be empty")
+	}
+	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
+		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if !oneOf(c.Log.Format, "text", "json") {
+		bad("log.format", "must be text or json, got %q", c.Log.Format)
+	}
+	if err := checkHostPort(c.HTTP.Addr); err != nil {
+		bad("http.addr", "must be host:port, %v", err)
+	}
+	if c.HTTP.MaxBodyBytes < 1024 || c.HTTP.MaxBodyBytes > 64<<20 {
+		bad("http.max_body_bytes", "must be between 1024 and 67108864, got %d", c.HTTP.MaxBodyBytes)
+	}
+	positive(bad, "http.read_header_timeout", c.HTTP.ReadHeaderTimeout)
+	if c.HTTP.ShutdownTimeout <= 0 || c.HTTP.ShutdownTimeout.D() > 10*time.Second {
+		bad("http.shutdown_timeout", "must be more than 0 and at most 10s, got %s", c.HTTP.ShutdownTimeout)
+	}
+	if c.Auth.TokenTTL.D() < time.Minute || c.Auth.TokenTTL.D() > 30*24*time.Hour {
+		bad("auth.token_ttl", "must be between 1m and 720h, got %s", c.Auth.TokenTTL)
+	}
+	if c.Auth.LoginFreeFailures < 1 || c.Auth.LoginFreeFailures > 100 {
+		bad("auth.login_free_failures", "must be between 1 and 100, got %d", c.Auth.LoginFreeFailures)
+	}
+	positive(bad, "auth.login_base_delay", c.Auth.LoginBaseDelay)
+	if c.Auth.LoginMaxDelay < c.Auth.LoginBaseDelay {
+		bad("auth.login_max_delay", "must be at least auth.login_base_delay (%s), got %s", c.Auth.LoginBaseDelay, c.Auth.LoginMaxDelay)
+	}
+	if !idPattern.MatchString(c.Bootstrap.RootOrg.ID) {
+		bad("bootstrap.root_org.id", "must be 1-64 lowercase letters, digits, '-' or '_', starting with a letter or digit, got %q", c.Bootstrap.RootOrg.ID)
+	}
+	if strings.TrimSpace(c.Bootstrap.RootOrg.Name) == "" {
+		bad("bootstrap.root_org.name", "must not be empty")
+	}
+	if !oneOf(c.Bootstrap.RootOrg.Kind, OrgKinds...) {
+		bad("bootstrap.root_org.kind", "must be one of %s, got %q", strings.Join(OrgKinds, ", "), c.Bootstrap.RootOrg.Kind)
+	}
+	if !idPattern.MatchString(c.Bootstrap.AdminUsername) {
+		bad("bootstrap.admin_username", "must be 1-64 lowercase letters, digits, '-' or '_', got %q", c.Bootstrap.AdminUsername)
+	}
+	if p := c.Bootstrap.AdminPassword.Reveal(); p != "" && len(p) < 8 {
+		bad("bootstrap.admin_password", "must be at least 8 characters (or empty for a random one)")
+	}
+	switch c.MQTT.Mode {
+	case "embedded":
+		if err := checkHostPort(c.MQTT.Embedded.Addr); err != nil {
+			bad("mqtt.embedded.addr", "must be host:port, %v", err)
+		}
+	case "external":
+		if err := checkBrokerURL(c.MQTT.External.URL); err != nil {
+			bad("mqtt.external.url", "%v", err)
+		}
+		if c.MQTT.External.Username == "" {
+			bad("mqtt.external.username", "must be set: Lookout never connects anonymously")
+		}
+		if !idPattern.MatchString(c.MQTT.External.SharedGroup) {
+			bad("mqtt.external.shared_group", "must be 1-64 lowercase letters, digits, '-' or '_', got %q", c.MQTT.External.SharedGroup)
+		}
+	default:
+		bad("mqtt.mode", "must be embedded or external, got %q", c.MQTT.Mode)
+	}
+	switch c.TSDB.Backend {
+	case "embedded":
+		if c.TSDB.Embedded.Retention.D() < time.Hour {
+			bad("tsdb.embedded.retention", "must be at least 1h, got %s", c.TSDB.Embedded.Retention)
+		}
+	case "influxdb":
+		u, err := url.Parse(c.TSDB.InfluxDB.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("tsdb.influxdb.url", "must be an http:// or https:// URL, got %q", c.TSDB.InfluxDB.URL)
+		}
+		if c.TSDB.InfluxDB.Token.Reveal() == "" {
+			bad("tsdb.influxdb.token", "must be set (user:password for InfluxDB 1.8)")
+		}
+		if c.TSDB.InfluxDB.Bucket == "" {
+			bad("tsdb.influxdb.bucket", "must be set (database/retention-policy for InfluxDB 1.8)")
+		}
+	default:
+		bad("tsdb.backend", "must be embedded or influxdb, got %q", c.TSDB.Backend)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: errs}
+}
+
+// ValidationError lists every broken rule of a configuration.
+type ValidationError struct {
+	Problems []string
+}
+
+func (e *ValidationError) Error() string {
+	return "invalid config: " + strings.Join(e.Problems, "; ")
+}
+
+func oneOf(v string, allowed ...string) bool {
+	for _, a := range allowed {
+		if v == a {
+			return true
+		}
+	}
+	return false
+}
+
+func positive(bad func(string, string, ...any), key string, d Duration) {
+	if d <= 0 {
+		bad(key, "must be more than 0, got %s", d)
+	}
+}
+
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("got %q", addr)
+	}
+	if port == "" {
+		return fmt.Errorf("port missing in %q", addr)
+	}
+	return nil
+}
+
+func checkBrokerURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("must be a broker URL like tcp://host:1883, got %q", raw)
+	}
+	if !oneOf(u.Scheme, "tcp", "ssl", "tls", "mqtt", "mqtts", "ws", "wss") {
+		return fmt.Errorf("scheme must be tcp, ssl, tls, mqtt, mqtts, ws or wss, got %q", u.Scheme)
+	}
+	return nil
+}

@@ -1,0 +1,278 @@
+// Package server is Lookout's composition root: it builds every component
+// from the configuration, starts them in dependency order and stops them in
+// reverse. It sits at the top of the import graph; only cmd/ and end-to-end
+// tests import it.
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/lookout-cc/lookout/console/auth"
+	"github.com/lookout-cc/lookout/console/httpapi"
+	"github.com/lookout-cc/lookout/console/users"
+	"github.com/lookout-cc/lookout/ingest/broker"
+	"github.com/lookout-cc/lookout/internal/config"
+	"github.com/lookout-cc/lookout/internal/demo"
+	"github.com/lookout-cc/lookout/internal/health"
+	"github.com/lookout-cc/lookout/internal/orgs"
+	"github.com/lookout-cc/lookout/internal/sqldb"
+)
+
+// StopTimeout is the longest a graceful stop may take before the process
+// gives up on it.
+const StopTimeout = 10 * time.Second
+
+// Params are what a server is built from.
+type Params struct {
+	Config  config.Config
+	Log     *slog.Logger
+	Version string
+	// Notice receives the few lines meant for the operator's eyes rather
+	// than the log, such as the first admin's random password. nil: io.Discard.
+	Notice io.Writer
+}
+
+// Server is one Lookout process.
+//
+// Lifecycle: New, then Start once; Stop once after Start, whatever Start
+// returned. A stopped server is not restarted.
+type Server struct {
+	p       Params
+	cfg     config.Config
+	log     *slog.Logger
+	metrics *prometheus.Registry
+	health  *health.Registry
+
+	db      *sql.DB
+	orgs    *orgs.Store
+	users   *users.Store
+	signer  *auth.Signer
+	broker  *broker.Broker
+	httpSrv *http.Server
+	httpLn  net.Listener
+	httpWG  sync.WaitGroup
+
+	started []component
+}
+
+// component is one step of the start sequence and its undoing.
+type component struct {
+	name  string
+	start func(ctx context.Context) error
+	stop  func(ctx context.Context) error // nil: nothing to undo
+}
+
+// New returns a server that has not started anything yet.
+func New(p Params) *Server {
+	if p.Notice == nil {
+		p.Notice = io.Discard
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &Server{p: p, cfg: p.Config, log: p.Log, metrics: reg, health: health.NewRegistry()}
+}
+
+func (s *Server) components() []component {
+	return []component{
+		{name: "state", start: s.startState, stop: s.stopState},
+		{name: "bootstrap", start: s.bootstrap},
+		{name: "mqtt", start: s.startMQTT, stop: s.stopMQTT},
+		{name: "http", start: s.startHTTP, stop: s.stopHTTP},
+	}
+}
+
+// Start starts every component in dependency order. When one fails, those
+// already started are stopped again and the error names the component.
+func (s *Server) Start(ctx context.Context) error {
+	began := time.Now()
+	for _, c := range s.components() {
+		if err := c.start(ctx); err != nil {
+			stopCtx, cancel := context.WithTimeout(context.Background(), StopTimeout)
+			defer cancel()
+			if serr := s.Stop(stopCtx); serr != nil {
+				s.log.Error("stop after failed start", "err", serr)
+			}
+			return fmt.Errorf("start %s: %w", c.name, err)
+		}
+		s.started = append(s.started, c)
+	}
+	s.log.Info("lookout started", "version", s.p.Version, "http", s.HTTPAddr(), "mqtt", s.MQTTAddr(),
+		"data_dir", s.cfg.DataDir, "demo", s.cfg.Demo.Enabled, "took", time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+// Stop stops the started components in reverse order. It returns the errors
+// of all that failed to stop cleanly.
+func (s *Server) Stop(ctx context.Context) error {
+	var errs []error
+	for i := len(s.started) - 1; i >= 0; i-- {
+		c := s.started[i]
+		if c.stop == nil {
+			continue
+		}
+		if err := c.stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", c.name, err))
+		}
+	}
+	s.started = nil
+	return errors.Join(errs...)
+}
+
+// HTTPAddr is the console's listening address, "" before Start.
+func (s *Server) HTTPAddr() string {
+	if s.httpLn == nil {
+		return ""
+	}
+	return s.httpLn.Addr().String()
+}
+
+// MQTTAddr is the embedded broker's listening address, "" when there is none.
+func (s *Server) MQTTAddr() string {
+	if s.broker == nil {
+		return ""
+	}
+	return s.broker.Addr()
+}
+
+func (s *Server) startState(ctx context.Context) error {
+	db, err := sqldb.Open(ctx, s.cfg.DataDir, s.log.With("component", "state"))
+	if err != nil {
+		return err
+	}
+	s.db = db
+	s.health.Add("state", db.PingContext)
+	return nil
+}
+
+func (s *Server) stopState(context.Context) error {
+	s.health.Remove("state")
+	return s.db.Close()
+}
+
+// bootstrap loads the organisation tree and users, creating the root
+// organisation, the first admin and (with the demo on) the demo data in a
+// new data directory.
+func (s *Server) bootstrap(ctx context.Context) error {
+	var err error
+	if s.orgs, err = orgs.NewStore(ctx, s.db); err != nil {
+		return err
+	}
+	seed := s.cfg.Bootstrap.RootOrg
+	root, err := s.orgs.EnsureRoot(ctx, orgs.NewOrg{ID: orgs.ID(seed.ID), Name: seed.Name, Kind: seed.Kind})
+	if err != nil {
+		return fmt.Errorf("root organisation: %w", err)
+	}
+	if root.ID != orgs.ID(seed.ID) {
+		s.log.Warn("data dir has another root organisation than bootstrap.root_org; keeping it", "root", root.ID, "configured", seed.ID)
+	}
+	if s.users, err = users.NewStore(s.db, s.orgs); err != nil {
+		return err
+	}
+	admin := s.cfg.Bootstrap.AdminUsername
+	pw, err := s.users.EnsureAdmin(ctx, admin, root.ID, s.cfg.Bootstrap.AdminPassword.Reveal())
+	if err != nil {
+		return err
+	}
+	if pw != "" {
+		s.log.Info("first admin created", "user", admin, "org", root.ID)
+		if s.cfg.Bootstrap.AdminPassword == "" {
+			// Printed once, to the operator's terminal rather than the log.
+			fmt.Fprintf(s.p.Notice, "\n  First start: log in as %q with password %s\n  (printed only this once; set LOOKOUT_ADMIN_PASSWORD to choose it)\n\n", admin, pw)
+		}
+	}
+	if s.signer, err = auth.NewSigner(ctx, s.db); err != nil {
+		return err
+	}
+	if s.cfg.Demo.Enabled {
+		if _, err := demo.SeedOrgs(ctx, s.orgs, root.ID, s.log); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) startMQTT(context.Context) error {
+	if s.cfg.MQTT.Mode != "embedded" {
+		return nil
+	}
+	b, err := broker.New(broker.Params{Addr: s.cfg.MQTT.Embedded.Addr, Log: s.log.With("component", "mqtt-broker"), Metrics: s.metrics})
+	if err != nil {
+		return err
+	}
+	if err := b.Start(); err != nil {
+		b.Close()
+		return err
+	}
+	s.broker = b
+	s.health.Add("mqtt_broker", b.Check)
+	return nil
+}
+
+func (s *Server) stopMQTT(context.Context) error {
+	if s.broker == nil {
+		return nil
+	}
+	s.health.Remove("mqtt_broker")
+	return s.broker.Close()
+}
+
+func (s *Server) startHTTP(context.Context) error {
+	h, err := httpapi.New(httpapi.Params{
+		Log:          s.log.With("component", "http"),
+		Metrics:      s.metrics,
+		Health:       s.health,
+		Orgs:         s.orgs,
+		Users:        s.users,
+		Signer:       s.signer,
+		Throttle:     auth.NewThrottle(s.cfg.Auth.LoginFreeFailures, s.cfg.Auth.LoginBaseDelay.D(), s.cfg.Auth.LoginMaxDelay.D()),
+		TokenTTL:     s.cfg.Auth.TokenTTL.D(),
+		MaxBodyBytes: s.cfg.HTTP.MaxBodyBytes,
+		Version:      s.p.Version,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.cfg.HTTP.Addr)
+	if err != nil {
+		return err
+	}
+	s.httpLn = ln
+	s.httpSrv = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.cfg.HTTP.ReadHeaderTimeout.D(),
+		ErrorLog:          slog.NewLogLogger(s.log.With("component", "http").Handler(), slog.LevelWarn),
+	}
+	s.httpWG.Add(1)
+	go func() {
+		defer s.httpWG.Done()
+		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// stopHTTP lets requests in flight finish for up to http.shutdown_timeout,
+// then closes what is left.
+func (s *Server) stopHTTP(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.HTTP.ShutdownTimeout.D())
+	defer cancel()
+	err := s.httpSrv.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(err, s.httpSrv.Close())
+	}
+	s.httpWG.Wait()
+	return err
+}
