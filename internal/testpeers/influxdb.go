@@ -1,0 +1,148 @@
+package testpeers
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+)
+
+// InfluxDB is a running InfluxDB 1.8.10 with authentication on, serving the
+// 2.x write and Flux query API. Token is "user:password" and Bucket is
+// "database/retention-policy", as the 2.x API of 1.8 wants them.
+type InfluxDB struct {
+	URL    string
+	Token  string
+	Org    string
+	Bucket string
+
+	t        testing.TB
+	bin      string
+	confPath string
+	addr     string
+	mu       sync.Mutex
+	proc     *process
+}
+
+const (
+	influxUser     = "lookout"
+	influxPassword = "lookout-test-password"
+	influxDatabase = "lookout"
+)
+
+// InfluxdPath finds the influxd 1.8.10 binary: $LOOKOUT_INFLUXD, PATH, or
+// where `go install` put it.
+func InfluxdPath() (string, error) {
+	gopath := os.Getenv("GOPATH")
+	if gopath == "" {
+		home, _ := os.UserHomeDir()
+		gopath = filepath.Join(home, "go")
+	}
+	return FindBinary("influxd", "LOOKOUT_INFLUXD", filepath.Join(gopath, "bin", "influxd"))
+}
+
+// StartInfluxDB starts InfluxDB for the test, creates the user and the
+// database, and stops it when the test ends.
+func StartInfluxDB(t testing.TB) *InfluxDB {
+	t.Helper()
+	bin, err := InfluxdPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	addr := FreeAddr(t)
+	conf := fmt.Sprintf(`reporting-disabled = true
+bind-address = %q
+[meta]
+  dir = %q
+[data]
+  dir = %q
+  wal-dir = %q
+  query-log-enabled = false
+[http]
+  bind-address = %q
+  auth-enabled = true
+  flux-enabled = true
+  log-enabled = false
+[monitor]
+  store-enabled = false
+[logging]
+  level = "warn"
+[continuous_queries]
+  enabled = false
+`, FreeAddr(t), filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), addr)
+	db := &InfluxDB{URL: "http://" + addr, Token: influxUser + ":" + influxPassword, Org: "lookout",
+		Bucket: influxDatabase + "/autogen", t: t, bin: bin, addr: addr, confPath: writeFile(t, dir, "influxdb.conf", conf)}
+	db.Start()
+	t.Cleanup(db.Stop)
+	// With auth on and no user yet, InfluxDB 1.x admits exactly one query:
+	// the creation of the first admin.
+	db.query(t, "", fmt.Sprintf("CREATE USER %s WITH PASSWORD '%s' WITH ALL PRIVILEGES", influxUser, influxPassword))
+	db.query(t, influxUser, "CREATE DATABASE "+influxDatabase)
+	return db
+}
+
+func (db *InfluxDB) query(t testing.TB, user, q string) {
+	t.Helper()
+	form := url.Values{"q": {q}}
+	req, _ := http.NewRequest(http.MethodPost, db.URL+"/query", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if user != "" {
+		req.SetBasicAuth(user, influxPassword)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("influxdb %q: %v", q, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("influxdb %q: %s", q, resp.Status)
+	}
+}
+
+// Start (re)starts InfluxDB on its port with its data kept.
+func (db *InfluxDB) Start() {
+	db.t.Helper()
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.proc != nil {
+		if ok, _ := db.proc.exited(); !ok {
+			return
+		}
+	}
+	p, err := startProcess("influxd", db.bin, "run", "-config", db.confPath)
+	if err != nil {
+		db.t.Fatal(err)
+	}
+	client := influxdb2.NewClient(db.URL, db.Token)
+	defer client.Close()
+	err = p.waitFor(30*time.Second, func(ctx context.Context) error {
+		ok, err := client.Ping(ctx)
+		if err == nil && !ok {
+			err = errNotRunning
+		}
+		return err
+	})
+	if err != nil {
+		p.stop(time.Second)
+		db.t.Fatal(err)
+	}
+	db.proc = p
+}
+
+// Stop stops InfluxDB; Start brings it back with its data.
+func (db *InfluxDB) Stop() {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.proc != nil {
+		db.proc.stop(10 * time.Second)
+	}
+}
