@@ -18,7 +18,7 @@ import (
 )
 
 func mqttConnect(url, user, pass string) error {
-	o := paho.NewClientOptions().AddBroker(url).SetClientID("peer-test-"+user).SetUsername(user).SetPassword(pass).
+	o := paho.NewClientOptions().AddBroker(url).SetClientID("peer-test-" + user).SetUsername(user).SetPassword(pass).
 		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(3 * time.Second)
 	c := paho.NewClient(o)
 	tok := c.Connect()
