@@ -2,6 +2,10 @@
 // shape, strict request decoding, authentication of requests, request logs
 // and metrics. Handlers translate between HTTP and the domain packages; no
 // domain package imports gin.
+//
+// Handlers pass c.Request.Context() on, never the *gin.Context itself: gin
+// reuses its contexts once a handler returns, while database/sql may still
+// watch the context it was given from a goroutine of its own.
 package httpapi
 
 import (
@@ -58,7 +62,6 @@ func New(p Params) (http.Handler, error) {
 		return nil, err
 	}
 	r.HandleMethodNotAllowed = true
-	r.ContextWithFallback = true
 	r.Use(a.recoverer, a.observe, a.limitBody)
 	r.NoRoute(func(c *gin.Context) {
 		// Unknown /api/v1 paths answer 401 without a token rather than

@@ -48,7 +48,7 @@ func (a *API) authenticate(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	u, err := a.p.Users.Lookup(c, claims.Subject)
+	u, err := a.p.Users.Lookup(c.Request.Context(), claims.Subject)
 	if errors.Is(err, users.ErrNotFound) || (err == nil && u.Disabled) {
 		a.fail(c, auth.ErrTokenInvalid)
 		return
@@ -106,10 +106,10 @@ func (a *API) login(c *gin.Context) {
 		writeError(c, http.StatusTooManyRequests, "too_many_attempts", "", "too many failed logins; wait and try again")
 		return
 	}
-	u, err := a.p.Users.Authenticate(c, req.Username, req.Password)
+	u, err := a.p.Users.Authenticate(c.Request.Context(), req.Username, req.Password)
 	if errors.Is(err, users.ErrBadCredentials) {
 		a.p.Throttle.Fail(keys...)
-		a.p.Log.WarnContext(c, "login failed", "user", req.Username, "client", c.ClientIP())
+		a.p.Log.WarnContext(c.Request.Context(), "login failed", "user", req.Username, "client", c.ClientIP())
 		a.fail(c, err)
 		return
 	}
@@ -123,7 +123,7 @@ func (a *API) login(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.p.Log.InfoContext(c, "login", "user", u.ID, "org", u.OrgID, "client", c.ClientIP())
+	a.p.Log.InfoContext(c.Request.Context(), "login", "user", u.ID, "org", u.OrgID, "client", c.ClientIP())
 	c.JSON(http.StatusOK, loginResponse{Token: token, ExpiresAt: exp.UTC(), User: u})
 }
 
@@ -135,7 +135,7 @@ type meResponse struct {
 
 func (a *API) me(c *gin.Context) {
 	p := mustPrincipal(c)
-	u, err := a.p.Users.Lookup(c, p.UserID)
+	u, err := a.p.Users.Lookup(c.Request.Context(), p.UserID)
 	if err != nil {
 		a.fail(c, err)
 		return

@@ -47,6 +47,6 @@ func (a *API) fail(c *gin.Context, err error) {
 			return
 		}
 	}
-	a.p.Log.ErrorContext(c, "request failed", "route", c.FullPath(), "err", err)
+	a.p.Log.ErrorContext(c.Request.Context(), "request failed", "route", c.FullPath(), "err", err)
 	writeError(c, http.StatusInternalServerError, "internal", "", "internal error")
 }

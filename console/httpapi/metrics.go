@@ -62,7 +62,7 @@ func (a *API) observe(c *gin.Context) {
 	if p, ok := principalOf(c); ok {
 		attrs = append(attrs, slog.String("user", p.UserID))
 	}
-	a.p.Log.LogAttrs(c, level, "http request", attrs...)
+	a.p.Log.LogAttrs(c.Request.Context(), level, "http request", attrs...)
 }
 
 // recoverer turns a panic in a handler into a logged 500 with the JSON error
@@ -73,7 +73,7 @@ func (a *API) recoverer(c *gin.Context) {
 			if r == http.ErrAbortHandler {
 				panic(r)
 			}
-			a.p.Log.ErrorContext(c, "handler panic", "route", c.FullPath(), "panic", r)
+			a.p.Log.ErrorContext(c.Request.Context(), "handler panic", "route", c.FullPath(), "panic", r)
 			writeError(c, http.StatusInternalServerError, "internal", "", "internal error")
 		}
 	}()

@@ -22,7 +22,7 @@ func list[T any](items []T) listResponse[T] {
 }
 
 func (a *API) healthz(c *gin.Context) {
-	st, ok := a.p.Health.Run(c)
+	st, ok := a.p.Health.Run(c.Request.Context())
 	status := http.StatusOK
 	word := "ok"
 	if !ok {
@@ -50,17 +50,17 @@ func (a *API) createOrg(c *gin.Context) {
 		return
 	}
 	p := mustPrincipal(c)
-	o, err := a.p.Orgs.Create(c, p.Scope, in)
+	o, err := a.p.Orgs.Create(c.Request.Context(), p.Scope, in)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	a.p.Log.InfoContext(c, "org created", "org", o.ID, "parent", o.ParentID, "by", p.UserID)
+	a.p.Log.InfoContext(c.Request.Context(), "org created", "org", o.ID, "parent", o.ParentID, "by", p.UserID)
 	c.JSON(http.StatusCreated, o)
 }
 
 func (a *API) listUsers(c *gin.Context) {
-	us, err := a.p.Users.List(c, mustPrincipal(c).Scope, orgs.ID(c.Query("org_id")))
+	us, err := a.p.Users.List(c.Request.Context(), mustPrincipal(c).Scope, orgs.ID(c.Query("org_id")))
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -69,7 +69,7 @@ func (a *API) listUsers(c *gin.Context) {
 }
 
 func (a *API) getUser(c *gin.Context) {
-	u, err := a.p.Users.Get(c, mustPrincipal(c).Scope, c.Param("id"))
+	u, err := a.p.Users.Get(c.Request.Context(), mustPrincipal(c).Scope, c.Param("id"))
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -83,12 +83,12 @@ func (a *API) createUser(c *gin.Context) {
 		return
 	}
 	p := mustPrincipal(c)
-	u, err := a.p.Users.Create(c, p.Scope, in)
+	u, err := a.p.Users.Create(c.Request.Context(), p.Scope, in)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	a.p.Log.InfoContext(c, "user created", "user", u.ID, "org", u.OrgID, "role", u.Role, "by", p.UserID)
+	a.p.Log.InfoContext(c.Request.Context(), "user created", "user", u.ID, "org", u.OrgID, "role", u.Role, "by", p.UserID)
 	c.JSON(http.StatusCreated, u)
 }
 
@@ -98,11 +98,11 @@ func (a *API) updateUser(c *gin.Context) {
 		return
 	}
 	p := mustPrincipal(c)
-	u, err := a.p.Users.Update(c, p.Scope, p.UserID, c.Param("id"), patch)
+	u, err := a.p.Users.Update(c.Request.Context(), p.Scope, p.UserID, c.Param("id"), patch)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	a.p.Log.InfoContext(c, "user updated", "user", u.ID, "by", p.UserID)
+	a.p.Log.InfoContext(c.Request.Context(), "user updated", "user", u.ID, "by", p.UserID)
 	c.JSON(http.StatusOK, u)
 }

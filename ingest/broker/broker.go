@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -59,6 +60,7 @@ type Broker struct {
 	listener        *listeners.TCP
 	servicePassword string
 	refused         *prometheus.CounterVec
+	closeOnce       sync.Once
 }
 
 // New builds a broker; it does not listen until Start.
@@ -89,8 +91,13 @@ func (b *Broker) Start() error {
 	return b.srv.Serve()
 }
 
-// Close disconnects every client and closes the listener.
-func (b *Broker) Close() error { return b.srv.Close() }
+// Close disconnects every client and closes the listener. Calls after the
+// first do nothing.
+func (b *Broker) Close() error {
+	var err error
+	b.closeOnce.Do(func() { err = b.srv.Close() })
+	return err
+}
 
 // Addr is the address the broker listens on (with the real port when the
 // configured one was 0).

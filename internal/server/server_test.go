@@ -1,0 +1,172 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/lookout-cc/lookout/internal/config"
+)
+
+// Every test here checks, at the end, that stopped servers left no goroutine
+// behind.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func testConfig(t *testing.T, dataDir string) config.Config {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = dataDir
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.MQTT.Embedded.Addr = "127.0.0.1:0"
+	cfg.Bootstrap.RootOrg = config.OrgSeed{ID: "yn", Name: "云南省", Kind: "province"}
+	cfg.Demo.Enabled = true
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func start(t *testing.T, cfg config.Config, notice io.Writer) *Server {
+	t.Helper()
+	s := New(Params{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test", Notice: notice})
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func stop(t *testing.T, s *Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), StopTimeout)
+	defer cancel()
+	if err := s.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// client makes requests without keeping connections, so no goroutine of
+// the HTTP client outlives the test.
+var client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+
+func getJSON(t *testing.T, method, url, token string, body any) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		js, _ := json.Marshal(body)
+		rd = bytes.NewReader(js)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func TestFirstStartRestartAndStop(t *testing.T) {
+	dir := t.TempDir()
+	var notice bytes.Buffer
+	s := start(t, testConfig(t, dir), &notice)
+	base := "http://" + s.HTTPAddr()
+
+	// The first start printed a random admin password, once.
+	out := notice.String()
+	i := strings.Index(out, "with password ")
+	if i < 0 {
+		t.Fatalf("no password printed: %q", out)
+	}
+	password := strings.Fields(out[i+len("with password "):])[0]
+
+	status, health := getJSON(t, "GET", base+"/healthz", "", nil)
+	if status != 200 || health["status"] != "ok" {
+		t.Fatalf("healthz %d %v", status, health)
+	}
+	status, login := getJSON(t, "POST", base+"/api/v1/auth/login", "", map[string]string{"username": "admin", "password": password})
+	if status != 200 {
+		t.Fatalf("login %d %v", status, login)
+	}
+	token := login["token"].(string)
+	status, list := getJSON(t, "GET", base+"/api/v1/orgs", token, nil)
+	if status != 200 || list["item_count"].(float64) != 6 {
+		t.Fatalf("demo orgs: %d %v", status, list)
+	}
+
+	// A component that goes down is named by /healthz.
+	if err := s.broker.Close(); err != nil {
+		t.Fatal(err)
+	}
+	status, health = getJSON(t, "GET", base+"/healthz", "", nil)
+	comps, _ := json.Marshal(health["components"])
+	if status != 503 || health["status"] != "unavailable" || !strings.Contains(string(comps), `{"error":"mqtt listener not accepting connections","name":"mqtt_broker","ok":false}`) {
+		t.Fatalf("healthz with the broker down: %d %s", status, comps)
+	}
+	stop(t, s)
+
+	// Restart on the same data: no new password, the old token still
+	// works, the demo data is not duplicated.
+	notice.Reset()
+	s = start(t, testConfig(t, dir), &notice)
+	defer stop(t, s)
+	if strings.Contains(notice.String(), "password") {
+		t.Fatalf("second start printed a password: %q", notice.String())
+	}
+	base = "http://" + s.HTTPAddr()
+	status, list = getJSON(t, "GET", base+"/api/v1/orgs", token, nil)
+	if status != 200 || list["item_count"].(float64) != 6 {
+		t.Fatalf("after restart: %d %v", status, list)
+	}
+}
+
+func TestAdminPasswordFromConfig(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Bootstrap.AdminPassword = "chosen-password"
+	cfg.Demo.Enabled = false
+	var notice bytes.Buffer
+	s := start(t, cfg, &notice)
+	defer stop(t, s)
+	if notice.Len() != 0 {
+		t.Fatalf("printed %q although the password was given", notice.String())
+	}
+	status, _ := getJSON(t, "POST", "http://"+s.HTTPAddr()+"/api/v1/auth/login", "", map[string]string{"username": "admin", "password": "chosen-password"})
+	if status != 200 {
+		t.Fatalf("login with the configured password: %d", status)
+	}
+	status, list := getJSON(t, "GET", "http://"+s.HTTPAddr()+"/api/v1/orgs", "", nil)
+	if status != 401 {
+		t.Fatalf("orgs without token: %d %v", status, list)
+	}
+}
+
+// A start that fails part way stops what it had started, and says which
+// component failed.
+func TestFailedStartUndoesItself(t *testing.T) {
+	first := start(t, testConfig(t, t.TempDir()), nil)
+	defer stop(t, first)
+	cfg := testConfig(t, t.TempDir())
+	cfg.HTTP.Addr = first.HTTPAddr() // taken
+	s := New(Params{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	err := s.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "start http") || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("start on a taken port: %v", err)
+	}
+	if s.started != nil {
+		t.Fatalf("components left started: %v", s.started)
+	}
+}
