@@ -97,12 +97,6 @@ func (r response) errCode() string {
 	return c
 }
 
-func (r response) errField() string {
-	e, _ := r.body["error"].(map[string]any)
-	c, _ := e["field"].(string)
-	return c
-}
-
 // do sends a request; body may be a string (sent as is) or a value (sent as
 // JSON).
 func (e *env) do(method, path, token string, body any) response {
