@@ -12,7 +12,9 @@ import (
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func mustDB(t *testing.T) *sql.DB {
+func mustDB(t *testing.T) *sql.DB { return mustDBF(t) }
+
+func mustDBF(t testing.TB) *sql.DB {
 	t.Helper()
 	db, err := sqldb.Open(context.Background(), t.TempDir(), discardLogger())
 	if err != nil {

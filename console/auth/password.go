@@ -66,7 +66,10 @@ func VerifyPassword(hash, p string) (bool, error) {
 	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
 		return false, fmt.Errorf("password hash: unsupported version %q", parts[2])
 	}
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &mem, &iters, &threads); err != nil || mem == 0 || iters == 0 || threads == 0 || mem > 1<<20 {
+	// Bounds on the parameters a stored hash may ask for, so that a damaged
+	// row cannot make one login take minutes or gigabytes.
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &mem, &iters, &threads); err != nil ||
+		mem < 8 || mem > 64*1024 || iters == 0 || iters > 10 || threads == 0 || threads > 8 {
 		return false, fmt.Errorf("password hash: bad parameters %q", parts[3])
 	}
 	b64 := base64.RawStdEncoding
