@@ -90,6 +90,10 @@ type ExternalMQTT struct {
 	URL      string `yaml:"url"`
 	Username string `yaml:"username"`
 	Password Secret `yaml:"password"`
+	// ClientID is the server's MQTT client id at this broker; it must stay
+	// the same across restarts for the broker to keep the session. Empty:
+	// "lookout-" and the host name.
+	ClientID string `yaml:"client_id"`
 	// SharedGroup is the $share group several Lookout nodes join so that each
 	// message is handled by one of them.
 	SharedGroup string `yaml:"shared_group"`
@@ -225,6 +229,9 @@ func (c *Config) Validate() error {
 		}
 		if c.MQTT.External.Username == "" {
 			bad("mqtt.external.username", "must be set: Lookout never connects anonymously")
+		}
+		if id := c.MQTT.External.ClientID; id != "" && !idPattern.MatchString(id) {
+			bad("mqtt.external.client_id", "must be 1-64 lowercase letters, digits, '-' or '_', got %q", id)
 		}
 		if !idPattern.MatchString(c.MQTT.External.SharedGroup) {
 			bad("mqtt.external.shared_group", "must be 1-64 lowercase letters, digits, '-' or '_', got %q", c.MQTT.External.SharedGroup)

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -23,6 +24,8 @@ import (
 	"github.com/lookout-cc/lookout/console/httpapi"
 	"github.com/lookout-cc/lookout/console/users"
 	"github.com/lookout-cc/lookout/ingest/broker"
+	"github.com/lookout-cc/lookout/ingest/mqtt"
+	"github.com/lookout-cc/lookout/ingest/tsdb"
 	"github.com/lookout-cc/lookout/internal/config"
 	"github.com/lookout-cc/lookout/internal/demo"
 	"github.com/lookout-cc/lookout/internal/health"
@@ -60,6 +63,8 @@ type Server struct {
 	users   *users.Store
 	signer  *auth.Signer
 	broker  *broker.Broker
+	mqtt    *mqtt.Client
+	influx  *tsdb.Influx
 	httpSrv *http.Server
 	httpLn  net.Listener
 	httpWG  sync.WaitGroup
@@ -88,7 +93,9 @@ func (s *Server) components() []component {
 	return []component{
 		{name: "state", start: s.startState, stop: s.stopState},
 		{name: "bootstrap", start: s.bootstrap},
-		{name: "mqtt", start: s.startMQTT, stop: s.stopMQTT},
+		{name: "mqtt broker", start: s.startMQTT, stop: s.stopMQTT},
+		{name: "mqtt client", start: s.startMQTTClient, stop: s.stopMQTTClient},
+		{name: "tsdb", start: s.startTSDB, stop: s.stopTSDB},
 		{name: "http", start: s.startHTTP, stop: s.stopHTTP},
 	}
 }
@@ -226,6 +233,56 @@ func (s *Server) stopMQTT(context.Context) error {
 	}
 	s.health.Remove("mqtt_broker")
 	return s.broker.Close()
+}
+
+// startMQTTClient connects the server's own MQTT client: to the embedded
+// broker with the service credentials, or to the external broker.
+func (s *Server) startMQTTClient(context.Context) error {
+	p := mqtt.Params{Log: s.log.With("component", "mqtt-client"), Metrics: s.metrics}
+	if s.broker != nil {
+		p.URL = "tcp://" + s.broker.Addr()
+		p.Username, p.Password = s.broker.ServiceCredentials()
+		p.ClientID = "lookout-server"
+	} else {
+		ext := s.cfg.MQTT.External
+		p.URL, p.Username, p.Password, p.ClientID = ext.URL, ext.Username, ext.Password.Reveal(), ext.ClientID
+		if p.ClientID == "" {
+			host, _ := os.Hostname()
+			p.ClientID = "lookout-" + host
+		}
+	}
+	c, err := mqtt.New(p)
+	if err != nil {
+		return err
+	}
+	c.Start()
+	s.mqtt = c
+	s.health.Add("mqtt_client", c.Check)
+	return nil
+}
+
+func (s *Server) stopMQTTClient(context.Context) error {
+	s.health.Remove("mqtt_client")
+	s.mqtt.Close()
+	return nil
+}
+
+func (s *Server) startTSDB(context.Context) error {
+	if s.cfg.TSDB.Backend != "influxdb" {
+		return nil
+	}
+	in := s.cfg.TSDB.InfluxDB
+	s.influx = tsdb.NewInflux(tsdb.InfluxParams{URL: in.URL, Token: in.Token.Reveal(), Org: in.Org, Bucket: in.Bucket})
+	s.health.Add("tsdb", s.influx.Check)
+	return nil
+}
+
+func (s *Server) stopTSDB(context.Context) error {
+	if s.influx != nil {
+		s.health.Remove("tsdb")
+		s.influx.Close()
+	}
+	return nil
 }
 
 func (s *Server) startHTTP(context.Context) error {
