@@ -7,9 +7,9 @@ package mqtt
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"crypto/tls"
 	"log/slog"
 	"net/url"
 	"sync"
