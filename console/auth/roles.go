@@ -36,14 +36,17 @@ const (
 	PermOrgsWrite  Permission = "orgs:write"
 	PermUsersRead  Permission = "users:read"
 	PermUsersWrite Permission = "users:write"
+	// Sites, devices and their telemetry.
+	PermDevicesRead  Permission = "devices:read"
+	PermDevicesWrite Permission = "devices:write"
 )
 
 var rolePermissions = map[Role][]Permission{
-	RoleAdmin:          {PermOrgsRead, PermOrgsWrite, PermUsersRead, PermUsersWrite},
-	RoleCommander:      {PermOrgsRead, PermUsersRead},
-	RoleOperator:       {PermOrgsRead},
+	RoleAdmin:          {PermOrgsRead, PermOrgsWrite, PermUsersRead, PermUsersWrite, PermDevicesRead, PermDevicesWrite},
+	RoleCommander:      {PermOrgsRead, PermUsersRead, PermDevicesRead},
+	RoleOperator:       {PermOrgsRead, PermDevicesRead},
 	RoleHearingOfficer: {PermOrgsRead},
-	RoleViewer:         {PermOrgsRead},
+	RoleViewer:         {PermOrgsRead, PermDevicesRead},
 }
 
 // Can reports whether role r grants permission p.

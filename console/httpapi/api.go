@@ -20,6 +20,7 @@ import (
 
 	"github.com/lookout-cc/lookout/console/auth"
 	"github.com/lookout-cc/lookout/console/users"
+	"github.com/lookout-cc/lookout/devices"
 	"github.com/lookout-cc/lookout/internal/health"
 	"github.com/lookout-cc/lookout/internal/orgs"
 )
@@ -31,6 +32,7 @@ type Params struct {
 	Health   *health.Registry
 	Orgs     *orgs.Store
 	Users    *users.Store
+	Devices  *devices.Registry
 	Signer   *auth.Signer
 	Throttle *auth.Throttle
 	TokenTTL time.Duration
@@ -92,5 +94,11 @@ func New(p Params) (http.Handler, error) {
 	authed.POST("/users", a.require(auth.PermUsersWrite), a.createUser)
 	authed.GET("/users/:id", a.require(auth.PermUsersRead), a.getUser)
 	authed.PATCH("/users/:id", a.require(auth.PermUsersWrite), a.updateUser)
+	authed.GET("/sites", a.require(auth.PermDevicesRead), a.listSites)
+	authed.POST("/sites", a.require(auth.PermDevicesWrite), a.createSite)
+	authed.GET("/sites/:id", a.require(auth.PermDevicesRead), a.getSite)
+	authed.GET("/devices", a.require(auth.PermDevicesRead), a.listDevices)
+	authed.POST("/devices", a.require(auth.PermDevicesWrite), a.createDevice)
+	authed.GET("/devices/:id", a.require(auth.PermDevicesRead), a.getDevice)
 	return r, nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/lookout-cc/lookout/console/auth"
 	"github.com/lookout-cc/lookout/console/httpapi"
 	"github.com/lookout-cc/lookout/console/users"
+	"github.com/lookout-cc/lookout/devices"
 	"github.com/lookout-cc/lookout/ingest/broker"
 	"github.com/lookout-cc/lookout/ingest/mqtt"
 	"github.com/lookout-cc/lookout/ingest/tsdb"
@@ -58,16 +59,17 @@ type Server struct {
 	metrics *prometheus.Registry
 	health  *health.Registry
 
-	db      *sql.DB
-	orgs    *orgs.Store
-	users   *users.Store
-	signer  *auth.Signer
-	broker  *broker.Broker
-	mqtt    *mqtt.Client
-	influx  *tsdb.Influx
-	httpSrv *http.Server
-	httpLn  net.Listener
-	httpWG  sync.WaitGroup
+	db       *sql.DB
+	orgs     *orgs.Store
+	users    *users.Store
+	registry *devices.Registry
+	signer   *auth.Signer
+	broker   *broker.Broker
+	mqtt     *mqtt.Client
+	influx   *tsdb.Influx
+	httpSrv  *http.Server
+	httpLn   net.Listener
+	httpWG   sync.WaitGroup
 
 	started []component
 }
@@ -202,6 +204,9 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if s.signer, err = auth.NewSigner(ctx, s.db); err != nil {
 		return err
 	}
+	if s.registry, err = devices.NewRegistry(ctx, s.db, s.orgs); err != nil {
+		return err
+	}
 	if s.cfg.Demo.Enabled {
 		if _, err := demo.SeedOrgs(ctx, s.orgs, root.ID, s.log); err != nil {
 			return err
@@ -214,7 +219,8 @@ func (s *Server) startMQTT(context.Context) error {
 	if s.cfg.MQTT.Mode != "embedded" {
 		return nil
 	}
-	b, err := broker.New(broker.Params{Addr: s.cfg.MQTT.Embedded.Addr, Log: s.log.With("component", "mqtt-broker"), Metrics: s.metrics})
+	b, err := broker.New(broker.Params{Addr: s.cfg.MQTT.Embedded.Addr, Log: s.log.With("component", "mqtt-broker"), Metrics: s.metrics,
+		Devices: s.registry})
 	if err != nil {
 		return err
 	}
@@ -292,6 +298,7 @@ func (s *Server) startHTTP(context.Context) error {
 		Health:       s.health,
 		Orgs:         s.orgs,
 		Users:        s.users,
+		Devices:      s.registry,
 		Signer:       s.signer,
 		Throttle:     auth.NewThrottle(s.cfg.Auth.LoginFreeFailures, s.cfg.Auth.LoginBaseDelay.D(), s.cfg.Auth.LoginMaxDelay.D()),
 		TokenTTL:     s.cfg.Auth.TokenTTL.D(),

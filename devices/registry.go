@@ -1,0 +1,204 @@
+package devices
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lookout-cc/lookout/internal/errclass"
+	"github.com/lookout-cc/lookout/internal/orgs"
+)
+
+// Registry keeps sites and devices in the state database, with an in-memory
+// index of devices for the hot paths (MQTT authentication, topic checks,
+// telemetry validation), which must not query per message.
+type Registry struct {
+	db   *sql.DB
+	orgs *orgs.Store
+	now  func() time.Time
+
+	mu      sync.RWMutex
+	devices map[ID]*entry
+}
+
+type entry struct {
+	dev    Device
+	secret []byte // SHA-256 of the MQTT password; nil: no MQTT access
+}
+
+// NewRegistry loads the device index from db.
+func NewRegistry(ctx context.Context, db *sql.DB, tree *orgs.Store) (*Registry, error) {
+	r := &Registry{db: db, orgs: tree, now: time.Now, devices: map[ID]*entry{}}
+	rows, err := db.QueryContext(ctx, `SELECT `+deviceColumns+`, mqtt_secret_hash FROM devices`)
+	if err != nil {
+		return nil, fmt.Errorf("load devices: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e entry
+		if e.dev, err = scanDevice(rows, &e.secret); err != nil {
+			return nil, fmt.Errorf("load devices: %w", err)
+		}
+		r.devices[e.dev.ID] = &e
+	}
+	return r, rows.Err()
+}
+
+const siteColumns = `id, name, kind, org_id, lat, lon, created_at`
+
+func scanSite(row interface{ Scan(...any) error }) (Site, error) {
+	var s Site
+	var created int64
+	err := row.Scan(&s.ID, &s.Name, &s.Kind, &s.OrgID, &s.Lat, &s.Lon, &created)
+	s.CreatedAt = time.UnixMilli(created)
+	return s, err
+}
+
+const deviceColumns = `id, kind, name, site_id, org_id, lat, lon, meta, created_at`
+
+func scanDevice(row interface{ Scan(...any) error }, extra ...any) (Device, error) {
+	var d Device
+	var created int64
+	var meta string
+	err := row.Scan(append([]any{&d.ID, &d.Kind, &d.Name, &d.SiteID, &d.OrgID, &d.Lat, &d.Lon, &meta, &created}, extra...)...)
+	d.CreatedAt = time.UnixMilli(created)
+	if err == nil && meta != "{}" {
+		err = json.Unmarshal([]byte(meta), &d.Meta)
+	}
+	return d, err
+}
+
+// CreateSite adds a site owned by an organisation inside scope.
+func (r *Registry) CreateSite(ctx context.Context, scope orgs.Scope, in NewSite) (Site, error) {
+	if err := in.validate(); err != nil {
+		return Site{}, err
+	}
+	if err := r.orgs.CheckInScope(scope, in.OrgID, "org_id"); err != nil {
+		return Site{}, err
+	}
+	s := Site{ID: in.ID, Name: strings.TrimSpace(in.Name), Kind: in.Kind, OrgID: in.OrgID, Lat: in.Lat, Lon: in.Lon,
+		CreatedAt: r.now().Truncate(time.Millisecond)}
+	res, err := r.db.ExecContext(ctx, `INSERT INTO sites(`+siteColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
+		s.ID, s.Name, s.Kind, s.OrgID, s.Lat, s.Lon, s.CreatedAt.UnixMilli())
+	if err != nil {
+		return Site{}, fmt.Errorf("insert site: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return Site{}, ErrSiteExists
+	}
+	return s, nil
+}
+
+// GetSite returns a site inside scope.
+func (r *Registry) GetSite(ctx context.Context, scope orgs.Scope, id SiteID) (Site, error) {
+	s, err := scanSite(r.db.QueryRowContext(ctx, `SELECT `+siteColumns+` FROM sites WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Site{}, ErrSiteNotFound
+	}
+	if err != nil {
+		return Site{}, err
+	}
+	if !r.orgs.Contains(scope, s.OrgID) {
+		return Site{}, orgs.ErrOutOfScope
+	}
+	return s, nil
+}
+
+// ListSites returns the sites inside scope.
+func (r *Registry) ListSites(ctx context.Context, scope orgs.Scope) ([]Site, error) {
+	cond, args := scope.SQL("org_id")
+	rows, err := r.db.QueryContext(ctx, `SELECT `+siteColumns+` FROM sites WHERE `+cond+` ORDER BY id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Site{}
+	for rows.Next() {
+		s, err := scanSite(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// CreateDevice adds a device at a site inside scope and returns it with its
+// MQTT credentials. The password is shown only here: only its hash is kept.
+func (r *Registry) CreateDevice(ctx context.Context, scope orgs.Scope, in NewDevice) (Device, Credentials, error) {
+	if err := in.validate(); err != nil {
+		return Device{}, Credentials{}, err
+	}
+	site, err := r.GetSite(ctx, scope, in.SiteID)
+	if errors.Is(err, ErrSiteNotFound) {
+		return Device{}, Credentials{}, errclass.Invalidf("site_id", "no such site")
+	}
+	if err != nil {
+		return Device{}, Credentials{}, err
+	}
+	creds, secret := newCredentials(in.ID)
+	d := Device{ID: in.ID, Kind: in.Kind, Name: strings.TrimSpace(in.Name), SiteID: site.ID, OrgID: site.OrgID,
+		Lat: in.Lat, Lon: in.Lon, Meta: in.Meta, CreatedAt: r.now().Truncate(time.Millisecond)}
+	if err := r.insertDevice(ctx, d, secret); err != nil {
+		return Device{}, Credentials{}, err
+	}
+	return d, creds, nil
+}
+
+func (r *Registry) insertDevice(ctx context.Context, d Device, secret []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.devices[d.ID]; dup {
+		return ErrDeviceExists
+	}
+	_, err := r.db.ExecContext(ctx, `INSERT INTO devices(`+deviceColumns+`, mqtt_secret_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.ID, d.Kind, d.Name, d.SiteID, d.OrgID, d.Lat, d.Lon, encodeMeta(d.Meta), d.CreatedAt.UnixMilli(), secret)
+	if err != nil {
+		return fmt.Errorf("insert device: %w", err)
+	}
+	r.devices[d.ID] = &entry{dev: d, secret: secret}
+	return nil
+}
+
+// GetDevice returns a device inside scope.
+func (r *Registry) GetDevice(scope orgs.Scope, id ID) (Device, error) {
+	d, ok := r.Lookup(id)
+	if !ok {
+		return Device{}, ErrDeviceNotFound
+	}
+	if !r.orgs.Contains(scope, d.OrgID) {
+		return Device{}, orgs.ErrOutOfScope
+	}
+	return d, nil
+}
+
+// ListDevices returns the devices inside scope, optionally of one site.
+func (r *Registry) ListDevices(scope orgs.Scope, site SiteID) []Device {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := []Device{}
+	for _, e := range r.devices {
+		if (site == "" || e.dev.SiteID == site) && r.orgs.Contains(scope, e.dev.OrgID) {
+			out = append(out, e.dev)
+		}
+	}
+	slicesSortByID(out)
+	return out
+}
+
+// Lookup returns a device regardless of scope, for ingestion and the
+// broker, never for answering a user.
+func (r *Registry) Lookup(id ID) (Device, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e, ok := r.devices[id]
+	if !ok {
+		return Device{}, false
+	}
+	return e.dev, true
+}

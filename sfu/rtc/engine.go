@@ -1,0 +1,159 @@
+// Package rtc builds the pion WebRTC API that every Lookout peer connection
+// is made with: the codecs command rooms and phones speak (Opus, H.264,
+// VP8), the interceptors that keep media usable on weak links (NACK
+// retransmission, RTCP reports, transport-wide congestion control feedback,
+// simulcast header extensions), and ICE on one UDP port shared by every
+// session, with ICE-TCP as the fallback for networks that block UDP.
+//
+// One port for all sessions is what a county's firewall team can open; it is
+// also what MediaMTX and LiveKit do.
+package rtc
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+)
+
+// Params configure the engine.
+type Params struct {
+	// UDPAddr is the single UDP port for every session's ICE, e.g.
+	// "0.0.0.0:7882".
+	UDPAddr string
+	// TCPAddr is the ICE-TCP fallback port; "" turns ICE-TCP off.
+	TCPAddr string
+	// PublicIPs are advertised as host candidates in place of the local
+	// addresses, for a server behind 1:1 NAT.
+	PublicIPs []string
+	Log       *slog.Logger
+}
+
+// Engine owns the ICE sockets and the configured API.
+//
+// Lifecycle: New opens the sockets; Close closes them, after which the
+// peer connections made by the engine no longer carry media.
+type Engine struct {
+	api    *webrtc.API
+	udp    net.PacketConn
+	tcp    net.Listener
+	udpMux ice.UDPMux
+	tcpMux ice.TCPMux
+}
+
+// New opens the ICE sockets and builds the API.
+func New(p Params) (*Engine, error) {
+	e := &Engine{}
+	logs := slogFactory{log: p.Log}
+	var err error
+	if e.udp, err = net.ListenPacket("udp", p.UDPAddr); err != nil {
+		return nil, fmt.Errorf("webrtc udp port: %w", err)
+	}
+	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("ice-udp"), e.udp)
+
+	var se webrtc.SettingEngine
+	se.LoggerFactory = logs
+	se.SetICEUDPMux(e.udpMux)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if p.TCPAddr != "" {
+		if e.tcp, err = net.Listen("tcp", p.TCPAddr); err != nil {
+			e.Close()
+			return nil, fmt.Errorf("webrtc tcp port: %w", err)
+		}
+		e.tcpMux = webrtc.NewICETCPMux(logs.NewLogger("ice-tcp"), e.tcp, 8)
+		se.SetICETCPMux(e.tcpMux)
+		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	se.SetNetworkTypes(networks)
+	if host, _, _ := net.SplitHostPort(p.UDPAddr); net.ParseIP(host).IsLoopback() {
+		// Bound to loopback on purpose (tests, a same-host proxy): offer it.
+		se.SetIncludeLoopbackCandidate(true)
+	}
+	if len(p.PublicIPs) > 0 {
+		rule := webrtc.ICEAddressRewriteRule{External: p.PublicIPs, AsCandidateType: webrtc.ICECandidateTypeHost, Mode: webrtc.ICEAddressRewriteReplace}
+		if err := se.SetICEAddressRewriteRules(rule); err != nil {
+			e.Close()
+			return nil, fmt.Errorf("webrtc public ips: %w", err)
+		}
+	}
+
+	var me webrtc.MediaEngine
+	if err := registerCodecs(&me); err != nil {
+		e.Close()
+		return nil, err
+	}
+	var ir interceptor.Registry
+	if err := webrtc.RegisterDefaultInterceptors(&me, &ir); err != nil {
+		e.Close()
+		return nil, err
+	}
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: audioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		e.Close()
+		return nil, err
+	}
+	e.api = webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(&ir))
+	return e, nil
+}
+
+// audioLevelURI is the client-to-mixer audio level extension (RFC 6464),
+// which active-speaker detection reads.
+const audioLevelURI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+
+// registerCodecs offers Opus, H.264 (constrained baseline and baseline,
+// packetization mode 1, as IP cameras and phones send) and VP8, with NACK,
+// PLI, FIR and TWCC feedback on video.
+func registerCodecs(me *webrtc.MediaEngine) error {
+	videoFeedback := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	codecs := []struct {
+		params webrtc.RTPCodecParameters
+		kind   webrtc.RTPCodecType
+	}{
+		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111}, webrtc.RTPCodecTypeAudio},
+		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: videoFeedback}, PayloadType: 102}, webrtc.RTPCodecTypeVideo},
+		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", RTCPFeedback: videoFeedback}, PayloadType: 106}, webrtc.RTPCodecTypeVideo},
+		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback}, PayloadType: 96}, webrtc.RTPCodecTypeVideo},
+	}
+	for _, c := range codecs {
+		if err := me.RegisterCodec(c.params, c.kind); err != nil {
+			return fmt.Errorf("register %s: %w", c.params.MimeType, err)
+		}
+	}
+	return nil
+}
+
+// NewPeerConnection makes a peer connection on the engine's sockets.
+func (e *Engine) NewPeerConnection() (*webrtc.PeerConnection, error) {
+	return e.api.NewPeerConnection(webrtc.Configuration{})
+}
+
+// UDPAddr is the shared ICE UDP address.
+func (e *Engine) UDPAddr() net.Addr { return e.udp.LocalAddr() }
+
+// TCPAddr is the ICE-TCP address, nil when ICE-TCP is off.
+func (e *Engine) TCPAddr() net.Addr {
+	if e.tcp == nil {
+		return nil
+	}
+	return e.tcp.Addr()
+}
+
+// Close closes the ICE sockets.
+func (e *Engine) Close() error {
+	var errs []error
+	if e.tcpMux != nil {
+		errs = append(errs, e.tcpMux.Close())
+	} else if e.tcp != nil {
+		errs = append(errs, e.tcp.Close())
+	}
+	if e.udpMux != nil {
+		errs = append(errs, e.udpMux.Close())
+	} else if e.udp != nil {
+		errs = append(errs, e.udp.Close())
+	}
+	return errors.Join(errs...)
+}
