@@ -66,7 +66,7 @@ type Server struct {
 	signer   *auth.Signer
 	broker   *broker.Broker
 	mqtt     *mqtt.Client
-	influx   *tsdb.Influx
+	tsdb     tsdb.Store
 	httpSrv  *http.Server
 	httpLn   net.Listener
 	httpWG   sync.WaitGroup
@@ -273,22 +273,27 @@ func (s *Server) stopMQTTClient(context.Context) error {
 	return nil
 }
 
-func (s *Server) startTSDB(context.Context) error {
-	if s.cfg.TSDB.Backend != "influxdb" {
-		return nil
+// startTSDB opens the time-series store: the embedded one in the data
+// directory, or InfluxDB.
+func (s *Server) startTSDB(ctx context.Context) error {
+	switch s.cfg.TSDB.Backend {
+	case "influxdb":
+		in := s.cfg.TSDB.InfluxDB
+		s.tsdb = tsdb.NewInflux(tsdb.InfluxParams{URL: in.URL, Token: in.Token.Reveal(), Org: in.Org, Bucket: in.Bucket})
+	default:
+		st, err := tsdb.OpenEmbedded(ctx, s.cfg.DataDir, s.cfg.TSDB.Embedded.Retention.D(), s.log.With("component", "tsdb"))
+		if err != nil {
+			return err
+		}
+		s.tsdb = st
 	}
-	in := s.cfg.TSDB.InfluxDB
-	s.influx = tsdb.NewInflux(tsdb.InfluxParams{URL: in.URL, Token: in.Token.Reveal(), Org: in.Org, Bucket: in.Bucket})
-	s.health.Add("tsdb", s.influx.Check)
+	s.health.Add("tsdb", s.tsdb.Check)
 	return nil
 }
 
 func (s *Server) stopTSDB(context.Context) error {
-	if s.influx != nil {
-		s.health.Remove("tsdb")
-		s.influx.Close()
-	}
-	return nil
+	s.health.Remove("tsdb")
+	return s.tsdb.Close()
 }
 
 func (s *Server) startHTTP(context.Context) error {

@@ -71,14 +71,21 @@ func OpenFile(path string) (*sql.DB, error) {
 	return db, nil
 }
 
-// Migrate applies the pending migrations in version order, each in its own
-// transaction, and records them in the goose_db_version table.
+// Migrate applies the state database's pending migrations.
 func Migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return err
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, sub, goose.WithDisableGlobalRegistry(true))
+	return MigrateFS(ctx, db, sub, log)
+}
+
+// MigrateFS applies the pending migrations of fsys (goose SQL files) in
+// version order, each in its own transaction, and records them in the
+// goose_db_version table. Other SQLite files of Lookout (the embedded
+// time-series store) bring their own migrations through it.
+func MigrateFS(ctx context.Context, db *sql.DB, fsys fs.FS, log *slog.Logger) error {
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}
