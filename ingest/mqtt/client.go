@@ -24,7 +24,14 @@ type brokerClient interface {
 	Connect() paho.Token
 	Disconnect(quiesce uint)
 	IsConnectionOpen() bool
+	Publish(topic string, qos byte, retained bool, payload any) paho.Token
 }
+
+// Handler receives a message: its topic and payload. It runs on paho's
+// goroutines; a handler that blocks holds back further messages (and, at
+// QoS 1, their acknowledgement), which is the backpressure the ingest path
+// wants.
+type Handler func(topic string, payload []byte)
 
 // Params configure the client.
 type Params struct {
@@ -54,6 +61,13 @@ type Client struct {
 
 	mu      sync.Mutex
 	lastErr error
+	subs    []subscription
+}
+
+type subscription struct {
+	filter  string
+	qos     byte
+	handler Handler
 }
 
 // New builds the client; it does not connect until Start.
@@ -84,7 +98,10 @@ func New(p Params) (*Client, error) {
 		SetPassword(p.Password).
 		SetProtocolVersion(4).
 		SetCleanSession(false).
-		SetOrderMatters(false).
+		// Handlers run one at a time on paho's router goroutine: messages
+		// keep their order, and a handler that waits (a full ingest queue)
+		// stops reading from the broker instead of piling up goroutines.
+		SetOrderMatters(true).
 		SetKeepAlive(30 * time.Second).
 		SetConnectTimeout(10 * time.Second).
 		SetAutoReconnect(true).
@@ -114,10 +131,41 @@ func (c *Client) Start() {
 	}()
 }
 
-func (c *Client) onConnect(paho.Client) {
+// Subscribe registers a handler for a topic filter. Call it before Start:
+// the subscriptions are made on every connect, so they come back after a
+// reconnect even when the broker lost the session.
+func (c *Client) Subscribe(filter string, qos byte, h Handler) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.subs = append(c.subs, subscription{filter: filter, qos: qos, handler: h})
+}
+
+func (c *Client) onConnect(pc paho.Client) {
 	c.connected.Set(1)
 	c.setErr(nil)
 	c.p.Log.Info("mqtt connected", "broker", c.p.URL, "client_id", c.p.ClientID)
+	c.mu.Lock()
+	subs := append([]subscription(nil), c.subs...)
+	c.mu.Unlock()
+	for _, sub := range subs {
+		h := sub.handler
+		tok := pc.Subscribe(sub.filter, sub.qos, func(_ paho.Client, m paho.Message) { h(m.Topic(), m.Payload()) })
+		// paho runs this handler on a goroutine of its own, so waiting
+		// for the SUBACK here holds up nothing else.
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			c.p.Log.Error("mqtt subscribe failed; will retry on reconnect", "filter", sub.filter, "err", tok.Error())
+		}
+	}
+}
+
+// Publish sends a message and waits up to timeout for the broker to take it
+// (at QoS 1, its PUBACK).
+func (c *Client) Publish(topic string, qos byte, retained bool, payload []byte, timeout time.Duration) error {
+	tok := c.c.Publish(topic, qos, retained, payload)
+	if !tok.WaitTimeout(timeout) {
+		return fmt.Errorf("publish to %s: no answer within %s", topic, timeout)
+	}
+	return tok.Error()
 }
 
 func (c *Client) onConnectionLost(_ paho.Client, err error) {
