@@ -27,15 +27,17 @@ import (
 
 // Params are what the API needs from the rest of the server.
 type Params struct {
-	Log      *slog.Logger
-	Metrics  *prometheus.Registry
-	Health   *health.Registry
-	Orgs     *orgs.Store
-	Users    *users.Store
-	Devices  *devices.Registry
-	Signer   *auth.Signer
-	Throttle *auth.Throttle
-	TokenTTL time.Duration
+	Log     *slog.Logger
+	Metrics *prometheus.Registry
+	Health  *health.Registry
+	Orgs    *orgs.Store
+	Users   *users.Store
+	Devices *devices.Registry
+	// Telemetry reads the time-series store.
+	Telemetry TelemetryReader
+	Signer    *auth.Signer
+	Throttle  *auth.Throttle
+	TokenTTL  time.Duration
 	// MaxBodyBytes caps every request body.
 	MaxBodyBytes int64
 	Version      string
@@ -100,5 +102,6 @@ func New(p Params) (http.Handler, error) {
 	authed.GET("/devices", a.require(auth.PermDevicesRead), a.listDevices)
 	authed.POST("/devices", a.require(auth.PermDevicesWrite), a.createDevice)
 	authed.GET("/devices/:id", a.require(auth.PermDevicesRead), a.getDevice)
+	authed.GET("/devices/:id/telemetry", a.require(auth.PermDevicesRead), a.deviceTelemetry)
 	return r, nil
 }

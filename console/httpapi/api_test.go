@@ -18,6 +18,7 @@ import (
 	"github.com/lookout-cc/lookout/console/auth"
 	"github.com/lookout-cc/lookout/console/users"
 	"github.com/lookout-cc/lookout/devices"
+	"github.com/lookout-cc/lookout/ingest/tsdb"
 	"github.com/lookout-cc/lookout/internal/health"
 	"github.com/lookout-cc/lookout/internal/orgs"
 	"github.com/lookout-cc/lookout/internal/sqldb"
@@ -32,6 +33,7 @@ type env struct {
 	users  *users.Store
 	signer *auth.Signer
 	api    http.Handler
+	store  *tsdb.Embedded
 }
 
 const adminPassword = "province-admin-pw"
@@ -77,14 +79,19 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	store, err := tsdb.OpenEmbedded(ctx, t.TempDir(), 24*time.Hour, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
 	hr := health.NewRegistry()
 	hr.Add("state", db.PingContext)
-	api, err := New(Params{Log: log, Metrics: prometheus.NewRegistry(), Health: hr, Orgs: tree, Users: us, Devices: reg, Signer: signer,
+	api, err := New(Params{Log: log, Metrics: prometheus.NewRegistry(), Health: hr, Orgs: tree, Users: us, Devices: reg, Telemetry: store, Signer: signer,
 		Throttle: auth.NewThrottle(3, 200*time.Millisecond, time.Second), TokenTTL: time.Hour, MaxBodyBytes: 4096, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, srv: httptest.NewServer(api), orgs: tree, users: us, signer: signer, api: api}
+	e := &env{t: t, srv: httptest.NewServer(api), orgs: tree, users: us, signer: signer, api: api, store: store}
 	t.Cleanup(e.srv.Close)
 	return e
 }

@@ -1,11 +1,17 @@
 package httpapi
 
 import (
+	"context"
+	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/lookout-cc/lookout/devices"
+	"github.com/lookout-cc/lookout/ingest/tsdb"
+	"github.com/lookout-cc/lookout/internal/errclass"
 )
 
 func (a *API) listSites(c *gin.Context) {
@@ -45,13 +51,120 @@ func (a *API) listDevices(c *gin.Context) {
 	c.JSON(http.StatusOK, list(a.p.Devices.ListDevices(mustPrincipal(c).Scope, devices.SiteID(c.Query("site_id")))))
 }
 
+// TelemetryReader is what the API reads of the time-series store.
+type TelemetryReader interface {
+	Query(ctx context.Context, q tsdb.Query) ([]tsdb.Sample, error)
+	Latest(ctx context.Context, device string) ([]tsdb.Point, error)
+}
+
+// latestValue is one metric's newest reading.
+type latestValue struct {
+	TS    int64    `json:"ts"`
+	Value *float64 `json:"value,omitempty"`
+	Text  *string  `json:"text,omitempty"`
+}
+
+type deviceView struct {
+	devices.Device
+	// LastSeen is the time of the newest reading, null before the first.
+	LastSeen *time.Time             `json:"last_seen"`
+	Latest   map[string]latestValue `json:"latest"`
+}
+
 func (a *API) getDevice(c *gin.Context) {
 	d, err := a.p.Devices.GetDevice(mustPrincipal(c).Scope, devices.ID(c.Param("id")))
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, d)
+	latest, err := a.p.Telemetry.Latest(c.Request.Context(), string(d.ID))
+	if err != nil {
+		a.fail(c, errclass.New(errclass.Unavailable, "tsdb_unavailable", "the time-series store did not answer"))
+		return
+	}
+	v := deviceView{Device: d, Latest: map[string]latestValue{}}
+	var newest int64
+	for _, p := range latest {
+		lv := latestValue{TS: p.TS}
+		if p.IsText {
+			lv.Text = &p.Text
+		} else {
+			lv.Value = &p.Value
+		}
+		v.Latest[p.Metric] = lv
+		newest = max(newest, p.TS)
+	}
+	if newest > 0 {
+		t := time.UnixMilli(newest).UTC()
+		v.LastSeen = &t
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+// maxTelemetryRange bounds one telemetry query.
+const maxTelemetryRange = 400 * 24 * time.Hour
+
+// deviceTelemetry answers GET /devices/{id}/telemetry?metric=&from=&to=&step=.
+// from and to are Unix ms or RFC 3339 (default: the last 24 hours); step is
+// a duration ("5m") or a number of seconds.
+func (a *API) deviceTelemetry(c *gin.Context) {
+	d, err := a.p.Devices.GetDevice(mustPrincipal(c).Scope, devices.ID(c.Param("id")))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	q := tsdb.Query{Device: string(d.ID), Metric: c.Query("metric")}
+	if q.Metric == "" {
+		a.fail(c, errclass.Invalidf("metric", "is required"))
+		return
+	}
+	now := time.Now()
+	if q.To, err = parseTime(c.Query("to"), now); err != nil {
+		a.fail(c, errclass.Invalidf("to", "must be Unix milliseconds or RFC 3339"))
+		return
+	}
+	if q.From, err = parseTime(c.Query("from"), q.To.Add(-24*time.Hour)); err != nil {
+		a.fail(c, errclass.Invalidf("from", "must be Unix milliseconds or RFC 3339"))
+		return
+	}
+	if !q.From.Before(q.To) || q.To.Sub(q.From) > maxTelemetryRange {
+		a.fail(c, errclass.Invalidf("from", "must be before to, at most 400 days apart"))
+		return
+	}
+	if raw := c.Query("step"); raw != "" {
+		if q.Step, err = parseStep(raw); err != nil || q.Step < time.Millisecond || q.Step > 31*24*time.Hour {
+			a.fail(c, errclass.Invalidf("step", "must be a duration from 1ms to 31 days, like 60s or 5m, or a number of seconds"))
+			return
+		}
+	}
+	samples, err := a.p.Telemetry.Query(c.Request.Context(), q)
+	if errors.Is(err, tsdb.ErrTooManySamples) {
+		a.fail(c, err)
+		return
+	}
+	if err != nil {
+		a.p.Log.WarnContext(c.Request.Context(), "telemetry query failed", "device", d.ID, "err", err)
+		a.fail(c, errclass.New(errclass.Unavailable, "tsdb_unavailable", "the time-series store did not answer"))
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"points": samples})
+}
+
+func parseTime(raw string, def time.Time) (time.Time, error) {
+	if raw == "" {
+		return def, nil
+	}
+	if ms, err := strconv.ParseInt(raw, 10, 64); err == nil {
+		return time.UnixMilli(ms), nil
+	}
+	return time.Parse(time.RFC3339Nano, raw)
+}
+
+func parseStep(raw string) (time.Duration, error) {
+	if secs, err := strconv.ParseFloat(raw, 64); err == nil {
+		return time.Duration(secs * float64(time.Second)), nil
+	}
+	return time.ParseDuration(raw)
 }
 
 type createdDevice struct {

@@ -1,9 +1,14 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/lookout-cc/lookout/ingest/tsdb"
 )
 
 func TestSitesAndDevicesAreScopedAndCredentialsShownOnce(t *testing.T) {
@@ -57,4 +62,55 @@ func TestSitesAndDevicesAreScopedAndCredentialsShownOnce(t *testing.T) {
 			t.Errorf("%v: %d %s", tt.body, r.status, r.raw)
 		}
 	}
+}
+
+func TestTelemetryQueryAndLatest(t *testing.T) {
+	e := newEnv(t)
+	prov := e.login("admin", adminPassword)
+	e.mustStatus(e.do("POST", "/api/v1/sites", prov, map[string]any{"id": "bht", "name": "白鹤滩", "kind": "reservoir", "org_id": "qj", "lat": 27.2, "lon": 102.9}), 201)
+	e.mustStatus(e.do("POST", "/api/v1/devices", prov, map[string]any{"id": "g1", "kind": "water_level", "name": "g1", "site_id": "bht", "lat": 27.2, "lon": 102.9}), 201)
+
+	r := e.do("GET", "/api/v1/devices/g1", prov, nil)
+	if r.body["last_seen"] != nil || len(r.body["latest"].(map[string]any)) != 0 {
+		t.Fatalf("a silent device: %s", r.raw)
+	}
+	base := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	var ps []tsdb.Point
+	for i := 0; i < 120; i++ { // one a second for two minutes, value = second
+		ps = append(ps, tsdb.Point{Device: "g1", Metric: "water_level_m", TS: base.Add(time.Duration(i) * time.Second).UnixMilli(), Value: float64(i)})
+	}
+	ps = append(ps, tsdb.Point{Device: "g1", Metric: "state", TS: base.UnixMilli(), Text: "正常", IsText: true})
+	if err := e.store.Write(context.Background(), ps); err != nil {
+		t.Fatal(err)
+	}
+	from, to := strconv.FormatInt(base.UnixMilli(), 10), base.Add(2*time.Minute).Format(time.RFC3339)
+	r = e.do("GET", "/api/v1/devices/g1/telemetry?metric=water_level_m&from="+from+"&to="+to, prov, nil)
+	if pts := r.body["points"].([]any); r.status != 200 || len(pts) != 120 {
+		t.Fatalf("raw: %d %d", r.status, len(r.body["points"].([]any)))
+	}
+	r = e.do("GET", "/api/v1/devices/g1/telemetry?metric=water_level_m&from="+from+"&to="+to+"&step=60", prov, nil)
+	pts := r.body["points"].([]any)
+	if len(pts) != 2 || pts[0].(map[string]any)["value"] != 29.5 || pts[1].(map[string]any)["value"] != 89.5 {
+		t.Fatalf("step=60: %s", r.raw)
+	}
+	r = e.do("GET", "/api/v1/devices/g1", prov, nil)
+	latest := r.body["latest"].(map[string]any)
+	if latest["water_level_m"].(map[string]any)["value"] != 119.0 || latest["state"].(map[string]any)["text"] != "正常" || r.body["last_seen"] == nil {
+		t.Fatalf("latest: %s", r.raw)
+	}
+	for q, field := range map[string]string{
+		"":                                 "metric",
+		"metric=m&from=yesterday":          "from",
+		"metric=m&to=soon":                 "to",
+		"metric=m&step=fast":               "step",
+		"metric=m&step=-5s":                "step",
+		"metric=m&from=2&to=1":             "from",
+		"metric=m&from=0&to=9999999999999": "from",
+	} {
+		r := e.do("GET", "/api/v1/devices/g1/telemetry?"+q, prov, nil)
+		if r.status != 422 || !strings.Contains(r.raw, `"field":"`+field+`"`) {
+			t.Errorf("?%s: %d %s", q, r.status, r.raw)
+		}
+	}
+	e.mustStatus(e.do("GET", "/api/v1/devices/nope/telemetry?metric=m", prov, nil), 404)
 }

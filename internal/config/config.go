@@ -26,7 +26,19 @@ type Config struct {
 	Bootstrap Bootstrap `yaml:"bootstrap"`
 	MQTT      MQTT      `yaml:"mqtt"`
 	TSDB      TSDB      `yaml:"tsdb"`
+	Ingest    Ingest    `yaml:"ingest"`
 	Demo      Demo      `yaml:"demo"`
+}
+
+// Ingest configures the telemetry path from MQTT to the time-series store.
+type Ingest struct {
+	// BatchSize is the most points one store write carries.
+	BatchSize int `yaml:"batch_size"`
+	// FlushInterval is the longest an accepted point waits to be written.
+	FlushInterval Duration `yaml:"flush_interval"`
+	// SpoolMaxBytes bounds the on-disk spool that keeps points while the
+	// store is down; past it the oldest are dropped (and counted).
+	SpoolMaxBytes int64 `yaml:"spool_max_bytes"`
 }
 
 // Log configures the server's slog output.
@@ -156,7 +168,8 @@ func Default() Config {
 			Backend:  "embedded",
 			Embedded: EmbeddedTSDB{Retention: Duration(90 * 24 * time.Hour)},
 		},
-		Demo: Demo{Enabled: false},
+		Ingest: Ingest{BatchSize: 5000, FlushInterval: Duration(100 * time.Millisecond), SpoolMaxBytes: 1 << 30},
+		Demo:   Demo{Enabled: false},
 	}
 }
 
@@ -257,6 +270,15 @@ func (c *Config) Validate() error {
 		}
 	default:
 		bad("tsdb.backend", "must be embedded or influxdb, got %q", c.TSDB.Backend)
+	}
+	if c.Ingest.BatchSize < 1 || c.Ingest.BatchSize > 100_000 {
+		bad("ingest.batch_size", "must be between 1 and 100000, got %d", c.Ingest.BatchSize)
+	}
+	if c.Ingest.FlushInterval.D() < time.Millisecond || c.Ingest.FlushInterval.D() > 10*time.Second {
+		bad("ingest.flush_interval", "must be between 1ms and 10s, got %s", c.Ingest.FlushInterval)
+	}
+	if c.Ingest.SpoolMaxBytes < 4<<20 {
+		bad("ingest.spool_max_bytes", "must be at least 4194304 (4 MiB), got %d", c.Ingest.SpoolMaxBytes)
 	}
 	if len(errs) == 0 {
 		return nil

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -26,6 +27,8 @@ import (
 	"github.com/lookout-cc/lookout/devices"
 	"github.com/lookout-cc/lookout/ingest/broker"
 	"github.com/lookout-cc/lookout/ingest/mqtt"
+	"github.com/lookout-cc/lookout/ingest/pipeline"
+	"github.com/lookout-cc/lookout/ingest/spool"
 	"github.com/lookout-cc/lookout/ingest/tsdb"
 	"github.com/lookout-cc/lookout/internal/config"
 	"github.com/lookout-cc/lookout/internal/demo"
@@ -67,6 +70,8 @@ type Server struct {
 	broker   *broker.Broker
 	mqtt     *mqtt.Client
 	tsdb     tsdb.Store
+	spool    *spool.Spool
+	ingest   *pipeline.Pipeline
 	httpSrv  *http.Server
 	httpLn   net.Listener
 	httpWG   sync.WaitGroup
@@ -95,9 +100,10 @@ func (s *Server) components() []component {
 	return []component{
 		{name: "state", start: s.startState, stop: s.stopState},
 		{name: "bootstrap", start: s.bootstrap},
+		{name: "tsdb", start: s.startTSDB, stop: s.stopTSDB},
+		{name: "ingest", start: s.startIngest, stop: s.stopIngest},
 		{name: "mqtt broker", start: s.startMQTT, stop: s.stopMQTT},
 		{name: "mqtt client", start: s.startMQTTClient, stop: s.stopMQTTClient},
-		{name: "tsdb", start: s.startTSDB, stop: s.stopTSDB},
 		{name: "http", start: s.startHTTP, stop: s.stopHTTP},
 	}
 }
@@ -261,6 +267,12 @@ func (s *Server) startMQTTClient(context.Context) error {
 	if err != nil {
 		return err
 	}
+	filter := pipeline.TelemetryFilter
+	if s.broker == nil {
+		// Nodes of one group share the messages instead of each taking all.
+		filter = "$share/" + s.cfg.MQTT.External.SharedGroup + "/" + filter
+	}
+	c.Subscribe(filter, 1, s.ingest.HandleTelemetry)
 	c.Start()
 	s.mqtt = c
 	s.health.Add("mqtt_client", c.Check)
@@ -296,6 +308,34 @@ func (s *Server) stopTSDB(context.Context) error {
 	return s.tsdb.Close()
 }
 
+// startIngest opens the spool and starts the telemetry pipeline; the MQTT
+// client feeds it once connected.
+func (s *Server) startIngest(context.Context) error {
+	sp, err := spool.Open(filepath.Join(s.cfg.DataDir, "spool"), s.cfg.Ingest.SpoolMaxBytes)
+	if err != nil {
+		return err
+	}
+	if n := sp.Points(); n > 0 {
+		s.log.Info("telemetry spool holds points from before; replaying", "points", n)
+	}
+	pl, err := pipeline.New(pipeline.Params{
+		Store: s.tsdb, Spool: sp, Devices: s.registry, Log: s.log.With("component", "ingest"), Metrics: s.metrics,
+		BatchSize: s.cfg.Ingest.BatchSize, FlushInterval: s.cfg.Ingest.FlushInterval.D(),
+	})
+	if err != nil {
+		sp.Close()
+		return err
+	}
+	pl.Start()
+	s.spool, s.ingest = sp, pl
+	return nil
+}
+
+func (s *Server) stopIngest(context.Context) error {
+	s.ingest.Close()
+	return s.spool.Close()
+}
+
 func (s *Server) startHTTP(context.Context) error {
 	h, err := httpapi.New(httpapi.Params{
 		Log:          s.log.With("component", "http"),
@@ -304,6 +344,7 @@ func (s *Server) startHTTP(context.Context) error {
 		Orgs:         s.orgs,
 		Users:        s.users,
 		Devices:      s.registry,
+		Telemetry:    s.tsdb,
 		Signer:       s.signer,
 		Throttle:     auth.NewThrottle(s.cfg.Auth.LoginFreeFailures, s.cfg.Auth.LoginBaseDelay.D(), s.cfg.Auth.LoginMaxDelay.D()),
 		TokenTTL:     s.cfg.Auth.TokenTTL.D(),
