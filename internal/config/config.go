@@ -107,7 +107,10 @@ type ExternalMQTT struct {
 	// "lookout-" and the host name.
 	ClientID string `yaml:"client_id"`
 	// SharedGroup is the $share group several Lookout nodes join so that each
-	// message is handled by one of them.
+	// message is handled by one of them. Empty: a plain subscription, which
+	// a single node should use with Mosquitto 2.0: Mosquitto does not keep
+	// shared subscriptions across its own restart, so messages published
+	// before the node subscribes again are not queued for it.
 	SharedGroup string `yaml:"shared_group"`
 }
 
@@ -162,7 +165,7 @@ func Default() Config {
 		MQTT: MQTT{
 			Mode:     "embedded",
 			Embedded: EmbeddedMQTT{Addr: "127.0.0.1:1883"},
-			External: ExternalMQTT{SharedGroup: "lookout"},
+			External: ExternalMQTT{},
 		},
 		TSDB: TSDB{
 			Backend:  "embedded",
@@ -246,7 +249,7 @@ func (c *Config) Validate() error {
 		if id := c.MQTT.External.ClientID; id != "" && !idPattern.MatchString(id) {
 			bad("mqtt.external.client_id", "must be 1-64 lowercase letters, digits, '-' or '_', got %q", id)
 		}
-		if !idPattern.MatchString(c.MQTT.External.SharedGroup) {
+		if g := c.MQTT.External.SharedGroup; g != "" && !idPattern.MatchString(g) {
 			bad("mqtt.external.shared_group", "must be 1-64 lowercase letters, digits, '-' or '_', got %q", c.MQTT.External.SharedGroup)
 		}
 	default:

@@ -268,9 +268,9 @@ func (s *Server) startMQTTClient(context.Context) error {
 		return err
 	}
 	filter := pipeline.TelemetryFilter
-	if s.broker == nil {
+	if g := s.cfg.MQTT.External.SharedGroup; s.broker == nil && g != "" {
 		// Nodes of one group share the messages instead of each taking all.
-		filter = "$share/" + s.cfg.MQTT.External.SharedGroup + "/" + filter
+		filter = "$share/" + g + "/" + filter
 	}
 	c.Subscribe(filter, 1, s.ingest.HandleTelemetry)
 	c.Start()

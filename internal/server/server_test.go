@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +37,11 @@ func testConfig(t *testing.T, dataDir string) config.Config {
 
 func start(t *testing.T, cfg config.Config, notice io.Writer) *Server {
 	t.Helper()
-	s := New(Params{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test", Notice: notice})
+	var logOut io.Writer = io.Discard
+	if os.Getenv("LOOKOUT_TEST_LOG") != "" {
+		logOut = os.Stderr
+	}
+	s := New(Params{Config: cfg, Log: slog.New(slog.NewTextHandler(logOut, nil)), Version: "test", Notice: notice})
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -146,3 +146,13 @@ func (db *InfluxDB) Stop() {
 		db.proc.stop(10 * time.Second)
 	}
 }
+
+// Kill ends the program at once (SIGKILL), without a clean shutdown; Start
+// brings it back.
+func (db *InfluxDB) Kill() {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.proc != nil {
+		db.proc.kill()
+	}
+}

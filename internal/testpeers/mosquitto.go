@@ -40,7 +40,7 @@ func StartMosquitto(t testing.TB, opts MosquittoOptions) *Mosquitto {
 	dir := t.TempDir()
 	addr := FreeAddr(t)
 	port := addr[strings.LastIndex(addr, ":")+1:]
-	conf := fmt.Sprintf("listener %s 127.0.0.1\npersistence true\npersistence_location %s/\nlog_dest stdout\nlog_type error\nlog_type warning\n", port, dir)
+	conf := fmt.Sprintf("listener %s 127.0.0.1\npersistence true\npersistence_location %s/\nlog_dest stdout\nlog_type error\nlog_type warning\nmax_queued_messages 100000\n", port, dir)
 	if os.Geteuid() == 0 {
 		// Run as root, Mosquitto would drop to its own user, which cannot
 		// write into the test's directory.
@@ -107,4 +107,14 @@ func (m *Mosquitto) Stop() {
 func (m *Mosquitto) Restart() {
 	m.Stop()
 	m.Start()
+}
+
+// Kill ends the program at once (SIGKILL), without a clean shutdown; Start
+// brings it back.
+func (m *Mosquitto) Kill() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.proc != nil {
+		m.proc.kill()
+	}
 }

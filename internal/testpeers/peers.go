@@ -109,6 +109,15 @@ func (p *process) stop(grace time.Duration) {
 	}
 }
 
+// kill ends the program at once (SIGKILL), as a crash or an OOM kill does.
+func (p *process) kill() {
+	if ok, _ := p.exited(); ok {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
 // output returns the last of what the program printed.
 func (p *process) output() string { return p.out.String() }
 
