@@ -20,6 +20,8 @@ require (
 )
 
 require (
+	github.com/BertoldVdb/go-ais v0.4.0 // indirect
+	github.com/adrianmo/go-nmea v1.3.0 // indirect
 	github.com/apapsch/go-jsonmerge/v2 v2.0.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/bytedance/gopkg v0.1.3 // indirect

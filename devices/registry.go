@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -201,4 +202,71 @@ func (r *Registry) Lookup(id ID) (Device, bool) {
 		return Device{}, false
 	}
 	return e.dev, true
+}
+
+// VesselID is the device id of the vessel with an MMSI.
+func VesselID(mmsi uint32) ID { return ID(fmt.Sprintf("vessel-%d", mmsi)) }
+
+// VesselInfo is what an AIS receiver learned of a vessel.
+type VesselInfo struct {
+	MMSI     uint32
+	Name     string // "" when not yet known
+	ShipType int    // 0 when not yet known
+	Lat, Lon float64
+}
+
+// EnsureVessel returns the device of a vessel seen by an AIS receiver,
+// creating it (kind vessel, in the receiver's site and organisation, with
+// no MQTT access) on first sight, and updating its name and ship type when
+// a static report brings them.
+func (r *Registry) EnsureVessel(ctx context.Context, receiver Device, v VesselInfo) (Device, error) {
+	id := VesselID(v.MMSI)
+	r.mu.RLock()
+	e, ok := r.devices[id]
+	var cur Device
+	if ok {
+		cur = e.dev
+	}
+	r.mu.RUnlock()
+	shipType := ""
+	if v.ShipType > 0 {
+		shipType = fmt.Sprint(v.ShipType)
+	}
+	if !ok {
+		d := Device{ID: id, Kind: "vessel", Name: fmt.Sprintf("MMSI %d", v.MMSI), SiteID: receiver.SiteID, OrgID: receiver.OrgID,
+			Lat: v.Lat, Lon: v.Lon, Meta: map[string]string{"mmsi": fmt.Sprint(v.MMSI)}, CreatedAt: r.now().Truncate(time.Millisecond)}
+		if v.Name != "" {
+			d.Name = v.Name
+		}
+		if shipType != "" {
+			d.Meta["ship_type"] = shipType
+		}
+		if err := r.insertDevice(ctx, d, nil); err != nil && !errors.Is(err, ErrDeviceExists) {
+			return Device{}, err
+		}
+		return d, nil
+	}
+	if (v.Name == "" || v.Name == cur.Name) && (shipType == "" || cur.Meta["ship_type"] == shipType) {
+		return cur, nil
+	}
+	upd := cur
+	upd.Meta = maps.Clone(cur.Meta)
+	if upd.Meta == nil {
+		upd.Meta = map[string]string{}
+	}
+	if v.Name != "" {
+		upd.Name = v.Name
+	}
+	if shipType != "" {
+		upd.Meta["ship_type"] = shipType
+	}
+	if _, err := r.db.ExecContext(ctx, `UPDATE devices SET name = ?, meta = ? WHERE id = ?`, upd.Name, encodeMeta(upd.Meta), id); err != nil {
+		return Device{}, fmt.Errorf("update vessel: %w", err)
+	}
+	r.mu.Lock()
+	if e, ok := r.devices[id]; ok {
+		e.dev = upd
+	}
+	r.mu.Unlock()
+	return upd, nil
 }

@@ -3,6 +3,7 @@
 // figures and the command lines that reproduce them.
 //
 //	lookout-bench startup [--binary bin/lookout] [--runs 10] [--settle 5s]
+//	lookout-bench ingest  [--qos 0] [--rate 30000] [--duration 60s] [--store embedded|influxdb]
 //
 // startup starts the server on the embedded default (demo on) with a fresh
 // data directory (first start) and again on the same directory (restart),
@@ -30,13 +31,15 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: lookout-bench startup [flags]")
+		fmt.Fprintln(os.Stderr, "usage: lookout-bench startup|ingest [flags]")
 		os.Exit(2)
 	}
 	var err error
 	switch os.Args[1] {
 	case "startup":
 		err = startup(os.Args[2:], os.Stdout)
+	case "ingest":
+		err = ingest(os.Args[2:], os.Stdout)
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}

@@ -114,6 +114,9 @@ func New(p Params) (*Client, error) {
 			p.Log.Debug("mqtt connecting", "broker", broker.Redacted())
 			return cfg
 		})
+	if u, err := url.Parse(p.URL); err == nil && u.Scheme != "ws" && u.Scheme != "wss" {
+		opts.SetCustomOpenConnectionFn(openBuffered)
+	}
 	c.c = paho.NewClient(opts)
 	return c, nil
 }

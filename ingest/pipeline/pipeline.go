@@ -33,6 +33,7 @@ type Params struct {
 	Store   tsdb.Store
 	Spool   *spool.Spool
 	Devices DeviceLookup
+	Vessels VesselRegistry
 	Log     *slog.Logger
 	Metrics prometheus.Registerer
 	// BatchSize is the most points one store write carries.
@@ -69,6 +70,8 @@ type Pipeline struct {
 	dropped   *prometheus.CounterVec
 	writeTime prometheus.Histogram
 	spoolPts  prometheus.GaugeFunc
+
+	ais aisDecoders
 
 	logMu   sync.Mutex
 	lastLog map[string]time.Time
@@ -131,7 +134,7 @@ func New(p Params) (*Pipeline, error) {
 	}
 	for _, r := range []telemetry.Reason{telemetry.ReasonMalformed, telemetry.ReasonTooLarge, telemetry.ReasonTooManyKeys,
 		telemetry.ReasonNested, telemetry.ReasonNaNInf, telemetry.ReasonBadValue, telemetry.ReasonBadMetric,
-		telemetry.ReasonBadTS, telemetry.ReasonEmpty, ReasonUnknownDevice, ReasonWrongTopic} {
+		telemetry.ReasonBadTS, telemetry.ReasonEmpty, ReasonUnknownDevice, ReasonWrongTopic, ReasonBadNMEA} {
 		pl.rejected.WithLabelValues(string(r)) // every reason shows, at 0
 	}
 	return pl, nil

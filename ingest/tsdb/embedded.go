@@ -1,6 +1,7 @@
 package tsdb
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -8,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +38,10 @@ type Embedded struct {
 	mu     sync.Mutex // guards series and serializes writes
 	series map[seriesKey]int64
 	added  []seriesKey // series made by the transaction under way
+	rows   []row       // reused by Write
+	// insertFull is prepared once: parsing a 200-row INSERT for every
+	// chunk cost more than executing it.
+	insertFull *sql.Stmt
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -72,6 +78,10 @@ func OpenEmbedded(ctx context.Context, dataDir string, retention time.Duration, 
 		e.series[k] = id
 	}
 	rows.Close()
+	if e.insertFull, err = db.PrepareContext(ctx, insertSQL(insertChunk)); err != nil {
+		db.Close()
+		return nil, err
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	e.wg.Add(1)
@@ -104,34 +114,66 @@ func (e *Embedded) Write(ctx context.Context, points []Point) (err error) {
 		return err
 	}
 	defer tx.Rollback()
+	// Rows in key order: each series' new points go in together, which
+	// splits fewer B-tree pages than points interleaved across series.
+	rows := e.rows[:0]
+	for _, p := range points {
+		id, err := e.seriesID(ctx, tx, p.Device, p.Metric)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, row{series: id, p: p})
+	}
+	slices.SortFunc(rows, func(a, b row) int {
+		if a.series != b.series {
+			return cmp.Compare(a.series, b.series)
+		}
+		return cmp.Compare(a.p.TS, b.p.TS)
+	})
+	e.rows = rows
+	full := tx.StmtContext(ctx, e.insertFull)
+	defer full.Close()
 	args := make([]any, 0, 4*insertChunk)
-	var sb strings.Builder
-	for start := 0; start < len(points); start += insertChunk {
-		chunk := points[start:min(start+insertChunk, len(points))]
+	for start := 0; start < len(rows); start += insertChunk {
+		chunk := rows[start:min(start+insertChunk, len(rows))]
 		args = args[:0]
-		sb.Reset()
-		sb.WriteString("INSERT INTO points(series, ts, value, text) VALUES ")
-		for i, p := range chunk {
-			id, err := e.seriesID(ctx, tx, p.Device, p.Metric)
-			if err != nil {
-				return err
-			}
-			if i > 0 {
-				sb.WriteByte(',')
-			}
-			sb.WriteString("(?,?,?,?)")
-			if p.IsText {
-				args = append(args, id, p.TS, nil, p.Text)
+		for _, r := range chunk {
+			if r.p.IsText {
+				args = append(args, r.series, r.p.TS, nil, r.p.Text)
 			} else {
-				args = append(args, id, p.TS, p.Value, nil)
+				args = append(args, r.series, r.p.TS, r.p.Value, nil)
 			}
 		}
-		sb.WriteString(" ON CONFLICT(series, ts) DO UPDATE SET value = excluded.value, text = excluded.text")
-		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+		if len(chunk) == insertChunk {
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, insertSQL(len(chunk)), args...)
+		}
+		if err != nil {
 			return fmt.Errorf("insert points: %w", err)
 		}
 	}
 	return tx.Commit()
+}
+
+type row struct {
+	series int64
+	p      Point
+}
+
+// insertSQL is a statement inserting n points; a point already stored for
+// the same series and time is replaced.
+func insertSQL(n int) string {
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO points(series, ts, value, text) VALUES ")
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString("(?,?,?,?)")
+	}
+	sb.WriteString(" ON CONFLICT(series, ts) DO UPDATE SET value = excluded.value, text = excluded.text")
+	return sb.String()
 }
 
 func (e *Embedded) seriesID(ctx context.Context, tx *sql.Tx, device, metric string) (int64, error) {
@@ -214,6 +256,7 @@ func (e *Embedded) Check(ctx context.Context) error { return e.db.PingContext(ct
 func (e *Embedded) Close() error {
 	e.cancel()
 	e.wg.Wait()
+	e.insertFull.Close()
 	return e.db.Close()
 }
 

@@ -28,6 +28,14 @@ type Config struct {
 	TSDB      TSDB      `yaml:"tsdb"`
 	Ingest    Ingest    `yaml:"ingest"`
 	Demo      Demo      `yaml:"demo"`
+	Debug     Debug     `yaml:"debug"`
+}
+
+// Debug configures what operators use to look inside a running server.
+type Debug struct {
+	// PprofAddr serves net/http/pprof on a listener of its own, apart from
+	// the console; empty turns it off. Keep it on loopback.
+	PprofAddr string `yaml:"pprof_addr"`
 }
 
 // Ingest configures the telemetry path from MQTT to the time-series store.
@@ -282,6 +290,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.SpoolMaxBytes < 4<<20 {
 		bad("ingest.spool_max_bytes", "must be at least 4194304 (4 MiB), got %d", c.Ingest.SpoolMaxBytes)
+	}
+	if a := c.Debug.PprofAddr; a != "" {
+		if err := checkHostPort(a); err != nil {
+			bad("debug.pprof_addr", "must be host:port or empty, %v", err)
+		}
 	}
 	if len(errs) == 0 {
 		return nil

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -75,6 +76,7 @@ type Server struct {
 	httpSrv  *http.Server
 	httpLn   net.Listener
 	httpWG   sync.WaitGroup
+	pprof    *http.Server
 
 	started []component
 }
@@ -105,6 +107,7 @@ func (s *Server) components() []component {
 		{name: "mqtt broker", start: s.startMQTT, stop: s.stopMQTT},
 		{name: "mqtt client", start: s.startMQTTClient, stop: s.stopMQTTClient},
 		{name: "http", start: s.startHTTP, stop: s.stopHTTP},
+		{name: "pprof", start: s.startPprof, stop: s.stopPprof},
 	}
 }
 
@@ -267,12 +270,14 @@ func (s *Server) startMQTTClient(context.Context) error {
 	if err != nil {
 		return err
 	}
-	filter := pipeline.TelemetryFilter
+	// Nodes of one shared group split the messages instead of each taking
+	// all of them.
+	share := ""
 	if g := s.cfg.MQTT.External.SharedGroup; s.broker == nil && g != "" {
-		// Nodes of one group share the messages instead of each taking all.
-		filter = "$share/" + g + "/" + filter
+		share = "$share/" + g + "/"
 	}
-	c.Subscribe(filter, 1, s.ingest.HandleTelemetry)
+	c.Subscribe(share+pipeline.TelemetryFilter, 1, s.ingest.HandleTelemetry)
+	c.Subscribe(share+pipeline.NMEAFilter, 1, s.ingest.HandleNMEA)
 	c.Start()
 	s.mqtt = c
 	s.health.Add("mqtt_client", c.Check)
@@ -319,7 +324,7 @@ func (s *Server) startIngest(context.Context) error {
 		s.log.Info("telemetry spool holds points from before; replaying", "points", n)
 	}
 	pl, err := pipeline.New(pipeline.Params{
-		Store: s.tsdb, Spool: sp, Devices: s.registry, Log: s.log.With("component", "ingest"), Metrics: s.metrics,
+		Store: s.tsdb, Spool: sp, Devices: s.registry, Vessels: s.registry, Log: s.log.With("component", "ingest"), Metrics: s.metrics,
 		BatchSize: s.cfg.Ingest.BatchSize, FlushInterval: s.cfg.Ingest.FlushInterval.D(),
 	})
 	if err != nil {
@@ -385,4 +390,36 @@ func (s *Server) stopHTTP(ctx context.Context) error {
 	}
 	s.httpWG.Wait()
 	return err
+}
+
+// startPprof serves net/http/pprof on its own listener when configured.
+func (s *Server) startPprof(context.Context) error {
+	if s.cfg.Debug.PprofAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.Debug.PprofAddr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.httpWG.Add(1)
+	go func() {
+		defer s.httpWG.Done()
+		_ = s.pprof.Serve(ln)
+	}()
+	s.log.Info("pprof serving", "addr", ln.Addr().String())
+	return nil
+}
+
+func (s *Server) stopPprof(context.Context) error {
+	if s.pprof == nil {
+		return nil
+	}
+	return s.pprof.Close()
 }

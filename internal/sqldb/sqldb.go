@@ -48,10 +48,11 @@ func Open(ctx context.Context, dataDir string, log *slog.Logger) (*sql.DB, error
 // OpenFile opens the SQLite file at path with the settings every Lookout
 // database uses: WAL (readers never wait for the writer), a busy timeout
 // (writers queue instead of failing), foreign keys enforced, and immediate
-// write transactions (no deadlock when two readers upgrade to writers).
+// write transactions (no deadlock when two readers upgrade to writers),
+// and statement journals in memory rather than in temporary files.
 func OpenFile(path string) (*sql.DB, error) {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(5000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(5000)", "foreign_keys(1)", "synchronous(NORMAL)", "temp_store(MEMORY)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
