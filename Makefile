@@ -73,6 +73,8 @@ $(STATICCHECK):
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	./bin/lookout-bench startup --runs 10
+	./bin/lookout-bench ingest --qos 0 --rate 30000 --duration 60s
+	./bin/lookout-bench ingest --qos 1 --rate 10000 --duration 60s
 
 lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
