@@ -70,8 +70,8 @@ influxd:
 $(STATICCHECK):
 	GOFLAGS=-mod=mod $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+bench: build test-deps
+	LOOKOUT_INFLUXD=$(INFLUXD) $(GO) test -run '^$$' -bench . -benchmem ./...
 	./bin/lookout-bench startup --runs 10
 	./bin/lookout-bench ingest --qos 0 --rate 30000 --duration 60s
 	./bin/lookout-bench ingest --qos 1 --rate 10000 --duration 60s
