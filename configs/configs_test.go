@@ -18,7 +18,7 @@ func TestShippedConfigsLoad(t *testing.T) {
 		rootOrg  string
 		secretIn string
 	}{
-		{file: "lookout.yaml", mqtt: "embedded", tsdb: "embedded", demo: true, rootOrg: "yn"},
+		{file: "lookout.yaml", mqtt: "embedded", tsdb: "embedded", demo: true, rootOrg: "cn"},
 		{file: "production.yaml", mqtt: "external", tsdb: "influxdb", demo: false, rootOrg: "yn", secretIn: "change-me-broker-password"},
 	}
 	for _, tt := range tests {

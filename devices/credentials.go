@@ -1,12 +1,17 @@
 package devices
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
+	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/lookout-cc/lookout/internal/errclass"
+	"github.com/lookout-cc/lookout/internal/orgs"
 )
 
 // Credentials are a device's MQTT user name (its id) and password.
@@ -69,4 +74,27 @@ func (r *Registry) DeviceMayAccess(deviceID, topic string, write bool) bool {
 
 func slicesSortByID(ds []Device) {
 	slices.SortFunc(ds, func(a, b Device) int { return strings.Compare(string(a.ID), string(b.ID)) })
+}
+
+// RotateCredentials gives a device inside scope a new MQTT password; the old
+// one stops authenticating at once. It returns the new credentials, shown
+// only here.
+func (r *Registry) RotateCredentials(ctx context.Context, scope orgs.Scope, id ID) (Credentials, error) {
+	d, err := r.GetDevice(scope, id)
+	if err != nil {
+		return Credentials{}, err
+	}
+	if d.Kind == "vessel" {
+		return Credentials{}, errclass.New(errclass.Conflict, "no_mqtt_access", "vessels are reported by an AIS receiver and have no MQTT access")
+	}
+	creds, secret := newCredentials(id)
+	if _, err := r.db.ExecContext(ctx, `UPDATE devices SET mqtt_secret_hash = ? WHERE id = ?`, secret, id); err != nil {
+		return Credentials{}, fmt.Errorf("rotate credentials: %w", err)
+	}
+	r.mu.Lock()
+	if e, ok := r.devices[id]; ok {
+		e.secret = secret
+	}
+	r.mu.Unlock()
+	return creds, nil
 }

@@ -103,5 +103,6 @@ func New(p Params) (http.Handler, error) {
 	authed.POST("/devices", a.require(auth.PermDevicesWrite), a.createDevice)
 	authed.GET("/devices/:id", a.require(auth.PermDevicesRead), a.getDevice)
 	authed.GET("/devices/:id/telemetry", a.require(auth.PermDevicesRead), a.deviceTelemetry)
+	authed.POST("/devices/:id/credentials", a.require(auth.PermDevicesWrite), a.rotateCredentials)
 	return r, nil
 }

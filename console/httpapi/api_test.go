@@ -27,13 +27,14 @@ import (
 // env is a console API over real stores in a temporary SQLite database, with
 // the org tree 云南省 > 昭通市 > {巧家县, 永善县} and a province admin.
 type env struct {
-	t      *testing.T
-	srv    *httptest.Server
-	orgs   *orgs.Store
-	users  *users.Store
-	signer *auth.Signer
-	api    http.Handler
-	store  *tsdb.Embedded
+	t       *testing.T
+	srv     *httptest.Server
+	orgs    *orgs.Store
+	users   *users.Store
+	signer  *auth.Signer
+	api     http.Handler
+	store   *tsdb.Embedded
+	devices *devices.Registry
 }
 
 const adminPassword = "province-admin-pw"
@@ -91,7 +92,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, srv: httptest.NewServer(api), orgs: tree, users: us, signer: signer, api: api, store: store}
+	e := &env{t: t, srv: httptest.NewServer(api), orgs: tree, users: us, signer: signer, api: api, store: store, devices: reg}
 	t.Cleanup(e.srv.Close)
 	return e
 }

@@ -188,3 +188,17 @@ func (a *API) createDevice(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusCreated, createdDevice{Device: d, MQTT: creds})
 }
+
+// rotateCredentials gives a device a new MQTT password, shown only in this
+// answer; the old one stops authenticating at once.
+func (a *API) rotateCredentials(c *gin.Context) {
+	p := mustPrincipal(c)
+	creds, err := a.p.Devices.RotateCredentials(c.Request.Context(), p.Scope, devices.ID(c.Param("id")))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.p.Log.InfoContext(c.Request.Context(), "device credentials rotated", "device", c.Param("id"), "by", p.UserID)
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, gin.H{"mqtt": creds})
+}

@@ -114,3 +114,24 @@ func TestTelemetryQueryAndLatest(t *testing.T) {
 	}
 	e.mustStatus(e.do("GET", "/api/v1/devices/nope/telemetry?metric=m", prov, nil), 404)
 }
+
+func TestRotateCredentials(t *testing.T) {
+	e := newEnv(t)
+	prov := e.login("admin", adminPassword)
+	e.mustStatus(e.do("POST", "/api/v1/sites", prov, map[string]any{"id": "bht", "name": "白鹤滩", "kind": "reservoir", "org_id": "qj", "lat": 27.2, "lon": 102.9}), 201)
+	r := e.do("POST", "/api/v1/devices", prov, map[string]any{"id": "g1", "kind": "water_level", "name": "g1", "site_id": "bht", "lat": 27.2, "lon": 102.9})
+	old := r.body["mqtt"].(map[string]any)["password"].(string)
+	r = e.do("POST", "/api/v1/devices/g1/credentials", prov, nil)
+	e.mustStatus(r, 200)
+	fresh := r.body["mqtt"].(map[string]any)["password"].(string)
+	if fresh == old || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("rotation: %s", r.raw)
+	}
+	if _, ok := e.devices.AuthenticateDevice("g1", old); ok {
+		t.Fatal("the old password still authenticates")
+	}
+	if _, ok := e.devices.AuthenticateDevice("g1", fresh); !ok {
+		t.Fatal("the new password does not authenticate")
+	}
+	e.mustStatus(e.do("POST", "/api/v1/devices/nope/credentials", prov, nil), 404)
+}

@@ -147,6 +147,8 @@ type InfluxDB struct {
 // Demo controls the built-in demo data and simulator.
 type Demo struct {
 	Enabled bool `yaml:"enabled"`
+	// Interval between the reports of each simulated device.
+	Interval Duration `yaml:"interval"`
 }
 
 // Default returns the configuration used for every key a file leaves out.
@@ -180,7 +182,7 @@ func Default() Config {
 			Embedded: EmbeddedTSDB{Retention: Duration(90 * 24 * time.Hour)},
 		},
 		Ingest: Ingest{BatchSize: 5000, FlushInterval: Duration(100 * time.Millisecond), SpoolMaxBytes: 1 << 30},
-		Demo:   Demo{Enabled: false},
+		Demo:   Demo{Enabled: false, Interval: Duration(5 * time.Second)},
 	}
 }
 
@@ -189,7 +191,7 @@ func Default() Config {
 var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
 // OrgKinds are the organisation kinds a seed may name.
-var OrgKinds = []string{"province", "prefecture", "county", "township", "department"}
+var OrgKinds = []string{"national", "province", "prefecture", "county", "township", "department"}
 
 // Validate checks every value and returns the first broken rule, naming the
 // key by its dotted path.
@@ -290,6 +292,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.SpoolMaxBytes < 4<<20 {
 		bad("ingest.spool_max_bytes", "must be at least 4194304 (4 MiB), got %d", c.Ingest.SpoolMaxBytes)
+	}
+	if c.Demo.Interval.D() < 10*time.Millisecond || c.Demo.Interval.D() > time.Hour {
+		bad("demo.interval", "must be between 10ms and 1h, got %s", c.Demo.Interval)
 	}
 	if a := c.Debug.PprofAddr; a != "" {
 		if err := checkHostPort(a); err != nil {

@@ -1,6 +1,7 @@
 // Package demo loads the demo data shipped in configs/demo into a new
-// installation, so that `make run` shows a populated command centre. Seeding
-// is idempotent: what exists already is left as it is.
+// installation and plays its devices over MQTT, so that `make run` shows a
+// living command centre. Seeding is idempotent: what exists already is left
+// as it is.
 package demo
 
 import (
@@ -42,7 +43,11 @@ func SeedOrgs(ctx context.Context, tree *orgs.Store, root orgs.ID, log *slog.Log
 	}
 	created := 0
 	for _, o := range f.Orgs {
-		_, err := tree.Create(ctx, scope, orgs.NewOrg{ID: orgs.ID(o.ID), ParentID: orgs.ID(o.Parent), Name: o.Name, Kind: o.Kind})
+		parent := orgs.ID(o.Parent)
+		if parent == "" {
+			parent = root // the file's top organisations go under whatever the root is
+		}
+		_, err := tree.Create(ctx, scope, orgs.NewOrg{ID: orgs.ID(o.ID), ParentID: parent, Name: o.Name, Kind: o.Kind})
 		switch {
 		case errors.Is(err, orgs.ErrExists):
 		case err != nil:

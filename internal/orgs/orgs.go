@@ -23,7 +23,7 @@ import (
 type ID string
 
 // Kinds an organisation may be.
-var Kinds = []string{"province", "prefecture", "county", "township", "department"}
+var Kinds = []string{"national", "province", "prefecture", "county", "township", "department"}
 
 // Org is one organisation.
 type Org struct {

@@ -77,6 +77,10 @@ type Server struct {
 	httpLn   net.Listener
 	httpWG   sync.WaitGroup
 	pprof    *http.Server
+	rootOrg  orgs.ID
+	sim      *demo.Simulator
+	simStop  context.CancelFunc
+	simDone  chan struct{}
 
 	started []component
 }
@@ -106,6 +110,7 @@ func (s *Server) components() []component {
 		{name: "ingest", start: s.startIngest, stop: s.stopIngest},
 		{name: "mqtt broker", start: s.startMQTT, stop: s.stopMQTT},
 		{name: "mqtt client", start: s.startMQTTClient, stop: s.stopMQTTClient},
+		{name: "demo", start: s.startDemo, stop: s.stopDemo},
 		{name: "http", start: s.startHTTP, stop: s.stopHTTP},
 		{name: "pprof", start: s.startPprof, stop: s.stopPprof},
 	}
@@ -192,6 +197,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("root organisation: %w", err)
 	}
+	s.rootOrg = root.ID
 	if root.ID != orgs.ID(seed.ID) {
 		s.log.Warn("data dir has another root organisation than bootstrap.root_org; keeping it", "root", root.ID, "configured", seed.ID)
 	}
@@ -422,4 +428,46 @@ func (s *Server) stopPprof(context.Context) error {
 		return nil
 	}
 	return s.pprof.Close()
+}
+
+// startDemo seeds the demo sites and devices and plays them over the
+// embedded broker, each device with its own credentials.
+func (s *Server) startDemo(ctx context.Context) error {
+	if !s.cfg.Demo.Enabled {
+		return nil
+	}
+	if s.broker == nil {
+		s.log.Info("demo devices are simulated only on the embedded broker; run lookout-sim against an external one")
+		return nil
+	}
+	scope, err := s.orgs.ScopeOf(s.rootOrg)
+	if err != nil {
+		return err
+	}
+	creds, err := demo.SeedSites(ctx, s.registry, scope)
+	if err != nil {
+		return err
+	}
+	f, err := demo.LoadSites()
+	if err != nil {
+		return err
+	}
+	s.sim = demo.NewSimulator(demo.SimParams{BrokerURL: "tcp://" + s.broker.Addr(), Devices: f.Devices, Credentials: creds,
+		Interval: s.cfg.Demo.Interval.D(), Log: s.log.With("component", "demo")})
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.simStop, s.simDone = cancel, make(chan struct{})
+	go func() {
+		defer close(s.simDone)
+		_ = s.sim.Run(runCtx)
+	}()
+	s.log.Info("demo devices simulated", "devices", len(creds))
+	return nil
+}
+
+func (s *Server) stopDemo(context.Context) error {
+	if s.simStop != nil {
+		s.simStop()
+		<-s.simDone
+	}
+	return nil
 }

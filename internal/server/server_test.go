@@ -27,7 +27,7 @@ func testConfig(t *testing.T, dataDir string) config.Config {
 	cfg.DataDir = dataDir
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.MQTT.Embedded.Addr = "127.0.0.1:0"
-	cfg.Bootstrap.RootOrg = config.OrgSeed{ID: "yn", Name: "云南省", Kind: "province"}
+	cfg.Bootstrap.RootOrg = config.OrgSeed{ID: "cn", Name: "全国演示指挥中心", Kind: "national"}
 	cfg.Demo.Enabled = true
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -109,7 +109,7 @@ func TestFirstStartRestartAndStop(t *testing.T) {
 	}
 	token := login["token"].(string)
 	status, list := getJSON(t, "GET", base+"/api/v1/orgs", token, nil)
-	if status != 200 || list["item_count"].(float64) != 6 {
+	if status != 200 || list["item_count"].(float64) != 10 {
 		t.Fatalf("demo orgs: %d %v", status, list)
 	}
 
@@ -134,7 +134,7 @@ func TestFirstStartRestartAndStop(t *testing.T) {
 	}
 	base = "http://" + s.HTTPAddr()
 	status, list = getJSON(t, "GET", base+"/api/v1/orgs", token, nil)
-	if status != 200 || list["item_count"].(float64) != 6 {
+	if status != 200 || list["item_count"].(float64) != 10 {
 		t.Fatalf("after restart: %d %v", status, list)
 	}
 }
