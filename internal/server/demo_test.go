@@ -39,7 +39,7 @@ func TestDemoDevicesComeAlive(t *testing.T) {
 
 	// A command to a lamp, as the console will send it, answered on cmd/ack.
 	user, pass := s.broker.ServiceCredentials()
-	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://"+s.MQTTAddr()).SetClientID("test-commander").
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + s.MQTTAddr()).SetClientID("test-commander").
 		SetUsername(user).SetPassword(pass).SetProtocolVersion(4))
 	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
