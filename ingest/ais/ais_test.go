@@ -3,6 +3,8 @@ package ais
 import (
 	"math"
 	"testing"
+
+	goais "github.com/BertoldVdb/go-ais"
 )
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-3 }
@@ -99,4 +101,39 @@ func FuzzFeed(f *testing.F) {
 			t.Fatalf("position out of range: %+v", r)
 		}
 	})
+}
+
+// Class B extended (19) and static (24, parts A and B) reports, encoded
+// with go-ais the way a class B transponder sends them.
+func TestClassBExtendedAndStatic(t *testing.T) {
+	e, d := NewEncoder(), NewDecoder()
+	feed := func(p goais.Packet) *Report {
+		t.Helper()
+		var r *Report
+		for _, l := range e.encode(p) {
+			got, err := d.Feed(l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != nil {
+				r = got
+			}
+		}
+		return r
+	}
+	r := feed(goais.ExtendedClassBPositionReport{Header: goais.Header{MessageID: 19, UserID: 412000019}, Valid: true,
+		Latitude: 24.5, Longitude: 118.5, Sog: 4.4, Cog: 90, TrueHeading: 91, Name: "MIN SHI YU 19", Type: 30})
+	if r == nil || !r.HasPosition || r.Name != "MIN SHI YU 19" || r.ShipType != 30 || r.Heading != 91 {
+		t.Fatalf("type 19: %+v", r)
+	}
+	r = feed(goais.StaticDataReport{Header: goais.Header{MessageID: 24, UserID: 412000024}, Valid: true,
+		ReportA: goais.StaticDataReportA{Valid: true, Name: "MIN SHI YU 24"}})
+	if r == nil || r.Name != "MIN SHI YU 24" || r.HasPosition {
+		t.Fatalf("type 24 part A: %+v", r)
+	}
+	r = feed(goais.StaticDataReport{Header: goais.Header{MessageID: 24, UserID: 412000024}, Valid: true, PartNumber: true,
+		ReportB: goais.StaticDataReportB{Valid: true, ShipType: 30}})
+	if r == nil || r.ShipType != 30 {
+		t.Fatalf("type 24 part B: %+v", r)
+	}
 }

@@ -69,3 +69,33 @@ func TestAISReceiverMakesVessels(t *testing.T) {
 		t.Fatalf("bad_nmea counted %v", v)
 	}
 }
+
+// A vessel with its own GPS tracker reports JSON positions like any device.
+func TestVesselJSONPositions(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Bootstrap.AdminPassword = "admin-password"
+	s := start(t, cfg, nil)
+	defer stop(t, s)
+	base := "http://" + s.HTTPAddr()
+	tok, _ := provision(t, base)
+	st, b := getJSON(t, "POST", base+"/api/v1/devices", tok, map[string]any{"id": "patrol-boat-1", "kind": "vessel", "name": "巡逻艇1号", "site_id": "bht", "lat": 27.2, "lon": 102.9})
+	if st != 201 {
+		t.Fatalf("vessel: %d %v", st, b)
+	}
+	pass := b["mqtt"].(map[string]any)["password"].(string)
+	host, port, _ := strings.Cut(s.MQTTAddr(), ":")
+	pub, err := testpeers.FindBinary("mosquitto_pub", "", "/usr/bin/mosquitto_pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(pub, "-h", host, "-p", port, "-u", "patrol-boat-1", "-P", pass, "-V", "311", "-q", "1",
+		"-t", "lookout/v1/devices/patrol-boat-1/telemetry", "-m", `{"lat": 27.21, "lon": 102.91, "sog": 6.5, "cog": 212.0}`).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	waitFor(t, 5*time.Second, func() bool {
+		_, d := getJSON(t, "GET", base+"/api/v1/devices/patrol-boat-1", tok, nil)
+		l, _ := d["latest"].(map[string]any)
+		return len(l) == 4
+	})
+}
