@@ -75,7 +75,11 @@ func New(p Params) (*Broker, error) {
 	if err := p.Metrics.Register(b.refused); err != nil {
 		return nil, err
 	}
-	b.srv = mqtt.New(&mqtt.Options{Logger: p.Log, InlineClient: false})
+	// mochi logs every client disconnect as a warning ("read connection:
+	// EOF"); with thousands of devices that drowns the log, so only its
+	// errors pass. Refusals are logged by the access hook below.
+	quiet := slog.New(levelFloor{Handler: p.Log.Handler(), min: slog.LevelError})
+	b.srv = mqtt.New(&mqtt.Options{Logger: quiet, InlineClient: false})
 	if err := b.srv.AddHook(&accessHook{b: b, devices: p.Devices, log: p.Log}, nil); err != nil {
 		return nil, err
 	}
@@ -180,4 +184,22 @@ func randomHex(n int) string {
 		panic(err) // crypto/rand does not fail on supported platforms
 	}
 	return hex.EncodeToString(b)
+}
+
+// levelFloor drops records below min.
+type levelFloor struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelFloor) WithAttrs(as []slog.Attr) slog.Handler {
+	return levelFloor{Handler: h.Handler.WithAttrs(as), min: h.min}
+}
+
+func (h levelFloor) WithGroup(name string) slog.Handler {
+	return levelFloor{Handler: h.Handler.WithGroup(name), min: h.min}
 }
