@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"database/sql"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,9 +14,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lookout-cc/lookout/internal/sqldb"
 )
 
 var binary string
+
+func sqlOpen(path string) (*sql.DB, error) { return sqldb.OpenFile(path) }
 
 // TestMain builds the real binary once; the tests run it as an operator
 // would.
@@ -177,4 +182,56 @@ func waitHealthy(t *testing.T, url string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("%s not healthy within 10 s", url)
+}
+
+// lookout audit verify passes on a server's log and names the first entry
+// that was tampered with.
+func TestAuditVerify(t *testing.T) {
+	dataDir := t.TempDir()
+	env := []string{"LOOKOUT_DATA_DIR=" + dataDir, "LOOKOUT_ADMIN_PASSWORD=audit-test-pw"}
+	cmd := command(t, env, "serve")
+	cmd.Env = append(cmd.Env, env...)
+	addr := ""
+	for _, e := range cmd.Env {
+		if v, ok := strings.CutPrefix(e, "LOOKOUT_HTTP_ADDR="); ok {
+			addr = v
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitHealthy(t, "http://"+addr+"/healthz")
+	for _, pw := range []string{"wrong-pw-1", "audit-test-pw"} {
+		resp, err := http.Post("http://"+addr+"/api/v1/auth/login", "application/json", strings.NewReader(`{"username":"admin","password":"`+pw+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	verify := func() (string, error) {
+		c := exec.Command(binary, "audit", "verify")
+		c.Env = append(os.Environ(), "LOOKOUT_DATA_DIR="+dataDir)
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	out, err := verify() // while the server runs
+	if err != nil || !strings.Contains(out, "audit log intact: 2 entries") {
+		t.Fatalf("verify: %v %s", err, out)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+
+	db, err := sqlOpen(filepath.Join(dataDir, "lookout.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Exec(`DROP TRIGGER audit_log_no_update`)
+	if _, err := db.Exec(`UPDATE audit_log SET result = 'ok' WHERE seq = 1`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	out, err = verify()
+	if err == nil || !strings.Contains(out, "entry 1 was changed") {
+		t.Fatalf("tampered log: %v %s", err, out)
+	}
 }

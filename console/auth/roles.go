@@ -39,11 +39,13 @@ const (
 	// Sites, devices and their telemetry.
 	PermDevicesRead  Permission = "devices:read"
 	PermDevicesWrite Permission = "devices:write"
+	// The audit log.
+	PermAuditRead Permission = "audit:read"
 )
 
 var rolePermissions = map[Role][]Permission{
-	RoleAdmin:          {PermOrgsRead, PermOrgsWrite, PermUsersRead, PermUsersWrite, PermDevicesRead, PermDevicesWrite},
-	RoleCommander:      {PermOrgsRead, PermUsersRead, PermDevicesRead},
+	RoleAdmin:          {PermOrgsRead, PermOrgsWrite, PermUsersRead, PermUsersWrite, PermDevicesRead, PermDevicesWrite, PermAuditRead},
+	RoleCommander:      {PermOrgsRead, PermUsersRead, PermDevicesRead, PermAuditRead},
 	RoleOperator:       {PermOrgsRead, PermDevicesRead},
 	RoleHearingOfficer: {PermOrgsRead},
 	RoleViewer:         {PermOrgsRead, PermDevicesRead},

@@ -21,6 +21,7 @@ import (
 	"github.com/lookout-cc/lookout/console/auth"
 	"github.com/lookout-cc/lookout/console/users"
 	"github.com/lookout-cc/lookout/devices"
+	"github.com/lookout-cc/lookout/internal/audit"
 	"github.com/lookout-cc/lookout/internal/health"
 	"github.com/lookout-cc/lookout/internal/orgs"
 )
@@ -33,6 +34,7 @@ type Params struct {
 	Orgs    *orgs.Store
 	Users   *users.Store
 	Devices *devices.Registry
+	Audit   *audit.Log
 	// Telemetry reads the time-series store.
 	Telemetry TelemetryReader
 	Signer    *auth.Signer
@@ -96,6 +98,7 @@ func New(p Params) (http.Handler, error) {
 	authed.POST("/users", a.require(auth.PermUsersWrite), a.createUser)
 	authed.GET("/users/:id", a.require(auth.PermUsersRead), a.getUser)
 	authed.PATCH("/users/:id", a.require(auth.PermUsersWrite), a.updateUser)
+	authed.GET("/audit", a.require(auth.PermAuditRead), a.listAudit)
 	authed.GET("/sites", a.require(auth.PermDevicesRead), a.listSites)
 	authed.POST("/sites", a.require(auth.PermDevicesWrite), a.createSite)
 	authed.GET("/sites/:id", a.require(auth.PermDevicesRead), a.getSite)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/lookout-cc/lookout/console/users"
 	"github.com/lookout-cc/lookout/devices"
 	"github.com/lookout-cc/lookout/ingest/tsdb"
+	"github.com/lookout-cc/lookout/internal/audit"
 	"github.com/lookout-cc/lookout/internal/health"
 	"github.com/lookout-cc/lookout/internal/orgs"
 	"github.com/lookout-cc/lookout/internal/sqldb"
@@ -35,6 +37,7 @@ type env struct {
 	api     http.Handler
 	store   *tsdb.Embedded
 	devices *devices.Registry
+	dbPath  string
 }
 
 const adminPassword = "province-admin-pw"
@@ -43,7 +46,8 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := sqldb.Open(ctx, t.TempDir(), log)
+	dataDir := t.TempDir()
+	db, err := sqldb.Open(ctx, dataDir, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,14 +89,18 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	auditLog, err := audit.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
 	hr := health.NewRegistry()
 	hr.Add("state", db.PingContext)
-	api, err := New(Params{Log: log, Metrics: prometheus.NewRegistry(), Health: hr, Orgs: tree, Users: us, Devices: reg, Telemetry: store, Signer: signer,
+	api, err := New(Params{Log: log, Metrics: prometheus.NewRegistry(), Health: hr, Orgs: tree, Users: us, Devices: reg, Audit: auditLog, Telemetry: store, Signer: signer,
 		Throttle: auth.NewThrottle(3, 200*time.Millisecond, time.Second), TokenTTL: time.Hour, MaxBodyBytes: 4096, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, srv: httptest.NewServer(api), orgs: tree, users: us, signer: signer, api: api, store: store, devices: reg}
+	e := &env{t: t, srv: httptest.NewServer(api), orgs: tree, users: us, signer: signer, api: api, store: store, devices: reg, dbPath: filepath.Join(dataDir, sqldb.FileName)}
 	t.Cleanup(e.srv.Close)
 	return e
 }

@@ -110,6 +110,11 @@ func (a *API) login(c *gin.Context) {
 	if errors.Is(err, users.ErrBadCredentials) {
 		a.p.Throttle.Fail(keys...)
 		a.p.Log.WarnContext(c.Request.Context(), "login failed", "user", req.Username, "client", c.ClientIP())
+		// Failed logins belong to no organisation the caller proved; they
+		// are kept under the root, for the top administrators to see.
+		if !a.recordAs(c, req.Username, a.p.Orgs.RootID(), "auth.login", req.Username, "bad_credentials", map[string]any{"client": c.ClientIP()}) {
+			return
+		}
 		a.fail(c, err)
 		return
 	}
@@ -123,7 +128,9 @@ func (a *API) login(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.p.Log.InfoContext(c.Request.Context(), "login", "user", u.ID, "org", u.OrgID, "client", c.ClientIP())
+	if !a.recordAs(c, u.ID, u.OrgID, "auth.login", u.ID, "ok", map[string]any{"client": c.ClientIP()}) {
+		return
+	}
 	c.JSON(http.StatusOK, loginResponse{Token: token, ExpiresAt: exp.UTC(), User: u})
 }
 

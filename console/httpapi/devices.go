@@ -43,7 +43,9 @@ func (a *API) createSite(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.p.Log.InfoContext(c.Request.Context(), "site created", "site", s.ID, "org", s.OrgID, "by", p.UserID)
+	if !a.record(c, s.OrgID, "site.create", string(s.ID), "ok", map[string]any{"name": s.Name, "kind": s.Kind}) {
+		return
+	}
 	c.JSON(http.StatusCreated, s)
 }
 
@@ -184,7 +186,9 @@ func (a *API) createDevice(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.p.Log.InfoContext(c.Request.Context(), "device created", "device", d.ID, "site", d.SiteID, "by", p.UserID)
+	if !a.record(c, d.OrgID, "device.create", string(d.ID), "ok", map[string]any{"kind": d.Kind, "site": d.SiteID}) {
+		return
+	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusCreated, createdDevice{Device: d, MQTT: creds})
 }
@@ -198,7 +202,10 @@ func (a *API) rotateCredentials(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.p.Log.InfoContext(c.Request.Context(), "device credentials rotated", "device", c.Param("id"), "by", p.UserID)
+	d, _ := a.p.Devices.GetDevice(p.Scope, devices.ID(c.Param("id")))
+	if !a.record(c, d.OrgID, "device.credentials.rotate", string(d.ID), "ok", nil) {
+		return
+	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, gin.H{"mqtt": creds})
 }

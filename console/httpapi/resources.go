@@ -55,7 +55,9 @@ func (a *API) createOrg(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.p.Log.InfoContext(c.Request.Context(), "org created", "org", o.ID, "parent", o.ParentID, "by", p.UserID)
+	if !a.record(c, o.ID, "org.create", string(o.ID), "ok", map[string]any{"parent": o.ParentID, "name": o.Name, "kind": o.Kind}) {
+		return
+	}
 	c.JSON(http.StatusCreated, o)
 }
 
@@ -88,7 +90,9 @@ func (a *API) createUser(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.p.Log.InfoContext(c.Request.Context(), "user created", "user", u.ID, "org", u.OrgID, "role", u.Role, "by", p.UserID)
+	if !a.record(c, u.OrgID, "user.create", u.ID, "ok", map[string]any{"role": u.Role}) {
+		return
+	}
 	c.JSON(http.StatusCreated, u)
 }
 
@@ -103,6 +107,24 @@ func (a *API) updateUser(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.p.Log.InfoContext(c.Request.Context(), "user updated", "user", u.ID, "by", p.UserID)
+	changed := map[string]any{}
+	if patch.DisplayName != nil {
+		changed["display_name"] = *patch.DisplayName
+	}
+	if patch.OrgID != nil {
+		changed["org_id"] = *patch.OrgID
+	}
+	if patch.Role != nil {
+		changed["role"] = *patch.Role
+	}
+	if patch.Disabled != nil {
+		changed["disabled"] = *patch.Disabled
+	}
+	if patch.Password != nil {
+		changed["password"] = "changed" // never the password itself
+	}
+	if !a.record(c, u.OrgID, "user.update", u.ID, "ok", changed) {
+		return
+	}
 	c.JSON(http.StatusOK, u)
 }

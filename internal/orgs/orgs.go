@@ -201,6 +201,18 @@ func (s *Store) List(scope Scope) []Org {
 	return out
 }
 
+// RootID is the organisation at the top of the tree ("" before EnsureRoot).
+func (s *Store) RootID() ID {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, o := range s.byID {
+		if o.ParentID == "" {
+			return o.ID
+		}
+	}
+	return ""
+}
+
 // ScopeOf returns the scope rooted at organisation id.
 func (s *Store) ScopeOf(id ID) (Scope, error) {
 	s.mu.RLock()

@@ -31,6 +31,7 @@ import (
 	"github.com/lookout-cc/lookout/ingest/pipeline"
 	"github.com/lookout-cc/lookout/ingest/spool"
 	"github.com/lookout-cc/lookout/ingest/tsdb"
+	"github.com/lookout-cc/lookout/internal/audit"
 	"github.com/lookout-cc/lookout/internal/config"
 	"github.com/lookout-cc/lookout/internal/demo"
 	"github.com/lookout-cc/lookout/internal/health"
@@ -67,6 +68,7 @@ type Server struct {
 	orgs     *orgs.Store
 	users    *users.Store
 	registry *devices.Registry
+	audit    *audit.Log
 	signer   *auth.Signer
 	broker   *broker.Broker
 	mqtt     *mqtt.Client
@@ -222,6 +224,9 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if s.registry, err = devices.NewRegistry(ctx, s.db, s.orgs); err != nil {
 		return err
 	}
+	if s.audit, err = audit.Open(ctx, s.db); err != nil {
+		return err
+	}
 	if s.cfg.Demo.Enabled {
 		if _, err := demo.SeedOrgs(ctx, s.orgs, root.ID, s.log); err != nil {
 			return err
@@ -355,6 +360,7 @@ func (s *Server) startHTTP(context.Context) error {
 		Orgs:         s.orgs,
 		Users:        s.users,
 		Devices:      s.registry,
+		Audit:        s.audit,
 		Telemetry:    s.tsdb,
 		Signer:       s.signer,
 		Throttle:     auth.NewThrottle(s.cfg.Auth.LoginFreeFailures, s.cfg.Auth.LoginBaseDelay.D(), s.cfg.Auth.LoginMaxDelay.D()),

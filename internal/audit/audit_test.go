@@ -1,0 +1,71 @@
+package audit
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/lookout-cc/lookout/internal/orgs"
+	"github.com/lookout-cc/lookout/internal/sqldb"
+)
+
+func TestChainAppendsVerifiesAndCatchesTampering(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tree, _ := orgs.NewStore(ctx, db)
+	tree.EnsureRoot(ctx, orgs.NewOrg{ID: "cn", Name: "全国", Kind: "national"})
+	root, _ := tree.ScopeOf("cn")
+	tree.Create(ctx, root, orgs.NewOrg{ID: "qj", ParentID: "cn", Name: "巧家县", Kind: "county"})
+	tree.Create(ctx, root, orgs.NewOrg{ID: "ys", ParentID: "cn", Name: "永善县", Kind: "county"})
+
+	l, err := Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, org := range []orgs.ID{"qj", "ys", "qj"} {
+		if err := l.Record(ctx, "admin", org, "device.create", "g"+string(rune('0'+i)), ResultOK, map[string]any{"kind": "water_level"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A restart continues the same chain.
+	l, _ = Open(ctx, db)
+	if err := l.Record(ctx, "admin", "qj", "device.credentials.rotate", "g0", ResultOK, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := Verify(ctx, db); err != nil || n != 4 {
+		t.Fatalf("verify: %d %v", n, err)
+	}
+	qj, _ := tree.ScopeOf("qj")
+	es, err := l.List(ctx, qj, Filter{Action: "device."})
+	if err != nil || len(es) != 3 || es[0].Action != "device.credentials.rotate" || es[2].Detail["kind"] != "water_level" {
+		t.Fatalf("county list: %+v %v", es, err)
+	}
+	if es, _ := l.List(ctx, qj, Filter{Action: "device.create", Target: "g1"}); len(es) != 0 {
+		t.Fatal("another county's entry listed")
+	}
+
+	// The table refuses changes...
+	if _, err := db.Exec(`UPDATE audit_log SET result = 'failed' WHERE seq = 2`); err == nil || !strings.Contains(err.Error(), "append-only") {
+		t.Fatalf("update allowed: %v", err)
+	}
+	if _, err := db.Exec(`DELETE FROM audit_log WHERE seq = 2`); err == nil {
+		t.Fatal("delete allowed")
+	}
+	// ...and whoever gets round that is caught by the chain.
+	db.Exec(`DROP TRIGGER audit_log_no_update`)
+	db.Exec(`UPDATE audit_log SET result = 'failed' WHERE seq = 2`)
+	if _, err := Verify(ctx, db); err == nil || !strings.Contains(err.Error(), "entry 2 was changed") {
+		t.Fatalf("changed entry: %v", err)
+	}
+	db.Exec(`DROP TRIGGER audit_log_no_delete`)
+	db.Exec(`DELETE FROM audit_log WHERE seq = 2`)
+	if _, err := Verify(ctx, db); err == nil || !strings.Contains(err.Error(), "entry 2 is missing") {
+		t.Fatalf("removed entry: %v", err)
+	}
+}
