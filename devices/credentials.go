@@ -98,3 +98,17 @@ func (r *Registry) RotateCredentials(ctx context.Context, scope orgs.Scope, id I
 	r.mu.Unlock()
 	return creds, nil
 }
+
+// ParseTopic splits a device topic into the device id and what follows it,
+// e.g. lookout/v1/devices/lamp-1/cmd/ack gives lamp-1 and cmd/ack.
+func ParseTopic(topic string) (ID, string, bool) {
+	rest, ok := strings.CutPrefix(topic, TopicRoot)
+	if !ok {
+		return "", "", false
+	}
+	id, leaf, ok := strings.Cut(rest, "/")
+	if !ok || id == "" || leaf == "" {
+		return "", "", false
+	}
+	return ID(id), leaf, true
+}

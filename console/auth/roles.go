@@ -39,14 +39,16 @@ const (
 	// Sites, devices and their telemetry.
 	PermDevicesRead  Permission = "devices:read"
 	PermDevicesWrite Permission = "devices:write"
+	// Sending commands to devices.
+	PermDevicesCommand Permission = "devices:command"
 	// The audit log.
 	PermAuditRead Permission = "audit:read"
 )
 
 var rolePermissions = map[Role][]Permission{
-	RoleAdmin:          {PermOrgsRead, PermOrgsWrite, PermUsersRead, PermUsersWrite, PermDevicesRead, PermDevicesWrite, PermAuditRead},
-	RoleCommander:      {PermOrgsRead, PermUsersRead, PermDevicesRead, PermAuditRead},
-	RoleOperator:       {PermOrgsRead, PermDevicesRead},
+	RoleAdmin:          {PermOrgsRead, PermOrgsWrite, PermUsersRead, PermUsersWrite, PermDevicesRead, PermDevicesWrite, PermDevicesCommand, PermAuditRead},
+	RoleCommander:      {PermOrgsRead, PermUsersRead, PermDevicesRead, PermDevicesCommand, PermAuditRead},
+	RoleOperator:       {PermOrgsRead, PermDevicesRead, PermDevicesCommand},
 	RoleHearingOfficer: {PermOrgsRead},
 	RoleViewer:         {PermOrgsRead, PermDevicesRead},
 }

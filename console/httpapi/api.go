@@ -35,6 +35,9 @@ type Params struct {
 	Users   *users.Store
 	Devices *devices.Registry
 	Audit   *audit.Log
+	// Presence says which devices are connected; Commands runs commands.
+	Presence *devices.Presence
+	Commands *devices.Commands
 	// Telemetry reads the time-series store.
 	Telemetry TelemetryReader
 	Signer    *auth.Signer
@@ -107,5 +110,7 @@ func New(p Params) (http.Handler, error) {
 	authed.GET("/devices/:id", a.require(auth.PermDevicesRead), a.getDevice)
 	authed.GET("/devices/:id/telemetry", a.require(auth.PermDevicesRead), a.deviceTelemetry)
 	authed.POST("/devices/:id/credentials", a.require(auth.PermDevicesWrite), a.rotateCredentials)
+	authed.POST("/devices/:id/commands", a.require(auth.PermDevicesCommand), a.sendCommand)
+	authed.GET("/commands/:id", a.require(auth.PermDevicesRead), a.getCommand)
 	return r, nil
 }

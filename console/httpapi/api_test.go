@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -41,6 +42,12 @@ type env struct {
 }
 
 const adminPassword = "province-admin-pw"
+
+// noBroker refuses every publish: the API tests need no MQTT; commands over
+// a real broker are tested in internal/server.
+type noBroker struct{}
+
+func (noBroker) PublishCommand(devices.ID, []byte) error { return errors.New("no broker in this test") }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
@@ -93,9 +100,19 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	presence, err := devices.NewPresence(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds, err := devices.NewCommands(ctx, db, reg, presence, noBroker{}, auditLog, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds.Start()
+	t.Cleanup(cmds.Close)
 	hr := health.NewRegistry()
 	hr.Add("state", db.PingContext)
-	api, err := New(Params{Log: log, Metrics: prometheus.NewRegistry(), Health: hr, Orgs: tree, Users: us, Devices: reg, Audit: auditLog, Telemetry: store, Signer: signer,
+	api, err := New(Params{Log: log, Metrics: prometheus.NewRegistry(), Health: hr, Orgs: tree, Users: us, Devices: reg, Audit: auditLog, Presence: presence, Commands: cmds, Telemetry: store, Signer: signer,
 		Throttle: auth.NewThrottle(3, 200*time.Millisecond, time.Second), TokenTTL: time.Hour, MaxBodyBytes: 4096, Version: "test"})
 	if err != nil {
 		t.Fatal(err)

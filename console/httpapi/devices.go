@@ -71,6 +71,11 @@ type deviceView struct {
 	// LastSeen is the time of the newest reading, null before the first.
 	LastSeen *time.Time             `json:"last_seen"`
 	Latest   map[string]latestValue `json:"latest"`
+	// Online and State come from the device's status topic and Last Will:
+	// online, offline, or unknown before it said either.
+	Online     bool       `json:"online"`
+	State      string     `json:"state"`
+	StateSince *time.Time `json:"state_since"`
 }
 
 func (a *API) getDevice(c *gin.Context) {
@@ -85,6 +90,12 @@ func (a *API) getDevice(c *gin.Context) {
 		return
 	}
 	v := deviceView{Device: d, Latest: map[string]latestValue{}}
+	state, since := a.p.Presence.Get(d.ID)
+	v.State, v.Online = state, state == devices.StateOnline
+	if !since.IsZero() {
+		t := since.UTC()
+		v.StateSince = &t
+	}
 	var newest int64
 	for _, p := range latest {
 		lv := latestValue{TS: p.TS}
@@ -208,4 +219,30 @@ func (a *API) rotateCredentials(c *gin.Context) {
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, gin.H{"mqtt": creds})
+}
+
+// sendCommand answers POST /devices/{id}/commands with 202 and the command,
+// pending or already sent; GET /commands/{id} follows it.
+func (a *API) sendCommand(c *gin.Context) {
+	var req devices.CommandRequest
+	if !a.decode(c, &req) {
+		return
+	}
+	p := mustPrincipal(c)
+	cmd, err := a.p.Commands.Send(c.Request.Context(), p.Scope, p.UserID, devices.ID(c.Param("id")), req)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.Header("Location", "/api/v1/commands/"+cmd.ID)
+	c.JSON(http.StatusAccepted, cmd)
+}
+
+func (a *API) getCommand(c *gin.Context) {
+	cmd, err := a.p.Commands.Get(mustPrincipal(c).Scope, c.Param("id"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, cmd)
 }

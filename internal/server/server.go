@@ -16,6 +16,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,17 +59,20 @@ type Params struct {
 // Lifecycle: New, then Start once; Stop once after Start, whatever Start
 // returned. A stopped server is not restarted.
 type Server struct {
-	p       Params
-	cfg     config.Config
-	log     *slog.Logger
-	metrics *prometheus.Registry
-	health  *health.Registry
+	p           Params
+	cfg         config.Config
+	log         *slog.Logger
+	metrics     *prometheus.Registry
+	unknownAcks prometheus.Counter
+	health      *health.Registry
 
 	db       *sql.DB
 	orgs     *orgs.Store
 	users    *users.Store
 	registry *devices.Registry
 	audit    *audit.Log
+	presence *devices.Presence
+	commands *devices.Commands
 	signer   *auth.Signer
 	broker   *broker.Broker
 	mqtt     *mqtt.Client
@@ -101,7 +105,12 @@ func New(p Params) *Server {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &Server{p: p, cfg: p.Config, log: p.Log, metrics: reg, health: health.NewRegistry()}
+	unknownAcks := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "lookout_command_acks_unknown_total",
+		Help: "Command acks for commands Lookout does not know (or of another device); ignored.",
+	})
+	reg.MustRegister(unknownAcks)
+	return &Server{p: p, cfg: p.Config, log: p.Log, metrics: reg, health: health.NewRegistry(), unknownAcks: unknownAcks}
 }
 
 func (s *Server) components() []component {
@@ -112,6 +121,7 @@ func (s *Server) components() []component {
 		{name: "ingest", start: s.startIngest, stop: s.stopIngest},
 		{name: "mqtt broker", start: s.startMQTT, stop: s.stopMQTT},
 		{name: "mqtt client", start: s.startMQTTClient, stop: s.stopMQTTClient},
+		{name: "commands", start: s.startCommands, stop: s.stopCommands},
 		{name: "demo", start: s.startDemo, stop: s.stopDemo},
 		{name: "http", start: s.startHTTP, stop: s.stopHTTP},
 		{name: "pprof", start: s.startPprof, stop: s.stopPprof},
@@ -227,6 +237,18 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if s.audit, err = audit.Open(ctx, s.db); err != nil {
 		return err
 	}
+	if s.presence, err = devices.NewPresence(ctx, s.db); err != nil {
+		return err
+	}
+	if s.commands, err = devices.NewCommands(ctx, s.db, s.registry, s.presence, commandPublisher{s}, s.audit,
+		s.log.With("component", "commands")); err != nil {
+		return err
+	}
+	s.presence.OnChange = func(id devices.ID, state string, _ time.Time) {
+		if state == devices.StateOnline {
+			go s.commands.DeviceOnline(id) // not on the MQTT handler's goroutine: it publishes
+		}
+	}
 	if s.cfg.Demo.Enabled {
 		if _, err := demo.SeedOrgs(ctx, s.orgs, root.ID, s.log); err != nil {
 			return err
@@ -289,6 +311,8 @@ func (s *Server) startMQTTClient(context.Context) error {
 	}
 	c.Subscribe(share+pipeline.TelemetryFilter, 1, s.ingest.HandleTelemetry)
 	c.Subscribe(share+pipeline.NMEAFilter, 1, s.ingest.HandleNMEA)
+	c.Subscribe(share+devices.TopicRoot+"+/status", 1, s.handleStatus)
+	c.Subscribe(share+devices.TopicRoot+"+/cmd/ack", 1, s.handleAck)
 	c.Start()
 	s.mqtt = c
 	s.health.Add("mqtt_client", c.Check)
@@ -361,6 +385,8 @@ func (s *Server) startHTTP(context.Context) error {
 		Users:        s.users,
 		Devices:      s.registry,
 		Audit:        s.audit,
+		Presence:     s.presence,
+		Commands:     s.commands,
 		Telemetry:    s.tsdb,
 		Signer:       s.signer,
 		Throttle:     auth.NewThrottle(s.cfg.Auth.LoginFreeFailures, s.cfg.Auth.LoginBaseDelay.D(), s.cfg.Auth.LoginMaxDelay.D()),
@@ -476,4 +502,61 @@ func (s *Server) stopDemo(context.Context) error {
 		<-s.simDone
 	}
 	return nil
+}
+
+// commandPublisher hands commands to the broker through the server's MQTT
+// client.
+type commandPublisher struct{ s *Server }
+
+func (p commandPublisher) PublishCommand(device devices.ID, payload []byte) error {
+	if p.s.mqtt == nil {
+		return errors.New("mqtt client not started")
+	}
+	return p.s.mqtt.Publish(devices.TopicRoot+string(device)+"/cmd", 1, false, payload, 5*time.Second)
+}
+
+func (s *Server) startCommands(context.Context) error {
+	s.commands.UnknownAcks = s.unknownAcks.Inc
+	s.commands.Start()
+	return nil
+}
+
+func (s *Server) stopCommands(context.Context) error {
+	s.commands.Close()
+	return nil
+}
+
+// handleStatus takes a device's retained status or Last Will.
+func (s *Server) handleStatus(topic string, payload []byte) {
+	id, leaf, ok := devices.ParseTopic(topic)
+	if !ok || leaf != "status" {
+		return
+	}
+	if _, known := s.registry.Lookup(id); !known {
+		return
+	}
+	state := strings.TrimSpace(string(payload))
+	if state != devices.StateOnline && state != devices.StateOffline {
+		s.log.Warn("device status is neither online nor offline", "device", id, "status", truncate(state, 40))
+		return
+	}
+	if err := s.presence.Set(context.Background(), id, state); err != nil {
+		s.log.Error("presence not stored", "device", id, "err", err)
+	}
+}
+
+// handleAck takes a device's answer to a command.
+func (s *Server) handleAck(topic string, payload []byte) {
+	id, leaf, ok := devices.ParseTopic(topic)
+	if !ok || leaf != "cmd/ack" {
+		return
+	}
+	s.commands.HandleAck(id, payload)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
