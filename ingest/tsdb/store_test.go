@@ -54,6 +54,24 @@ func createDatabase(t *testing.T, db *testpeers.InfluxDB, name string) {
 		t.Fatalf("create database: %v %v", err, resp)
 	}
 	resp.Body.Close()
+	// Under load influxd may answer the creation before its write path
+	// knows the database: wait until a write to it is taken.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req, _ := http.NewRequest("POST", db.URL+"/write?db="+name, strings.NewReader("_ready v=1"))
+		req.SetBasicAuth(user, pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusNoContent {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("database %s not writable within 10 s: %v %v", name, err, resp)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func TestEmbeddedRetentionAndReopen(t *testing.T) {
