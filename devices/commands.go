@@ -270,7 +270,15 @@ func (c *Commands) transition(id string, to CommandState, errText string, sentAt
 		done = snapshot.DoneAt.UnixMilli()
 	}
 	ctx := context.Background()
-	if _, err := c.db.ExecContext(ctx, `UPDATE commands SET state = ?, error = ?, sent_at = ?, done_at = ? WHERE id = ?`,
+	// The write happens outside the lock, so two steps of one command (sent
+	// and an ack that overtook it) may reach the database in either order;
+	// a step only ever moves a command forward, never back from a final
+	// state to sent.
+	before := "state = 'pending'"
+	if to.Done() {
+		before = "state IN ('pending', 'sent')"
+	}
+	if _, err := c.db.ExecContext(ctx, `UPDATE commands SET state = ?, error = ?, sent_at = COALESCE(sent_at, ?), done_at = ? WHERE id = ? AND `+before,
 		snapshot.State, snapshot.Error, sent, done, id); err != nil {
 		c.log.Error("command state not stored", "command", id, "state", to, "err", err)
 	}

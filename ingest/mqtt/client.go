@@ -25,6 +25,7 @@ type brokerClient interface {
 	Disconnect(quiesce uint)
 	IsConnectionOpen() bool
 	Publish(topic string, qos byte, retained bool, payload any) paho.Token
+	AddRoute(topic string, callback paho.MessageHandler)
 }
 
 // Handler receives a message: its topic and payload. It runs on paho's
@@ -98,6 +99,7 @@ func New(p Params) (*Client, error) {
 		SetPassword(p.Password).
 		SetProtocolVersion(4).
 		SetCleanSession(false).
+		SetStore(NewInboundOnlyStore()).
 		// Handlers run one at a time on paho's router goroutine: messages
 		// keep their order, and a handler that waits (a full ingest queue)
 		// stops reading from the broker instead of piling up goroutines.
@@ -123,6 +125,12 @@ func New(p Params) (*Client, error) {
 
 // Start begins connecting in the background.
 func (c *Client) Start() {
+	c.mu.Lock()
+	for _, sub := range c.subs {
+		h := sub.handler
+		c.c.AddRoute(sub.filter, func(_ paho.Client, m paho.Message) { h(m.Topic(), m.Payload()) })
+	}
+	c.mu.Unlock()
 	tok := c.c.Connect()
 	go func() {
 		// With ConnectRetry the token completes only once connected, or
@@ -148,22 +156,36 @@ func (c *Client) onConnect(pc paho.Client) {
 	c.setErr(nil)
 	c.p.Log.Info("mqtt connected", "broker", c.p.URL, "client_id", c.p.ClientID)
 	c.mu.Lock()
-	subs := append([]subscription(nil), c.subs...)
+	filters := make(map[string]byte, len(c.subs))
+	for _, sub := range c.subs {
+		filters[sub.filter] = sub.qos
+	}
 	c.mu.Unlock()
-	for _, sub := range subs {
-		h := sub.handler
-		tok := pc.Subscribe(sub.filter, sub.qos, func(_ paho.Client, m paho.Message) { h(m.Topic(), m.Payload()) })
-		// paho runs this handler on a goroutine of its own, so waiting
-		// for the SUBACK here holds up nothing else.
-		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			c.p.Log.Error("mqtt subscribe failed; will retry on reconnect", "filter", sub.filter, "err", tok.Error())
-		}
+	if len(filters) == 0 {
+		return
+	}
+	// One SUBSCRIBE for every filter: taken one by one, a device's status
+	// could arrive, and a command be sent and acked, before the ack filter
+	// was in place. Messages go to the handlers by the routes added in Start.
+	tok := pc.SubscribeMultiple(filters, nil)
+	// paho runs this handler on a goroutine of its own, so waiting for the
+	// SUBACK here holds up nothing else.
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		c.p.Log.Error("mqtt subscribe failed; will retry on reconnect", "filters", len(filters), "err", tok.Error())
 	}
 }
 
 // Publish sends a message and waits up to timeout for the broker to take it
 // (at QoS 1, its PUBACK).
+//
+// It refuses at once while the client is not connected rather than let
+// paho store the message for its reconnect: the caller keeps it and retries
+// (paho's resume of messages stored while connecting races with its own
+// sender).
 func (c *Client) Publish(topic string, qos byte, retained bool, payload []byte, timeout time.Duration) error {
+	if !c.c.IsConnectionOpen() {
+		return fmt.Errorf("publish to %s: not connected to %s", topic, c.p.URL)
+	}
 	tok := c.c.Publish(topic, qos, retained, payload)
 	if !tok.WaitTimeout(timeout) {
 		return fmt.Errorf("publish to %s: no answer within %s", topic, timeout)

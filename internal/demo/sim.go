@@ -94,15 +94,33 @@ func topic(id, leaf string) string { return devices.TopicRoot + id + "/" + leaf 
 func (s *Simulator) connect(d DeviceSpec, creds devices.Credentials, onConnect func(paho.Client)) paho.Client {
 	o := paho.NewClientOptions().AddBroker(s.p.BrokerURL).SetClientID("sim-"+d.ID).
 		SetUsername(creds.Username).SetPassword(creds.Password).SetProtocolVersion(4).
-		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(2*time.Second).
+		// A clean session: commands wait at Lookout, not at the broker, and
+		// paho's resume of a persistent session races with publishing from
+		// the connect handler.
+		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(2*time.Second).
 		SetMaxReconnectInterval(10*time.Second).SetWill(topic(d.ID, "status"), "offline", 1, true).
 		SetOnConnectHandler(func(c paho.Client) {
-			c.Publish(topic(d.ID, "status"), 1, true, "online")
+			// Ready for commands first, then say so: a device that says
+			// online before it subscribes loses the commands sent meanwhile.
 			if onConnect != nil {
 				onConnect(c)
 			}
+			c.Publish(topic(d.ID, "status"), 1, true, "online")
 		})
-	c := paho.NewClient(o)
+	return paho.NewClient(o)
+}
+
+// send publishes a report while connected and drops it otherwise: a
+// simulated device need not buffer, and paho's resume of messages stored
+// while connecting races with its sender.
+func send(c paho.Client, topic string, payload any) {
+	if c.IsConnectionOpen() {
+		c.Publish(topic, 1, false, payload)
+	}
+}
+
+// start connects in the background; reports begin once connected.
+func start(c paho.Client) paho.Client {
 	c.Connect()
 	return c
 }
@@ -144,13 +162,13 @@ func (s *Simulator) gaugeLevel(d DeviceSpec, now time.Time) float64 {
 }
 
 func (s *Simulator) gauge(ctx context.Context, d DeviceSpec, creds devices.Credentials) {
-	c := s.connect(d, creds, nil)
+	c := start(s.connect(d, creds, nil))
 	defer c.Disconnect(250)
 	battery := 3.95
 	s.every(ctx, func(now time.Time) {
 		battery = math.Max(3.5, battery-0.0001)
 		payload := fmt.Sprintf(`{"ts": %d, "values": {"water_level_m": %.3f, "battery_v": %.3f}}`, now.UnixMilli(), s.gaugeLevel(d, now), battery)
-		c.Publish(topic(d.ID, "telemetry"), 1, false, payload)
+		send(c, topic(d.ID, "telemetry"), payload)
 	})
 }
 
@@ -214,8 +232,8 @@ func (l *lampState) apply(cmd command, now time.Time) error {
 func (s *Simulator) streetlight(ctx context.Context, d DeviceSpec, creds devices.Credentials) {
 	h := (time.Now().UTC().Hour() + 8) % 24
 	lamp := &lampState{on: h >= 19 || h < 6, brightness: 80}
-	c := s.connect(d, creds, func(pc paho.Client) {
-		pc.Subscribe(topic(d.ID, "cmd"), 1, func(pc paho.Client, m paho.Message) {
+	c := start(s.connect(d, creds, func(pc paho.Client) {
+		tok := pc.Subscribe(topic(d.ID, "cmd"), 1, func(pc paho.Client, m paho.Message) {
 			var cmd command
 			ack := map[string]any{}
 			if err := json.Unmarshal(m.Payload(), &cmd); err != nil || cmd.ID == "" {
@@ -232,10 +250,11 @@ func (s *Simulator) streetlight(ctx context.Context, d DeviceSpec, creds devices
 			pc.Publish(topic(d.ID, "cmd/ack"), 1, false, js)
 			pc.Publish(topic(d.ID, "telemetry"), 1, false, lamp.report(time.Now()))
 		})
-	})
+		tok.WaitTimeout(10 * time.Second) // on paho's OnConnect goroutine: blocks nothing else
+	}))
 	defer c.Disconnect(250)
 	s.every(ctx, func(now time.Time) {
-		c.Publish(topic(d.ID, "telemetry"), 1, false, lamp.report(now))
+		send(c, topic(d.ID, "telemetry"), lamp.report(now))
 	})
 }
 
@@ -251,7 +270,7 @@ type boat struct {
 }
 
 func (s *Simulator) aisReceiver(ctx context.Context, d DeviceSpec, creds devices.Credentials) {
-	c := s.connect(d, creds, nil)
+	c := start(s.connect(d, creds, nil))
 	defer c.Disconnect(250)
 	enc := ais.NewEncoder()
 	boats := []boat{
@@ -282,6 +301,6 @@ func (s *Simulator) aisReceiver(ctx context.Context, d DeviceSpec, creds devices
 			}
 		}
 		n++
-		c.Publish(topic(d.ID, "nmea"), 1, false, strings.Join(lines, "\r\n"))
+		send(c, topic(d.ID, "nmea"), strings.Join(lines, "\r\n"))
 	})
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -35,7 +36,7 @@ func waitCommand(t *testing.T, base, tok, id, want string, within time.Duration)
 func fakeLamp(t *testing.T, mqttAddr, id, password string, answer func(cmd map[string]any) (ok bool, reply bool)) paho.Client {
 	t.Helper()
 	o := paho.NewClientOptions().AddBroker("tcp://"+mqttAddr).SetClientID("fake-"+id).SetUsername(id).SetPassword(password).
-		SetProtocolVersion(4).SetCleanSession(false).SetWill("lookout/v1/devices/"+id+"/status", "offline", 1, true)
+		SetProtocolVersion(4).SetCleanSession(true).SetWill("lookout/v1/devices/"+id+"/status", "offline", 1, true)
 	c := paho.NewClient(o)
 	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("lamp connect: %v", tok.Error())
@@ -43,6 +44,9 @@ func fakeLamp(t *testing.T, mqttAddr, id, password string, answer func(cmd map[s
 	c.Subscribe("lookout/v1/devices/"+id+"/cmd", 1, func(pc paho.Client, m paho.Message) {
 		var cmd map[string]any
 		json.Unmarshal(m.Payload(), &cmd)
+		if os.Getenv("LOOKOUT_TEST_LOG") != "" {
+			fmt.Fprintf(os.Stderr, "LAMP got %s\n", m.Payload())
+		}
 		ok, reply := answer(cmd)
 		if !reply {
 			return

@@ -551,6 +551,7 @@ func (s *Server) handleAck(topic string, payload []byte) {
 	if !ok || leaf != "cmd/ack" {
 		return
 	}
+	s.log.Debug("command ack", "device", id, "payload", truncate(string(payload), 200))
 	s.commands.HandleAck(id, payload)
 }
 

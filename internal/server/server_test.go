@@ -41,7 +41,7 @@ func start(t *testing.T, cfg config.Config, notice io.Writer) *Server {
 	if os.Getenv("LOOKOUT_TEST_LOG") != "" {
 		logOut = os.Stderr
 	}
-	s := New(Params{Config: cfg, Log: slog.New(slog.NewTextHandler(logOut, nil)), Version: "test", Notice: notice})
+	s := New(Params{Config: cfg, Log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug})), Version: "test", Notice: notice})
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

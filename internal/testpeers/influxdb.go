@@ -58,8 +58,12 @@ func StartInfluxDB(t testing.TB) *InfluxDB {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	addr := FreeAddr(t)
-	conf := fmt.Sprintf(`reporting-disabled = true
+	var db *InfluxDB
+	// A free port can be taken by another test's peer between our look and
+	// influxd's bind (it binds two): try again on new ports when it exits.
+	for attempt := 1; ; attempt++ {
+		addr := FreeAddr(t)
+		conf := fmt.Sprintf(`reporting-disabled = true
 bind-address = %q
 [meta]
   dir = %q
@@ -79,15 +83,47 @@ bind-address = %q
 [continuous_queries]
   enabled = false
 `, FreeAddr(t), filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), addr)
-	db := &InfluxDB{URL: "http://" + addr, Token: influxUser + ":" + influxPassword, Org: "lookout",
-		Bucket: influxDatabase + "/autogen", t: t, bin: bin, addr: addr, confPath: writeFile(t, dir, "influxdb.conf", conf)}
-	db.Start()
+		db = &InfluxDB{URL: "http://" + addr, Token: influxUser + ":" + influxPassword, Org: "lookout",
+			Bucket: influxDatabase + "/autogen", t: t, bin: bin, addr: addr, confPath: writeFile(t, dir, "influxdb.conf", conf)}
+		err := db.start()
+		if err == nil {
+			break
+		}
+		if attempt == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("influxd did not start (attempt %d), trying new ports: %v", attempt, err)
+	}
 	t.Cleanup(db.Stop)
 	// With auth on and no user yet, InfluxDB 1.x admits exactly one query:
 	// the creation of the first admin.
 	db.query(t, "", fmt.Sprintf("CREATE USER %s WITH PASSWORD '%s' WITH ALL PRIVILEGES", influxUser, influxPassword))
-	db.query(t, influxUser, "CREATE DATABASE "+influxDatabase)
+	// Under load influxd may take a moment before the new user is known to
+	// its HTTP authenticator; the database is made once it is.
+	deadline := time.Now().Add(10 * time.Second)
+	for db.tryQuery(influxUser, "CREATE DATABASE "+influxDatabase) != nil {
+		if time.Now().After(deadline) {
+			db.query(t, influxUser, "CREATE DATABASE "+influxDatabase) // fails the test with the reason
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	return db
+}
+
+func (db *InfluxDB) tryQuery(user, q string) error {
+	form := url.Values{"q": {q}}
+	req, _ := http.NewRequest(http.MethodPost, db.URL+"/query", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(user, influxPassword)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s", resp.Status)
+	}
+	return nil
 }
 
 func (db *InfluxDB) query(t testing.TB, user, q string) {
@@ -111,16 +147,22 @@ func (db *InfluxDB) query(t testing.TB, user, q string) {
 // Start (re)starts InfluxDB on its port with its data kept.
 func (db *InfluxDB) Start() {
 	db.t.Helper()
+	if err := db.start(); err != nil {
+		db.t.Fatal(err)
+	}
+}
+
+func (db *InfluxDB) start() error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	if db.proc != nil {
 		if ok, _ := db.proc.exited(); !ok {
-			return
+			return nil
 		}
 	}
 	p, err := startProcess("influxd", db.bin, "run", "-config", db.confPath)
 	if err != nil {
-		db.t.Fatal(err)
+		return err
 	}
 	client := influxdb2.NewClient(db.URL, db.Token)
 	defer client.Close()
@@ -133,9 +175,10 @@ func (db *InfluxDB) Start() {
 	})
 	if err != nil {
 		p.stop(time.Second)
-		db.t.Fatal(err)
+		return err
 	}
 	db.proc = p
+	return nil
 }
 
 // Stop stops InfluxDB; Start brings it back with its data.

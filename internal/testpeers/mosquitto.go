@@ -38,9 +38,7 @@ func StartMosquitto(t testing.TB, opts MosquittoOptions) *Mosquitto {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	addr := FreeAddr(t)
-	port := addr[strings.LastIndex(addr, ":")+1:]
-	conf := fmt.Sprintf("listener %s 127.0.0.1\npersistence true\npersistence_location %s/\nlog_dest stdout\nlog_type error\nlog_type warning\nmax_queued_messages 100000\n", port, dir)
+	conf := "listener %s 127.0.0.1\n" + fmt.Sprintf("persistence true\npersistence_location %s/\nlog_dest stdout\nlog_type error\nlog_type warning\nmax_queued_messages 100000\n", dir)
 	if os.Geteuid() == 0 {
 		// Run as root, Mosquitto would drop to its own user, which cannot
 		// write into the test's directory.
@@ -66,8 +64,23 @@ func StartMosquitto(t testing.TB, opts MosquittoOptions) *Mosquitto {
 		}
 		conf += "allow_anonymous false\npassword_file " + pwPath + "\n"
 	}
-	m := &Mosquitto{Addr: addr, URL: "tcp://" + addr, t: t, bin: bin, confPath: writeFile(t, dir, "mosquitto.conf", conf)}
-	m.Start()
+	// The port can be taken between our look and mosquitto's bind by
+	// another test's peer: try again on a new one when mosquitto exits.
+	var m *Mosquitto
+	for attempt := 1; ; attempt++ {
+		addr := FreeAddr(t)
+		port := addr[strings.LastIndex(addr, ":")+1:]
+		m = &Mosquitto{Addr: addr, URL: "tcp://" + addr, t: t, bin: bin,
+			confPath: writeFile(t, dir, "mosquitto.conf", strings.Replace(conf, "%s", port, 1))}
+		err := m.start()
+		if err == nil {
+			break
+		}
+		if attempt == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("mosquitto did not start (attempt %d), trying a new port: %v", attempt, err)
+	}
 	t.Cleanup(m.Stop)
 	return m
 }
@@ -76,22 +89,29 @@ func StartMosquitto(t testing.TB, opts MosquittoOptions) *Mosquitto {
 // and retained messages.
 func (m *Mosquitto) Start() {
 	m.t.Helper()
+	if err := m.start(); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
+func (m *Mosquitto) start() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.proc != nil {
 		if ok, _ := m.proc.exited(); !ok {
-			return
+			return nil
 		}
 	}
 	p, err := startProcess("mosquitto", m.bin, "-c", m.confPath)
 	if err != nil {
-		m.t.Fatal(err)
+		return err
 	}
 	if err := p.waitFor(10*time.Second, dialReady(m.Addr)); err != nil {
 		p.stop(time.Second)
-		m.t.Fatal(err)
+		return err
 	}
 	m.proc = p
+	return nil
 }
 
 // Stop stops the broker; Start brings it back on the same port.
