@@ -96,6 +96,9 @@ func (r *Registry) RotateCredentials(ctx context.Context, scope orgs.Scope, id I
 		e.secret = secret
 	}
 	r.mu.Unlock()
+	if r.OnCredentialsChanged != nil {
+		r.OnCredentialsChanged(id)
+	}
 	return creds, nil
 }
 

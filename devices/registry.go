@@ -25,6 +25,10 @@ type Registry struct {
 
 	mu      sync.RWMutex
 	devices map[ID]*entry
+
+	// OnCredentialsChanged is called after a device's password changed, so
+	// that the broker closes the sessions opened with the old one.
+	OnCredentialsChanged func(ID)
 }
 
 type entry struct {

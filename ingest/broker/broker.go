@@ -203,3 +203,17 @@ func (h levelFloor) WithAttrs(as []slog.Attr) slog.Handler {
 func (h levelFloor) WithGroup(name string) slog.Handler {
 	return levelFloor{Handler: h.Handler.WithGroup(name), min: h.min}
 }
+
+// DisconnectUser closes every session of the given MQTT user name, for a
+// device whose credentials changed: it must connect again with the new ones.
+// It returns how many sessions it closed.
+func (b *Broker) DisconnectUser(username string) int {
+	n := 0
+	for _, cl := range b.srv.Clients.GetAll() {
+		if string(cl.Properties.Username) == username && !cl.Closed() {
+			_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+			n++
+		}
+	}
+	return n
+}

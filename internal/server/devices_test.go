@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/lookout-cc/lookout/internal/testpeers"
 )
 
@@ -147,5 +149,43 @@ func waitFor(t *testing.T, within time.Duration, cond func() bool) {
 			t.Fatalf("condition not met within %s", within)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Rotating a device's credentials closes the sessions opened with the old
+// password at once, and the old password no longer connects.
+func TestRotationDisconnectsOldSessions(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Bootstrap.AdminPassword = "admin-password"
+	s := start(t, cfg, nil)
+	defer stop(t, s)
+	base := "http://" + s.HTTPAddr()
+	tok, creds := provision(t, base, "gauge-r")
+	lost := make(chan error, 1)
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + s.MQTTAddr()).SetClientID("gauge-r").
+		SetUsername("gauge-r").SetPassword(creds["gauge-r"]).SetProtocolVersion(4).SetAutoReconnect(false).
+		SetConnectionLostHandler(func(_ paho.Client, err error) { lost <- err }))
+	if tk := c.Connect(); !tk.WaitTimeout(5*time.Second) || tk.Error() != nil {
+		t.Fatalf("connect: %v", tk.Error())
+	}
+	defer c.Disconnect(50)
+	st, b := getJSON(t, "POST", base+"/api/v1/devices/gauge-r/credentials", tok, nil)
+	if st != 200 {
+		t.Fatalf("rotate: %d %v", st, b)
+	}
+	select {
+	case <-lost:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the session with the old password is still open")
+	}
+	for pw, want := range map[string]bool{creds["gauge-r"]: false, b["mqtt"].(map[string]any)["password"].(string): true} {
+		c2 := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + s.MQTTAddr()).SetClientID("gauge-r-2").
+			SetUsername("gauge-r").SetPassword(pw).SetProtocolVersion(4).SetAutoReconnect(false))
+		tk := c2.Connect()
+		tk.WaitTimeout(5 * time.Second)
+		if (tk.Error() == nil) != want {
+			t.Errorf("password (new=%v) connects: %v", want, tk.Error())
+		}
+		c2.Disconnect(50)
 	}
 }

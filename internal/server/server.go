@@ -271,6 +271,11 @@ func (s *Server) startMQTT(context.Context) error {
 		return err
 	}
 	s.broker = b
+	s.registry.OnCredentialsChanged = func(id devices.ID) {
+		if n := b.DisconnectUser(string(id)); n > 0 {
+			s.log.Info("device sessions closed after a credential change", "device", id, "sessions", n)
+		}
+	}
 	s.health.Add("mqtt_broker", b.Check)
 	return nil
 }
