@@ -4,6 +4,7 @@
 //
 //	lookout-bench startup [--binary bin/lookout] [--runs 10] [--settle 5s]
 //	lookout-bench ingest  [--qos 0] [--rate 30000] [--duration 60s] [--store embedded|influxdb]
+//	lookout-bench commands [--devices 1000] [--concurrency 100]
 //
 // startup starts the server on the embedded default (demo on) with a fresh
 // data directory (first start) and again on the same directory (restart),
@@ -31,7 +32,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: lookout-bench startup|ingest [flags]")
+		fmt.Fprintln(os.Stderr, "usage: lookout-bench startup|ingest|commands [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -40,6 +41,8 @@ func main() {
 		err = startup(os.Args[2:], os.Stdout)
 	case "ingest":
 		err = ingest(os.Args[2:], os.Stdout)
+	case "commands":
+		err = commands(os.Args[2:], os.Stdout)
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}
