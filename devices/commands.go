@@ -101,15 +101,26 @@ type Commands struct {
 
 	mu     sync.Mutex
 	active map[string]*Command
+	// queued holds the commands waiting for (or in) a publisher, so that
+	// one command is never handed to the broker twice at once.
+	queued map[string]bool
+	sendQ  chan string
+	ackQ   chan ackMsg
 
-	stop chan struct{}
-	done chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	workers sync.WaitGroup
 }
+
+// publishers is how many commands are handed to the broker at once; each
+// waits for its PUBACK.
+const publishers = 16
 
 // NewCommands loads the active commands.
 func NewCommands(ctx context.Context, db *sql.DB, reg *Registry, presence *Presence, pub CommandPublisher, audit Auditor, log *slog.Logger) (*Commands, error) {
 	c := &Commands{db: db, reg: reg, presence: presence, pub: pub, audit: audit, log: log, now: time.Now,
-		active: map[string]*Command{}, stop: make(chan struct{}), done: make(chan struct{})}
+		active: map[string]*Command{}, queued: map[string]bool{}, sendQ: make(chan string, 4096), ackQ: make(chan ackMsg, 4096),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	rows, err := db.QueryContext(ctx, `SELECT `+commandColumns+` FROM commands WHERE state IN ('pending', 'sent')`)
 	if err != nil {
 		return nil, err
@@ -147,13 +158,61 @@ func scanCommand(row interface{ Scan(...any) error }) (Command, error) {
 	return cmd, err
 }
 
-// Start runs the deadline loop.
-func (c *Commands) Start() { go c.run() }
+// Start runs the deadline loop and the publishers.
+func (c *Commands) Start() {
+	go c.run()
+	c.workers.Add(1)
+	go func() {
+		defer c.workers.Done()
+		for {
+			select {
+			case <-c.stop:
+				return
+			case a := <-c.ackQ:
+				c.handleAck(a.device, a.body)
+			}
+		}
+	}()
+	for i := 0; i < publishers; i++ {
+		c.workers.Add(1)
+		go func() {
+			defer c.workers.Done()
+			for {
+				select {
+				case <-c.stop:
+					return
+				case id := <-c.sendQ:
+					c.publish(id)
+					c.mu.Lock()
+					delete(c.queued, id)
+					c.mu.Unlock()
+				}
+			}
+		}()
+	}
+}
 
-// Close stops the deadline loop; active commands stay in the database.
+// Close stops the deadline loop and the publishers; active commands stay
+// in the database.
 func (c *Commands) Close() {
 	close(c.stop)
 	<-c.done
+	c.workers.Wait()
+}
+
+// enqueue hands a pending command to the publishers, unless it is with them
+// already or they are all busy (then the deadline loop offers it again).
+func (c *Commands) enqueue(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.queued[id] {
+		return
+	}
+	select {
+	case c.sendQ <- id:
+		c.queued[id] = true
+	default:
+	}
 }
 
 // Send validates and records a command to a device inside scope, and
@@ -210,7 +269,9 @@ func (c *Commands) Send(ctx context.Context, scope orgs.Scope, actor string, id 
 	c.active[cmd.ID] = &cmd
 	c.mu.Unlock()
 	if online {
-		c.publish(cmd.ID)
+		// The answer does not wait for the broker: the command is stored,
+		// and GET /commands/{id} follows it to sent and acked.
+		c.enqueue(cmd.ID)
 	}
 	return c.Get(scope, cmd.ID)
 }
@@ -326,10 +387,25 @@ type ack struct {
 	Error string `json:"error"`
 }
 
-// HandleAck takes a device's answer. A repeated ack changes nothing; an ack
-// for a command Lookout does not know (or of another device) is counted
-// and ignored.
+// HandleAck takes a device's answer and returns at once: it runs on the
+// MQTT client's message goroutine, which must not wait on the database
+// (that would also hold up the broker's PUBACKs behind it). A repeated ack
+// changes nothing; an ack for a command Lookout does not know (or of
+// another device) is counted and ignored.
 func (c *Commands) HandleAck(device ID, body []byte) {
+	b := append([]byte(nil), body...)
+	select {
+	case c.ackQ <- ackMsg{device: device, body: b}:
+	case <-c.stop:
+	}
+}
+
+type ackMsg struct {
+	device ID
+	body   []byte
+}
+
+func (c *Commands) handleAck(device ID, body []byte) {
 	var a ack
 	if err := json.Unmarshal(body, &a); err != nil || a.ID == "" || a.OK == nil {
 		c.countUnknown()
@@ -386,7 +462,7 @@ func (c *Commands) DeviceOnline(device ID) {
 	}
 	c.mu.Unlock()
 	for _, id := range ids {
-		c.publish(id)
+		c.enqueue(id)
 	}
 }
 
@@ -426,7 +502,7 @@ func (c *Commands) run() {
 			c.transition(s.id, s.to, "", nil, "system")
 		}
 		for _, id := range resend {
-			c.publish(id)
+			c.enqueue(id)
 		}
 	}
 }

@@ -522,6 +522,19 @@ func (p commandPublisher) PublishCommand(device devices.ID, payload []byte) erro
 
 func (s *Server) startCommands(context.Context) error {
 	s.commands.UnknownAcks = s.unknownAcks.Inc
+	roundTrip := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "lookout_command_ack_seconds",
+		Help:    "Time from a command's acceptance by the API to the device's ack.",
+		Buckets: []float64{.005, .01, .02, .03, .05, .075, .1, .15, .2, .3, .5, 1, 2, 5, 10},
+	})
+	if err := s.metrics.Register(roundTrip); err != nil {
+		return err
+	}
+	s.commands.OnChange = func(c devices.Command) {
+		if c.State == devices.CommandAcked && c.DoneAt != nil {
+			roundTrip.Observe(c.DoneAt.Sub(c.CreatedAt).Seconds())
+		}
+	}
 	s.commands.Start()
 	return nil
 }

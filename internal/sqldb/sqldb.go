@@ -38,6 +38,11 @@ func Open(ctx context.Context, dataDir string, log *slog.Logger) (*sql.DB, error
 	if err != nil {
 		return nil, err
 	}
+	// One connection: the state database's writes are small and many
+	// (commands, their steps, audit entries); several connections writing
+	// at once make SQLite's busy handler sleep and back off, which under a
+	// burst of commands cost seconds. Reads of state are short too.
+	db.SetMaxOpenConns(1)
 	if err := Migrate(ctx, db, log); err != nil {
 		db.Close()
 		return nil, err
