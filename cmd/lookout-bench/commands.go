@@ -72,7 +72,7 @@ func commands(args []string, out io.Writer) error {
 		if err := api.do("POST", "/api/v1/devices", map[string]any{"id": id, "kind": "streetlight", "name": id, "site_id": "bench", "lat": 27, "lon": 102}, &made); err != nil {
 			return err
 		}
-		c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://"+mqttAddr).SetClientID(id).SetUsername(id).
+		c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + mqttAddr).SetClientID(id).SetUsername(id).
 			SetPassword(made.MQTT.Password).SetProtocolVersion(4).SetAutoReconnect(false))
 		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 			return fmt.Errorf("device %s: %v", id, tok.Error())
@@ -139,7 +139,9 @@ func commands(args []string, out io.Writer) error {
 		}
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	p := func(q float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*q))].Round(100 * time.Microsecond) }
+	p := func(q float64) time.Duration {
+		return lat[min(len(lat)-1, int(float64(len(lat))*q))].Round(100 * time.Microsecond)
+	}
 	fmt.Fprintf(out, "commands: %d devices on the embedded broker, one set_brightness each, %d API calls at once\n", *n, *workers)
 	fmt.Fprintf(out, "  acked %d of %d in %s\n", acked, *n, total.Round(time.Millisecond))
 	fmt.Fprintf(out, "  API call to acked, seen by polling every 20 ms: p50 %s  p99 %s  max %s\n", p(0.5), p(0.99), p(1))
