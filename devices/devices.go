@@ -36,7 +36,49 @@ type Site struct {
 	OrgID     orgs.ID   `json:"org_id"`
 	Lat       float64   `json:"lat"`
 	Lon       float64   `json:"lon"`
+	Levels    *Levels   `json:"levels,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
+}
+
+// Levels are a reservoir's characteristic water levels, metres above
+// datum. Alert rules refer to them, so one rule set serves every reservoir.
+type Levels struct {
+	Dead        *float64 `json:"dead_m,omitempty" yaml:"dead_m"`
+	FloodLimit  *float64 `json:"flood_limit_m,omitempty" yaml:"flood_limit_m"` // 汛限水位
+	Normal      *float64 `json:"normal_m,omitempty" yaml:"normal_m"`           // 正常蓄水位
+	DesignFlood *float64 `json:"design_flood_m,omitempty" yaml:"design_flood_m"`
+	CheckFlood  *float64 `json:"check_flood_m,omitempty" yaml:"check_flood_m"`
+}
+
+// check validates the levels: each finite, and in their natural order where
+// given (dead <= flood-limit <= normal <= design flood <= check flood).
+func (l *Levels) check(kind string) error {
+	if l == nil {
+		return nil
+	}
+	if kind != "reservoir" {
+		return errclass.Invalidf("levels", "only reservoirs have characteristic water levels")
+	}
+	order := []struct {
+		name string
+		v    *float64
+	}{{"levels.dead_m", l.Dead}, {"levels.flood_limit_m", l.FloodLimit}, {"levels.normal_m", l.Normal},
+		{"levels.design_flood_m", l.DesignFlood}, {"levels.check_flood_m", l.CheckFlood}}
+	var prevName string
+	var prev *float64
+	for _, o := range order {
+		if o.v == nil {
+			continue
+		}
+		if math.IsNaN(*o.v) || math.IsInf(*o.v, 0) || *o.v < -500 || *o.v > 9000 {
+			return errclass.Invalidf(o.name, "must be a height in metres between -500 and 9000")
+		}
+		if prev != nil && *o.v < *prev {
+			return errclass.Invalidf(o.name, "must not be below %s (%g m)", prevName, *prev)
+		}
+		prevName, prev = o.name, o.v
+	}
+	return nil
 }
 
 // Device is a sensor or actuator that talks MQTT.
@@ -62,12 +104,21 @@ var (
 
 // NewSite is what a caller gives to create a site.
 type NewSite struct {
-	ID    SiteID  `json:"id"`
-	Name  string  `json:"name"`
-	Kind  string  `json:"kind"`
-	OrgID orgs.ID `json:"org_id"`
-	Lat   float64 `json:"lat"`
-	Lon   float64 `json:"lon"`
+	ID     SiteID  `json:"id"`
+	Name   string  `json:"name"`
+	Kind   string  `json:"kind"`
+	OrgID  orgs.ID `json:"org_id"`
+	Lat    float64 `json:"lat"`
+	Lon    float64 `json:"lon"`
+	Levels *Levels `json:"levels"`
+}
+
+// SitePatch changes some fields of a site; nil fields stay.
+type SitePatch struct {
+	Name   *string  `json:"name"`
+	Lat    *float64 `json:"lat"`
+	Lon    *float64 `json:"lon"`
+	Levels *Levels  `json:"levels"`
 }
 
 func (n NewSite) validate() error {
@@ -79,6 +130,9 @@ func (n NewSite) validate() error {
 	}
 	if !slices.Contains(SiteKinds, n.Kind) {
 		return errclass.Invalidf("kind", "must be one of %s", strings.Join(SiteKinds, ", "))
+	}
+	if err := n.Levels.check(n.Kind); err != nil {
+		return err
 	}
 	return checkLocation(n.Lat, n.Lon)
 }

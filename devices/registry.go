@@ -54,14 +54,84 @@ func NewRegistry(ctx context.Context, db *sql.DB, tree *orgs.Store) (*Registry, 
 	return r, rows.Err()
 }
 
-const siteColumns = `id, name, kind, org_id, lat, lon, created_at`
+const siteColumns = `id, name, kind, org_id, lat, lon, created_at, levels`
 
 func scanSite(row interface{ Scan(...any) error }) (Site, error) {
 	var s Site
 	var created int64
-	err := row.Scan(&s.ID, &s.Name, &s.Kind, &s.OrgID, &s.Lat, &s.Lon, &created)
+	var levels string
+	err := row.Scan(&s.ID, &s.Name, &s.Kind, &s.OrgID, &s.Lat, &s.Lon, &created, &levels)
 	s.CreatedAt = time.UnixMilli(created)
+	if err == nil && levels != "{}" {
+		s.Levels = &Levels{}
+		err = json.Unmarshal([]byte(levels), s.Levels)
+	}
 	return s, err
+}
+
+func encodeLevels(l *Levels) string {
+	if l == nil {
+		return "{}"
+	}
+	b, _ := json.Marshal(l)
+	return string(b)
+}
+
+// ErrSiteHasDevices refuses deleting a site that still has devices.
+var ErrSiteHasDevices = errclass.New(errclass.Conflict, "site_has_devices", "the site has devices; move or delete them first")
+
+// UpdateSite changes a site inside scope.
+func (r *Registry) UpdateSite(ctx context.Context, scope orgs.Scope, id SiteID, p SitePatch) (Site, error) {
+	s, err := r.GetSite(ctx, scope, id)
+	if err != nil {
+		return Site{}, err
+	}
+	if p.Name != nil {
+		if err := checkName(*p.Name); err != nil {
+			return Site{}, err
+		}
+		s.Name = strings.TrimSpace(*p.Name)
+	}
+	if p.Lat != nil {
+		s.Lat = *p.Lat
+	}
+	if p.Lon != nil {
+		s.Lon = *p.Lon
+	}
+	if err := checkLocation(s.Lat, s.Lon); err != nil {
+		return Site{}, err
+	}
+	if p.Levels != nil {
+		if err := p.Levels.check(s.Kind); err != nil {
+			return Site{}, err
+		}
+		s.Levels = p.Levels
+	}
+	if _, err := r.db.ExecContext(ctx, `UPDATE sites SET name = ?, lat = ?, lon = ?, levels = ? WHERE id = ?`,
+		s.Name, s.Lat, s.Lon, encodeLevels(s.Levels), s.ID); err != nil {
+		return Site{}, fmt.Errorf("update site: %w", err)
+	}
+	return s, nil
+}
+
+// DeleteSite removes a site inside scope that has no devices.
+func (r *Registry) DeleteSite(ctx context.Context, scope orgs.Scope, id SiteID) (Site, error) {
+	s, err := r.GetSite(ctx, scope, id)
+	if err != nil {
+		return Site{}, err
+	}
+	r.mu.RLock()
+	for _, e := range r.devices {
+		if e.dev.SiteID == id {
+			r.mu.RUnlock()
+			return Site{}, ErrSiteHasDevices
+		}
+	}
+	r.mu.RUnlock()
+	if _, err := r.db.ExecContext(ctx, `DELETE FROM sites WHERE id = ?`, id); err != nil {
+		return Site{}, fmt.Errorf("delete site: %w", err)
+	}
+	return s, nil
 }
 
 const deviceColumns = `id, kind, name, site_id, org_id, lat, lon, meta, created_at`
@@ -87,9 +157,9 @@ func (r *Registry) CreateSite(ctx context.Context, scope orgs.Scope, in NewSite)
 		return Site{}, err
 	}
 	s := Site{ID: in.ID, Name: strings.TrimSpace(in.Name), Kind: in.Kind, OrgID: in.OrgID, Lat: in.Lat, Lon: in.Lon,
-		CreatedAt: r.now().Truncate(time.Millisecond)}
-	res, err := r.db.ExecContext(ctx, `INSERT INTO sites(`+siteColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
-		s.ID, s.Name, s.Kind, s.OrgID, s.Lat, s.Lon, s.CreatedAt.UnixMilli())
+		Levels: in.Levels, CreatedAt: r.now().Truncate(time.Millisecond)}
+	res, err := r.db.ExecContext(ctx, `INSERT INTO sites(`+siteColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
+		s.ID, s.Name, s.Kind, s.OrgID, s.Lat, s.Lon, s.CreatedAt.UnixMilli(), encodeLevels(s.Levels))
 	if err != nil {
 		return Site{}, fmt.Errorf("insert site: %w", err)
 	}

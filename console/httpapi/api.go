@@ -105,6 +105,8 @@ func New(p Params) (http.Handler, error) {
 	authed.GET("/sites", a.require(auth.PermDevicesRead), a.listSites)
 	authed.POST("/sites", a.require(auth.PermDevicesWrite), a.createSite)
 	authed.GET("/sites/:id", a.require(auth.PermDevicesRead), a.getSite)
+	authed.PATCH("/sites/:id", a.require(auth.PermDevicesWrite), a.updateSite)
+	authed.DELETE("/sites/:id", a.require(auth.PermDevicesWrite), a.deleteSite)
 	authed.GET("/devices", a.require(auth.PermDevicesRead), a.listDevices)
 	authed.POST("/devices", a.require(auth.PermDevicesWrite), a.createDevice)
 	authed.GET("/devices/:id", a.require(auth.PermDevicesRead), a.getDevice)

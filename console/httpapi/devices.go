@@ -49,6 +49,35 @@ func (a *API) createSite(c *gin.Context) {
 	c.JSON(http.StatusCreated, s)
 }
 
+func (a *API) updateSite(c *gin.Context) {
+	var patch devices.SitePatch
+	if !a.decode(c, &patch) {
+		return
+	}
+	s, err := a.p.Devices.UpdateSite(c.Request.Context(), mustPrincipal(c).Scope, devices.SiteID(c.Param("id")), patch)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	if !a.record(c, s.OrgID, "site.update", string(s.ID), "ok", map[string]any{"name": s.Name, "levels": s.Levels}) {
+		return
+	}
+	c.JSON(http.StatusOK, s)
+}
+
+// deleteSite removes a site without devices; one with devices is 409.
+func (a *API) deleteSite(c *gin.Context) {
+	s, err := a.p.Devices.DeleteSite(c.Request.Context(), mustPrincipal(c).Scope, devices.SiteID(c.Param("id")))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	if !a.record(c, s.OrgID, "site.delete", string(s.ID), "ok", nil) {
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
 func (a *API) listDevices(c *gin.Context) {
 	c.JSON(http.StatusOK, list(a.p.Devices.ListDevices(mustPrincipal(c).Scope, devices.SiteID(c.Query("site_id")))))
 }

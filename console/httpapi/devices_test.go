@@ -135,3 +135,42 @@ func TestRotateCredentials(t *testing.T) {
 	}
 	e.mustStatus(e.do("POST", "/api/v1/devices/nope/credentials", prov, nil), 404)
 }
+
+func TestSiteLevelsUpdateAndDelete(t *testing.T) {
+	e := newEnv(t)
+	prov := e.login("admin", adminPassword)
+	r := e.do("POST", "/api/v1/sites", prov, map[string]any{"id": "bht", "name": "白鹤滩水库", "kind": "reservoir", "org_id": "qj", "lat": 27.2, "lon": 102.9,
+		"levels": map[string]any{"dead_m": 765, "flood_limit_m": 785, "normal_m": 825, "design_flood_m": 827.71, "check_flood_m": 832.34}})
+	e.mustStatus(r, 201)
+	if r.body["levels"].(map[string]any)["flood_limit_m"] != 785.0 {
+		t.Fatalf("levels: %s", r.raw)
+	}
+	for _, tc := range []struct {
+		body  map[string]any
+		field string
+	}{
+		{map[string]any{"levels": map[string]any{"flood_limit_m": 790, "normal_m": 780}}, "levels.normal_m"},
+		{map[string]any{"levels": map[string]any{"dead_m": 1e6}}, "levels.dead_m"},
+		{map[string]any{"lat": 91}, "lat"},
+	} {
+		r := e.do("PATCH", "/api/v1/sites/bht", prov, tc.body)
+		if r.status != 422 || !strings.Contains(r.raw, `"field":"`+tc.field+`"`) {
+			t.Errorf("%v: %d %s", tc.body, r.status, r.raw)
+		}
+	}
+	e.mustStatus(e.do("POST", "/api/v1/sites", prov, map[string]any{"id": "st", "name": "街道", "kind": "street", "org_id": "qj", "lat": 27, "lon": 102,
+		"levels": map[string]any{"normal_m": 1}}), 422)
+	r = e.do("PATCH", "/api/v1/sites/bht", prov, map[string]any{"name": "白鹤滩", "levels": map[string]any{"flood_limit_m": 786, "normal_m": 825}})
+	e.mustStatus(r, 200)
+	if got := e.do("GET", "/api/v1/sites/bht", prov, nil); got.body["name"] != "白鹤滩" || got.body["levels"].(map[string]any)["flood_limit_m"] != 786.0 {
+		t.Fatalf("after patch: %s", got.raw)
+	}
+	e.mustStatus(e.do("POST", "/api/v1/devices", prov, map[string]any{"id": "g1", "kind": "water_level", "name": "g1", "site_id": "bht", "lat": 27.2, "lon": 102.9}), 201)
+	r = e.do("DELETE", "/api/v1/sites/bht", prov, nil)
+	if r.status != 409 || r.errCode() != "site_has_devices" {
+		t.Fatalf("delete with devices: %d %s", r.status, r.raw)
+	}
+	e.mustStatus(e.do("POST", "/api/v1/sites", prov, map[string]any{"id": "empty", "name": "空", "kind": "street", "org_id": "qj", "lat": 27, "lon": 102}), 201)
+	e.mustStatus(e.do("DELETE", "/api/v1/sites/empty", prov, nil), 204)
+	e.mustStatus(e.do("GET", "/api/v1/sites/empty", prov, nil), 404)
+}

@@ -17,12 +17,13 @@ import (
 // SiteFile is configs/demo/sites.yaml.
 type SiteFile struct {
 	Sites []struct {
-		ID   string  `yaml:"id"`
-		Name string  `yaml:"name"`
-		Kind string  `yaml:"kind"`
-		Org  string  `yaml:"org"`
-		Lat  float64 `yaml:"lat"`
-		Lon  float64 `yaml:"lon"`
+		ID     string          `yaml:"id"`
+		Name   string          `yaml:"name"`
+		Kind   string          `yaml:"kind"`
+		Org    string          `yaml:"org"`
+		Lat    float64         `yaml:"lat"`
+		Lon    float64         `yaml:"lon"`
+		Levels *devices.Levels `yaml:"levels"`
 	} `yaml:"sites"`
 	Devices []DeviceSpec `yaml:"devices"`
 }
@@ -65,7 +66,7 @@ func SeedSites(ctx context.Context, reg *devices.Registry, scope orgs.Scope) (ma
 		return nil, err
 	}
 	for _, s := range f.Sites {
-		_, err := reg.CreateSite(ctx, scope, devices.NewSite{ID: devices.SiteID(s.ID), Name: s.Name, Kind: s.Kind, OrgID: orgs.ID(s.Org), Lat: s.Lat, Lon: s.Lon})
+		_, err := reg.CreateSite(ctx, scope, devices.NewSite{ID: devices.SiteID(s.ID), Name: s.Name, Kind: s.Kind, OrgID: orgs.ID(s.Org), Lat: s.Lat, Lon: s.Lon, Levels: s.Levels})
 		if err != nil && !errors.Is(err, devices.ErrSiteExists) {
 			return nil, fmt.Errorf("demo site %s: %w", s.ID, err)
 		}
