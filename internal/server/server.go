@@ -72,21 +72,24 @@ type Server struct {
 	registry *devices.Registry
 	audit    *audit.Log
 	presence *devices.Presence
-	commands *devices.Commands
-	signer   *auth.Signer
-	broker   *broker.Broker
-	mqtt     *mqtt.Client
-	tsdb     tsdb.Store
-	spool    *spool.Spool
-	ingest   *pipeline.Pipeline
-	httpSrv  *http.Server
-	httpLn   net.Listener
-	httpWG   sync.WaitGroup
-	pprof    *http.Server
-	rootOrg  orgs.ID
-	sim      *demo.Simulator
-	simStop  context.CancelFunc
-	simDone  chan struct{}
+	// sweepStop ends the staleness sweep; sweepDone says it has.
+	sweepStop chan struct{}
+	sweepDone chan struct{}
+	commands  *devices.Commands
+	signer    *auth.Signer
+	broker    *broker.Broker
+	mqtt      *mqtt.Client
+	tsdb      tsdb.Store
+	spool     *spool.Spool
+	ingest    *pipeline.Pipeline
+	httpSrv   *http.Server
+	httpLn    net.Listener
+	httpWG    sync.WaitGroup
+	pprof     *http.Server
+	rootOrg   orgs.ID
+	sim       *demo.Simulator
+	simStop   context.CancelFunc
+	simDone   chan struct{}
 
 	started []component
 }
@@ -314,10 +317,10 @@ func (s *Server) startMQTTClient(context.Context) error {
 	if g := s.cfg.MQTT.External.SharedGroup; s.broker == nil && g != "" {
 		share = "$share/" + g + "/"
 	}
-	c.Subscribe(share+pipeline.TelemetryFilter, 1, s.ingest.HandleTelemetry)
-	c.Subscribe(share+pipeline.NMEAFilter, 1, s.ingest.HandleNMEA)
+	c.Subscribe(share+pipeline.TelemetryFilter, 1, s.seen(s.ingest.HandleTelemetry))
+	c.Subscribe(share+pipeline.NMEAFilter, 1, s.seen(s.ingest.HandleNMEA))
 	c.Subscribe(share+devices.TopicRoot+"+/status", 1, s.handleStatus)
-	c.Subscribe(share+devices.TopicRoot+"+/cmd/ack", 1, s.handleAck)
+	c.Subscribe(share+devices.TopicRoot+"+/cmd/ack", 1, s.seen(s.handleAck))
 	c.Start()
 	s.mqtt = c
 	s.health.Add("mqtt_client", c.Check)
@@ -520,7 +523,45 @@ func (p commandPublisher) PublishCommand(device devices.ID, payload []byte) erro
 	return p.s.mqtt.Publish(devices.TopicRoot+string(device)+"/cmd", 1, false, payload, 5*time.Second)
 }
 
+// seen wraps a message handler so that every message of a known device
+// counts as a sign of life for its online state.
+func (s *Server) seen(h mqtt.Handler) mqtt.Handler {
+	return func(topic string, payload []byte) {
+		h(topic, payload)
+		if id, _, ok := devices.ParseTopic(topic); ok {
+			if _, known := s.registry.Lookup(id); known {
+				s.presence.Seen(context.Background(), id)
+			}
+		}
+	}
+}
+
+// sweepEvery is how often online devices are checked for staleness.
+const sweepEvery = 10 * time.Second
+
+func (s *Server) sweepPresence(stop <-chan struct{}) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	kindOf := func(id devices.ID) (string, bool) {
+		d, ok := s.registry.Lookup(id)
+		return d.Kind, ok
+	}
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			s.presence.Sweep(context.Background(), kindOf)
+		}
+	}
+}
+
 func (s *Server) startCommands(context.Context) error {
+	s.sweepStop, s.sweepDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(s.sweepDone)
+		s.sweepPresence(s.sweepStop)
+	}()
 	s.commands.UnknownAcks = s.unknownAcks.Inc
 	roundTrip := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "lookout_command_ack_seconds",
@@ -540,6 +581,8 @@ func (s *Server) startCommands(context.Context) error {
 }
 
 func (s *Server) stopCommands(context.Context) error {
+	close(s.sweepStop)
+	<-s.sweepDone
 	s.commands.Close()
 	return nil
 }
