@@ -158,9 +158,22 @@ func scanCommand(row interface{ Scan(...any) error }) (Command, error) {
 	return cmd, err
 }
 
-// Start runs the deadline loop and the publishers.
+// Start runs the deadline loop, the ack worker and the publishers.
 func (c *Commands) Start() {
 	go c.run()
+	serve(c, c.ackQ, func(a ackMsg) { c.handleAck(a.device, a.body) })
+	for i := 0; i < publishers; i++ {
+		serve(c, c.sendQ, func(id string) {
+			c.publish(id)
+			c.mu.Lock()
+			delete(c.queued, id)
+			c.mu.Unlock()
+		})
+	}
+}
+
+// serve runs work on every item of ch, on a goroutine of c's, until Close.
+func serve[T any](c *Commands, ch <-chan T, work func(T)) {
 	c.workers.Add(1)
 	go func() {
 		defer c.workers.Done()
@@ -168,28 +181,11 @@ func (c *Commands) Start() {
 			select {
 			case <-c.stop:
 				return
-			case a := <-c.ackQ:
-				c.handleAck(a.device, a.body)
+			case v := <-ch:
+				work(v)
 			}
 		}
 	}()
-	for i := 0; i < publishers; i++ {
-		c.workers.Add(1)
-		go func() {
-			defer c.workers.Done()
-			for {
-				select {
-				case <-c.stop:
-					return
-				case id := <-c.sendQ:
-					c.publish(id)
-					c.mu.Lock()
-					delete(c.queued, id)
-					c.mu.Unlock()
-				}
-			}
-		}()
-	}
 }
 
 // Close stops the deadline loop and the publishers; active commands stay
