@@ -174,6 +174,8 @@ func TestCommandsLifecycle(t *testing.T) {
 	ghost := exec.Command(subBin, "-h", host, "-p", port, "-u", "lamp-x", "-P", pass, "-V", "311", "-i", "lamp-x-2",
 		"--will-topic", "lookout/v1/devices/lamp-x/status", "--will-payload", "offline", "--will-retain", "--will-qos", "1",
 		"-t", "lookout/v1/devices/lamp-x/cmd")
+	ghostOut := &syncBuffer{}
+	ghost.Stdout = ghostOut
 	if err := ghost.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +185,10 @@ func TestCommandsLifecycle(t *testing.T) {
 	}
 	online := func() any { _, d := getJSON(t, "GET", base+"/api/v1/devices/lamp-x", tok, nil); return d["state"] }
 	waitFor(t, 5*time.Second, func() bool { return online() == "online" })
-	time.Sleep(500 * time.Millisecond) // mosquitto_sub prints nothing on connect; give it time to
+	// The ghost is connected (and its Will registered) once it prints a
+	// command sent to it.
+	_, probe := send("lamp-x", map[string]any{"name": "set_power", "params": map[string]any{"on": true}, "timeout_s": 1})
+	waitFor(t, 5*time.Second, func() bool { return strings.Contains(ghostOut.String(), probe["id"].(string)) })
 	ghost.Process.Kill()
 	ghost.Wait()
 	waitFor(t, 5*time.Second, func() bool { return online() == "offline" })

@@ -140,16 +140,24 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// waitFor polls cond until it holds or the time is up.
+// waitFor polls cond until it holds, and fails the test when the time is up.
 func waitFor(t *testing.T, within time.Duration, cond func() bool) {
 	t.Helper()
+	if !eventually(within, cond) {
+		t.Fatalf("condition not met within %s", within)
+	}
+}
+
+// eventually polls cond until it holds or the time is up, and says which.
+func eventually(within time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", within)
+			return false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return true
 }
 
 // Rotating a device's credentials closes the sessions opened with the old

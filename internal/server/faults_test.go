@@ -61,13 +61,8 @@ func externalConfig(t *testing.T, mosq *testpeers.Mosquitto) config.Config {
 
 func waitCount(t *testing.T, within time.Duration, want int, count func() int) {
 	t.Helper()
-	deadline := time.Now().Add(within)
 	got := count()
-	for got != want && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-		got = count()
-	}
-	if got != want {
+	if !eventually(within, func() bool { got = count(); return got == want }) {
 		t.Fatalf("%d points stored after %s, want %d", got, within, want)
 	}
 }

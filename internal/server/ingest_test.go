@@ -126,22 +126,14 @@ func TestEveryRejectionIsCountedAndGoodMessagesLand(t *testing.T) {
 
 	for _, b := range bad {
 		series := `lookout_ingest_rejected_total{reason="` + b.reason + `"}`
-		deadline := time.Now().Add(5 * time.Second)
-		for metricValue(t, base, series) != 1 && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if v := metricValue(t, base, series); v != 1 {
+		if !eventually(5*time.Second, func() bool { return metricValue(t, base, series) == 1 }) {
+			v := metricValue(t, base, series)
 			t.Errorf("%s = %v, want 1", series, v)
 		}
 	}
 	want := len(bad) + 1
-	deadline := time.Now().Add(5 * time.Second)
-	for pointCount(t, base, tok, "gauge-1", "water_level_m", ts, ts.Add(time.Hour)) != want && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if n := pointCount(t, base, tok, "gauge-1", "water_level_m", ts, ts.Add(time.Hour)); n != want {
-		t.Fatalf("%d good points stored, want %d", n, want)
-	}
+	count := func() int { return pointCount(t, base, tok, "gauge-1", "water_level_m", ts, ts.Add(time.Hour)) }
+	waitCount(t, 5*time.Second, want, count)
 	_, dev := getJSON(t, "GET", base+"/api/v1/devices/gauge-1", tok, nil)
 	if v := dev["latest"].(map[string]any)["water_level_m"].(map[string]any)["value"]; v != float64(800+2*len(bad)) {
 		t.Fatalf("latest value %v", v)
