@@ -12,6 +12,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"github.com/pion/rtp"
@@ -158,4 +159,52 @@ func TestRTSPCameraServesH264(t *testing.T) {
 	}
 	c.Close()
 	cam.Start()
+}
+
+// The H.265 option publishes real HEVC (libx265), pulled with a keyframe.
+func TestRTSPCameraServesH265(t *testing.T) {
+	cam := StartRTSPCamera(t, RTSPOptions{Codec: "h265", Size: "320x180"})
+	u, err := base.ParseURL(cam.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := gortsplib.Client{Scheme: u.Scheme, Host: u.Host}
+	if err := c.Start2(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var forma *format.H265
+	medi := desc.FindFormat(&forma)
+	if medi == nil {
+		t.Fatalf("no H.265 in %v", desc.Medias)
+	}
+	dec, err := forma.CreateDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Setup(desc.BaseURL, medi, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	idr := make(chan struct{}, 1)
+	c.OnPacketRTP(medi, forma, func(pkt *rtp.Packet) {
+		au, err := dec.Decode(pkt)
+		if err == nil && h265.IsRandomAccess(au) {
+			select {
+			case idr <- struct{}{}:
+			default:
+			}
+		}
+	})
+	if _, err := c.Play(nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-idr:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no H.265 keyframe within 5 s")
+	}
 }
