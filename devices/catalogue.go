@@ -15,14 +15,18 @@ type paramSpec struct {
 	min, max int
 	pattern  *regexp.Regexp
 	required bool
+	// reports is the telemetry metric in which the device reports the
+	// state this parameter sets (booleans as 1 and 0), if any: the console
+	// shows the desired value next to the reported one.
+	reports string
 }
 
 // Catalogue lists the commands each kind of device takes and their
 // parameters. A command not listed for the device's kind is refused.
 var Catalogue = map[string]map[string]map[string]paramSpec{
 	"streetlight": {
-		"set_power":      {"on": {kind: "bool", required: true}},
-		"set_brightness": {"level": {kind: "int", min: 0, max: 100, required: true}},
+		"set_power":      {"on": {kind: "bool", required: true, reports: "on"}},
+		"set_brightness": {"level": {kind: "int", min: 0, max: 100, required: true, reports: "brightness"}},
 		// on_at/off_at: local "HH:MM"; brightness while on.
 		"set_schedule": {
 			"on_at":      {kind: "string", pattern: hhmm, required: true},

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lookout-cc/lookout/internal/audit"
 	"github.com/lookout-cc/lookout/internal/errclass"
 	"github.com/lookout-cc/lookout/internal/orgs"
 )
@@ -49,6 +50,8 @@ type Command struct {
 	SentAt    *time.Time      `json:"sent_at,omitempty"`
 	DoneAt    *time.Time      `json:"done_at,omitempty"`
 	ExpiresAt time.Time       `json:"expires_at"`
+	// GroupID is the group command this one is part of, if any.
+	GroupID string `json:"group_id,omitempty"`
 }
 
 // CommandRequest is what a caller asks for.
@@ -70,9 +73,11 @@ type CommandPublisher interface {
 	PublishCommand(device ID, payload []byte) error
 }
 
-// Auditor records steps in the audit log.
+// Auditor records steps in the audit log, one at a time or many in one
+// transaction with the caller's own writes (*audit.Log).
 type Auditor interface {
 	Record(ctx context.Context, actor string, org orgs.ID, action, target, result string, detail map[string]any) error
+	InTx(ctx context.Context, fn func(tx *sql.Tx, add func(audit.Rec)) error) error
 }
 
 // Errors of commands.
@@ -94,7 +99,8 @@ type Commands struct {
 	audit    Auditor
 	log      *slog.Logger
 	now      func() time.Time
-	// OnChange is called after a command changes state.
+	// OnChange is called after a command's step is stored, on the journal
+	// writer's goroutine: it must be quick and must not call Commands.
 	OnChange func(Command)
 	// UnknownAcks counts acks for commands Lookout does not know.
 	UnknownAcks func()
@@ -106,6 +112,11 @@ type Commands struct {
 	queued map[string]bool
 	sendQ  chan string
 	ackQ   chan ackMsg
+	// writes carries every step to the journal writer, which stores many
+	// steps and their audit entries in one transaction (group commit).
+	writes     chan write
+	writerStop chan struct{}
+	writerDone chan struct{}
 
 	stop    chan struct{}
 	done    chan struct{}
@@ -113,13 +124,17 @@ type Commands struct {
 }
 
 // publishers is how many commands are handed to the broker at once; each
-// waits for its PUBACK.
-const publishers = 16
+// waits for its PUBACK, so this is the depth of the pipeline to the broker.
+const publishers = 64
+
+// maxBatch bounds the steps stored in one transaction.
+const maxBatch = 2048
 
 // NewCommands loads the active commands.
 func NewCommands(ctx context.Context, db *sql.DB, reg *Registry, presence *Presence, pub CommandPublisher, audit Auditor, log *slog.Logger) (*Commands, error) {
 	c := &Commands{db: db, reg: reg, presence: presence, pub: pub, audit: audit, log: log, now: time.Now,
 		active: map[string]*Command{}, queued: map[string]bool{}, sendQ: make(chan string, 4096), ackQ: make(chan ackMsg, 4096),
+		writes: make(chan write, 8192), writerStop: make(chan struct{}), writerDone: make(chan struct{}),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	rows, err := db.QueryContext(ctx, `SELECT `+commandColumns+` FROM commands WHERE state IN ('pending', 'sent')`)
 	if err != nil {
@@ -136,7 +151,7 @@ func NewCommands(ctx context.Context, db *sql.DB, reg *Registry, presence *Prese
 	return c, rows.Err()
 }
 
-const commandColumns = `id, device_id, org_id, name, params, state, error, queue, timeout_ms, created_by, created_at, sent_at, done_at, expires_at`
+const commandColumns = `id, device_id, org_id, name, params, state, error, queue, timeout_ms, created_by, created_at, sent_at, done_at, expires_at, group_id`
 
 func scanCommand(row interface{ Scan(...any) error }) (Command, error) {
 	var cmd Command
@@ -144,7 +159,7 @@ func scanCommand(row interface{ Scan(...any) error }) (Command, error) {
 	var created, expires int64
 	var sent, done sql.NullInt64
 	err := row.Scan(&cmd.ID, &cmd.DeviceID, &cmd.OrgID, &cmd.Name, &params, &cmd.State, &cmd.Error, &cmd.Queue, &cmd.TimeoutMS,
-		&cmd.CreatedBy, &created, &sent, &done, &expires)
+		&cmd.CreatedBy, &created, &sent, &done, &expires, &cmd.GroupID)
 	cmd.Params = json.RawMessage(params)
 	cmd.CreatedAt, cmd.ExpiresAt = time.UnixMilli(created).UTC(), time.UnixMilli(expires).UTC()
 	if sent.Valid {
@@ -158,8 +173,10 @@ func scanCommand(row interface{ Scan(...any) error }) (Command, error) {
 	return cmd, err
 }
 
-// Start runs the deadline loop, the ack worker and the publishers.
+// Start runs the journal writer, the deadline loop, the ack worker and the
+// publishers.
 func (c *Commands) Start() {
+	go c.writeJournal()
 	go c.run()
 	serve(c, c.ackQ, func(a ackMsg) { c.handleAck(a.device, a.body) })
 	for i := 0; i < publishers; i++ {
@@ -188,12 +205,14 @@ func serve[T any](c *Commands, ch <-chan T, work func(T)) {
 	}()
 }
 
-// Close stops the deadline loop and the publishers; active commands stay
-// in the database.
+// Close stops the deadline loop and the publishers, then stores the steps
+// still on their way to the database; active commands stay there.
 func (c *Commands) Close() {
 	close(c.stop)
 	<-c.done
 	c.workers.Wait()
+	close(c.writerStop)
+	<-c.writerDone
 }
 
 // enqueue hands a pending command to the publishers, unless it is with them
@@ -218,58 +237,115 @@ func (c *Commands) Send(ctx context.Context, scope orgs.Scope, actor string, id 
 	if err != nil {
 		return Command{}, err
 	}
+	if err := req.check(); err != nil {
+		return Command{}, err
+	}
 	if err := CheckCommand(d.Kind, req.Name, req.Params); err != nil {
 		return Command{}, err
 	}
+	cmd, w, err := c.prepare(ctx, d, actor, req, "")
+	if err != nil {
+		return Command{}, err
+	}
+	if err := c.store(ctx, []write{w}); err != nil {
+		return Command{}, err
+	}
+	c.activate([]*Command{&cmd})
+	return c.Get(scope, cmd.ID)
+}
+
+// check fills in the defaults of a request and checks its numbers.
+func (req *CommandRequest) check() error {
 	if req.TimeoutS == 0 {
 		req.TimeoutS = 10
 	}
 	if req.TimeoutS < 1 || req.TimeoutS > 600 {
-		return Command{}, errclass.Invalidf("timeout_s", "must be 1 to 600")
+		return errclass.Invalidf("timeout_s", "must be 1 to 600")
 	}
 	if req.ExpiresS == 0 {
 		req.ExpiresS = 300
 	}
 	if req.ExpiresS < 1 || req.ExpiresS > 7*24*3600 {
-		return Command{}, errclass.Invalidf("expires_s", "must be 1 to 604800")
+		return errclass.Invalidf("expires_s", "must be 1 to 604800")
 	}
-	online := c.presence.Online(id)
-	if !online && !req.Queue {
-		_ = c.audit.Record(ctx, actor, d.OrgID, "command.send", string(id), "refused_offline", map[string]any{"name": req.Name})
-		return Command{}, ErrDeviceOffline
+	if len(req.Params) == 0 || string(req.Params) == "null" {
+		req.Params = json.RawMessage("{}")
 	}
-	params := req.Params
-	if len(params) == 0 || string(params) == "null" {
-		params = json.RawMessage("{}")
+	return nil
+}
+
+// prepare makes the command for one device, or refuses it: the device is
+// disabled, or offline and the request does not queue.
+func (c *Commands) prepare(ctx context.Context, d Device, actor string, req CommandRequest, group string) (Command, write, error) {
+	if d.Disabled {
+		return Command{}, write{}, ErrDeviceDisabled
+	}
+	if !req.Queue && !c.presence.Online(d.ID) {
+		_ = c.audit.Record(ctx, actor, d.OrgID, "command.send", string(d.ID), "refused_offline", map[string]any{"name": req.Name})
+		return Command{}, write{}, ErrDeviceOffline
 	}
 	now := c.now().Truncate(time.Millisecond).UTC()
 	expires := now.Add(time.Duration(req.TimeoutS) * time.Second)
 	if req.Queue {
 		expires = now.Add(time.Duration(req.ExpiresS) * time.Second)
 	}
+	cmd := Command{ID: newID("cmd_"), DeviceID: d.ID, OrgID: d.OrgID, Name: req.Name, Params: req.Params, State: CommandPending,
+		Queue: req.Queue, TimeoutMS: int64(req.TimeoutS) * 1000, CreatedBy: actor, CreatedAt: now, ExpiresAt: expires, GroupID: group}
+	detail := map[string]any{"command": cmd.ID, "name": cmd.Name, "params": cmd.Params, "queue": cmd.Queue}
+	if group != "" {
+		detail["group"] = group
+	}
+	w := write{cmd: cmd, insert: true, rec: audit.Rec{Actor: actor, OrgID: d.OrgID, Action: "command.send",
+		Target: string(d.ID), Result: string(CommandPending), Detail: detail}}
+	return cmd, w, nil
+}
+
+func newID(prefix string) string {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
-	cmd := Command{ID: "cmd_" + hex.EncodeToString(b), DeviceID: id, OrgID: d.OrgID, Name: req.Name, Params: params,
-		State: CommandPending, Queue: req.Queue, TimeoutMS: int64(req.TimeoutS) * 1000, CreatedBy: actor, CreatedAt: now, ExpiresAt: expires}
-	_, err = c.db.ExecContext(ctx, `INSERT INTO commands(`+commandColumns+`) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, NULL, NULL, ?)`,
-		cmd.ID, cmd.DeviceID, cmd.OrgID, cmd.Name, string(cmd.Params), cmd.State, cmd.Queue, cmd.TimeoutMS, cmd.CreatedBy,
-		cmd.CreatedAt.UnixMilli(), cmd.ExpiresAt.UnixMilli())
-	if err != nil {
-		return Command{}, fmt.Errorf("store command: %w", err)
+	return prefix + hex.EncodeToString(b)
+}
+
+// store hands new commands to the journal writer and returns once they
+// and their audit entries are stored (with other steps in one commit): a
+// command the API accepted survives a restart.
+func (c *Commands) store(ctx context.Context, ws []write) error {
+	done := make(chan error, len(ws))
+	for i := range ws {
+		ws[i].done = done
+		select {
+		case c.writes <- ws[i]:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	if err := c.audit.Record(ctx, actor, d.OrgID, "command.send", string(id), string(CommandPending),
-		map[string]any{"command": cmd.ID, "name": cmd.Name, "params": cmd.Params, "queue": cmd.Queue}); err != nil {
-		return Command{}, err
+	for range ws {
+		select {
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("store command: %w", err)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+	return nil
+}
+
+// activate makes stored commands active and hands those whose device is
+// online to the publishers. The API's answer does not wait for the broker:
+// GET /commands/{id} follows each to sent and acked.
+func (c *Commands) activate(cmds []*Command) {
 	c.mu.Lock()
-	c.active[cmd.ID] = &cmd
-	c.mu.Unlock()
-	if online {
-		// The answer does not wait for the broker: the command is stored,
-		// and GET /commands/{id} follows it to sent and acked.
-		c.enqueue(cmd.ID)
+	for _, cmd := range cmds {
+		c.active[cmd.ID] = cmd
 	}
-	return c.Get(scope, cmd.ID)
+	c.mu.Unlock()
+	for _, cmd := range cmds {
+		if c.presence.Online(cmd.DeviceID) {
+			c.enqueue(cmd.ID)
+		}
+	}
 }
 
 // payload is the command as the device receives it on its cmd topic.
@@ -317,37 +393,117 @@ func (c *Commands) transition(id string, to CommandState, errText string, sentAt
 		delete(c.active, id)
 	}
 	snapshot := *cmd
-	c.mu.Unlock()
-
-	var sent, done any
-	if snapshot.SentAt != nil {
-		sent = snapshot.SentAt.UnixMilli()
-	}
-	if snapshot.DoneAt != nil {
-		done = snapshot.DoneAt.UnixMilli()
-	}
-	ctx := context.Background()
-	// The write happens outside the lock, so two steps of one command (sent
-	// and an ack that overtook it) may reach the database in either order;
-	// a step only ever moves a command forward, never back from a final
-	// state to sent.
-	before := "state = 'pending'"
-	if to.Done() {
-		before = "state IN ('pending', 'sent')"
-	}
-	if _, err := c.db.ExecContext(ctx, `UPDATE commands SET state = ?, error = ?, sent_at = COALESCE(sent_at, ?), done_at = ? WHERE id = ? AND `+before,
-		snapshot.State, snapshot.Error, sent, done, id); err != nil {
-		c.log.Error("command state not stored", "command", id, "state", to, "err", err)
-	}
 	detail := map[string]any{"command": id, "name": snapshot.Name}
 	if errText != "" {
 		detail["error"] = errText
 	}
-	if err := c.audit.Record(ctx, actor, snapshot.OrgID, "command."+string(to), string(snapshot.DeviceID), string(to), detail); err != nil {
-		c.log.Error("command step not audited", "command", id, "err", err)
+	// The step is stored by the journal writer, with others in one
+	// transaction; memory is ahead of the database by at most one commit.
+	// It is queued under the lock, so the steps of one command reach the
+	// database and the audit log in the order they were taken.
+	c.writes <- write{cmd: snapshot, rec: audit.Rec{Actor: actor, OrgID: snapshot.OrgID, Action: "command." + string(to),
+		Target: string(snapshot.DeviceID), Result: string(to), Detail: detail}}
+	c.mu.Unlock()
+}
+
+// write is one step of a command on its way to the database: the row as
+// it is after the step, and the step's audit entry.
+type write struct {
+	cmd    Command
+	insert bool // a new command; otherwise an update of its state
+	rec    audit.Rec
+	done   chan error // told when stored, if not nil
+}
+
+// writeJournal stores steps until Close, taking as many as are waiting
+// into one transaction: under a burst, thousands of steps share a commit
+// instead of each paying for its own.
+func (c *Commands) writeJournal() {
+	defer close(c.writerDone)
+	batch := make([]write, 0, maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case w := <-c.writes:
+			batch = append(batch, w)
+		case <-c.writerStop:
+			// Close: what is queued is still stored before Close returns.
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case w := <-c.writes:
+				batch = append(batch, w)
+			default:
+				break more
+			}
+		}
+		if len(batch) == 0 {
+			return // stopping, and nothing is left
+		}
+		c.flush(batch)
 	}
-	if c.OnChange != nil {
-		c.OnChange(snapshot)
+}
+
+// flush stores a batch of steps and their audit entries in one
+// transaction. Of several updates of one command in the batch only the
+// last is written: it carries every field the earlier ones set. An update
+// only ever moves a command forward, never back from a final state.
+func (c *Commands) flush(batch []write) {
+	last := make(map[string]int, len(batch))
+	for i, w := range batch {
+		if !w.insert {
+			last[w.cmd.ID] = i
+		}
+	}
+	ctx := context.Background()
+	err := c.audit.InTx(ctx, func(tx *sql.Tx, add func(audit.Rec)) error {
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO commands(`+commandColumns+`) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, NULL, NULL, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		upd, err := tx.PrepareContext(ctx, `UPDATE commands SET state = ?, error = ?, sent_at = COALESCE(sent_at, ?), done_at = ?
+			WHERE id = ? AND (state = 'pending' OR (state = 'sent' AND ?))`)
+		if err != nil {
+			return err
+		}
+		defer upd.Close()
+		for i, w := range batch {
+			cmd := w.cmd
+			switch {
+			case cmd.ID == "":
+				// an audit entry alone, such as a group's request
+			case w.insert:
+				_, err = ins.ExecContext(ctx, cmd.ID, cmd.DeviceID, cmd.OrgID, cmd.Name, string(cmd.Params), cmd.State, cmd.Queue,
+					cmd.TimeoutMS, cmd.CreatedBy, cmd.CreatedAt.UnixMilli(), cmd.ExpiresAt.UnixMilli(), cmd.GroupID)
+			case last[cmd.ID] == i:
+				var sent, done any
+				if cmd.SentAt != nil {
+					sent = cmd.SentAt.UnixMilli()
+				}
+				if cmd.DoneAt != nil {
+					done = cmd.DoneAt.UnixMilli()
+				}
+				_, err = upd.ExecContext(ctx, cmd.State, cmd.Error, sent, done, cmd.ID, cmd.State.Done())
+			}
+			if err != nil {
+				return err
+			}
+			add(w.rec)
+		}
+		return nil
+	})
+	if err != nil {
+		c.log.Error("command steps not stored", "steps", len(batch), "err", err)
+	}
+	for _, w := range batch {
+		if w.done != nil {
+			w.done <- err
+		}
+		if err == nil && c.OnChange != nil && w.cmd.ID != "" {
+			c.OnChange(w.cmd)
+		}
 	}
 }
 

@@ -43,7 +43,7 @@ func (r *Registry) AuthenticateDevice(username, password string) (string, bool) 
 	e, ok := r.devices[ID(username)]
 	r.mu.RUnlock()
 	sum := sha256.Sum256([]byte(password))
-	if !ok || e.secret == nil {
+	if !ok || e.secret == nil || e.dev.Disabled {
 		return "", false
 	}
 	return username, subtle.ConstantTimeCompare(sum[:], e.secret) == 1
@@ -59,7 +59,7 @@ var deviceWriteTopics = []string{"telemetry", "status", "cmd/ack", "nmea"}
 // subscribe to it: it publishes only under its own root and subscribes only
 // to its own cmd topic.
 func (r *Registry) DeviceMayAccess(deviceID, topic string, write bool) bool {
-	if _, ok := r.Lookup(ID(deviceID)); !ok {
+	if d, ok := r.Lookup(ID(deviceID)); !ok || d.Disabled {
 		return false
 	}
 	rest, ok := strings.CutPrefix(topic, TopicRoot+deviceID+"/")
@@ -96,8 +96,8 @@ func (r *Registry) RotateCredentials(ctx context.Context, scope orgs.Scope, id I
 		e.secret = secret
 	}
 	r.mu.Unlock()
-	if r.OnCredentialsChanged != nil {
-		r.OnCredentialsChanged(id)
+	if r.OnAccessChanged != nil {
+		r.OnAccessChanged(id)
 	}
 	return creds, nil
 }

@@ -83,15 +83,18 @@ func (l *Levels) check(kind string) error {
 
 // Device is a sensor or actuator that talks MQTT.
 type Device struct {
-	ID        ID                `json:"id"`
-	Kind      string            `json:"kind"`
-	Name      string            `json:"name"`
-	SiteID    SiteID            `json:"site_id"`
-	OrgID     orgs.ID           `json:"org_id"`
-	Lat       float64           `json:"lat"`
-	Lon       float64           `json:"lon"`
-	Meta      map[string]string `json:"meta,omitempty"`
-	CreatedAt time.Time         `json:"created_at"`
+	ID     ID                `json:"id"`
+	Kind   string            `json:"kind"`
+	Name   string            `json:"name"`
+	SiteID SiteID            `json:"site_id"`
+	OrgID  orgs.ID           `json:"org_id"`
+	Lat    float64           `json:"lat"`
+	Lon    float64           `json:"lon"`
+	Meta   map[string]string `json:"meta,omitempty"`
+	// Disabled devices keep their record and history, but may not
+	// connect and take no commands.
+	Disabled  bool      `json:"disabled"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // Errors returned by the registry.
@@ -100,6 +103,7 @@ var (
 	ErrSiteExists     = errclass.New(errclass.Conflict, "site_exists", "a site with this id exists")
 	ErrDeviceNotFound = errclass.New(errclass.NotFound, "device_not_found", "device not found")
 	ErrDeviceExists   = errclass.New(errclass.Conflict, "device_exists", "a device with this id exists")
+	ErrDeviceDisabled = errclass.New(errclass.Conflict, "device_disabled", "the device is disabled; enable it first")
 )
 
 // NewSite is what a caller gives to create a site.
@@ -148,6 +152,29 @@ type NewDevice struct {
 	Meta   map[string]string `json:"meta"`
 }
 
+// DevicePatch changes some fields of a device; nil fields stay. Moving a
+// device to another site moves it to that site's organisation.
+type DevicePatch struct {
+	Name     *string            `json:"name"`
+	SiteID   *SiteID            `json:"site_id"`
+	Lat      *float64           `json:"lat"`
+	Lon      *float64           `json:"lon"`
+	Meta     *map[string]string `json:"meta"`
+	Disabled *bool              `json:"disabled"`
+}
+
+func checkMeta(m map[string]string) error {
+	if len(m) > 32 {
+		return errclass.Invalidf("meta", "at most 32 keys")
+	}
+	for k, v := range m {
+		if len(k) > 64 || len(v) > 256 {
+			return errclass.Invalidf("meta", "keys at most 64 and values at most 256 bytes")
+		}
+	}
+	return nil
+}
+
 func (n NewDevice) validate() error {
 	if !orgs.IDPattern.MatchString(string(n.ID)) {
 		return errclass.Invalidf("id", "must be 1-64 lowercase letters, digits, '-' or '_', starting with a letter or digit")
@@ -161,13 +188,8 @@ func (n NewDevice) validate() error {
 	if n.SiteID == "" {
 		return errclass.Invalidf("site_id", "is required")
 	}
-	if len(n.Meta) > 32 {
-		return errclass.Invalidf("meta", "at most 32 keys")
-	}
-	for k, v := range n.Meta {
-		if len(k) > 64 || len(v) > 256 {
-			return errclass.Invalidf("meta", "keys at most 64 and values at most 256 bytes")
-		}
+	if err := checkMeta(n.Meta); err != nil {
+		return err
 	}
 	return checkLocation(n.Lat, n.Lon)
 }

@@ -26,9 +26,13 @@ type Registry struct {
 	mu      sync.RWMutex
 	devices map[ID]*entry
 
-	// OnCredentialsChanged is called after a device's password changed, so
-	// that the broker closes the sessions opened with the old one.
-	OnCredentialsChanged func(ID)
+	// OnAccessChanged is called after a device's password changed, or the
+	// device was disabled or deleted, so that the broker closes the
+	// sessions opened before.
+	OnAccessChanged func(ID)
+	// OnRemoved is called after a device was disabled or deleted, with
+	// the reason, so that its active commands end.
+	OnRemoved func(id ID, reason string)
 }
 
 type entry struct {
@@ -134,13 +138,13 @@ func (r *Registry) DeleteSite(ctx context.Context, scope orgs.Scope, id SiteID) 
 	return s, nil
 }
 
-const deviceColumns = `id, kind, name, site_id, org_id, lat, lon, meta, created_at`
+const deviceColumns = `id, kind, name, site_id, org_id, lat, lon, meta, created_at, disabled`
 
 func scanDevice(row interface{ Scan(...any) error }, extra ...any) (Device, error) {
 	var d Device
 	var created int64
 	var meta string
-	err := row.Scan(append([]any{&d.ID, &d.Kind, &d.Name, &d.SiteID, &d.OrgID, &d.Lat, &d.Lon, &meta, &created}, extra...)...)
+	err := row.Scan(append([]any{&d.ID, &d.Kind, &d.Name, &d.SiteID, &d.OrgID, &d.Lat, &d.Lon, &meta, &created, &d.Disabled}, extra...)...)
 	d.CreatedAt = time.UnixMilli(created)
 	if err == nil && meta != "{}" {
 		err = json.Unmarshal([]byte(meta), &d.Meta)
@@ -231,8 +235,8 @@ func (r *Registry) insertDevice(ctx context.Context, d Device, secret []byte) er
 	if _, dup := r.devices[d.ID]; dup {
 		return ErrDeviceExists
 	}
-	_, err := r.db.ExecContext(ctx, `INSERT INTO devices(`+deviceColumns+`, mqtt_secret_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		d.ID, d.Kind, d.Name, d.SiteID, d.OrgID, d.Lat, d.Lon, encodeMeta(d.Meta), d.CreatedAt.UnixMilli(), secret)
+	_, err := r.db.ExecContext(ctx, `INSERT INTO devices(`+deviceColumns+`, mqtt_secret_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.ID, d.Kind, d.Name, d.SiteID, d.OrgID, d.Lat, d.Lon, encodeMeta(d.Meta), d.CreatedAt.UnixMilli(), d.Disabled, secret)
 	if err != nil {
 		return fmt.Errorf("insert device: %w", err)
 	}
@@ -250,6 +254,98 @@ func (r *Registry) GetDevice(scope orgs.Scope, id ID) (Device, error) {
 		return Device{}, orgs.ErrOutOfScope
 	}
 	return d, nil
+}
+
+// UpdateDevice changes a device inside scope. Moving it to another site
+// needs that site in scope too, and takes that site's organisation.
+// Disabling it closes its MQTT sessions, refuses new ones, and ends its
+// active commands.
+func (r *Registry) UpdateDevice(ctx context.Context, scope orgs.Scope, id ID, p DevicePatch) (Device, error) {
+	cur, err := r.GetDevice(scope, id)
+	if err != nil {
+		return Device{}, err
+	}
+	d := cur
+	if p.Name != nil {
+		if err := checkName(*p.Name); err != nil {
+			return Device{}, err
+		}
+		d.Name = strings.TrimSpace(*p.Name)
+	}
+	if p.SiteID != nil && *p.SiteID != d.SiteID {
+		site, err := r.GetSite(ctx, scope, *p.SiteID)
+		if errors.Is(err, ErrSiteNotFound) || errors.Is(err, orgs.ErrOutOfScope) {
+			return Device{}, errclass.Invalidf("site_id", "no such site")
+		}
+		if err != nil {
+			return Device{}, err
+		}
+		d.SiteID, d.OrgID = site.ID, site.OrgID
+	}
+	if p.Lat != nil {
+		d.Lat = *p.Lat
+	}
+	if p.Lon != nil {
+		d.Lon = *p.Lon
+	}
+	if err := checkLocation(d.Lat, d.Lon); err != nil {
+		return Device{}, err
+	}
+	if p.Meta != nil {
+		if err := checkMeta(*p.Meta); err != nil {
+			return Device{}, err
+		}
+		d.Meta = *p.Meta
+	}
+	if p.Disabled != nil {
+		d.Disabled = *p.Disabled
+	}
+	r.mu.Lock()
+	_, err = r.db.ExecContext(ctx, `UPDATE devices SET name = ?, site_id = ?, org_id = ?, lat = ?, lon = ?, meta = ?, disabled = ? WHERE id = ?`,
+		d.Name, d.SiteID, d.OrgID, d.Lat, d.Lon, encodeMeta(d.Meta), d.Disabled, d.ID)
+	if err == nil {
+		if e, ok := r.devices[id]; ok {
+			e.dev = d
+		}
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return Device{}, fmt.Errorf("update device: %w", err)
+	}
+	if d.Disabled && !cur.Disabled {
+		r.accessEnded(id, "device disabled")
+	}
+	return d, nil
+}
+
+// DeleteDevice removes a device inside scope: it can no longer connect,
+// its open sessions close, and its active commands end. Its telemetry,
+// commands and audit entries stay in the record.
+func (r *Registry) DeleteDevice(ctx context.Context, scope orgs.Scope, id ID) (Device, error) {
+	d, err := r.GetDevice(scope, id)
+	if err != nil {
+		return Device{}, err
+	}
+	r.mu.Lock()
+	_, err = r.db.ExecContext(ctx, `DELETE FROM devices WHERE id = ?`, id)
+	if err == nil {
+		delete(r.devices, id)
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return Device{}, fmt.Errorf("delete device: %w", err)
+	}
+	r.accessEnded(id, "device deleted")
+	return d, nil
+}
+
+func (r *Registry) accessEnded(id ID, reason string) {
+	if r.OnAccessChanged != nil {
+		r.OnAccessChanged(id)
+	}
+	if r.OnRemoved != nil {
+		r.OnRemoved(id, reason)
+	}
 }
 
 // ListDevices returns the devices inside scope, optionally of one site.

@@ -110,9 +110,13 @@ func New(p Params) (http.Handler, error) {
 	authed.GET("/devices", a.require(auth.PermDevicesRead), a.listDevices)
 	authed.POST("/devices", a.require(auth.PermDevicesWrite), a.createDevice)
 	authed.GET("/devices/:id", a.require(auth.PermDevicesRead), a.getDevice)
+	authed.PATCH("/devices/:id", a.require(auth.PermDevicesWrite), a.updateDevice)
+	authed.DELETE("/devices/:id", a.require(auth.PermDevicesWrite), a.deleteDevice)
 	authed.GET("/devices/:id/telemetry", a.require(auth.PermDevicesRead), a.deviceTelemetry)
 	authed.POST("/devices/:id/credentials", a.require(auth.PermDevicesWrite), a.rotateCredentials)
 	authed.POST("/devices/:id/commands", a.require(auth.PermDevicesCommand), a.sendCommand)
 	authed.GET("/commands/:id", a.require(auth.PermDevicesRead), a.getCommand)
+	authed.POST("/command-groups", a.require(auth.PermDevicesCommand), a.sendGroup)
+	authed.GET("/command-groups/:id", a.require(auth.PermDevicesRead), a.getGroup)
 	return r, nil
 }

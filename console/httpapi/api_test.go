@@ -30,15 +30,16 @@ import (
 // env is a console API over real stores in a temporary SQLite database, with
 // the org tree 云南省 > 昭通市 > {巧家县, 永善县} and a province admin.
 type env struct {
-	t       *testing.T
-	srv     *httptest.Server
-	orgs    *orgs.Store
-	users   *users.Store
-	signer  *auth.Signer
-	api     http.Handler
-	store   *tsdb.Embedded
-	devices *devices.Registry
-	dbPath  string
+	t        *testing.T
+	srv      *httptest.Server
+	orgs     *orgs.Store
+	users    *users.Store
+	signer   *auth.Signer
+	api      http.Handler
+	store    *tsdb.Embedded
+	devices  *devices.Registry
+	presence *devices.Presence
+	dbPath   string
 }
 
 const adminPassword = "province-admin-pw"
@@ -108,6 +109,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg.OnRemoved = cmds.DeviceRemoved
 	cmds.Start()
 	t.Cleanup(cmds.Close)
 	hr := health.NewRegistry()
@@ -117,7 +119,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, srv: httptest.NewServer(api), orgs: tree, users: us, signer: signer, api: api, store: store, devices: reg, dbPath: filepath.Join(dataDir, sqldb.FileName)}
+	e := &env{t: t, srv: httptest.NewServer(api), orgs: tree, users: us, signer: signer, api: api, store: store, devices: reg, presence: presence, dbPath: filepath.Join(dataDir, sqldb.FileName)}
 	t.Cleanup(e.srv.Close)
 	return e
 }

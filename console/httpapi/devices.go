@@ -105,6 +105,20 @@ type deviceView struct {
 	Online     bool       `json:"online"`
 	State      string     `json:"state"`
 	StateSince *time.Time `json:"state_since"`
+	// Desired holds, per metric that commands set, what the operators set
+	// it to and what the device reports, so the console can show both.
+	Desired map[string]desiredView `json:"desired"`
+}
+
+// desiredView is one metric's desired value next to the reported one.
+type desiredView struct {
+	Value float64 `json:"value"`
+	// Reported is the device's newest reading of the metric, null before
+	// the first; InSync says whether the two agree.
+	Reported   *float64        `json:"reported"`
+	ReportedTS *int64          `json:"reported_ts"`
+	InSync     bool            `json:"in_sync"`
+	Command    devices.Command `json:"command"`
 }
 
 func (a *API) getDevice(c *gin.Context) {
@@ -139,6 +153,20 @@ func (a *API) getDevice(c *gin.Context) {
 	if newest > 0 {
 		t := time.UnixMilli(newest).UTC()
 		v.LastSeen = &t
+	}
+	desired, err := a.p.Commands.Desired(c.Request.Context(), d)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	v.Desired = map[string]desiredView{}
+	for _, want := range desired {
+		dv := desiredView{Value: want.Value, Command: want.Command}
+		if got, ok := v.Latest[want.Metric]; ok && got.Value != nil {
+			dv.Reported, dv.ReportedTS = got.Value, &got.TS
+			dv.InSync = *got.Value == want.Value
+		}
+		v.Desired[want.Metric] = dv
 	}
 	c.JSON(http.StatusOK, v)
 }
@@ -233,6 +261,39 @@ func (a *API) createDevice(c *gin.Context) {
 	c.JSON(http.StatusCreated, createdDevice{Device: d, MQTT: creds})
 }
 
+// updateDevice changes a device: name, site, location, metadata, or
+// disabled (which closes its MQTT sessions and ends its active commands).
+func (a *API) updateDevice(c *gin.Context) {
+	var patch devices.DevicePatch
+	if !a.decode(c, &patch) {
+		return
+	}
+	d, err := a.p.Devices.UpdateDevice(c.Request.Context(), mustPrincipal(c).Scope, devices.ID(c.Param("id")), patch)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	detail := map[string]any{"name": d.Name, "site": d.SiteID, "disabled": d.Disabled}
+	if !a.record(c, d.OrgID, "device.update", string(d.ID), "ok", detail) {
+		return
+	}
+	c.JSON(http.StatusOK, d)
+}
+
+// deleteDevice removes a device; its history (telemetry, commands, audit)
+// stays.
+func (a *API) deleteDevice(c *gin.Context) {
+	d, err := a.p.Devices.DeleteDevice(c.Request.Context(), mustPrincipal(c).Scope, devices.ID(c.Param("id")))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	if !a.record(c, d.OrgID, "device.delete", string(d.ID), "ok", map[string]any{"kind": d.Kind, "site": d.SiteID}) {
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
 // rotateCredentials gives a device a new MQTT password, shown only in this
 // answer; the old one stops authenticating at once.
 func (a *API) rotateCredentials(c *gin.Context) {
@@ -274,4 +335,31 @@ func (a *API) getCommand(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, cmd)
+}
+
+// sendGroup answers POST /command-groups: one command to every device of a
+// site that takes it, or to a list of devices, with a result per device
+// and a summary (202); GET /command-groups/{id} follows them.
+func (a *API) sendGroup(c *gin.Context) {
+	var req devices.GroupRequest
+	if !a.decode(c, &req) {
+		return
+	}
+	p := mustPrincipal(c)
+	g, err := a.p.Commands.SendGroup(c.Request.Context(), p.Scope, p.UserID, req)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.Header("Location", "/api/v1/command-groups/"+g.ID)
+	c.JSON(http.StatusAccepted, g)
+}
+
+func (a *API) getGroup(c *gin.Context) {
+	g, err := a.p.Commands.GetGroup(c.Request.Context(), mustPrincipal(c).Scope, c.Param("id"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, g)
 }

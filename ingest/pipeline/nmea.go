@@ -61,6 +61,10 @@ func (pl *Pipeline) HandleNMEA(topic string, payload []byte) {
 		pl.reject(id, ReasonUnknownDevice, "no such device")
 		return
 	}
+	if receiver.Disabled {
+		pl.reject(id, ReasonDeviceDisabled, "the device is disabled")
+		return
+	}
 	if len(payload) > telemetry.MaxPayloadBytes {
 		pl.reject(id, telemetry.ReasonTooLarge, "nmea payload over 64 KiB")
 		return

@@ -52,7 +52,10 @@ type Params struct {
 // Extra reasons of lookout_ingest_rejected_total, beside the decoder's.
 const (
 	ReasonUnknownDevice telemetry.Reason = "unknown_device"
-	ReasonWrongTopic    telemetry.Reason = "wrong_topic"
+	// ReasonDeviceDisabled: the device is disabled. The embedded broker
+	// refuses it already; an external broker may still let it in.
+	ReasonDeviceDisabled telemetry.Reason = "device_disabled"
+	ReasonWrongTopic     telemetry.Reason = "wrong_topic"
 )
 
 // Pipeline is the telemetry path.
@@ -134,7 +137,7 @@ func New(p Params) (*Pipeline, error) {
 	}
 	for _, r := range []telemetry.Reason{telemetry.ReasonMalformed, telemetry.ReasonTooLarge, telemetry.ReasonTooManyKeys,
 		telemetry.ReasonNested, telemetry.ReasonNaNInf, telemetry.ReasonBadValue, telemetry.ReasonBadMetric,
-		telemetry.ReasonBadTS, telemetry.ReasonEmpty, ReasonUnknownDevice, ReasonWrongTopic, ReasonBadNMEA} {
+		telemetry.ReasonBadTS, telemetry.ReasonEmpty, ReasonUnknownDevice, ReasonDeviceDisabled, ReasonWrongTopic, ReasonBadNMEA} {
 		pl.rejected.WithLabelValues(string(r)) // every reason shows, at 0
 	}
 	return pl, nil
@@ -161,8 +164,11 @@ func (pl *Pipeline) HandleTelemetry(topic string, payload []byte) {
 		pl.reject("", ReasonWrongTopic, "topic "+topic)
 		return
 	}
-	if _, known := pl.p.Devices.Lookup(devices.ID(id)); !known {
+	if d, known := pl.p.Devices.Lookup(devices.ID(id)); !known {
 		pl.reject(id, ReasonUnknownDevice, "no such device")
+		return
+	} else if d.Disabled {
+		pl.reject(id, ReasonDeviceDisabled, "the device is disabled")
 		return
 	}
 	points, err := telemetry.Decode(id, payload, pl.p.Now(), nil)

@@ -88,14 +88,79 @@ func (l *Log) Record(ctx context.Context, actor string, org orgs.ID, action, tar
 	e := Entry{Seq: l.seq + 1, TS: l.now().Truncate(time.Millisecond), Actor: actor, OrgID: org, Action: action, Target: target,
 		Result: result, PrevHash: l.last}
 	e.Hash = hashOf(e, d)
-	_, err := l.db.ExecContext(ctx, `INSERT INTO audit_log(seq, ts, actor, org_id, action, target, result, detail, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.Seq, e.TS.UnixMilli(), e.Actor, string(e.OrgID), e.Action, e.Target, e.Result, d, e.PrevHash, e.Hash)
+	_, err := l.db.ExecContext(ctx, insertEntry, e.Seq, e.TS.UnixMilli(), e.Actor, string(e.OrgID), e.Action, e.Target, e.Result, d, e.PrevHash, e.Hash)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
 	l.seq, l.last = e.Seq, e.Hash
 	return nil
 }
+
+// Rec is an entry to append, before it has its place in the chain.
+type Rec struct {
+	Actor  string
+	OrgID  orgs.ID
+	Action string
+	Target string
+	Result string
+	Detail map[string]any
+}
+
+// InTx runs fn in one transaction and appends the entries it adds in that
+// same transaction, so a step and its audit entry are stored together or
+// not at all, and many steps share one commit. The chain's head moves only
+// when the commit succeeds.
+//
+// The log's lock is taken before the transaction begins, in the same order
+// as Record, so the two cannot wait on each other for the database's one
+// writer connection.
+func (l *Log) InTx(ctx context.Context, fn func(tx *sql.Tx, add func(Rec)) error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var recs []Rec
+	if err := fn(tx, func(r Rec) { recs = append(recs, r) }); err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		return tx.Commit()
+	}
+	stmt, err := tx.PrepareContext(ctx, insertEntry)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	defer stmt.Close()
+	seq, last := l.seq, l.last
+	ts := l.now().Truncate(time.Millisecond)
+	for _, r := range recs {
+		d := "{}"
+		if len(r.Detail) > 0 {
+			b, err := json.Marshal(r.Detail)
+			if err != nil {
+				return err
+			}
+			d = string(b)
+		}
+		e := Entry{Seq: seq + 1, TS: ts, Actor: r.Actor, OrgID: r.OrgID, Action: r.Action, Target: r.Target, Result: r.Result, PrevHash: last}
+		e.Hash = hashOf(e, d)
+		if _, err := stmt.ExecContext(ctx, e.Seq, e.TS.UnixMilli(), e.Actor, string(e.OrgID), e.Action, e.Target, e.Result, d, e.PrevHash, e.Hash); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		seq, last = e.Seq, e.Hash
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	l.seq, l.last = seq, last
+	return nil
+}
+
+const insertEntry = `INSERT INTO audit_log(seq, ts, actor, org_id, action, target, result, detail, prev_hash, hash)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // Filter selects entries.
 type Filter struct {

@@ -2,6 +2,8 @@ package audit
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -67,5 +69,55 @@ func TestChainAppendsVerifiesAndCatchesTampering(t *testing.T) {
 	db.Exec(`DELETE FROM audit_log WHERE seq = 2`)
 	if _, err := Verify(ctx, db); err == nil || !strings.Contains(err.Error(), "entry 2 is missing") {
 		t.Fatalf("removed entry: %v", err)
+	}
+}
+
+func TestInTxCommitsStepsAndEntriesTogether(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tree, _ := orgs.NewStore(ctx, db)
+	tree.EnsureRoot(ctx, orgs.NewOrg{ID: "cn", Name: "全国", Kind: "national"})
+	l, _ := Open(ctx, db)
+	if _, err := db.Exec(`CREATE TABLE steps(n INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Record(ctx, "admin", "cn", "org.create", "cn", ResultOK, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A batch that fails leaves neither its steps nor its entries, and the
+	// chain goes on from where it was.
+	failed := l.InTx(ctx, func(tx *sql.Tx, add func(Rec)) error {
+		if _, err := tx.Exec(`INSERT INTO steps(n) VALUES (1)`); err != nil {
+			return err
+		}
+		add(Rec{Actor: "system", OrgID: "cn", Action: "command.sent", Target: "lamp", Result: "sent"})
+		return errors.New("boom")
+	})
+	if failed == nil {
+		t.Fatal("the batch's error was lost")
+	}
+	err = l.InTx(ctx, func(tx *sql.Tx, add func(Rec)) error {
+		for i := range 3 {
+			if _, err := tx.Exec(`INSERT INTO steps(n) VALUES (?)`, i); err != nil {
+				return err
+			}
+			add(Rec{Actor: "system", OrgID: "cn", Action: "command.acked", Target: "lamp", Result: "acked", Detail: map[string]any{"i": i}})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Record(ctx, "admin", "cn", "site.create", "s", ResultOK, nil); err != nil {
+		t.Fatal(err)
+	}
+	var steps int
+	db.QueryRow(`SELECT count(*) FROM steps`).Scan(&steps)
+	if n, err := Verify(ctx, db); err != nil || n != 5 || steps != 3 {
+		t.Fatalf("verify: %d entries, %d steps, %v", n, steps, err)
 	}
 }

@@ -247,6 +247,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		s.log.With("component", "commands")); err != nil {
 		return err
 	}
+	s.registry.OnRemoved = s.commands.DeviceRemoved
 	s.presence.OnChange = func(id devices.ID, state string, _ time.Time) {
 		if state == devices.StateOnline {
 			go s.commands.DeviceOnline(id) // not on the MQTT handler's goroutine: it publishes
@@ -274,9 +275,9 @@ func (s *Server) startMQTT(context.Context) error {
 		return err
 	}
 	s.broker = b
-	s.registry.OnCredentialsChanged = func(id devices.ID) {
+	s.registry.OnAccessChanged = func(id devices.ID) {
 		if n := b.DisconnectUser(string(id)); n > 0 {
-			s.log.Info("device sessions closed after a credential change", "device", id, "sessions", n)
+			s.log.Info("device sessions closed after its access changed", "device", id, "sessions", n)
 		}
 	}
 	s.health.Add("mqtt_broker", b.Check)
