@@ -237,6 +237,9 @@ func (c *Commands) Send(ctx context.Context, scope orgs.Scope, actor string, id 
 	if err != nil {
 		return Command{}, err
 	}
+	if d.Disabled {
+		return Command{}, ErrDeviceDisabled
+	}
 	if err := req.check(); err != nil {
 		return Command{}, err
 	}
@@ -365,11 +368,14 @@ func (c *Commands) publish(id string) {
 		return
 	}
 	msg, _ := json.Marshal(payload{ID: cmd.ID, Name: cmd.Name, Params: cmd.Params, ExpiresAt: cmd.ExpiresAt.UnixMilli()})
-	dev := cmd.DeviceID
+	dev, queued := cmd.DeviceID, cmd.Queue
 	c.mu.Unlock()
 	if err := c.pub.PublishCommand(dev, msg); err != nil {
 		c.log.Warn("command not handed to the broker; it stays pending until it expires", "command", id, "err", err)
 		return
+	}
+	if queued && !c.presence.Online(dev) {
+		return // the device left meanwhile: the command waits for it, pending
 	}
 	now := c.now().Truncate(time.Millisecond).UTC()
 	c.transition(id, CommandSent, "", &now, "system")
@@ -469,6 +475,11 @@ func (c *Commands) flush(batch []write) {
 			return err
 		}
 		defer upd.Close()
+		requeue, err := tx.PrepareContext(ctx, `UPDATE commands SET state = 'pending', sent_at = NULL WHERE id = ? AND state IN ('pending', 'sent')`)
+		if err != nil {
+			return err
+		}
+		defer requeue.Close()
 		for i, w := range batch {
 			cmd := w.cmd
 			switch {
@@ -477,6 +488,9 @@ func (c *Commands) flush(batch []write) {
 			case w.insert:
 				_, err = ins.ExecContext(ctx, cmd.ID, cmd.DeviceID, cmd.OrgID, cmd.Name, string(cmd.Params), cmd.State, cmd.Queue,
 					cmd.TimeoutMS, cmd.CreatedBy, cmd.CreatedAt.UnixMilli(), cmd.ExpiresAt.UnixMilli(), cmd.GroupID)
+			case last[cmd.ID] == i && cmd.State == CommandPending:
+				// back from sent: the device left before acking
+				_, err = requeue.ExecContext(ctx, cmd.ID)
 			case last[cmd.ID] == i:
 				var sent, done any
 				if cmd.SentAt != nil {
@@ -615,6 +629,24 @@ func (c *Commands) DeviceOnline(device ID) {
 	c.mu.Unlock()
 	for _, id := range ids {
 		c.enqueue(id)
+	}
+}
+
+// DeviceOffline puts back the queued commands a device took but did not
+// ack before it went offline: they are sent again when it is back (the
+// device tells a repeat by its id), until they expire. A command that was
+// not queued keeps waiting for its ack and ends timeout.
+func (c *Commands) DeviceOffline(device ID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	for id, cmd := range c.active {
+		if cmd.DeviceID != device || cmd.State != CommandSent || !cmd.Queue || now.After(cmd.ExpiresAt) {
+			continue
+		}
+		cmd.State, cmd.SentAt = CommandPending, nil
+		c.writes <- write{cmd: *cmd, rec: audit.Rec{Actor: "system", OrgID: cmd.OrgID, Action: "command.requeued", Target: string(device),
+			Result: string(CommandPending), Detail: map[string]any{"command": id, "name": cmd.Name, "reason": "the device went offline before acking"}}}
 	}
 }
 

@@ -249,8 +249,11 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	}
 	s.registry.OnRemoved = s.commands.DeviceRemoved
 	s.presence.OnChange = func(id devices.ID, state string, _ time.Time) {
-		if state == devices.StateOnline {
+		switch state {
+		case devices.StateOnline:
 			go s.commands.DeviceOnline(id) // not on the MQTT handler's goroutine: it publishes
+		case devices.StateOffline:
+			s.commands.DeviceOffline(id)
 		}
 	}
 	if s.cfg.Demo.Enabled {
