@@ -107,6 +107,13 @@ type Commands struct {
 
 	mu     sync.Mutex
 	active map[string]*Command
+	// recent holds the newest commands that ended, oldest first out, so
+	// that following a command to its end, a repeated ack, or a group's
+	// summary is answered from memory rather than by the database's one
+	// connection, which the journal writer keeps busy under a burst.
+	recent      map[string]*Command
+	recentOrder []string // ring of recent's ids
+	recentNext  int
 	// queued holds the commands waiting for (or in) a publisher, so that
 	// one command is never handed to the broker twice at once.
 	queued map[string]bool
@@ -115,6 +122,7 @@ type Commands struct {
 	// writes carries every step to the journal writer, which stores many
 	// steps and their audit entries in one transaction (group commit).
 	writes     chan write
+	stmts      struct{ insert, update, requeue *sql.Stmt }
 	writerStop chan struct{}
 	writerDone chan struct{}
 
@@ -127,15 +135,32 @@ type Commands struct {
 // waits for its PUBACK, so this is the depth of the pipeline to the broker.
 const publishers = 64
 
+// recentSize is how many ended commands are kept in memory.
+const recentSize = 1 << 15
+
 // maxBatch bounds the steps stored in one transaction.
 const maxBatch = 2048
 
 // NewCommands loads the active commands.
 func NewCommands(ctx context.Context, db *sql.DB, reg *Registry, presence *Presence, pub CommandPublisher, audit Auditor, log *slog.Logger) (*Commands, error) {
 	c := &Commands{db: db, reg: reg, presence: presence, pub: pub, audit: audit, log: log, now: time.Now,
-		active: map[string]*Command{}, queued: map[string]bool{}, sendQ: make(chan string, 4096), ackQ: make(chan ackMsg, 4096),
+		active: map[string]*Command{}, queued: map[string]bool{}, recent: map[string]*Command{}, recentOrder: make([]string, recentSize), sendQ: make(chan string, 4096), ackQ: make(chan ackMsg, 4096),
 		writes: make(chan write, 8192), writerStop: make(chan struct{}), writerDone: make(chan struct{}),
 		stop: make(chan struct{}), done: make(chan struct{})}
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		sql  string
+	}{
+		{&c.stmts.insert, `INSERT INTO commands(` + commandColumns + `) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, NULL, NULL, ?, ?)`},
+		{&c.stmts.update, `UPDATE commands SET state = ?, error = ?, sent_at = COALESCE(sent_at, ?), done_at = ?
+			WHERE id = ? AND (state = 'pending' OR (state = 'sent' AND ?))`},
+		{&c.stmts.requeue, `UPDATE commands SET state = 'pending', sent_at = NULL WHERE id = ? AND state IN ('pending', 'sent')`},
+	} {
+		var err error
+		if *p.stmt, err = db.PrepareContext(ctx, p.sql); err != nil {
+			return nil, fmt.Errorf("commands: %w", err)
+		}
+	}
 	rows, err := db.QueryContext(ctx, `SELECT `+commandColumns+` FROM commands WHERE state IN ('pending', 'sent')`)
 	if err != nil {
 		return nil, err
@@ -397,6 +422,7 @@ func (c *Commands) transition(id string, to CommandState, errText string, sentAt
 	if to.Done() {
 		cmd.DoneAt = &now
 		delete(c.active, id)
+		c.remember(cmd)
 	}
 	snapshot := *cmd
 	detail := map[string]any{"command": id, "name": snapshot.Name}
@@ -407,8 +433,15 @@ func (c *Commands) transition(id string, to CommandState, errText string, sentAt
 	// transaction; memory is ahead of the database by at most one commit.
 	// It is queued under the lock, so the steps of one command reach the
 	// database and the audit log in the order they were taken.
-	c.writes <- write{cmd: snapshot, rec: audit.Rec{Actor: actor, OrgID: snapshot.OrgID, Action: "command." + string(to),
-		Target: string(snapshot.DeviceID), Result: string(to), Detail: detail}}
+	w := write{cmd: snapshot}
+	if to != CommandSent {
+		// The audit log has each command as it was asked for and as it
+		// ended (and any requeue); the hand-over to the broker, a step of
+		// the system's own, is the command's sent_at.
+		w.rec = audit.Rec{Actor: actor, OrgID: snapshot.OrgID, Action: "command." + string(to),
+			Target: string(snapshot.DeviceID), Result: string(to), Detail: detail}
+	}
+	c.writes <- w
 	c.mu.Unlock()
 }
 
@@ -464,22 +497,8 @@ func (c *Commands) flush(batch []write) {
 	}
 	ctx := context.Background()
 	err := c.audit.InTx(ctx, func(tx *sql.Tx, add func(audit.Rec)) error {
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO commands(`+commandColumns+`) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, NULL, NULL, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
-		upd, err := tx.PrepareContext(ctx, `UPDATE commands SET state = ?, error = ?, sent_at = COALESCE(sent_at, ?), done_at = ?
-			WHERE id = ? AND (state = 'pending' OR (state = 'sent' AND ?))`)
-		if err != nil {
-			return err
-		}
-		defer upd.Close()
-		requeue, err := tx.PrepareContext(ctx, `UPDATE commands SET state = 'pending', sent_at = NULL WHERE id = ? AND state IN ('pending', 'sent')`)
-		if err != nil {
-			return err
-		}
-		defer requeue.Close()
+		ins, upd, requeue := tx.StmtContext(ctx, c.stmts.insert), tx.StmtContext(ctx, c.stmts.update), tx.StmtContext(ctx, c.stmts.requeue)
+		var err error
 		for i, w := range batch {
 			cmd := w.cmd
 			switch {
@@ -504,7 +523,9 @@ func (c *Commands) flush(batch []write) {
 			if err != nil {
 				return err
 			}
-			add(w.rec)
+			if w.rec.Action != "" {
+				add(w.rec)
+			}
 		}
 		return nil
 	})
@@ -521,10 +542,29 @@ func (c *Commands) flush(batch []write) {
 	}
 }
 
+// remember keeps an ended command in recent, dropping the oldest.
+func (c *Commands) remember(cmd *Command) {
+	if old := c.recentOrder[c.recentNext]; old != "" {
+		delete(c.recent, old)
+	}
+	c.recentOrder[c.recentNext] = cmd.ID
+	c.recent[cmd.ID] = cmd
+	c.recentNext = (c.recentNext + 1) % len(c.recentOrder)
+}
+
+// inMemory returns a command that is active or recently ended; c.mu held.
+func (c *Commands) inMemory(id string) (*Command, bool) {
+	if cmd, ok := c.active[id]; ok {
+		return cmd, true
+	}
+	cmd, ok := c.recent[id]
+	return cmd, ok
+}
+
 // Get returns a command inside scope.
 func (c *Commands) Get(scope orgs.Scope, id string) (Command, error) {
 	c.mu.Lock()
-	if cmd, ok := c.active[id]; ok {
+	if cmd, ok := c.inMemory(id); ok {
 		snapshot := *cmd
 		c.mu.Unlock()
 		if !c.reg.orgs.Contains(scope, snapshot.OrgID) {

@@ -38,7 +38,7 @@ func (c *Commands) Desired(ctx context.Context, d Device) ([]Desired, error) {
 				return nil, err
 			}
 			c.mu.Lock()
-			if a, ok := c.active[cmd.ID]; ok {
+			if a, ok := c.inMemory(cmd.ID); ok {
 				cmd = *a
 			}
 			c.mu.Unlock()

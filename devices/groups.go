@@ -245,7 +245,7 @@ func (c *Commands) GetGroup(ctx context.Context, scope orgs.Scope, id string) (G
 			continue
 		}
 		c.mu.Lock()
-		if a, ok := c.active[cmd.ID]; ok {
+		if a, ok := c.inMemory(cmd.ID); ok {
 			cmd = *a // the database is behind memory by up to one commit
 		}
 		c.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,18 +22,25 @@ import (
 
 // commands measures command round trips: N devices connected to the
 // embedded broker, each answering its commands at once; N commands sent
-// through the API at the same time; each timed from the API call until
-// GET /commands/{id} says acked.
-func commands(args []string, out io.Writer) error {
+// at the same time, as one group command (--group) or as N API calls with
+// --concurrency in flight; each timed from the API call until
+// GET /commands/{id} says acked. A command is polled only once its device
+// has sent the ack, and only once every device has, so the bench's own
+// reads do not load the server while it works; the time is taken from the
+// command's done_at (the server's clock, which is this machine's).
+func commands(argv []string, out io.Writer) error {
 	fs := flag.NewFlagSet("commands", flag.ContinueOnError)
 	binary := fs.String("binary", "bin/lookout", "the lookout binary")
 	n := fs.Int("devices", 1000, "devices, one command each")
-	workers := fs.Int("concurrency", 100, "API calls in flight at once")
-	if err := fs.Parse(args); err != nil {
+	workersFlag := fs.Int("concurrency", 100, "API calls in flight at once (without --group)")
+	groupFlag := fs.Bool("group", false, "send the N commands as one group command to the site")
+	rounds := fs.Int("rounds", 1, "bursts, one after the other; figures over all")
+	pprofAddr := fs.String("pprof", "", "serve lookout's pprof on this address (for profiling a burst)")
+	if err := fs.Parse(argv); err != nil {
 		return err
 	}
-	if *n < 1 || *n > 10_000 || *workers < 1 || *workers > 1000 {
-		return errors.New("--devices 1-10000, --concurrency 1-1000")
+	if *n < 1 || *n > 10_000 || *workersFlag < 1 || *workersFlag > 1000 || *rounds < 1 || *rounds > 100 {
+		return errors.New("--devices 1-10000, --concurrency 1-1000, --rounds 1-100")
 	}
 	dir, err := os.MkdirTemp("", "lookout-bench-commands")
 	if err != nil {
@@ -41,7 +49,15 @@ func commands(args []string, out io.Writer) error {
 	defer os.RemoveAll(dir)
 	httpAddr, _ := freeAddr()
 	mqttAddr, _ := freeAddr()
-	lk := exec.Command(*binary, "serve")
+	args := []string{"serve"}
+	if *pprofAddr != "" {
+		conf := filepath.Join(dir, "lookout.yaml")
+		if err := os.WriteFile(conf, []byte("bootstrap:\n  root_org: {id: cn, name: bench, kind: national}\ndebug:\n  pprof_addr: "+*pprofAddr+"\n"), 0o600); err != nil {
+			return err
+		}
+		args = append(args, "--config", conf)
+	}
+	lk := exec.Command(*binary, args...)
 	lk.Env = append(os.Environ(), "LOOKOUT_DATA_DIR="+filepath.Join(dir, "data"), "LOOKOUT_HTTP_ADDR="+httpAddr,
 		"LOOKOUT_MQTT_ADDR="+mqttAddr, "LOOKOUT_ADMIN_PASSWORD=bench-admin-password", "LOOKOUT_DEMO=0")
 	if err := lk.Start(); err != nil {
@@ -49,6 +65,9 @@ func commands(args []string, out io.Writer) error {
 	}
 	defer func() { _ = lk.Process.Signal(syscall.SIGTERM); _ = lk.Wait() }()
 	api := &apiClient{base: "http://" + httpAddr}
+	// Connections are kept, as browsers keep theirs: without this the
+	// client opens and closes one per call beyond the default two idle.
+	api.http.Transport = &http.Transport{MaxIdleConnsPerHost: 2000, MaxConnsPerHost: 2000}
 	if err := api.waitHealthy(20 * time.Second); err != nil {
 		return err
 	}
@@ -59,6 +78,8 @@ func commands(args []string, out io.Writer) error {
 		return err
 	}
 	var clients []paho.Client
+	// ackSent[i] is told when device i has published its ack.
+	ackSent := make([]chan struct{}, *n)
 	defer func() {
 		for _, c := range clients {
 			c.Disconnect(50)
@@ -78,10 +99,16 @@ func commands(args []string, out io.Writer) error {
 			return fmt.Errorf("device %s: %v", id, tok.Error())
 		}
 		clients = append(clients, c)
+		signal := make(chan struct{}, 1)
+		ackSent[i] = signal
 		c.Subscribe("lookout/v1/devices/"+id+"/cmd", 1, func(pc paho.Client, m paho.Message) {
 			var cmd struct{ ID string }
 			_ = json.Unmarshal(m.Payload(), &cmd)
 			pc.Publish("lookout/v1/devices/"+id+"/cmd/ack", 1, false, `{"id":"`+cmd.ID+`","ok":true}`)
+			select {
+			case signal <- struct{}{}:
+			default:
+			}
 		}).WaitTimeout(10 * time.Second)
 		c.Publish("lookout/v1/devices/"+id+"/status", 1, true, "online").WaitTimeout(10 * time.Second)
 	}
@@ -98,40 +125,44 @@ func commands(args []string, out io.Writer) error {
 		}
 	}
 
-	lat := make([]time.Duration, *n)
-	states := make([]string, *n)
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	began := time.Now()
-	for w := 0; w < *workers; w++ {
-		wg.Add(1)
+	profiled := make(chan error, 1)
+	if *pprofAddr != "" {
+		// A CPU profile of lookout over the first bursts, to lookout-cpu.prof.
 		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				start := time.Now()
-				var cmd struct{ ID, State string }
-				if err := api.do("POST", fmt.Sprintf("/api/v1/devices/lamp-%d/commands", i),
-					map[string]any{"name": "set_brightness", "params": map[string]any{"level": i % 101}}, &cmd); err != nil {
-					states[i] = err.Error()
-					continue
+			resp, err := http.Get("http://" + *pprofAddr + "/debug/pprof/profile?seconds=3")
+			if err == nil {
+				defer resp.Body.Close()
+				var f *os.File
+				if f, err = os.Create("lookout-cpu.prof"); err == nil {
+					_, err = io.Copy(f, resp.Body)
+					f.Close()
 				}
-				for deadline := start.Add(10 * time.Second); cmd.State != "acked" && time.Now().Before(deadline); {
-					// Polling is the bench's own load on the server, so it
-					// is sparse (20 ms); the server's histogram gives the
-					// exact figure.
-					time.Sleep(20 * time.Millisecond)
-					_ = api.do("GET", "/api/v1/commands/"+cmd.ID, nil, &cmd)
-				}
-				lat[i], states[i] = time.Since(start), cmd.State
 			}
+			profiled <- err
 		}()
+	} else {
+		profiled <- nil
 	}
-	for i := 0; i < *n; i++ {
-		jobs <- i
+	var lat []time.Duration
+	var states []string
+	var total time.Duration
+	serverBefore, _ := cpuTicks(lk.Process.Pid)
+	var ruBefore, ruAfter syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ruBefore)
+	for range *rounds {
+		l, st, took, err := commandBurst(api, *n, *workersFlag, *groupFlag, ackSent)
+		if err != nil {
+			return err
+		}
+		lat, states, total = append(lat, l...), append(states, st...), total+took
 	}
-	close(jobs)
-	wg.Wait()
-	total := time.Since(began)
+	serverAfter, _ := cpuTicks(lk.Process.Pid)
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ruAfter)
+	benchCPU := time.Duration(ruAfter.Utime.Nano()+ruAfter.Stime.Nano()-ruBefore.Utime.Nano()-ruBefore.Stime.Nano()) / time.Duration(*rounds)
+	serverCPU := time.Duration(serverAfter-serverBefore) * time.Second / time.Duration(clockTicks()) / time.Duration(*rounds)
+	if err := <-profiled; err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
 	acked := 0
 	for _, s := range states {
 		if s == "acked" {
@@ -142,16 +173,143 @@ func commands(args []string, out io.Writer) error {
 	p := func(q float64) time.Duration {
 		return lat[min(len(lat)-1, int(float64(len(lat))*q))].Round(100 * time.Microsecond)
 	}
-	fmt.Fprintf(out, "commands: %d devices on the embedded broker, one set_brightness each, %d API calls at once\n", *n, *workers)
-	fmt.Fprintf(out, "  acked %d of %d in %s\n", acked, *n, total.Round(time.Millisecond))
-	fmt.Fprintf(out, "  API call to acked, seen by polling every 20 ms: p50 %s  p99 %s  max %s\n", p(0.5), p(0.99), p(1))
+	how := fmt.Sprintf("%d API calls at once", *workersFlag)
+	if *groupFlag {
+		how = "all in one group command"
+	}
+	fmt.Fprintf(out, "commands: %d devices on the embedded broker, one set_brightness each, %s; %d round(s)\n", *n, how, *rounds)
+	fmt.Fprintf(out, "  acked %d of %d in %s\n", acked, len(states), total.Round(time.Millisecond))
+	fmt.Fprintf(out, "  API call to acked (its done_at): p50 %s  p99 %s  max %s\n", p(0.5), p(0.99), p(1))
+	fmt.Fprintf(out, "  CPU per burst: lookout %s, the simulated devices (this process) %s\n", serverCPU.Round(time.Millisecond), benchCPU.Round(time.Millisecond))
 	if q50, q99, err := api.histogramQuantiles("lookout_command_ack_seconds"); err == nil {
 		fmt.Fprintf(out, "  accepted to acked, the server's histogram: p50 <= %s  p99 <= %s\n", q50, q99)
 	}
-	if acked != *n {
-		return fmt.Errorf("%d commands not acked", *n-acked)
+	if acked != len(states) {
+		return fmt.Errorf("%d commands not acked", len(states)-acked)
 	}
 	return nil
+}
+
+// commandBurst sends one command to each of n devices at once and returns
+// each one's time from its API call to acked, and its final state.
+// verbose prints the time each group call took to answer, on stderr.
+var verbose = os.Getenv("LOOKOUT_BENCH_VERBOSE") != ""
+
+func commandBurst(api *apiClient, n, workers int, group bool, ackSent []chan struct{}) ([]time.Duration, []string, time.Duration, error) {
+	lat := make([]time.Duration, n)
+	states := make([]string, n)
+	// follow waits for command id of device i to be acked, and records
+	// the time from start.
+	// follow waits until device i has acked, then (when all n are in
+	// flight) until every device has, so that reading the results does not
+	// load the server while it works, then reads command id until it is acked, and records the
+	// time from start to its done_at. Both clocks are this machine's.
+	var allAcked sync.WaitGroup
+	allAcked.Add(n)
+	follow := func(i int, id string, start time.Time) {
+		select {
+		case <-ackSent[i]:
+		case <-time.After(10 * time.Second):
+		}
+		allAcked.Done()
+		if workers >= n {
+			allAcked.Wait() // with fewer in flight, the others are not sent yet
+		}
+		var cmd struct {
+			State     string
+			CreatedAt time.Time `json:"created_at"`
+			SentAt    time.Time `json:"sent_at"`
+			DoneAt    time.Time `json:"done_at"`
+		}
+		for deadline := time.Now().Add(10 * time.Second); cmd.State != "acked" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			_ = api.do("GET", "/api/v1/commands/"+id, nil, &cmd)
+		}
+		lat[i], states[i] = cmd.DoneAt.Sub(start), cmd.State
+		if verbose && i%100 == 0 {
+			fmt.Fprintf(os.Stderr, "lamp-%d: created +%s sent +%s acked +%s\n", i, cmd.CreatedAt.Sub(start).Round(time.Millisecond),
+				cmd.SentAt.Sub(start).Round(time.Millisecond), cmd.DoneAt.Sub(start).Round(time.Millisecond))
+		}
+	}
+	refused := func() {
+		allAcked.Done()
+	}
+	var wg sync.WaitGroup
+	began := time.Now()
+	if group {
+		var g struct {
+			ID      string
+			Results []struct {
+				DeviceID string `json:"device_id"`
+				Command  *struct{ ID string }
+			}
+		}
+		if err := api.do("POST", "/api/v1/command-groups", map[string]any{"site_id": "bench", "name": "set_brightness",
+			"params": map[string]any{"level": 30}}, &g); err != nil {
+			return nil, nil, 0, err
+		}
+		if verbose {
+			fmt.Fprintf(os.Stderr, "group call answered in %s\n", time.Since(began).Round(100*time.Microsecond))
+		}
+		// Wait for every device's ack, then read the group (one call)
+		// until every command has ended.
+		deadline := time.After(10 * time.Second)
+		for i := range ackSent {
+			select {
+			case <-ackSent[i]:
+			case <-deadline:
+			}
+		}
+		var now struct {
+			Summary struct{ Done bool }
+			Results []struct {
+				DeviceID string `json:"device_id"`
+				Command  *struct {
+					State  string
+					DoneAt time.Time `json:"done_at"`
+				}
+			}
+		}
+		for end := time.Now().Add(10 * time.Second); !now.Summary.Done && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			if err := api.do("GET", "/api/v1/command-groups/"+g.ID, nil, &now); err != nil {
+				return nil, nil, 0, err
+			}
+		}
+		for _, r := range now.Results {
+			i, _ := strconv.Atoi(r.DeviceID[len("lamp-"):])
+			lat[i], states[i] = r.Command.DoneAt.Sub(began), r.Command.State
+		}
+		for _, r := range g.Results {
+			if r.Command == nil {
+				i, _ := strconv.Atoi(r.DeviceID[len("lamp-"):])
+				states[i] = "refused"
+			}
+		}
+	} else {
+		jobs := make(chan int)
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range jobs {
+					start := time.Now()
+					var cmd struct{ ID string }
+					if err := api.do("POST", fmt.Sprintf("/api/v1/devices/lamp-%d/commands", i),
+						map[string]any{"name": "set_brightness", "params": map[string]any{"level": i % 101}}, &cmd); err != nil {
+						states[i] = err.Error()
+						refused()
+						continue
+					}
+					follow(i, cmd.ID, start)
+				}
+			}()
+		}
+		for i := 0; i < n; i++ {
+			jobs <- i
+		}
+		close(jobs)
+	}
+	wg.Wait()
+	return lat, states, time.Since(began), nil
 }
 
 // histogramQuantiles reads a Prometheus histogram from /metrics and returns

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lookout-cc/lookout/console/auth"
@@ -45,6 +46,14 @@ type Store struct {
 	// of logins cannot take the server's memory.
 	hashSlots chan struct{}
 	dummyHash string
+
+	// cache holds users as Lookup read them: every API request looks its
+	// caller up, and must not wait for the database's one writer while a
+	// burst of commands is being stored. Every change of a user drops its
+	// entry; gen tells a read that raced a change not to cache what it read.
+	mu    sync.Mutex
+	cache map[string]User
+	gen   uint64
 }
 
 // NewStore returns a user store over db, scoped by the organisation tree.
@@ -53,7 +62,7 @@ func NewStore(db *sql.DB, tree *orgs.Store) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, orgs: tree, now: time.Now, hashSlots: make(chan struct{}, runtime.NumCPU()), dummyHash: dummy}, nil
+	return &Store{db: db, orgs: tree, now: time.Now, hashSlots: make(chan struct{}, runtime.NumCPU()), dummyHash: dummy, cache: map[string]User{}}, nil
 }
 
 // NewUser is what a caller gives to create a user.
@@ -163,11 +172,37 @@ func scanUser(row interface{ Scan(...any) error }) (User, error) {
 // Lookup returns a user by id regardless of scope: for the authentication
 // of requests, never for answering them.
 func (s *Store) Lookup(ctx context.Context, id string) (User, error) {
+	s.mu.Lock()
+	u, ok := s.cache[id]
+	gen := s.gen
+	s.mu.Unlock()
+	if ok {
+		return u, nil
+	}
 	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, ErrNotFound
 	}
-	return u, err
+	if err != nil {
+		return User{}, err
+	}
+	s.mu.Lock()
+	if s.gen == gen && len(s.cache) < maxCachedUsers {
+		s.cache[id] = u
+	}
+	s.mu.Unlock()
+	return u, nil
+}
+
+// maxCachedUsers bounds the cache; beyond it lookups read the database.
+const maxCachedUsers = 10_000
+
+// forget drops a changed user from the cache.
+func (s *Store) forget(id string) {
+	s.mu.Lock()
+	delete(s.cache, id)
+	s.gen++
+	s.mu.Unlock()
 }
 
 // Get returns a user inside scope.
@@ -250,6 +285,7 @@ func (s *Store) Update(ctx context.Context, scope orgs.Scope, actor, id string, 
 	_, err = s.db.ExecContext(ctx, `UPDATE users SET display_name = ?, org_id = ?, role = ?, disabled = ?,
 		password_hash = CASE WHEN ? = '' THEN password_hash ELSE ? END, updated_at = ? WHERE id = ?`,
 		u.DisplayName, string(u.OrgID), string(u.Role), u.Disabled, hash, hash, u.UpdatedAt.UnixMilli(), u.ID)
+	s.forget(u.ID) // also when the update failed: the row may have changed
 	if err != nil {
 		return User{}, fmt.Errorf("update user: %w", err)
 	}

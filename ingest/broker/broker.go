@@ -79,7 +79,9 @@ func New(p Params) (*Broker, error) {
 	// EOF"); with thousands of devices that drowns the log, so only its
 	// errors pass. Refusals are logged by the access hook below.
 	quiet := slog.New(levelFloor{Handler: p.Log.Handler(), min: slog.LevelError})
-	b.srv = mqtt.New(&mqtt.Options{Logger: quiet, InlineClient: false})
+	// The inline client lets the server hand commands to the broker in
+	// process (Publish), without a network round trip per command.
+	b.srv = mqtt.New(&mqtt.Options{Logger: quiet, InlineClient: true})
 	if err := b.srv.AddHook(&accessHook{b: b, devices: p.Devices, log: p.Log}, nil); err != nil {
 		return nil, err
 	}
@@ -106,6 +108,22 @@ func (b *Broker) Close() error {
 // Addr is the address the broker listens on (with the real port when the
 // configured one was 0).
 func (b *Broker) Addr() string { return b.listener.Address() }
+
+// Subscribe delivers the messages of filter to h in process, on the
+// goroutine of the client that published them: h must return quickly. The
+// payload is the broker's; h copies what it keeps.
+func (b *Broker) Subscribe(filter string, id int, h func(topic string, payload []byte)) error {
+	return b.srv.Subscribe(filter, id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		h(pk.TopicName, pk.Payload)
+	})
+}
+
+// Publish hands a message to the broker in process: it is routed to the
+// subscribers (at up to qos) before Publish returns, and taken from there
+// by the broker's QoS 1 delivery to each device session.
+func (b *Broker) Publish(topic string, payload []byte, qos byte) error {
+	return b.srv.Publish(topic, payload, false, qos)
+}
 
 // ServiceCredentials are the user name and password of the server's own MQTT
 // clients. The password is made anew at every start and never stored.

@@ -45,6 +45,8 @@ type Log struct {
 	mu   sync.Mutex // serializes appends, so the chain has one order
 	last string     // hash of the newest entry
 	seq  int64
+	// insert is prepared once: InTx runs it in each batch's transaction.
+	insert *sql.Stmt
 }
 
 // genesis is the "previous hash" of the first entry.
@@ -55,6 +57,9 @@ func Open(ctx context.Context, db *sql.DB) (*Log, error) {
 	l := &Log{db: db, now: time.Now, last: genesis}
 	err := db.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&l.seq, &l.last)
 	if err != nil && err != sql.ErrNoRows {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	if l.insert, err = db.PrepareContext(ctx, insertEntry); err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	return l, nil
@@ -129,11 +134,7 @@ func (l *Log) InTx(ctx context.Context, fn func(tx *sql.Tx, add func(Rec)) error
 	if len(recs) == 0 {
 		return tx.Commit()
 	}
-	stmt, err := tx.PrepareContext(ctx, insertEntry)
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	defer stmt.Close()
+	stmt := tx.StmtContext(ctx, l.insert)
 	seq, last := l.seq, l.last
 	ts := l.now().Truncate(time.Millisecond)
 	for _, r := range recs {

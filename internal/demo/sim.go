@@ -177,7 +177,15 @@ type lampState struct {
 	mu         sync.Mutex
 	on         bool
 	brightness int
+	// answered remembers the newest commands' results by id, so that a
+	// command sent again (Lookout repeats a queued one the lamp took but
+	// did not ack) is answered, not carried out twice.
+	answered map[string]error
+	order    []string
 }
+
+// rememberAnswers is how many commands a lamp remembers.
+const rememberAnswers = 64
 
 func (l *lampState) report(now time.Time) string {
 	l.mu.Lock()
@@ -198,11 +206,28 @@ type command struct {
 
 // apply carries out a command as a lamp's controller would, or says why not.
 func (l *lampState) apply(cmd command, now time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err, seen := l.answered[cmd.ID]; seen {
+		return err
+	}
+	err := l.carryOut(cmd, now)
+	if l.answered == nil {
+		l.answered = map[string]error{}
+	}
+	if len(l.order) == rememberAnswers {
+		delete(l.answered, l.order[0])
+		l.order = l.order[1:]
+	}
+	l.answered[cmd.ID] = err
+	l.order = append(l.order, cmd.ID)
+	return err
+}
+
+func (l *lampState) carryOut(cmd command, now time.Time) error {
 	if cmd.ExpiresAt > 0 && now.UnixMilli() > cmd.ExpiresAt {
 		return fmt.Errorf("command expired")
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	switch cmd.Name {
 	case "set_power":
 		var p struct {

@@ -53,4 +53,13 @@ func TestLampCommands(t *testing.T) {
 	if !l.on || l.brightness != 30 {
 		t.Fatalf("lamp state %+v", l)
 	}
+	// Command 2 again (a repeat after the lamp went away before acking):
+	// answered as before, not carried out again over command 2.
+	l.brightness = 55
+	if err := l.apply(command{ID: "2", Name: "set_brightness", Params: json.RawMessage(`{"level":30}`)}, now); err != nil || l.brightness != 55 {
+		t.Fatalf("repeat carried out again: %v %d", err, l.brightness)
+	}
+	if err := l.apply(command{ID: "3", Name: "set_brightness", Params: json.RawMessage(`{"level":101}`)}, now); err == nil {
+		t.Fatal("a repeat of a refused command answered ok")
+	}
 }

@@ -101,7 +101,10 @@ func TestDeviceLeavesBetweenPublishAndAck(t *testing.T) {
 		"-t", "lookout/v1/devices/lamp-v/status", "-m", "online").CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	waitFor(t, 5*time.Second, func() bool { _, d := getJSON(t, "GET", base+"/api/v1/devices/lamp-v", tok, nil); return d["online"] == true })
+	waitFor(t, 5*time.Second, func() bool {
+		_, d := getJSON(t, "GET", base+"/api/v1/devices/lamp-v", tok, nil)
+		return d["online"] == true
+	})
 	once := send(map[string]any{"name": "set_power", "params": map[string]any{"on": true}, "timeout_s": 2})
 	queued := send(map[string]any{"name": "set_brightness", "params": map[string]any{"level": 40}, "queue": true, "timeout_s": 30})
 	waitFor(t, 5*time.Second, func() bool { return strings.Contains(got.String(), once) && strings.Contains(got.String(), queued) })

@@ -198,7 +198,7 @@ func TestCommandsLifecycle(t *testing.T) {
 	for _, it := range a["items"].([]any) {
 		seen[it.(map[string]any)["action"].(string)] = true
 	}
-	for _, act := range []string{"command.send", "command.sent", "command.acked", "command.failed", "command.timeout", "command.expired"} {
+	for _, act := range []string{"command.send", "command.acked", "command.failed", "command.timeout", "command.expired"} {
 		if !seen[act] {
 			t.Errorf("no %s in the audit log", act)
 		}

@@ -324,7 +324,16 @@ func (s *Server) startMQTTClient(context.Context) error {
 	c.Subscribe(share+pipeline.TelemetryFilter, 1, s.seen(s.ingest.HandleTelemetry))
 	c.Subscribe(share+pipeline.NMEAFilter, 1, s.seen(s.ingest.HandleNMEA))
 	c.Subscribe(share+devices.TopicRoot+"+/status", 1, s.handleStatus)
-	c.Subscribe(share+devices.TopicRoot+"+/cmd/ack", 1, s.seen(s.handleAck))
+	if s.broker != nil {
+		// Acks are taken from the embedded broker in process, as commands
+		// are given to it: a burst of commands costs no second network
+		// hop per ack.
+		if err := s.broker.Subscribe(devices.TopicRoot+"+/cmd/ack", 1, s.seen(s.handleAck)); err != nil {
+			return err
+		}
+	} else {
+		c.Subscribe(share+devices.TopicRoot+"+/cmd/ack", 1, s.seen(s.handleAck))
+	}
 	c.Start()
 	s.mqtt = c
 	s.health.Add("mqtt_client", c.Check)
@@ -516,11 +525,16 @@ func (s *Server) stopDemo(context.Context) error {
 	return nil
 }
 
-// commandPublisher hands commands to the broker through the server's MQTT
-// client.
+// commandPublisher hands commands to the embedded broker in process, or to
+// an external broker through the server's MQTT client.
 type commandPublisher struct{ s *Server }
 
 func (p commandPublisher) PublishCommand(device devices.ID, payload []byte) error {
+	if p.s.broker != nil {
+		// The embedded broker takes it in process: a command costs no
+		// network round trip to the broker and back.
+		return p.s.broker.Publish(devices.TopicRoot+string(device)+"/cmd", payload, 1)
+	}
 	if p.s.mqtt == nil {
 		return errors.New("mqtt client not started")
 	}
