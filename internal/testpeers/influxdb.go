@@ -3,6 +3,7 @@ package testpeers
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -100,30 +101,52 @@ bind-address = %q
 	db.query(t, "", fmt.Sprintf("CREATE USER %s WITH PASSWORD '%s' WITH ALL PRIVILEGES", influxUser, influxPassword))
 	// Under load influxd may take a moment before the new user is known to
 	// its HTTP authenticator; the database is made once it is.
+	// The database counts as made once SHOW DATABASES lists it: a 200 to
+	// CREATE DATABASE can carry the statement's error in its body.
 	deadline := time.Now().Add(10 * time.Second)
-	for db.tryQuery(influxUser, "CREATE DATABASE "+influxDatabase) != nil {
+	for {
+		err := db.tryQuery(influxUser, "CREATE DATABASE "+influxDatabase)
+		if err == nil {
+			var body string
+			if body, err = db.queryBody(influxUser, "SHOW DATABASES"); err == nil && !strings.Contains(body, `["`+influxDatabase+`"]`) {
+				err = fmt.Errorf("database %s not listed yet: %s", influxDatabase, body)
+			}
+		}
+		if err == nil {
+			return db
+		}
 		if time.Now().After(deadline) {
-			db.query(t, influxUser, "CREATE DATABASE "+influxDatabase) // fails the test with the reason
+			t.Fatalf("influxdb: creating database %s: %v", influxDatabase, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return db
 }
 
 func (db *InfluxDB) tryQuery(user, q string) error {
+	_, err := db.queryBody(user, q)
+	return err
+}
+
+// queryBody runs an InfluxQL statement and returns the answer's body; a
+// statement's own error (given with status 200) is an error too.
+func (db *InfluxDB) queryBody(user, q string) (string, error) {
 	form := url.Values{"q": {q}}
 	req, _ := http.NewRequest(http.MethodPost, db.URL+"/query", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(user, influxPassword)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return "", err
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s", resp.Status)
+		return "", fmt.Errorf("%s: %s", resp.Status, body)
 	}
-	return nil
+	if strings.Contains(string(body), `"error"`) {
+		return "", fmt.Errorf("%s", body)
+	}
+	return string(body), nil
 }
 
 func (db *InfluxDB) query(t testing.TB, user, q string) {
