@@ -271,8 +271,13 @@ func (c *Commands) Send(ctx context.Context, scope orgs.Scope, actor string, id 
 	if err := CheckCommand(d.Kind, req.Name, req.Params); err != nil {
 		return Command{}, err
 	}
-	cmd, w, err := c.prepare(ctx, d, actor, req, "")
+	cmd, w, err := c.prepare(d, actor, req, "")
 	if err != nil {
+		if w.rec.Action != "" { // a refusal the audit log keeps
+			if serr := c.store(ctx, []write{w}); serr != nil {
+				return Command{}, serr
+			}
+		}
 		return Command{}, err
 	}
 	if err := c.store(ctx, []write{w}); err != nil {
@@ -303,14 +308,15 @@ func (req *CommandRequest) check() error {
 }
 
 // prepare makes the command for one device, or refuses it: the device is
-// disabled, or offline and the request does not queue.
-func (c *Commands) prepare(ctx context.Context, d Device, actor string, req CommandRequest, group string) (Command, write, error) {
+// disabled, or offline and the request does not queue. The refusal of an
+// offline device comes with an audit entry for the caller to store.
+func (c *Commands) prepare(d Device, actor string, req CommandRequest, group string) (Command, write, error) {
 	if d.Disabled {
 		return Command{}, write{}, ErrDeviceDisabled
 	}
 	if !req.Queue && !c.presence.Online(d.ID) {
-		_ = c.audit.Record(ctx, actor, d.OrgID, "command.send", string(d.ID), "refused_offline", map[string]any{"name": req.Name})
-		return Command{}, write{}, ErrDeviceOffline
+		return Command{}, write{rec: audit.Rec{Actor: actor, OrgID: d.OrgID, Action: "command.send", Target: string(d.ID),
+			Result: "refused_offline", Detail: map[string]any{"name": req.Name}}}, ErrDeviceOffline
 	}
 	now := c.now().Truncate(time.Millisecond).UTC()
 	expires := now.Add(time.Duration(req.TimeoutS) * time.Second)

@@ -113,9 +113,12 @@ func (c *Commands) SendGroup(ctx context.Context, scope orgs.Scope, actor string
 			err = CheckCommand(t.dev.Kind, req.Name, req.Params)
 		}
 		if err == nil {
-			cmd, w, err = c.prepare(ctx, t.dev, actor, req.CommandRequest, g.ID)
+			cmd, w, err = c.prepare(t.dev, actor, req.CommandRequest, g.ID)
 		}
 		if err != nil {
+			if w.rec.Action != "" {
+				ws = append(ws, w) // stored with the group's commands
+			}
 			g.Results[i].Refused = memberError(err)
 			if errclass.KindOf(err) == errclass.Invalid {
 				invalid++

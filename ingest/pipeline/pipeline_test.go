@@ -56,10 +56,13 @@ func (s *flakyStore) Latest(context.Context, string) ([]tsdb.Point, error)     {
 func (s *flakyStore) Check(context.Context) error                              { return nil }
 func (s *flakyStore) Close() error                                             { return nil }
 
+// knownDevices are the devices the pipeline knows: true enabled, false
+// disabled.
 type knownDevices map[devices.ID]bool
 
 func (k knownDevices) Lookup(id devices.ID) (devices.Device, bool) {
-	return devices.Device{ID: id}, k[id]
+	enabled, ok := k[id]
+	return devices.Device{ID: id, Disabled: !enabled}, ok
 }
 
 func newPipeline(t *testing.T, store tsdb.Store, log *bytes.Buffer, now func() time.Time) *Pipeline {
@@ -68,7 +71,7 @@ func newPipeline(t *testing.T, store tsdb.Store, log *bytes.Buffer, now func() t
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl, err := New(Params{Store: store, Spool: sp, Devices: knownDevices{"g1": true}, Log: slog.New(slog.NewTextHandler(log, nil)),
+	pl, err := New(Params{Store: store, Spool: sp, Devices: knownDevices{"g1": true, "off": false}, Log: slog.New(slog.NewTextHandler(log, nil)),
 		Metrics: prometheus.NewRegistry(), FlushInterval: 5 * time.Millisecond, Now: now})
 	if err != nil {
 		t.Fatal(err)
@@ -153,5 +156,22 @@ func TestRefusalsLoggedOncePerDevicePerMinute(t *testing.T) {
 	}
 	if testutil.ToFloat64(pl.rejected.WithLabelValues("malformed")) != 51 || testutil.ToFloat64(pl.rejected.WithLabelValues("unknown_device")) != 50 {
 		t.Fatal("refusals not all counted")
+	}
+}
+
+// A disabled device's messages (an external broker may still let it in)
+// are refused and counted; the others around them land.
+func TestDisabledDeviceRefused(t *testing.T) {
+	var log bytes.Buffer
+	store := &flakyStore{}
+	pl := newPipeline(t, store, &log, time.Now)
+	pl.HandleTelemetry("lookout/v1/devices/off/telemetry", []byte(`{"v": 1}`))
+	pl.HandleNMEA("lookout/v1/devices/off/nmea", []byte("!AIVDM,1,1,,A,13u?etPv2;0n:dDPwUM1U1Cb069D,0*23"))
+	pl.HandleTelemetry("lookout/v1/devices/g1/telemetry", []byte(`{"v": 1}`))
+	if got := testutil.ToFloat64(pl.rejected.WithLabelValues(string(ReasonDeviceDisabled))); got != 2 {
+		t.Fatalf("%v disabled refusals counted, want 2", got)
+	}
+	if got := testutil.ToFloat64(pl.accepted); got != 1 {
+		t.Fatalf("%v accepted, want 1", got)
 	}
 }

@@ -630,7 +630,9 @@ func (s *Server) handleAck(topic string, payload []byte) {
 	if !ok || leaf != "cmd/ack" {
 		return
 	}
-	s.log.Debug("command ack", "device", id, "payload", truncate(string(payload), 200))
+	if s.log.Enabled(context.Background(), slog.LevelDebug) { // no copy of the payload per ack otherwise
+		s.log.Debug("command ack", "device", id, "payload", truncate(string(payload), 200))
+	}
 	s.commands.HandleAck(id, payload)
 }
 
