@@ -99,8 +99,9 @@ type Commands struct {
 	audit    Auditor
 	log      *slog.Logger
 	now      func() time.Time
-	// OnChange is called after a command's step is stored, on the journal
-	// writer's goroutine: it must be quick and must not call Commands.
+	// OnChange is called after a command's step is stored (a step to sent:
+	// when it is taken, see sentLinger), on the journal writer's
+	// goroutine: it must be quick and must not call Commands.
 	OnChange func(Command)
 	// UnknownAcks counts acks for commands Lookout does not know.
 	UnknownAcks func()
@@ -114,6 +115,11 @@ type Commands struct {
 	recent      map[string]*Command
 	recentOrder []string // ring of recent's ids
 	recentNext  int
+	// groups holds the command ids of the newest groups (a ring of
+	// groupOrder), for GetGroup.
+	groups     map[string][]string
+	groupOrder []string
+	groupNext  int
 	// queued holds the commands waiting for (or in) a publisher, so that
 	// one command is never handed to the broker twice at once.
 	queued map[string]bool
@@ -121,7 +127,11 @@ type Commands struct {
 	ackQ   chan ackMsg
 	// writes carries every step to the journal writer, which stores many
 	// steps and their audit entries in one transaction (group commit).
+	// stored carries the new commands an API call waits for: the writer
+	// takes them first, so that under a burst the commands are stored and
+	// sent while the steps of those already acked wait a little.
 	writes     chan write
+	stored     chan write
 	stmts      struct{ insert, update, requeue *sql.Stmt }
 	writerStop chan struct{}
 	writerDone chan struct{}
@@ -141,11 +151,17 @@ const recentSize = 1 << 15
 // maxBatch bounds the steps stored in one transaction.
 const maxBatch = 2048
 
+// maxUrgent bounds a transaction of new commands only, so that a large
+// group is stored in several commits and its first commands are sent
+// while the rest are being stored.
+const maxUrgent = 256
+
 // NewCommands loads the active commands.
 func NewCommands(ctx context.Context, db *sql.DB, reg *Registry, presence *Presence, pub CommandPublisher, audit Auditor, log *slog.Logger) (*Commands, error) {
 	c := &Commands{db: db, reg: reg, presence: presence, pub: pub, audit: audit, log: log, now: time.Now,
-		active: map[string]*Command{}, queued: map[string]bool{}, recent: map[string]*Command{}, recentOrder: make([]string, recentSize), sendQ: make(chan string, 4096), ackQ: make(chan ackMsg, 4096),
-		writes: make(chan write, 8192), writerStop: make(chan struct{}), writerDone: make(chan struct{}),
+		active: map[string]*Command{}, queued: map[string]bool{}, recent: map[string]*Command{}, recentOrder: make([]string, recentSize),
+		groups: map[string][]string{}, groupOrder: make([]string, recentGroups), sendQ: make(chan string, 4096), ackQ: make(chan ackMsg, 4096),
+		writes: make(chan write, 8192), stored: make(chan write, 8192), writerStop: make(chan struct{}), writerDone: make(chan struct{}),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	for _, p := range []struct {
 		stmt **sql.Stmt
@@ -203,7 +219,7 @@ func scanCommand(row interface{ Scan(...any) error }) (Command, error) {
 func (c *Commands) Start() {
 	go c.writeJournal()
 	go c.run()
-	serve(c, c.ackQ, func(a ackMsg) { c.handleAck(a.device, a.body) })
+	serve(c, c.ackQ, func(m ackMsg) { c.handleOtherAck(m.device, m.ack) })
 	for i := 0; i < publishers; i++ {
 		serve(c, c.sendQ, func(id string) {
 			c.publish(id)
@@ -274,13 +290,13 @@ func (c *Commands) Send(ctx context.Context, scope orgs.Scope, actor string, id 
 	cmd, w, err := c.prepare(d, actor, req, "")
 	if err != nil {
 		if w.rec.Action != "" { // a refusal the audit log keeps
-			if serr := c.store(ctx, []write{w}); serr != nil {
+			if serr := c.store([]write{w}); serr != nil {
 				return Command{}, serr
 			}
 		}
 		return Command{}, err
 	}
-	if err := c.store(ctx, []write{w}); err != nil {
+	if err := c.store([]write{w}); err != nil {
 		return Command{}, err
 	}
 	c.activate([]*Command{&cmd})
@@ -343,27 +359,29 @@ func newID(prefix string) string {
 // store hands new commands to the journal writer and returns once they
 // and their audit entries are stored (with other steps in one commit): a
 // command the API accepted survives a restart.
-func (c *Commands) store(ctx context.Context, ws []write) error {
+func (c *Commands) store(ws []write) error {
+	return c.submit(ws)()
+}
+
+// submit hands writes to the journal writer and returns a function that
+// waits until all of them are stored. Neither watches the request's
+// context: the writer answers every write within a commit, and a command
+// stored after its caller left must still be made active.
+func (c *Commands) submit(ws []write) (wait func() error) {
 	done := make(chan error, len(ws))
 	for i := range ws {
 		ws[i].done = done
-		select {
-		case c.writes <- ws[i]:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		c.stored <- ws[i]
 	}
-	for range ws {
-		select {
-		case err := <-done:
-			if err != nil {
-				return fmt.Errorf("store command: %w", err)
+	return func() error {
+		var first error
+		for range ws {
+			if err := <-done; err != nil && first == nil {
+				first = fmt.Errorf("store command: %w", err)
 			}
-		case <-ctx.Done():
-			return ctx.Err()
 		}
+		return first
 	}
-	return nil
 }
 
 // activate makes stored commands active and hands those whose device is
@@ -460,34 +478,113 @@ type write struct {
 	done   chan error // told when stored, if not nil
 }
 
+// sentLinger is how long the step to sent may wait for the command's next
+// step before it is stored on its own. Most commands are acked within
+// milliseconds of being sent, so under a burst one UPDATE stores both
+// steps instead of two. Should Lookout stop hard meanwhile, the command
+// is loaded as pending and sent again (the device tells a repeat by its
+// id); its deadlines still apply.
+const sentLinger = 250 * time.Millisecond
+
 // writeJournal stores steps until Close, taking as many as are waiting
 // into one transaction: under a burst, thousands of steps share a commit
 // instead of each paying for its own.
 func (c *Commands) writeJournal() {
 	defer close(c.writerDone)
 	batch := make([]write, 0, maxBatch)
+	// lingering holds steps to sent that wait for their command's next
+	// step (see sentLinger); lingerDue fires when the oldest is due.
+	lingering := map[string]write{}
+	var lingerDue <-chan time.Time
+	urgentRun := 0
 	for {
 		batch = batch[:0]
+		stopping, fired := false, false
 		select {
-		case w := <-c.writes:
+		case w := <-c.stored:
 			batch = append(batch, w)
-		case <-c.writerStop:
-			// Close: what is queued is still stored before Close returns.
+		default:
+			select {
+			case w := <-c.stored:
+				batch = append(batch, w)
+			case w := <-c.writes:
+				batch = append(batch, w)
+			case <-lingerDue:
+				fired = true
+			case <-c.writerStop:
+				stopping = true // what is queued is still stored before Close returns
+			}
 		}
+		// What API calls wait for first: the other steps join the batch
+		// only when no such write is waiting. No step of a command can be
+		// in writes before its insert is stored, so the order of one
+		// command's steps holds.
+	urgent:
+		for len(batch) < maxUrgent {
+			select {
+			case w := <-c.stored:
+				batch = append(batch, w)
+			default:
+				break urgent
+			}
+		}
+		if len(batch) > 0 && batch[0].done != nil && !stopping && urgentRun < 8 {
+			urgentRun++ // bounded, so that a stream of new commands never starves the other steps
+			c.flush(batch)
+			continue
+		}
+		urgentRun = 0
 	more:
 		for len(batch) < maxBatch {
 			select {
+			case w := <-c.stored:
+				batch = append(batch, w)
 			case w := <-c.writes:
 				batch = append(batch, w)
 			default:
 				break more
 			}
 		}
-		if len(batch) == 0 {
-			return // stopping, and nothing is left
+		// A later step of a command supersedes its lingering sent step
+		// (an update carries every field the earlier ones set); a new
+		// sent step lingers.
+		kept := batch[:0]
+		for _, w := range batch {
+			switch {
+			case lingers(w):
+				lingering[w.cmd.ID] = w
+				if c.OnChange != nil {
+					c.OnChange(w.cmd)
+				}
+			default:
+				delete(lingering, w.cmd.ID)
+				kept = append(kept, w)
+			}
 		}
-		c.flush(batch)
+		batch = kept
+		if stopping || fired || len(lingering) >= maxBatch {
+			for id, w := range lingering {
+				batch = append(batch, w)
+				delete(lingering, id)
+			}
+			lingerDue = nil
+		}
+		if len(lingering) > 0 && lingerDue == nil {
+			lingerDue = time.After(sentLinger)
+		}
+		if len(batch) > 0 {
+			c.flush(batch)
+		}
+		if stopping {
+			return
+		}
 	}
+}
+
+// lingers tells a step to sent that may wait for the command's next step:
+// it has no audit entry and nobody waits for it.
+func lingers(w write) bool {
+	return !w.insert && w.done == nil && w.rec.Action == "" && w.cmd.State == CommandSent
 }
 
 // flush stores a batch of steps and their audit entries in one
@@ -542,7 +639,7 @@ func (c *Commands) flush(batch []write) {
 		if w.done != nil {
 			w.done <- err
 		}
-		if err == nil && c.OnChange != nil && w.cmd.ID != "" {
+		if err == nil && c.OnChange != nil && w.cmd.ID != "" && !lingers(w) {
 			c.OnChange(w.cmd)
 		}
 	}
@@ -599,41 +696,42 @@ type ack struct {
 	Error string `json:"error"`
 }
 
-// HandleAck takes a device's answer and returns at once: it runs on the
-// MQTT client's message goroutine, which must not wait on the database
-// (that would also hold up the broker's PUBACKs behind it). A repeated ack
-// changes nothing; an ack for a command Lookout does not know (or of
-// another device) is counted and ignored.
+// HandleAck takes a device's answer. It runs on the MQTT client's message
+// goroutine, which must not wait on the database (that would also hold up
+// the broker's PUBACKs behind it): an ack of an active command is taken
+// at once, in memory (its step is queued for the journal writer); any
+// other ack goes to a worker, which may have to look in the database. A
+// repeated ack changes nothing; an ack for a command Lookout does not know
+// (or of another device) is counted and ignored.
 func (c *Commands) HandleAck(device ID, body []byte) {
-	b := append([]byte(nil), body...)
+	var a ack
+	if err := json.Unmarshal(body, &a); err != nil || a.ID == "" || a.OK == nil {
+		c.countUnknown()
+		return
+	}
+	if c.takeAck(device, a) {
+		return
+	}
 	select {
-	case c.ackQ <- ackMsg{device: device, body: b}:
+	case c.ackQ <- ackMsg{device: device, ack: a}:
 	case <-c.stop:
 	}
 }
 
 type ackMsg struct {
 	device ID
-	body   []byte
+	ack    ack
 }
 
-func (c *Commands) handleAck(device ID, body []byte) {
-	var a ack
-	if err := json.Unmarshal(body, &a); err != nil || a.ID == "" || a.OK == nil {
-		c.countUnknown()
-		return
-	}
+// takeAck ends the active command an ack is for, and reports whether
+// there was one.
+func (c *Commands) takeAck(device ID, a ack) bool {
 	c.mu.Lock()
 	cmd, ok := c.active[a.ID]
 	known := ok && cmd.DeviceID == device
 	c.mu.Unlock()
 	if !known {
-		// A repeat of an ack already taken changes nothing; anything else
-		// (no such command, or another device's) is counted.
-		if done, err := c.Get(orgsAll(c.reg.orgs), a.ID); err != nil || done.DeviceID != device {
-			c.countUnknown()
-		}
-		return
+		return false
 	}
 	if *a.OK {
 		c.transition(a.ID, CommandAcked, "", nil, "device:"+string(device))
@@ -642,6 +740,19 @@ func (c *Commands) handleAck(device ID, body []byte) {
 			a.Error = "the device refused without a reason"
 		}
 		c.transition(a.ID, CommandFailed, truncateText(a.Error, 500), nil, "device:"+string(device))
+	}
+	return true
+}
+
+// handleOtherAck takes an ack of no active command, on the ack worker.
+func (c *Commands) handleOtherAck(device ID, a ack) {
+	if c.takeAck(device, a) {
+		return // it became active meanwhile (a command is activated after it is stored)
+	}
+	// A repeat of an ack already taken changes nothing; anything else (no
+	// such command, or another device's) is counted.
+	if done, err := c.Get(orgsAll(c.reg.orgs), a.ID); err != nil || done.DeviceID != device {
+		c.countUnknown()
 	}
 }
 

@@ -23,6 +23,14 @@ type GroupRequest struct {
 // maxGroup bounds the devices of one group command.
 const maxGroup = 5000
 
+// groupChunk is how many of a group's commands are stored in one go
+// before they are handed to the publishers.
+const groupChunk = 128
+
+// recentGroups is how many groups' command ids are kept in memory, so
+// that following a recent group is answered without the database.
+const recentGroups = 1024
+
 // Group is a group command: a result per device and a summary.
 type Group struct {
 	ID      string        `json:"id"`
@@ -137,12 +145,11 @@ func (c *Commands) SendGroup(ctx context.Context, scope orgs.Scope, actor string
 	if req.SiteID != "" {
 		org = targets[0].dev.OrgID // a site's devices are of the site's organisation
 	}
-	ws = append(ws, write{rec: audit.Rec{Actor: actor, OrgID: org, Action: "command.group", Target: g.ID,
+	// The group's own entry goes first: whatever part of the group is
+	// stored, the audit log has the request.
+	ws = append([]write{{rec: audit.Rec{Actor: actor, OrgID: org, Action: "command.group", Target: g.ID,
 		Result: "accepted", Detail: map[string]any{"name": req.Name, "params": req.Params, "site": req.SiteID, "devices": len(targets),
-			"accepted": len(cmds), "refused": len(targets) - len(cmds)}}})
-	if err := c.store(ctx, ws); err != nil {
-		return Group{}, err
-	}
+			"accepted": len(cmds), "refused": len(targets) - len(cmds)}}}}, ws...)
 	// The answer shows the commands as accepted; GET /command-groups/{id}
 	// follows them.
 	for i := range g.Results {
@@ -151,7 +158,39 @@ func (c *Commands) SendGroup(ctx context.Context, scope orgs.Scope, actor string
 			m.Command = &snapshot
 		}
 	}
-	c.activate(cmds)
+	c.rememberGroup(g.ID, cmds)
+	// Stored and handed to the publishers a chunk at a time: all chunks go
+	// to the journal writer at once, and each is activated as soon as it
+	// is stored, so the first devices get theirs while the rest are being
+	// stored. Should storing fail for a chunk (the disk is full), the
+	// chunks stored still go out (each command is whole with its audit
+	// entry) and the error says how many did.
+	var waits []func() error
+	var chunks [][]write
+	for len(ws) > 0 {
+		n := min(len(ws), groupChunk)
+		waits, chunks, ws = append(waits, c.submit(ws[:n])), append(chunks, ws[:n]), ws[n:]
+	}
+	next, stored := 0, 0 // the inserts in ws are in cmds' order; cmds[next] is the next
+	var storeErr error
+	for i, wait := range waits {
+		inserts := 0
+		for _, w := range chunks[i] {
+			if w.insert {
+				inserts++
+			}
+		}
+		if err := wait(); err != nil {
+			storeErr = firstErr(storeErr, err)
+		} else {
+			c.activate(cmds[next : next+inserts])
+			stored += inserts
+		}
+		next += inserts
+	}
+	if storeErr != nil {
+		return Group{}, fmt.Errorf("group %s: %d of %d commands stored and sent: %w", g.ID, stored, len(cmds), storeErr)
+	}
 	summarize(&g)
 	return g, nil
 }
@@ -233,6 +272,9 @@ var ErrGroupNotFound = errclass.New(errclass.NotFound, "group_not_found", "comma
 // now, with a summary. Devices refused when the group was sent are not
 // listed: they have no command (the audit log keeps the request).
 func (c *Commands) GetGroup(ctx context.Context, scope orgs.Scope, id string) (Group, error) {
+	if g, ok := c.groupInMemory(scope, id); ok {
+		return g, nil
+	}
 	rows, err := c.db.QueryContext(ctx, `SELECT `+commandColumns+` FROM commands WHERE group_id = ? ORDER BY device_id`, id)
 	if err != nil {
 		return Group{}, err
@@ -263,6 +305,53 @@ func (c *Commands) GetGroup(ctx context.Context, scope orgs.Scope, id string) (G
 	}
 	summarize(&g)
 	return g, nil
+}
+
+// rememberGroup keeps the ids of a group's commands, in device order,
+// dropping the oldest group kept.
+func (c *Commands) rememberGroup(id string, cmds []*Command) {
+	ids := make([]string, len(cmds))
+	for i, cmd := range cmds {
+		ids[i] = cmd.ID
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.groupOrder[c.groupNext]; old != "" {
+		delete(c.groups, old)
+	}
+	c.groupOrder[c.groupNext] = id
+	c.groups[id] = ids
+	c.groupNext = (c.groupNext + 1) % len(c.groupOrder)
+}
+
+// groupInMemory answers GetGroup from memory when the group is recent and
+// every command of it is active or recently ended: under a burst, the
+// console following a group does not wait for the database's one
+// connection, which the journal writer keeps busy.
+func (c *Commands) groupInMemory(scope orgs.Scope, id string) (Group, bool) {
+	c.mu.Lock()
+	ids, ok := c.groups[id]
+	g := Group{ID: id, Results: make([]GroupMember, 0, len(ids))}
+	for _, cid := range ids {
+		cmd, found := c.inMemory(cid)
+		if !found {
+			ok = false
+			break
+		}
+		snapshot := *cmd
+		g.Results = append(g.Results, GroupMember{DeviceID: snapshot.DeviceID, Command: &snapshot})
+	}
+	c.mu.Unlock()
+	if !ok || len(ids) == 0 {
+		return Group{}, false
+	}
+	g.Results = slices.DeleteFunc(g.Results, func(m GroupMember) bool { return !c.reg.orgs.Contains(scope, m.Command.OrgID) })
+	if len(g.Results) == 0 {
+		return Group{}, false // the database answers: not found
+	}
+	g.Name = g.Results[0].Command.Name
+	summarize(&g)
+	return g, true
 }
 
 // DeviceRemoved ends the active commands of a device that was disabled or

@@ -36,6 +36,7 @@ func commands(argv []string, out io.Writer) error {
 	groupFlag := fs.Bool("group", false, "send the N commands as one group command to the site")
 	rounds := fs.Int("rounds", 1, "bursts, one after the other; figures over all")
 	pprofAddr := fs.String("pprof", "", "serve lookout's pprof on this address (for profiling a burst)")
+	pahoDevices := fs.Bool("paho-devices", false, "simulate the devices with paho clients instead of the lean client")
 	if err := fs.Parse(argv); err != nil {
 		return err
 	}
@@ -93,14 +94,23 @@ func commands(argv []string, out io.Writer) error {
 		if err := api.do("POST", "/api/v1/devices", map[string]any{"id": id, "kind": "streetlight", "name": id, "site_id": "bench", "lat": 27, "lon": 102}, &made); err != nil {
 			return err
 		}
+		signal := make(chan struct{}, 1)
+		ackSent[i] = signal
+		if !*pahoDevices {
+			d, err := dialLeanDevice(mqttAddr, id, made.MQTT.Password, signal)
+			if err != nil {
+				return err
+			}
+			defer d.close()
+			go d.serve()
+			continue
+		}
 		c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + mqttAddr).SetClientID(id).SetUsername(id).
 			SetPassword(made.MQTT.Password).SetProtocolVersion(4).SetAutoReconnect(false))
 		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 			return fmt.Errorf("device %s: %v", id, tok.Error())
 		}
 		clients = append(clients, c)
-		signal := make(chan struct{}, 1)
-		ackSent[i] = signal
 		c.Subscribe("lookout/v1/devices/"+id+"/cmd", 1, func(pc paho.Client, m paho.Message) {
 			var cmd struct{ ID string }
 			_ = json.Unmarshal(m.Payload(), &cmd)
@@ -125,23 +135,26 @@ func commands(argv []string, out io.Writer) error {
 		}
 	}
 
-	profiled := make(chan error, 1)
-	if *pprofAddr != "" {
-		// A CPU profile of lookout over the first bursts, to lookout-cpu.prof.
+	// With --pprof, a CPU profile and an execution trace of lookout over
+	// the first bursts, to lookout-cpu.prof and lookout.trace.
+	profiled := make(chan error, 2)
+	for _, p := range []struct{ url, file string }{{"profile?seconds=3", "lookout-cpu.prof"}, {"trace?seconds=1", "lookout.trace"}} {
+		if *pprofAddr == "" {
+			profiled <- nil
+			continue
+		}
 		go func() {
-			resp, err := http.Get("http://" + *pprofAddr + "/debug/pprof/profile?seconds=3")
+			resp, err := http.Get("http://" + *pprofAddr + "/debug/pprof/" + p.url)
 			if err == nil {
 				defer resp.Body.Close()
 				var f *os.File
-				if f, err = os.Create("lookout-cpu.prof"); err == nil {
+				if f, err = os.Create(p.file); err == nil {
 					_, err = io.Copy(f, resp.Body)
 					f.Close()
 				}
 			}
 			profiled <- err
 		}()
-	} else {
-		profiled <- nil
 	}
 	var lat []time.Duration
 	var states []string
@@ -160,8 +173,10 @@ func commands(argv []string, out io.Writer) error {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ruAfter)
 	benchCPU := time.Duration(ruAfter.Utime.Nano()+ruAfter.Stime.Nano()-ruBefore.Utime.Nano()-ruBefore.Stime.Nano()) / time.Duration(*rounds)
 	serverCPU := time.Duration(serverAfter-serverBefore) * time.Second / time.Duration(clockTicks()) / time.Duration(*rounds)
-	if err := <-profiled; err != nil {
-		return fmt.Errorf("profile: %w", err)
+	for range 2 {
+		if err := <-profiled; err != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
 	}
 	acked := 0
 	for _, s := range states {
@@ -177,7 +192,11 @@ func commands(argv []string, out io.Writer) error {
 	if *groupFlag {
 		how = "all in one group command"
 	}
-	fmt.Fprintf(out, "commands: %d devices on the embedded broker, one set_brightness each, %s; %d round(s)\n", *n, how, *rounds)
+	devices := "lean MQTT clients"
+	if *pahoDevices {
+		devices = "paho clients"
+	}
+	fmt.Fprintf(out, "commands: %d devices (%s) on the embedded broker, one set_brightness each, %s; %d round(s)\n", *n, devices, how, *rounds)
 	fmt.Fprintf(out, "  acked %d of %d in %s\n", acked, len(states), total.Round(time.Millisecond))
 	fmt.Fprintf(out, "  API call to acked (its done_at): p50 %s  p99 %s  max %s\n", p(0.5), p(0.99), p(1))
 	fmt.Fprintf(out, "  CPU per burst: lookout %s, the simulated devices (this process) %s\n", serverCPU.Round(time.Millisecond), benchCPU.Round(time.Millisecond))
@@ -264,8 +283,10 @@ func commandBurst(api *apiClient, n, workers int, group bool, ackSent []chan str
 			Results []struct {
 				DeviceID string `json:"device_id"`
 				Command  *struct {
-					State  string
-					DoneAt time.Time `json:"done_at"`
+					State     string
+					CreatedAt time.Time `json:"created_at"`
+					SentAt    time.Time `json:"sent_at"`
+					DoneAt    time.Time `json:"done_at"`
 				}
 			}
 		}
@@ -277,6 +298,10 @@ func commandBurst(api *apiClient, n, workers int, group bool, ackSent []chan str
 		for _, r := range now.Results {
 			i, _ := strconv.Atoi(r.DeviceID[len("lamp-"):])
 			lat[i], states[i] = r.Command.DoneAt.Sub(began), r.Command.State
+			if verbose && i%100 == 99 {
+				fmt.Fprintf(os.Stderr, "lamp-%d: created +%s sent +%s acked +%s\n", i, r.Command.CreatedAt.Sub(began).Round(time.Millisecond),
+					r.Command.SentAt.Sub(began).Round(time.Millisecond), r.Command.DoneAt.Sub(began).Round(time.Millisecond))
+			}
 		}
 		for _, r := range g.Results {
 			if r.Command == nil {

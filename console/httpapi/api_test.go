@@ -7,10 +7,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,16 +41,33 @@ type env struct {
 	store    *tsdb.Embedded
 	devices  *devices.Registry
 	presence *devices.Presence
+	broker   *noBroker
 	dbPath   string
 }
 
 const adminPassword = "province-admin-pw"
 
 // noBroker refuses every publish: the API tests need no MQTT; commands over
-// a real broker are tested in internal/server.
-type noBroker struct{}
+// a real broker are tested in internal/server. It counts the tries per
+// device, so a test can see which commands were handed to the broker.
+type noBroker struct {
+	mu    sync.Mutex
+	tried map[devices.ID]int
+}
 
-func (noBroker) PublishCommand(devices.ID, []byte) error { return errors.New("no broker in this test") }
+func (b *noBroker) PublishCommand(id devices.ID, _ []byte) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tried[id]++
+	return errors.New("no broker in this test")
+}
+
+// triedDevices returns the devices a publish was tried for.
+func (b *noBroker) triedDevices() map[devices.ID]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return maps.Clone(b.tried)
+}
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
@@ -105,7 +124,8 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmds, err := devices.NewCommands(ctx, db, reg, presence, noBroker{}, auditLog, log)
+	broker := &noBroker{tried: map[devices.ID]int{}}
+	cmds, err := devices.NewCommands(ctx, db, reg, presence, broker, auditLog, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +139,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, srv: httptest.NewServer(api), orgs: tree, users: us, signer: signer, api: api, store: store, devices: reg, presence: presence, dbPath: filepath.Join(dataDir, sqldb.FileName)}
+	e := &env{t: t, srv: httptest.NewServer(api), orgs: tree, users: us, signer: signer, api: api, store: store, devices: reg, presence: presence, broker: broker, dbPath: filepath.Join(dataDir, sqldb.FileName)}
 	t.Cleanup(e.srv.Close)
 	return e
 }

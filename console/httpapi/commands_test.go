@@ -233,6 +233,69 @@ func TestGroupCommands(t *testing.T) {
 	}
 }
 
+// A group larger than one chunk of the journal: its commands are stored a
+// chunk at a time, each handed to the publishers once stored. Every online
+// lamp's command reaches the broker, no offline lamp's does, each result
+// names its own device, and following the group lists them all.
+func TestLargeGroupIsStoredInChunks(t *testing.T) {
+	e := newEnv(t)
+	prov := e.login("admin", adminPassword)
+	lamps := e.lampSite(prov, "qj-a", "qj", 300)
+	online := map[devices.ID]bool{}
+	for i, id := range lamps {
+		if i%3 != 0 { // every third is offline, so refusals fall between the commands
+			e.setOnline(id)
+			online[devices.ID(id)] = true
+		}
+	}
+	r := e.do("POST", "/api/v1/command-groups", prov, map[string]any{"site_id": "qj-a", "name": "set_brightness", "params": map[string]any{"level": 40}})
+	e.mustStatus(r, 202)
+	sum := r.body["summary"].(map[string]any)
+	if sum["devices"] != 300.0 || sum["pending"] != 200.0 || sum["refused"] != 100.0 {
+		t.Fatalf("group: %v", sum)
+	}
+	ids := map[string]bool{}
+	for _, m := range r.body["results"].([]any) {
+		m := m.(map[string]any)
+		dev := m["device_id"].(string)
+		cmd, sent := m["command"].(map[string]any)
+		if sent != online[devices.ID(dev)] {
+			t.Fatalf("%s (online %v): %v", dev, online[devices.ID(dev)], m)
+		}
+		if sent {
+			if cmd["device_id"] != dev || ids[cmd["id"].(string)] {
+				t.Fatalf("%s: command %v", dev, cmd)
+			}
+			ids[cmd["id"].(string)] = true
+		}
+	}
+	// Handed to the (refusing) broker: every online lamp, and only those.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		tried := e.broker.triedDevices()
+		missing := 0
+		for id := range online {
+			if tried[id] == 0 {
+				missing++
+			}
+		}
+		for id := range tried {
+			if !online[id] {
+				t.Fatalf("a publish was tried for offline %s", id)
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d online lamps' commands never reached the broker", missing)
+		}
+	}
+	g := e.do("GET", "/api/v1/command-groups/"+r.body["id"].(string), prov, nil)
+	if g.status != 200 || len(g.body["results"].([]any)) != 200 || g.body["summary"].(map[string]any)["pending"] != 200.0 {
+		t.Fatalf("group read: %d %v", g.status, g.body["summary"])
+	}
+}
+
 func TestDesiredAgainstReported(t *testing.T) {
 	e := newEnv(t)
 	prov := e.login("admin", adminPassword)

@@ -2,12 +2,16 @@ package audit
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lookout-cc/lookout/internal/orgs"
 	"github.com/lookout-cc/lookout/internal/sqldb"
@@ -119,5 +123,32 @@ func TestInTxCommitsStepsAndEntriesTogether(t *testing.T) {
 	db.QueryRow(`SELECT count(*) FROM steps`).Scan(&steps)
 	if n, err := Verify(ctx, db); err != nil || n != 5 || steps != 3 {
 		t.Fatalf("verify: %d entries, %d steps, %v", n, steps, err)
+	}
+}
+
+// The hash of an entry is part of the stored chain: entries written by
+// earlier versions must still verify. The reference is the format as
+// first written (each field as "len:value;" through fmt).
+func TestHashFormatIsStable(t *testing.T) {
+	reference := func(e Entry, detail string) string {
+		h := sha256.New()
+		for _, f := range []string{fmt.Sprint(e.Seq), fmt.Sprint(e.TS.UnixMilli()), e.Actor, string(e.OrgID), e.Action, e.Target, e.Result, detail, e.PrevHash} {
+			fmt.Fprintf(h, "%d:%s;", len(f), f)
+		}
+		return hex.EncodeToString(h.Sum(nil))
+	}
+	for _, tc := range []struct {
+		name   string
+		e      Entry
+		detail string
+	}{
+		{"first entry", Entry{Seq: 1, TS: time.UnixMilli(1_700_000_000_123), Actor: "admin", OrgID: "cn", Action: "user.create", Target: "u1", Result: "ok"}, "{}"},
+		{"Chinese and a long detail", Entry{Seq: 123456789, TS: time.UnixMilli(1_800_000_000_000), Actor: "device:lamp-1", OrgID: "qj", Action: "command.acked",
+			Target: "巧家县路灯", Result: "acked", PrevHash: strings.Repeat("ab", 32)}, `{"note":"` + strings.Repeat("水位", 300) + `"}`},
+		{"empty fields", Entry{}, ""},
+	} {
+		if got, want := hashOf(tc.e, tc.detail), reference(tc.e, tc.detail); got != want {
+			t.Errorf("%s: hash %s, want %s", tc.name, got, want)
+		}
 	}
 }

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/lookout-cc/lookout/internal/config"
+	"github.com/lookout-cc/lookout/internal/sqldb"
 	"github.com/lookout-cc/lookout/internal/testpeers"
 )
 
@@ -155,7 +158,28 @@ func TestCommandsLifecycle(t *testing.T) {
 		t.Fatalf("failed command: %v", failed)
 	}
 	mode = "silent"
-	_, c = send("lamp-x", map[string]any{"name": "set_brightness", "params": map[string]any{"level": 20}, "timeout_s": 1})
+	_, c = send("lamp-x", map[string]any{"name": "set_brightness", "params": map[string]any{"level": 20}, "timeout_s": 3})
+	waitCommand(t, base, tok, c["id"].(string), "sent", 5*time.Second)
+	// The step to sent waits a moment for the ack to be stored with it;
+	// with no ack coming it is stored on its own, well before the timeout.
+	db, err := sqldb.OpenFile(filepath.Join(dir, sqldb.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var state string
+		var sentAt sql.NullInt64
+		if err := db.QueryRow(`SELECT state, sent_at FROM commands WHERE id = ?`, c["id"]).Scan(&state, &sentAt); err != nil {
+			t.Fatal(err)
+		}
+		if state == "sent" && sentAt.Valid {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the step to sent is not stored: %s %v", state, sentAt)
+		}
+	}
 	waitCommand(t, base, tok, c["id"].(string), "timeout", 5*time.Second)
 
 	// An ack for a command no one sent is counted and ignored.
