@@ -449,10 +449,6 @@ func (c *Commands) transition(id string, to CommandState, errText string, sentAt
 		c.remember(cmd)
 	}
 	snapshot := *cmd
-	detail := map[string]any{"command": id, "name": snapshot.Name}
-	if errText != "" {
-		detail["error"] = errText
-	}
 	// The step is stored by the journal writer, with others in one
 	// transaction; memory is ahead of the database by at most one commit.
 	// It is queued under the lock, so the steps of one command reach the
@@ -462,6 +458,15 @@ func (c *Commands) transition(id string, to CommandState, errText string, sentAt
 		// The audit log has each command as it was asked for and as it
 		// ended (and any requeue); the hand-over to the broker, a step of
 		// the system's own, is the command's sent_at.
+		// The entry names who asked for the command, so that an entry
+		// read alone tells it.
+		detail := map[string]any{"command": id, "name": snapshot.Name, "by": snapshot.CreatedBy}
+		if errText != "" {
+			detail["error"] = errText
+		}
+		if snapshot.GroupID != "" {
+			detail["group"] = snapshot.GroupID
+		}
 		w.rec = audit.Rec{Actor: actor, OrgID: snapshot.OrgID, Action: "command." + string(to),
 			Target: string(snapshot.DeviceID), Result: string(to), Detail: detail}
 	}

@@ -79,6 +79,7 @@ func commands(argv []string, out io.Writer) error {
 		return err
 	}
 	var clients []paho.Client
+	var leanDevices []*leanDevice
 	// ackSent[i] is told when device i has published its ack.
 	ackSent := make([]chan struct{}, *n)
 	defer func() {
@@ -101,6 +102,7 @@ func commands(argv []string, out io.Writer) error {
 			if err != nil {
 				return err
 			}
+			leanDevices = append(leanDevices, d)
 			defer d.close()
 			go d.serve()
 			continue
@@ -156,6 +158,28 @@ func commands(argv []string, out io.Writer) error {
 			profiled <- err
 		}()
 	}
+	// With --pprof, the allocations of the bursts: lookout's allocation
+	// profile before and after them, for pprof -diff_base.
+	saveAllocs := func(file string) error {
+		if *pprofAddr == "" {
+			return nil
+		}
+		resp, err := http.Get("http://" + *pprofAddr + "/debug/pprof/allocs")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(f, resp.Body)
+		return err
+	}
+	if err := saveAllocs("lookout-allocs-before.prof"); err != nil {
+		return err
+	}
 	var lat []time.Duration
 	var states []string
 	var total time.Duration
@@ -163,13 +187,16 @@ func commands(argv []string, out io.Writer) error {
 	var ruBefore, ruAfter syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ruBefore)
 	for range *rounds {
-		l, st, took, err := commandBurst(api, *n, *workersFlag, *groupFlag, ackSent)
+		l, st, took, err := commandBurst(api, *n, *workersFlag, *groupFlag, ackSent, leanDevices)
 		if err != nil {
 			return err
 		}
 		lat, states, total = append(lat, l...), append(states, st...), total+took
 	}
 	serverAfter, _ := cpuTicks(lk.Process.Pid)
+	if err := saveAllocs("lookout-allocs-after.prof"); err != nil {
+		return err
+	}
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ruAfter)
 	benchCPU := time.Duration(ruAfter.Utime.Nano()+ruAfter.Stime.Nano()-ruBefore.Utime.Nano()-ruBefore.Stime.Nano()) / time.Duration(*rounds)
 	serverCPU := time.Duration(serverAfter-serverBefore) * time.Second / time.Duration(clockTicks()) / time.Duration(*rounds)
@@ -209,12 +236,18 @@ func commands(argv []string, out io.Writer) error {
 	return nil
 }
 
+// settle is how long the bench waits, once every device has sent its ack,
+// before it reads the results: lookout may still be taking the last acks,
+// and reading a thousand results at once would compete with them. The
+// times are the server's own (done_at), so waiting does not change them.
+const settle = 200 * time.Millisecond
+
 // commandBurst sends one command to each of n devices at once and returns
 // each one's time from its API call to acked, and its final state.
 // verbose prints the time each group call took to answer, on stderr.
 var verbose = os.Getenv("LOOKOUT_BENCH_VERBOSE") != ""
 
-func commandBurst(api *apiClient, n, workers int, group bool, ackSent []chan struct{}) ([]time.Duration, []string, time.Duration, error) {
+func commandBurst(api *apiClient, n, workers int, group bool, ackSent []chan struct{}, lean []*leanDevice) ([]time.Duration, []string, time.Duration, error) {
 	lat := make([]time.Duration, n)
 	states := make([]string, n)
 	// follow waits for command id of device i to be acked, and records
@@ -233,6 +266,7 @@ func commandBurst(api *apiClient, n, workers int, group bool, ackSent []chan str
 		allAcked.Done()
 		if workers >= n {
 			allAcked.Wait() // with fewer in flight, the others are not sent yet
+			time.Sleep(settle)
 		}
 		var cmd struct {
 			State     string
@@ -290,7 +324,8 @@ func commandBurst(api *apiClient, n, workers int, group bool, ackSent []chan str
 				}
 			}
 		}
-		for end := time.Now().Add(10 * time.Second); !now.Summary.Done && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		time.Sleep(settle)
+		for end := time.Now().Add(10 * time.Second); !now.Summary.Done && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 			if err := api.do("GET", "/api/v1/command-groups/"+g.ID, nil, &now); err != nil {
 				return nil, nil, 0, err
 			}
@@ -299,8 +334,12 @@ func commandBurst(api *apiClient, n, workers int, group bool, ackSent []chan str
 			i, _ := strconv.Atoi(r.DeviceID[len("lamp-"):])
 			lat[i], states[i] = r.Command.DoneAt.Sub(began), r.Command.State
 			if verbose && i%100 == 99 {
-				fmt.Fprintf(os.Stderr, "lamp-%d: created +%s sent +%s acked +%s\n", i, r.Command.CreatedAt.Sub(began).Round(time.Millisecond),
-					r.Command.SentAt.Sub(began).Round(time.Millisecond), r.Command.DoneAt.Sub(began).Round(time.Millisecond))
+				got := "?"
+				if i < len(lean) {
+					got = time.Unix(0, lean[i].got.Load()).Sub(began).Round(time.Millisecond).String()
+				}
+				fmt.Fprintf(os.Stderr, "lamp-%d: created +%s sent +%s at the device +%s acked +%s\n", i, r.Command.CreatedAt.Sub(began).Round(time.Millisecond),
+					r.Command.SentAt.Sub(began).Round(time.Millisecond), got, r.Command.DoneAt.Sub(began).Round(time.Millisecond))
 			}
 		}
 		for _, r := range g.Results {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -27,6 +28,8 @@ type leanDevice struct {
 	// answered is told (without blocking) after each ack is written.
 	answered chan struct{}
 	nextID   uint16
+	// got is when the last command arrived (for LOOKOUT_BENCH_VERBOSE).
+	got atomic.Int64
 }
 
 // dialLeanDevice connects, subscribes to the device's cmd topic at QoS 1
@@ -150,6 +153,7 @@ func (d *leanDevice) serve() {
 		if fh.Type != packets.Publish {
 			continue // PUBACKs of our acks
 		}
+		d.got.Store(time.Now().UnixNano())
 		pk := packets.Packet{FixedHeader: fh, ProtocolVersion: 4}
 		if pk.PublishDecode(body) != nil {
 			continue

@@ -178,4 +178,16 @@ func TestGroupCommandToEveryLampOfASite(t *testing.T) {
 	if want["value"] != 30.0 || want["command"].(map[string]any)["state"] != "acked" {
 		t.Fatalf("desired: %v", want)
 	}
+	// A lamp's own audit trail: its command as asked for, and its end, by
+	// the lamp, naming who asked and the group.
+	_, trail := getJSON(t, "GET", base+"/api/v1/audit?target=qj-c-00&action=command.", tok, nil)
+	items := trail["items"].([]any)
+	if len(items) != 2 || items[1].(map[string]any)["action"] != "command.send" || items[1].(map[string]any)["actor"] != "admin" {
+		t.Fatalf("trail: %v", trail)
+	}
+	acked := items[0].(map[string]any) // newest first
+	if detail := acked["detail"].(map[string]any); acked["action"] != "command.acked" || acked["actor"] != "device:qj-c-00" ||
+		detail["by"] != "admin" || detail["group"] != g["id"] {
+		t.Fatalf("trail: %v", acked)
+	}
 }
