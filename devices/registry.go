@@ -15,9 +15,10 @@ import (
 	"github.com/lookout-cc/lookout/internal/orgs"
 )
 
-// Registry keeps sites and devices in the state database, with an in-memory
-// index of devices for the hot paths (MQTT authentication, topic checks,
-// telemetry validation), which must not query per message.
+// Registry keeps sites, devices and cameras in the state database, with an
+// in-memory index of devices for the hot paths (MQTT authentication, topic
+// checks, telemetry validation), which must not query per message, and one
+// of cameras for alert correlation.
 type Registry struct {
 	db   *sql.DB
 	orgs *orgs.Store
@@ -25,6 +26,12 @@ type Registry struct {
 
 	mu      sync.RWMutex
 	devices map[ID]*entry
+
+	// camMu guards cameras. Writers hold it across their database
+	// statement, so the index and the table never disagree, and so does
+	// DeleteSite, so no camera is added to a site being deleted.
+	camMu   sync.RWMutex
+	cameras map[CameraID]Camera
 
 	// OnAccessChanged is called after a device's password changed, or the
 	// device was disabled or deleted, so that the broker closes the
@@ -40,9 +47,12 @@ type entry struct {
 	secret []byte // SHA-256 of the MQTT password; nil: no MQTT access
 }
 
-// NewRegistry loads the device index from db.
+// NewRegistry loads the device and camera indexes from db.
 func NewRegistry(ctx context.Context, db *sql.DB, tree *orgs.Store) (*Registry, error) {
-	r := &Registry{db: db, orgs: tree, now: time.Now, devices: map[ID]*entry{}}
+	r := &Registry{db: db, orgs: tree, now: time.Now, devices: map[ID]*entry{}, cameras: map[CameraID]Camera{}}
+	if err := r.loadCameras(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := db.QueryContext(ctx, `SELECT `+deviceColumns+`, mqtt_secret_hash FROM devices`)
 	if err != nil {
 		return nil, fmt.Errorf("load devices: %w", err)
@@ -118,7 +128,8 @@ func (r *Registry) UpdateSite(ctx context.Context, scope orgs.Scope, id SiteID, 
 	return s, nil
 }
 
-// DeleteSite removes a site inside scope that has no devices.
+// DeleteSite removes a site inside scope that has no devices
+// (ErrSiteHasDevices) and no cameras (ErrSiteHasCameras).
 func (r *Registry) DeleteSite(ctx context.Context, scope orgs.Scope, id SiteID) (Site, error) {
 	s, err := r.GetSite(ctx, scope, id)
 	if err != nil {
@@ -132,6 +143,11 @@ func (r *Registry) DeleteSite(ctx context.Context, scope orgs.Scope, id SiteID) 
 		}
 	}
 	r.mu.RUnlock()
+	r.camMu.Lock()
+	defer r.camMu.Unlock()
+	if r.siteHasCamerasLocked(id) {
+		return Site{}, ErrSiteHasCameras
+	}
 	if _, err := r.db.ExecContext(ctx, `DELETE FROM sites WHERE id = ?`, id); err != nil {
 		return Site{}, fmt.Errorf("delete site: %w", err)
 	}
