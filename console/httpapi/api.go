@@ -118,5 +118,10 @@ func New(p Params) (http.Handler, error) {
 	authed.GET("/commands/:id", a.require(auth.PermDevicesRead), a.getCommand)
 	authed.POST("/command-groups", a.require(auth.PermDevicesCommand), a.sendGroup)
 	authed.GET("/command-groups/:id", a.require(auth.PermDevicesRead), a.getGroup)
+	authed.GET("/cameras", a.require(auth.PermDevicesRead), a.listCameras)
+	authed.POST("/cameras", a.require(auth.PermDevicesWrite), a.createCamera)
+	authed.GET("/cameras/:id", a.require(auth.PermDevicesRead), a.getCamera)
+	authed.PATCH("/cameras/:id", a.require(auth.PermDevicesWrite), a.updateCamera)
+	authed.DELETE("/cameras/:id", a.require(auth.PermDevicesWrite), a.deleteCamera)
 	return r, nil
 }

@@ -1,0 +1,88 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/lookout-cc/lookout/devices"
+)
+
+// Cameras are answered and audited only in their redacted form: their URLs
+// may carry the camera's password, which stays in the registry for the
+// puller.
+
+func (a *API) listCameras(c *gin.Context) {
+	cams := a.p.Devices.ListCameras(mustPrincipal(c).Scope, devices.SiteID(c.Query("site_id")))
+	for i := range cams {
+		cams[i] = cams[i].Redacted()
+	}
+	c.JSON(http.StatusOK, list(cams))
+}
+
+func (a *API) getCamera(c *gin.Context) {
+	cam, err := a.p.Devices.GetCamera(mustPrincipal(c).Scope, devices.CameraID(c.Param("id")))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, cam.Redacted())
+}
+
+func (a *API) createCamera(c *gin.Context) {
+	var in devices.NewCamera
+	if !a.decode(c, &in) {
+		return
+	}
+	cam, err := a.p.Devices.CreateCamera(c.Request.Context(), mustPrincipal(c).Scope, in)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	cam = cam.Redacted()
+	if !a.record(c, cam.OrgID, "camera.create", string(cam.ID), "ok", cameraDetail(cam)) {
+		return
+	}
+	c.JSON(http.StatusCreated, cam)
+}
+
+// updateCamera changes a camera: name, site (and with it the
+// organisation), URLs, location or metadata.
+func (a *API) updateCamera(c *gin.Context) {
+	var patch devices.CameraPatch
+	if !a.decode(c, &patch) {
+		return
+	}
+	cam, err := a.p.Devices.UpdateCamera(c.Request.Context(), mustPrincipal(c).Scope, devices.CameraID(c.Param("id")), patch)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	cam = cam.Redacted()
+	if !a.record(c, cam.OrgID, "camera.update", string(cam.ID), "ok", cameraDetail(cam)) {
+		return
+	}
+	c.JSON(http.StatusOK, cam)
+}
+
+func (a *API) deleteCamera(c *gin.Context) {
+	cam, err := a.p.Devices.DeleteCamera(c.Request.Context(), mustPrincipal(c).Scope, devices.CameraID(c.Param("id")))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	if !a.record(c, cam.OrgID, "camera.delete", string(cam.ID), "ok", map[string]any{"name": cam.Name, "site": cam.SiteID}) {
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// cameraDetail is what the audit log keeps of a camera: cam must be
+// redacted already.
+func cameraDetail(cam devices.Camera) map[string]any {
+	d := map[string]any{"name": cam.Name, "site": cam.SiteID, "url": cam.URL}
+	if cam.SubURL != "" {
+		d["sub_url"] = cam.SubURL
+	}
+	return d
+}
