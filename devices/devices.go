@@ -1,6 +1,6 @@
-// Package devices is the registry of sites and devices: what exists, where,
-// owned by which organisation, and the MQTT credentials each device connects
-// with. It imports no transport (gin, paho, pion): the HTTP layer, the
+// Package devices is the registry of sites, devices and cameras: what
+// exists, where, owned by which organisation, and the MQTT credentials each
+// device connects with. It imports no transport (gin, paho, pion): the HTTP layer, the
 // broker and ingestion call it.
 package devices
 
