@@ -40,6 +40,9 @@ type Registry struct {
 	// OnRemoved is called after a device was disabled or deleted, with
 	// the reason, so that its active commands end.
 	OnRemoved func(id ID, reason string)
+	// OnSiteChanged is called after a site changed (its characteristic
+	// levels, which alert rules refer to).
+	OnSiteChanged func(SiteID)
 }
 
 type entry struct {
@@ -124,6 +127,9 @@ func (r *Registry) UpdateSite(ctx context.Context, scope orgs.Scope, id SiteID, 
 	if _, err := r.db.ExecContext(ctx, `UPDATE sites SET name = ?, lat = ?, lon = ?, levels = ? WHERE id = ?`,
 		s.Name, s.Lat, s.Lon, encodeLevels(s.Levels), s.ID); err != nil {
 		return Site{}, fmt.Errorf("update site: %w", err)
+	}
+	if r.OnSiteChanged != nil {
+		r.OnSiteChanged(s.ID)
 	}
 	return s, nil
 }
@@ -376,6 +382,39 @@ func (r *Registry) ListDevices(scope orgs.Scope, site SiteID) []Device {
 	}
 	slicesSortByID(out)
 	return out
+}
+
+// SiteDevices returns a site's devices regardless of scope, by id, for
+// alert rules (each scoped by its own organisation), never for answering
+// a user.
+func (r *Registry) SiteDevices(site SiteID) []Device {
+	return r.devicesWhere(func(d Device) bool { return d.SiteID == site })
+}
+
+// DevicesOfKind returns the devices of a kind regardless of scope, by id,
+// for alert rules, never for answering a user.
+func (r *Registry) DevicesOfKind(kind string) []Device {
+	return r.devicesWhere(func(d Device) bool { return d.Kind == kind })
+}
+
+func (r *Registry) devicesWhere(keep func(Device) bool) []Device {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := []Device{}
+	for _, e := range r.devices {
+		if keep(e.dev) {
+			out = append(out, e.dev)
+		}
+	}
+	slicesSortByID(out)
+	return out
+}
+
+// SiteByID returns a site regardless of scope, for alert rules, never for
+// answering a user.
+func (r *Registry) SiteByID(id SiteID) (Site, bool) {
+	s, err := scanSite(r.db.QueryRow(`SELECT `+siteColumns+` FROM sites WHERE id = ?`, id))
+	return s, err == nil
 }
 
 // Lookup returns a device regardless of scope, for ingestion and the

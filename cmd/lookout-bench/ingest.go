@@ -50,52 +50,16 @@ func ingest(args []string, out io.Writer) error {
 	if *duration > 10*time.Minute || *rate > 500_000 || *devices < 1 || *publishers < 1 {
 		return errors.New("--duration at most 10m, --rate at most 500000, at least one device and publisher")
 	}
-	dir, err := os.MkdirTemp("", "lookout-bench-ingest")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-
-	// Mosquitto on a free loopback port.
-	mqttAddr, _ := freeAddr()
-	_, mqttPort, _ := strings.Cut(mqttAddr, ":")
-	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\nmax_inflight_messages 1000\nlog_dest none\n", mqttPort)
-	if os.Geteuid() == 0 {
-		conf += "user root\n"
-	}
-	if err := os.WriteFile(filepath.Join(dir, "mosquitto.conf"), []byte(conf), 0o600); err != nil {
-		return err
-	}
-	mosq := exec.Command(*mosquittoBin, "-c", filepath.Join(dir, "mosquitto.conf"))
-	if err := mosq.Start(); err != nil {
-		return fmt.Errorf("mosquitto: %w", err)
-	}
-	defer func() { _ = mosq.Process.Signal(syscall.SIGTERM); _ = mosq.Wait() }()
-
-	// Lookout against it.
-	httpAddr, _ := freeAddr()
 	tsdbConf := "tsdb:\n  backend: embedded\n"
 	if *store == "influxdb" {
 		tsdbConf = fmt.Sprintf("tsdb:\n  backend: influxdb\n  influxdb:\n    url: %s\n    token: %q\n    bucket: %s\n", *influxURL, *influxToken, *influxBucket)
 	}
-	cfg := fmt.Sprintf("data_dir: %s\nlog:\n  level: warn\nhttp:\n  addr: %s\nbootstrap:\n  root_org: {id: yn, name: 云南省, kind: province}\n  admin_password: bench-admin-password\nmqtt:\n  mode: external\n  external:\n    url: tcp://%s\n    username: lookout-bench\n    client_id: lookout-bench\n%sdemo:\n  enabled: false\ndebug:\n  pprof_addr: %q\n",
-		filepath.Join(dir, "data"), httpAddr, mqttAddr, tsdbConf, *pprofAddr)
-	if err := os.WriteFile(filepath.Join(dir, "lookout.yaml"), []byte(cfg), 0o600); err != nil {
+	n, err := startNode(*binary, *mosquittoBin, tsdbConf, *pprofAddr)
+	if err != nil {
 		return err
 	}
-	lk := exec.Command(*binary, "serve", "--config", filepath.Join(dir, "lookout.yaml"))
-	lk.Stderr = os.Stderr
-	if err := lk.Start(); err != nil {
-		return err
-	}
-	defer func() { _ = lk.Process.Signal(syscall.SIGTERM); _ = lk.Wait() }()
-	api := &apiClient{base: "http://" + httpAddr}
-	if err := api.waitHealthy(20 * time.Second); err != nil {
-		return err
-	}
-	if err := api.login(); err != nil {
-		return err
-	}
+	defer n.stop()
+	api, mqttAddr, lk, mosq := n.api, n.mqttAddr, n.lookout, n.mosquitto
 	if err := api.post("/api/v1/sites", map[string]any{"id": "bench", "name": "bench", "kind": "reservoir", "org_id": "yn", "lat": 27, "lon": 102}); err != nil {
 		return err
 	}
@@ -242,6 +206,73 @@ func ingest(args []string, out io.Writer) error {
 		return fmt.Errorf("lost %d points", want-stored)
 	}
 	return nil
+}
+
+// node is a Mosquitto on a free loopback port (anonymous publishers) and
+// a lookout (demo off) reading from it, logged in as the first admin.
+type node struct {
+	api       *apiClient
+	mqttAddr  string
+	lookout   *exec.Cmd
+	mosquitto *exec.Cmd
+	dir       string
+}
+
+// startNode starts a node; tsdbConf is the tsdb section of lookout.yaml.
+func startNode(binary, mosquittoBin, tsdbConf, pprofAddr string) (*node, error) {
+	dir, err := os.MkdirTemp("", "lookout-bench")
+	if err != nil {
+		return nil, err
+	}
+	n := &node{dir: dir}
+	fail := func(err error) (*node, error) {
+		n.stop()
+		return nil, err
+	}
+	n.mqttAddr, _ = freeAddr()
+	_, mqttPort, _ := strings.Cut(n.mqttAddr, ":")
+	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\nmax_inflight_messages 1000\nlog_dest none\n", mqttPort)
+	if os.Geteuid() == 0 {
+		conf += "user root\n"
+	}
+	if err := os.WriteFile(filepath.Join(dir, "mosquitto.conf"), []byte(conf), 0o600); err != nil {
+		return fail(err)
+	}
+	n.mosquitto = exec.Command(mosquittoBin, "-c", filepath.Join(dir, "mosquitto.conf"))
+	if err := n.mosquitto.Start(); err != nil {
+		n.mosquitto = nil
+		return fail(fmt.Errorf("mosquitto: %w", err))
+	}
+	httpAddr, _ := freeAddr()
+	cfg := fmt.Sprintf("data_dir: %s\nlog:\n  level: warn\nhttp:\n  addr: %s\nbootstrap:\n  root_org: {id: yn, name: 云南省, kind: province}\n  admin_password: bench-admin-password\nmqtt:\n  mode: external\n  external:\n    url: tcp://%s\n    username: lookout-bench\n    client_id: lookout-bench\n%sdemo:\n  enabled: false\ndebug:\n  pprof_addr: %q\n",
+		filepath.Join(dir, "data"), httpAddr, n.mqttAddr, tsdbConf, pprofAddr)
+	if err := os.WriteFile(filepath.Join(dir, "lookout.yaml"), []byte(cfg), 0o600); err != nil {
+		return fail(err)
+	}
+	n.lookout = exec.Command(binary, "serve", "--config", filepath.Join(dir, "lookout.yaml"))
+	n.lookout.Stderr = os.Stderr
+	if err := n.lookout.Start(); err != nil {
+		n.lookout = nil
+		return fail(err)
+	}
+	n.api = &apiClient{base: "http://" + httpAddr}
+	if err := n.api.waitHealthy(20 * time.Second); err != nil {
+		return fail(err)
+	}
+	if err := n.api.login(); err != nil {
+		return fail(err)
+	}
+	return n, nil
+}
+
+func (n *node) stop() {
+	for _, p := range []*exec.Cmd{n.lookout, n.mosquitto} {
+		if p != nil {
+			_ = p.Process.Signal(syscall.SIGTERM)
+			_ = p.Wait()
+		}
+	}
+	os.RemoveAll(n.dir)
 }
 
 // cpuTicks is utime+stime of a process, in clock ticks.

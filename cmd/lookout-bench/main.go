@@ -32,7 +32,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: lookout-bench startup|ingest|commands [flags]")
+		fmt.Fprintln(os.Stderr, "usage: lookout-bench startup|ingest|commands|alerts [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -43,6 +43,8 @@ func main() {
 		err = ingest(os.Args[2:], os.Stdout)
 	case "commands":
 		err = commands(os.Args[2:], os.Stdout)
+	case "alerts":
+		err = alerts(os.Args[2:], os.Stdout)
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}

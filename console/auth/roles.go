@@ -43,14 +43,20 @@ const (
 	PermDevicesCommand Permission = "devices:command"
 	// The audit log.
 	PermAuditRead Permission = "audit:read"
+	// Alerts and their rules: reading both; taking an alert's steps
+	// (acknowledge, dispatch, resolve, close); writing rules.
+	PermAlertsRead Permission = "alerts:read"
+	PermAlertsAct  Permission = "alerts:act"
+	PermRulesWrite Permission = "rules:write"
 )
 
 var rolePermissions = map[Role][]Permission{
-	RoleAdmin:          {PermOrgsRead, PermOrgsWrite, PermUsersRead, PermUsersWrite, PermDevicesRead, PermDevicesWrite, PermDevicesCommand, PermAuditRead},
-	RoleCommander:      {PermOrgsRead, PermUsersRead, PermDevicesRead, PermDevicesCommand, PermAuditRead},
-	RoleOperator:       {PermOrgsRead, PermDevicesRead, PermDevicesCommand},
+	RoleAdmin: {PermOrgsRead, PermOrgsWrite, PermUsersRead, PermUsersWrite, PermDevicesRead, PermDevicesWrite, PermDevicesCommand, PermAuditRead,
+		PermAlertsRead, PermAlertsAct, PermRulesWrite},
+	RoleCommander:      {PermOrgsRead, PermUsersRead, PermDevicesRead, PermDevicesCommand, PermAuditRead, PermAlertsRead, PermAlertsAct, PermRulesWrite},
+	RoleOperator:       {PermOrgsRead, PermDevicesRead, PermDevicesCommand, PermAlertsRead, PermAlertsAct},
 	RoleHearingOfficer: {PermOrgsRead},
-	RoleViewer:         {PermOrgsRead, PermDevicesRead},
+	RoleViewer:         {PermOrgsRead, PermDevicesRead, PermAlertsRead},
 }
 
 // Can reports whether role r grants permission p.

@@ -18,7 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/lookout-cc/lookout/console/alerts"
 	"github.com/lookout-cc/lookout/console/auth"
+	"github.com/lookout-cc/lookout/console/events"
 	"github.com/lookout-cc/lookout/console/users"
 	"github.com/lookout-cc/lookout/devices"
 	"github.com/lookout-cc/lookout/internal/audit"
@@ -38,6 +40,11 @@ type Params struct {
 	// Presence says which devices are connected; Commands runs commands.
 	Presence *devices.Presence
 	Commands *devices.Commands
+	// Rules and Alerts are the alert rules and alerts; Events the live
+	// events stream.
+	Rules  *alerts.Rules
+	Alerts *alerts.Store
+	Events *events.Bus
 	// Telemetry reads the time-series store.
 	Telemetry TelemetryReader
 	Signer    *auth.Signer
@@ -118,6 +125,18 @@ func New(p Params) (http.Handler, error) {
 	authed.GET("/commands/:id", a.require(auth.PermDevicesRead), a.getCommand)
 	authed.POST("/command-groups", a.require(auth.PermDevicesCommand), a.sendGroup)
 	authed.GET("/command-groups/:id", a.require(auth.PermDevicesRead), a.getGroup)
+	authed.GET("/rules", a.require(auth.PermAlertsRead), a.listRules)
+	authed.POST("/rules", a.require(auth.PermRulesWrite), a.createRule)
+	authed.GET("/rules/:id", a.require(auth.PermAlertsRead), a.getRule)
+	authed.PUT("/rules/:id", a.require(auth.PermRulesWrite), a.updateRule)
+	authed.DELETE("/rules/:id", a.require(auth.PermRulesWrite), a.deleteRule)
+	authed.GET("/alerts", a.require(auth.PermAlertsRead), a.listAlerts)
+	authed.GET("/alerts/:id", a.require(auth.PermAlertsRead), a.getAlert)
+	authed.POST("/alerts/:id/ack", a.require(auth.PermAlertsAct), a.alertStep(alerts.StateAcknowledged))
+	authed.POST("/alerts/:id/dispatch", a.require(auth.PermAlertsAct), a.alertStep(alerts.StateDispatched))
+	authed.POST("/alerts/:id/resolve", a.require(auth.PermAlertsAct), a.alertStep(alerts.StateResolved))
+	authed.POST("/alerts/:id/close", a.require(auth.PermAlertsAct), a.alertStep(alerts.StateClosed))
+	authed.GET("/events", a.events)
 	authed.GET("/cameras", a.require(auth.PermDevicesRead), a.listCameras)
 	authed.POST("/cameras", a.require(auth.PermDevicesWrite), a.createCamera)
 	authed.GET("/cameras/:id", a.require(auth.PermDevicesRead), a.getCamera)

@@ -19,7 +19,9 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lookout-cc/lookout/console/alerts"
 	"github.com/lookout-cc/lookout/console/auth"
+	"github.com/lookout-cc/lookout/console/events"
 	"github.com/lookout-cc/lookout/console/users"
 	"github.com/lookout-cc/lookout/devices"
 	"github.com/lookout-cc/lookout/ingest/tsdb"
@@ -42,6 +44,7 @@ type env struct {
 	devices  *devices.Registry
 	presence *devices.Presence
 	broker   *noBroker
+	engine   *alerts.Engine
 	dbPath   string
 }
 
@@ -132,14 +135,31 @@ func newEnv(t *testing.T) *env {
 	reg.OnRemoved = cmds.DeviceRemoved
 	cmds.Start()
 	t.Cleanup(cmds.Close)
+	bus := events.NewBus(events.Params{})
+	t.Cleanup(bus.Close)
+	alertStore, err := alerts.NewStore(ctx, db, auditLog, tree, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alertStore.OnEvent = func(typ string, org orgs.ID, data any) { _, _ = bus.Publish(typ, org, data) }
+	engine, err := alerts.NewEngine(alerts.EngineParams{Store: alertStore, Devices: reg, Orgs: tree, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine.Start()
+	t.Cleanup(engine.Close)
+	rules, err := alerts.NewRules(ctx, db, tree, reg, auditLog, engine)
+	if err != nil {
+		t.Fatal(err)
+	}
 	hr := health.NewRegistry()
 	hr.Add("state", db.PingContext)
-	api, err := New(Params{Log: log, Metrics: prometheus.NewRegistry(), Health: hr, Orgs: tree, Users: us, Devices: reg, Audit: auditLog, Presence: presence, Commands: cmds, Telemetry: store, Signer: signer,
+	api, err := New(Params{Log: log, Metrics: prometheus.NewRegistry(), Health: hr, Orgs: tree, Users: us, Devices: reg, Audit: auditLog, Presence: presence, Commands: cmds, Rules: rules, Alerts: alertStore, Events: bus, Telemetry: store, Signer: signer,
 		Throttle: auth.NewThrottle(3, 200*time.Millisecond, time.Second), TokenTTL: time.Hour, MaxBodyBytes: 4096, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, srv: httptest.NewServer(api), orgs: tree, users: us, signer: signer, api: api, store: store, devices: reg, presence: presence, broker: broker, dbPath: filepath.Join(dataDir, sqldb.FileName)}
+	e := &env{t: t, srv: httptest.NewServer(api), orgs: tree, users: us, signer: signer, api: api, store: store, devices: reg, presence: presence, broker: broker, engine: engine, dbPath: filepath.Join(dataDir, sqldb.FileName)}
 	t.Cleanup(e.srv.Close)
 	return e
 }

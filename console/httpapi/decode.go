@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -57,7 +58,11 @@ func (a *API) decode(c *gin.Context, dst any) bool {
 			writeError(c, http.StatusBadRequest, "invalid_json", "", "the body must be a JSON object")
 			return false
 		}
-		writeError(c, http.StatusBadRequest, "invalid_type", field, fmt.Sprintf("%s must be %s", field, jsonKind(typeErr.Type.Kind().String())))
+		want := jsonKind(typeErr.Type.Kind().String())
+		if shaped, ok := reflect.New(typeErr.Type).Interface().(interface{ JSONShape() string }); ok {
+			want = shaped.JSONShape()
+		}
+		writeError(c, http.StatusBadRequest, "invalid_type", field, fmt.Sprintf("%s must be %s", field, want))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		writeError(c, http.StatusBadRequest, "unknown_field", field, fmt.Sprintf("unknown field %q", field))

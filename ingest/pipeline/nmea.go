@@ -113,9 +113,5 @@ func (pl *Pipeline) HandleNMEA(topic string, payload []byte) {
 	if len(points) == 0 {
 		return
 	}
-	select {
-	case pl.queue <- points:
-		pl.accepted.Inc()
-	case <-pl.closing:
-	}
+	pl.enqueue(points)
 }

@@ -47,6 +47,10 @@ type Params struct {
 	// WriteTimeout bounds one store write.
 	WriteTimeout time.Duration
 	Now          func() time.Time
+	// Observe, when set, sees every accepted message's points as they
+	// arrive, before they are batched for the store: the alert rules
+	// evaluate the live stream. It may block to slow ingestion down.
+	Observe func([]tsdb.Point)
 }
 
 // Extra reasons of lookout_ingest_rejected_total, beside the decoder's.
@@ -178,6 +182,14 @@ func (pl *Pipeline) HandleTelemetry(topic string, payload []byte) {
 			pl.reject(id, rej.Reason, rej.Detail)
 		}
 		return
+	}
+	pl.enqueue(points)
+}
+
+// enqueue hands a message's points to the observer and to the writer.
+func (pl *Pipeline) enqueue(points []tsdb.Point) {
+	if pl.p.Observe != nil {
+		pl.p.Observe(points)
 	}
 	select {
 	case pl.queue <- points:

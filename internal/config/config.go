@@ -27,6 +27,7 @@ type Config struct {
 	MQTT      MQTT      `yaml:"mqtt"`
 	TSDB      TSDB      `yaml:"tsdb"`
 	Ingest    Ingest    `yaml:"ingest"`
+	Alerts    Alerts    `yaml:"alerts"`
 	Demo      Demo      `yaml:"demo"`
 	Debug     Debug     `yaml:"debug"`
 }
@@ -36,6 +37,21 @@ type Debug struct {
 	// PprofAddr serves net/http/pprof on a listener of its own, apart from
 	// the console; empty turns it off. Keep it on loopback.
 	PprofAddr string `yaml:"pprof_addr"`
+}
+
+// Alerts configures the alert rules and the correlation of alerts with
+// cameras.
+type Alerts struct {
+	// RuleFiles are YAML files of rules loaded at start (paths relative
+	// to the working directory). Rules from files are changed by editing
+	// the file; the demo's rules come with the demo.
+	RuleFiles []string `yaml:"rule_files"`
+	// FeedRadiusM: cameras within this distance of a device show its
+	// alerts, after the cameras of its own site.
+	FeedRadiusM float64 `yaml:"feed_radius_m"`
+	// EventReplay is how many events the events stream keeps for clients
+	// that reconnect with Last-Event-ID.
+	EventReplay int `yaml:"event_replay"`
 }
 
 // Ingest configures the telemetry path from MQTT to the time-series store.
@@ -182,6 +198,7 @@ func Default() Config {
 			Embedded: EmbeddedTSDB{Retention: Duration(90 * 24 * time.Hour)},
 		},
 		Ingest: Ingest{BatchSize: 5000, FlushInterval: Duration(100 * time.Millisecond), SpoolMaxBytes: 1 << 30},
+		Alerts: Alerts{FeedRadiusM: 2000, EventReplay: 10_000},
 		Demo:   Demo{Enabled: false, Interval: Duration(5 * time.Second)},
 	}
 }
@@ -289,6 +306,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.FlushInterval.D() < time.Millisecond || c.Ingest.FlushInterval.D() > 10*time.Second {
 		bad("ingest.flush_interval", "must be between 1ms and 10s, got %s", c.Ingest.FlushInterval)
+	}
+	if !(c.Alerts.FeedRadiusM >= 0 && c.Alerts.FeedRadiusM <= 100_000) {
+		bad("alerts.feed_radius_m", "must be between 0 and 100000, got %g", c.Alerts.FeedRadiusM)
+	}
+	if c.Alerts.EventReplay < 100 || c.Alerts.EventReplay > 1_000_000 {
+		bad("alerts.event_replay", "must be between 100 and 1000000, got %d", c.Alerts.EventReplay)
+	}
+	for i, f := range c.Alerts.RuleFiles {
+		if strings.TrimSpace(f) == "" {
+			bad(fmt.Sprintf("alerts.rule_files[%d]", i), "must not be empty")
+		}
 	}
 	if c.Ingest.SpoolMaxBytes < 4<<20 {
 		bad("ingest.spool_max_bytes", "must be at least 4194304 (4 MiB), got %d", c.Ingest.SpoolMaxBytes)

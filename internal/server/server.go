@@ -23,7 +23,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/lookout-cc/lookout/console/alerts"
 	"github.com/lookout-cc/lookout/console/auth"
+	"github.com/lookout-cc/lookout/console/events"
 	"github.com/lookout-cc/lookout/console/httpapi"
 	"github.com/lookout-cc/lookout/console/users"
 	"github.com/lookout-cc/lookout/devices"
@@ -82,14 +84,20 @@ type Server struct {
 	tsdb      tsdb.Store
 	spool     *spool.Spool
 	ingest    *pipeline.Pipeline
-	httpSrv   *http.Server
-	httpLn    net.Listener
-	httpWG    sync.WaitGroup
-	pprof     *http.Server
-	rootOrg   orgs.ID
-	sim       *demo.Simulator
-	simStop   context.CancelFunc
-	simDone   chan struct{}
+	// events is the live events stream; alerts, alertEngine and rules
+	// the alerting.
+	events      *events.Bus
+	alerts      *alerts.Store
+	alertEngine *alerts.Engine
+	rules       *alerts.Rules
+	httpSrv     *http.Server
+	httpLn      net.Listener
+	httpWG      sync.WaitGroup
+	pprof       *http.Server
+	rootOrg     orgs.ID
+	sim         *demo.Simulator
+	simStop     context.CancelFunc
+	simDone     chan struct{}
 
 	started []component
 }
@@ -121,11 +129,13 @@ func (s *Server) components() []component {
 		{name: "state", start: s.startState, stop: s.stopState},
 		{name: "bootstrap", start: s.bootstrap},
 		{name: "tsdb", start: s.startTSDB, stop: s.stopTSDB},
+		{name: "alerts", start: s.startAlerts, stop: s.stopAlerts},
 		{name: "ingest", start: s.startIngest, stop: s.stopIngest},
 		{name: "mqtt broker", start: s.startMQTT, stop: s.stopMQTT},
 		{name: "mqtt client", start: s.startMQTTClient, stop: s.stopMQTTClient},
 		{name: "commands", start: s.startCommands, stop: s.stopCommands},
 		{name: "demo", start: s.startDemo, stop: s.stopDemo},
+		{name: "alert rules", start: s.loadRuleFiles},
 		{name: "http", start: s.startHTTP, stop: s.stopHTTP},
 		{name: "pprof", start: s.startPprof, stop: s.stopPprof},
 	}
@@ -381,7 +391,7 @@ func (s *Server) startIngest(context.Context) error {
 	}
 	pl, err := pipeline.New(pipeline.Params{
 		Store: s.tsdb, Spool: sp, Devices: s.registry, Vessels: s.registry, Log: s.log.With("component", "ingest"), Metrics: s.metrics,
-		BatchSize: s.cfg.Ingest.BatchSize, FlushInterval: s.cfg.Ingest.FlushInterval.D(),
+		BatchSize: s.cfg.Ingest.BatchSize, FlushInterval: s.cfg.Ingest.FlushInterval.D(), Observe: s.alertEngine.Observe,
 	})
 	if err != nil {
 		sp.Close()
@@ -408,6 +418,9 @@ func (s *Server) startHTTP(context.Context) error {
 		Audit:        s.audit,
 		Presence:     s.presence,
 		Commands:     s.commands,
+		Rules:        s.rules,
+		Alerts:       s.alerts,
+		Events:       s.events,
 		Telemetry:    s.tsdb,
 		Signer:       s.signer,
 		Throttle:     auth.NewThrottle(s.cfg.Auth.LoginFreeFailures, s.cfg.Auth.LoginBaseDelay.D(), s.cfg.Auth.LoginMaxDelay.D()),
@@ -443,6 +456,9 @@ func (s *Server) startHTTP(context.Context) error {
 func (s *Server) stopHTTP(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.HTTP.ShutdownTimeout.D())
 	defer cancel()
+	// Events streams last until their client leaves: end them first, or
+	// Shutdown would wait for them until its timeout.
+	s.events.Close()
 	err := s.httpSrv.Shutdown(ctx)
 	if err != nil {
 		err = errors.Join(err, s.httpSrv.Close())

@@ -1,0 +1,340 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lookout-cc/lookout/internal/testpeers"
+)
+
+// sseEvent is one event read off GET /api/v1/events.
+type sseEvent struct {
+	ID   string
+	Name string
+	Data map[string]any
+}
+
+// alert returns the event's alert and action, for alert events.
+func (e sseEvent) alert() (string, map[string]any) {
+	a, _ := e.Data["data"].(map[string]any)
+	if a == nil {
+		return "", nil
+	}
+	al, _ := a["alert"].(map[string]any)
+	act, _ := a["action"].(string)
+	return act, al
+}
+
+// eventStream follows GET /api/v1/events as a browser would, until the
+// test ends.
+type eventStream struct {
+	t      *testing.T
+	ch     chan sseEvent
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func followEvents(t *testing.T, base, tok, query, lastID string) *eventStream {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/v1/events"+query, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		cancel()
+		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	s := &eventStream{t: t, ch: make(chan sseEvent, 1024), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		var ev sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if ev.Name != "" || ev.ID != "" {
+					s.ch <- ev
+				}
+				ev = sseEvent{}
+			case strings.HasPrefix(line, "id: "):
+				ev.ID = strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "event: "):
+				ev.Name = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				_ = json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &ev.Data)
+			}
+		}
+	}()
+	t.Cleanup(s.close)
+	return s
+}
+
+func (s *eventStream) close() {
+	s.cancel()
+	<-s.done
+}
+
+// next waits for an event that match accepts, skipping others.
+func (s *eventStream) next(within time.Duration, what string, match func(sseEvent) bool) sseEvent {
+	s.t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case ev := <-s.ch:
+			if match(ev) {
+				return ev
+			}
+		case <-deadline:
+			s.t.Fatalf("no event: %s", what)
+		}
+	}
+}
+
+// alertOf matches alert events of a rule with an action.
+func alertOf(rule, action string) func(sseEvent) bool {
+	return func(ev sseEvent) bool {
+		act, a := ev.alert()
+		return ev.Name == "alert" && act == action && a["rule_id"] == rule
+	}
+}
+
+// mqttPublisher publishes as a device with the real mosquitto client.
+func mqttPublisher(t *testing.T, addr string) func(device, pass, payload string) {
+	host, port, _ := strings.Cut(addr, ":")
+	pub, err := testpeers.FindBinary("mosquitto_pub", "", "/usr/bin/mosquitto_pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(device, pass, payload string) {
+		t.Helper()
+		cmd := exec.Command(pub, "-h", host, "-p", port, "-u", device, "-P", pass, "-V", "311", "-q", "1",
+			"-t", "lookout/v1/devices/"+device+"/telemetry", "-m", payload)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_pub: %v %s", err, out)
+		}
+	}
+}
+
+func mustPost(t *testing.T, base, tok, path string, body any, want int) map[string]any {
+	t.Helper()
+	st, b := getJSON(t, "POST", base+path, tok, body)
+	if st != want {
+		t.Fatalf("POST %s: %d %v", path, st, b)
+	}
+	return b
+}
+
+// End to end: rules from the API, telemetry from a real mosquitto client,
+// alerts on the events stream with their cameras; repeats update, a worse
+// reading escalates, the hysteresis band holds, a normal reading clears;
+// a vessel leaving its port; a silent gauge. Then a restart with an alert
+// active: the same alert goes on.
+func TestAlertsEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	cfg.Bootstrap.AdminPassword = "admin-password"
+	s := start(t, cfg, nil)
+	base := "http://" + s.HTTPAddr()
+	tok, creds := provision(t, base, "gauge-a", "gauge-b")
+	levels := map[string]any{"flood_limit_m": 785, "normal_m": 825, "design_flood_m": 827.71}
+	if st, b := getJSON(t, "PATCH", base+"/api/v1/sites/bht", tok, map[string]any{"levels": levels}); st != 200 {
+		t.Fatalf("levels: %d %v", st, b)
+	}
+	mustPost(t, base, tok, "/api/v1/cameras", map[string]any{"id": "cam-dam", "name": "坝前", "site_id": "bht", "url": "rtsp://admin:secret@10.0.0.5/main", "lat": 27.201, "lon": 102.9}, 201)
+	mustPost(t, base, tok, "/api/v1/sites", map[string]any{"id": "port", "name": "港口", "kind": "port", "org_id": "qj", "lat": 26.9, "lon": 102.95}, 201)
+	mustPost(t, base, tok, "/api/v1/cameras", map[string]any{"id": "cam-gate", "name": "港口闸口", "site_id": "port", "url": "rtsp://10.0.0.6/main", "lat": 26.9, "lon": 102.95}, 201)
+	boat := mustPost(t, base, tok, "/api/v1/devices", map[string]any{"id": "boat-7", "kind": "vessel", "name": "闽狮渔07", "site_id": "port", "lat": 26.9, "lon": 102.95}, 201)
+	creds["boat-7"] = boat["mqtt"].(map[string]any)["password"].(string)
+
+	mustPost(t, base, tok, "/api/v1/rules", map[string]any{"id": "levels", "name": "水库水位超汛限", "kind": "threshold", "site_id": "bht", "metric": "water_level_m",
+		"steps": []any{
+			map[string]any{"severity": "orange", "above": map[string]any{"level": "flood_limit", "offset_m": 1}},
+			map[string]any{"severity": "red", "above": map[string]any{"level": "design_flood"}},
+		}, "clear_below": map[string]any{"level": "flood_limit"}}, 201)
+	mustPost(t, base, tok, "/api/v1/rules", map[string]any{"id": "port-leave", "kind": "geofence", "site_id": "port", "on": "leave", "debounce_s": 0,
+		"polygon": [][2]float64{{26.89, 102.94}, {26.89, 102.96}, {26.91, 102.96}, {26.91, 102.94}}, "severity": "yellow"}, 201)
+	mustPost(t, base, tok, "/api/v1/rules", map[string]any{"id": "rise", "kind": "rate", "device_id": "gauge-b", "metric": "water_level_m",
+		"rise_per_hour": 0.5, "window_s": 60, "severity": "orange"}, 201)
+	mustPost(t, base, tok, "/api/v1/rules", map[string]any{"id": "silent", "kind": "no_data", "device_id": "gauge-a", "after_s": 10, "severity": "blue"}, 201)
+
+	events := followEvents(t, base, tok, "?types=alert", "")
+	publish := mqttPublisher(t, s.MQTTAddr())
+	level := func(v float64) { publish("gauge-a", creds["gauge-a"], fmt.Sprintf(`{"water_level_m": %g}`, v)) }
+
+	level(785.5) // over the flood limit, under the orange bound
+	level(786.4)
+	ev := events.next(5*time.Second, "raised", alertOf("levels", "raised"))
+	_, a := ev.alert()
+	id := a["id"].(string)
+	feeds := a["feeds"].([]any)
+	if a["severity"] != "orange" || a["state"] != "active" || a["device_id"] != "gauge-a" || len(feeds) != 1 || feeds[0].(map[string]any)["camera_id"] != "cam-dam" {
+		t.Fatalf("raised: %v", a)
+	}
+	level(786.6) // a repeat: the same alert, no new one
+	level(828)   // past the design flood level
+	ev = events.next(5*time.Second, "escalated", alertOf("levels", "escalated"))
+	if _, a := ev.alert(); a["id"] != id || a["severity"] != "red" || a["count"].(float64) != 3 {
+		t.Fatalf("escalated: %v", a)
+	}
+	level(785.5) // under the bound, over the clear bound: it stays
+	level(784.5)
+	ev = events.next(5*time.Second, "cleared", alertOf("levels", "cleared"))
+	if _, a := ev.alert(); a["id"] != id || a["cleared_at"] == nil {
+		t.Fatalf("cleared: %v", a)
+	}
+	_, list := getJSON(t, "GET", base+"/api/v1/alerts?state=open&severity=red&rule_id=levels", tok, nil)
+	if list["item_count"].(float64) != 1 {
+		t.Fatalf("open red alerts: %v", list)
+	}
+
+	// A fast rise: a metre in fifty seconds (the readings carry their time).
+	now := time.Now().UnixMilli()
+	publish("gauge-b", creds["gauge-b"], fmt.Sprintf(`{"ts": %d, "values": {"water_level_m": 700}}`, now-50_000))
+	publish("gauge-b", creds["gauge-b"], fmt.Sprintf(`{"ts": %d, "values": {"water_level_m": 701}}`, now))
+	ev = events.next(5*time.Second, "rise", alertOf("rise", "raised"))
+	if _, a := ev.alert(); a["severity"] != "orange" || a["value"].(float64) < 70 || a["value"].(float64) > 74 {
+		t.Fatalf("rise (m/h): %v", a)
+	}
+
+	// A vessel leaves its port: the port's camera comes with it.
+	publish("boat-7", creds["boat-7"], `{"lat": 26.9, "lon": 102.95}`)
+	publish("boat-7", creds["boat-7"], `{"lat": 26.85, "lon": 103.0}`)
+	ev = events.next(5*time.Second, "left port", alertOf("port-leave", "raised"))
+	if _, a := ev.alert(); a["position"] == nil || len(a["feeds"].([]any)) != 1 || a["feeds"].([]any)[0].(map[string]any)["camera_id"] != "cam-gate" {
+		t.Fatalf("vessel: %v", a)
+	}
+
+	// The gauge falls silent: no_data after ten seconds.
+	ev = events.next(15*time.Second, "silent", alertOf("silent", "raised"))
+	if _, a := ev.alert(); a["severity"] != "blue" || a["value"].(float64) < 10 {
+		t.Fatalf("silent: %v", a)
+	}
+
+	// The operator acknowledges; steps out of order are 409.
+	if st, b := getJSON(t, "POST", base+"/api/v1/alerts/"+id+"/resolve", tok, map[string]any{"note": "x"}); st != 409 {
+		t.Fatalf("resolve before ack: %d %v", st, b)
+	}
+	mustPost(t, base, tok, "/api/v1/alerts/"+id+"/ack", map[string]any{"note": "值班员已确认"}, 200)
+	events.next(5*time.Second, "acknowledged", alertOf("levels", "acknowledged"))
+
+	// Lookout restarts with the level alert open (cleared) and the gauge
+	// high again after: the same alert fires again; none is doubled.
+	stop(t, s)
+	s = start(t, cfg, nil)
+	defer stop(t, s)
+	base = "http://" + s.HTTPAddr()
+	_, login := getJSON(t, "POST", base+"/api/v1/auth/login", "", map[string]string{"username": "admin", "password": "admin-password"})
+	tok = login["token"].(string)
+	events = followEvents(t, base, tok, "?types=alert", "")
+	publish = mqttPublisher(t, s.MQTTAddr())
+	publish("gauge-a", creds["gauge-a"], `{"water_level_m": 786.5}`)
+	ev = events.next(5*time.Second, "refired after restart", alertOf("levels", "refired"))
+	if _, a := ev.alert(); a["id"] != id || a["state"] != "acknowledged" {
+		t.Fatalf("after restart: %v", a)
+	}
+	_, list = getJSON(t, "GET", base+"/api/v1/alerts?rule_id=levels", tok, nil)
+	if list["item_count"].(float64) != 1 {
+		t.Fatalf("alerts of the rule after restart: %v", list)
+	}
+	_, full := getJSON(t, "GET", base+"/api/v1/alerts/"+id, tok, nil)
+	var steps []string
+	for _, st := range full["steps"].([]any) {
+		steps = append(steps, st.(map[string]any)["step"].(string))
+	}
+	if strings.Join(steps, ",") != "raised,escalated,cleared,acknowledged,refired" {
+		t.Fatalf("steps: %v", steps)
+	}
+}
+
+// The events stream carries only what the listener may see: a county's
+// operator gets the alerts of their county, not the neighbour's; the
+// province gets both. A listener that reconnects with Last-Event-ID gets
+// what it missed; one whose id is from before a restart is told of the gap.
+func TestEventsStreamScopedAndResumable(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Bootstrap.AdminPassword = "admin-password"
+	s := start(t, cfg, nil)
+	defer stop(t, s)
+	base := "http://" + s.HTTPAddr()
+	tok, creds := provision(t, base, "gauge-qj") // site bht, county qj
+	mustPost(t, base, tok, "/api/v1/sites", map[string]any{"id": "ys-site", "name": "溪洛渡", "kind": "reservoir", "org_id": "ys", "lat": 28.26, "lon": 103.64}, 201)
+	made := mustPost(t, base, tok, "/api/v1/devices", map[string]any{"id": "gauge-ys", "kind": "water_level", "name": "g", "site_id": "ys-site", "lat": 28.26, "lon": 103.64}, 201)
+	creds["gauge-ys"] = made["mqtt"].(map[string]any)["password"].(string)
+	mustPost(t, base, tok, "/api/v1/rules", map[string]any{"id": "high", "kind": "threshold", "device_kind": "water_level", "metric": "level_x",
+		"above": 10, "severity": "yellow"}, 201)
+	mustPost(t, base, tok, "/api/v1/users", map[string]any{"id": "ys-duty", "org_id": "ys", "role": "operator", "password": "yongshan-duty"}, 201)
+	_, login := getJSON(t, "POST", base+"/api/v1/auth/login", "", map[string]string{"username": "ys-duty", "password": "yongshan-duty"})
+	ysTok := login["token"].(string)
+
+	province := followEvents(t, base, tok, "?types=alert", "")
+	county := followEvents(t, base, ysTok, "", "")
+	publish := mqttPublisher(t, s.MQTTAddr())
+	publish("gauge-qj", creds["gauge-qj"], `{"level_x": 11}`)
+	publish("gauge-ys", creds["gauge-ys"], `{"level_x": 12}`)
+	fromQJ := func(ev sseEvent) bool {
+		_, a := ev.alert()
+		return a["rule_id"] == "high" && a["device_id"] == "gauge-qj"
+	}
+	fromYS := func(ev sseEvent) bool {
+		_, a := ev.alert()
+		return a["rule_id"] == "high" && a["device_id"] == "gauge-ys"
+	}
+	province.next(5*time.Second, "province sees qj", fromQJ)
+	last := province.next(5*time.Second, "province sees ys", fromYS)
+	// The county stream: its own alert, never the neighbour's (events are
+	// in order, so once its own has come, the other would have come first).
+	seen := county.next(5*time.Second, "county sees ys", func(ev sseEvent) bool {
+		if fromQJ(ev) {
+			t.Fatalf("the ys operator got a qj alert: %v", ev.Data)
+		}
+		return fromYS(ev)
+	})
+	if seen.Name != "alert" {
+		t.Fatalf("county event: %+v", seen)
+	}
+	_, ys := getJSON(t, "GET", base+"/api/v1/alerts?rule_id=high", ysTok, nil)
+	if ys["item_count"].(float64) != 1 {
+		t.Fatalf("ys alerts: %v", ys)
+	}
+
+	// The province's console drops off; meanwhile the qj alert clears.
+	// Reconnecting with the last id it saw, it gets exactly that.
+	province.close()
+	publish("gauge-qj", creds["gauge-qj"], `{"level_x": 5}`)
+	publish("gauge-ys", creds["gauge-ys"], `{"level_x": 5}`)
+	county.next(5*time.Second, "county: its own clear, and not the other's before it", func(ev sseEvent) bool {
+		if fromQJ(ev) {
+			t.Fatalf("the ys operator got a qj alert: %v", ev.Data)
+		}
+		act, _ := ev.alert()
+		return fromYS(ev) && act == "cleared"
+	})
+	resumed := followEvents(t, base, tok, "?types=alert", last.ID)
+	ev := resumed.next(5*time.Second, "missed clear", func(ev sseEvent) bool { act, a := ev.alert(); return act == "cleared" && a["device_id"] == "gauge-qj" })
+	if ev.ID == last.ID {
+		t.Fatalf("replayed the last seen event %s again", ev.ID)
+	}
+	// An id from before a restart (another epoch) cannot be replayed.
+	gap := followEvents(t, base, tok, "?types=alert", "1-5")
+	gap.next(5*time.Second, "gap", func(ev sseEvent) bool { return ev.Name == "gap" })
+	if st, _ := getJSON(t, "GET", base+"/api/v1/events?types=weather", tok, nil); st != 422 {
+		t.Fatalf("unknown type: %d", st)
+	}
+}
