@@ -96,6 +96,18 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
+	// SIGUSR1 starts (a second one ends) a simulated flood at the demo's
+	// reservoirs, to show alerts rising through their severities.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer func() { signal.Stop(usr1); close(usr1) }()
+	go func() {
+		for range usr1 {
+			if !srv.TriggerDemoFlood() {
+				log.Warn("SIGUSR1 starts a simulated flood of the demo, which is not running")
+			}
+		}
+	}()
 	<-ctx.Done()
 	stop() // a second signal now ends the process at once
 	log.Info("stopping", "limit", server.StopTimeout)

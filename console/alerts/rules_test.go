@@ -49,12 +49,12 @@ func ptr[T any](v T) *T { return &v }
 
 // testWorld is a province (yn) with two counties (qj, ys): Baihetan
 // reservoir and its gauge in qj, a street in ys, a port in qj.
-func testWorld(t *testing.T) (*orgs.Store, *fakeRegistry, context.Context) {
+func testWorld(t testing.TB) (*orgs.Store, *fakeRegistry, context.Context) {
 	tree, reg, ctx, _ := testWorldDB(t)
 	return tree, reg, ctx
 }
 
-func testWorldDB(t *testing.T) (*orgs.Store, *fakeRegistry, context.Context, *sql.DB) {
+func testWorldDB(t testing.TB) (*orgs.Store, *fakeRegistry, context.Context, *sql.DB) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqldb.Open(ctx, t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -324,13 +324,17 @@ func parseRuleFile(f RuleFile) ([]Rule, error) {
 	}
 	out := make([]Rule, 0, len(doc.Rules))
 	for i, m := range doc.Rules {
+		where := fmt.Sprintf("%s: rules[%d]", f.Name, i)
+		if id, ok := m["id"].(string); ok {
+			where += " (" + id + ")"
+		}
 		b, err := json.Marshal(m)
 		if err != nil {
-			return nil, fmt.Errorf("%s: rules[%d]: %w", f.Name, i, err)
+			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		r, err := DecodeRule(b)
 		if err != nil {
-			return nil, fmt.Errorf("%s: rules[%d]: %w", f.Name, i, err)
+			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		out = append(out, r)
 	}

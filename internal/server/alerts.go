@@ -129,3 +129,13 @@ func (f cameraFinder) CamerasNear(lat, lon, radiusM float64) []alerts.FeedCamera
 	}
 	return out
 }
+
+// TriggerDemoFlood starts a simulated flood at the demo's reservoir gauges
+// (a second call ends it); false when the demo is not running.
+func (s *Server) TriggerDemoFlood() bool {
+	if s.sim == nil {
+		return false
+	}
+	s.sim.TriggerFlood()
+	return true
+}

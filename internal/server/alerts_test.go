@@ -5,8 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -336,5 +340,51 @@ func TestEventsStreamScopedAndResumable(t *testing.T) {
 	gap.next(5*time.Second, "gap", func(ev sseEvent) bool { return ev.Name == "gap" })
 	if st, _ := getJSON(t, "GET", base+"/api/v1/events?types=weather", tok, nil); st != 422 {
 		t.Fatalf("unknown type: %d", st)
+	}
+}
+
+// Rules from files under alerts.rule_files load at start and are changed
+// only there; a bad file stops the start, naming the file, the rule and
+// the field.
+func TestRuleFilesLoadAtStart(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "rules.yaml")
+	good := "rules:\n  - id: lamp-fault\n    name: 路灯故障\n    kind: threshold\n    device_kind: streetlight\n    metric: fault\n    above: 0\n    severity: yellow\n"
+	if err := os.WriteFile(file, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, filepath.Join(dir, "data"))
+	cfg.Bootstrap.AdminPassword = "admin-password"
+	cfg.Alerts.RuleFiles = []string{file}
+	s := start(t, cfg, nil)
+	base := "http://" + s.HTTPAddr()
+	_, login := getJSON(t, "POST", base+"/api/v1/auth/login", "", map[string]string{"username": "admin", "password": "admin-password"})
+	tok := login["token"].(string)
+	st, r := getJSON(t, "GET", base+"/api/v1/rules/lamp-fault", tok, nil)
+	if st != 200 || r["source"] != "file:"+file || r["org_id"] != "cn" {
+		t.Fatalf("file rule: %d %v", st, r)
+	}
+	if st, _ := getJSON(t, "GET", base+"/api/v1/rules/reservoir-levels", tok, nil); st != 200 {
+		t.Fatalf("the demo's rules: %d", st)
+	}
+	if st, b := getJSON(t, "DELETE", base+"/api/v1/rules/lamp-fault", tok, nil); st != 409 || b["error"].(map[string]any)["code"] != "rule_from_file" {
+		t.Fatalf("delete a file rule: %d %v", st, b)
+	}
+	stop(t, s)
+
+	bad := strings.Replace(good, "metric: fault", "metrc: fault", 1)
+	if err := os.WriteFile(file, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = New(Params{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"})
+	err := s.Start(context.Background())
+	if err == nil {
+		stop(t, s)
+		t.Fatal("started with a bad rule file")
+	}
+	for _, want := range []string{file, "lamp-fault", `"metrc"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
 	}
 }
