@@ -266,7 +266,7 @@ func TestRestartKeepsActiveAlertsWithoutDoubling(t *testing.T) {
 	r.rules(levelsRule())
 	r.read("bht-gauge", "water_level_m", 791) // still high: the same alert
 	b := r.open1("levels")
-	if b.ID != a.ID || b.Count != 2 || b.Value != 791 {
+	if b.ID != a.ID || b.Count != 2 || b.Value != 791 || b.DeviceName != "白鹤滩坝前水位计" {
 		t.Fatalf("after restart: %+v", b)
 	}
 	r.open()

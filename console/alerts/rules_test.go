@@ -83,7 +83,7 @@ func testWorldDB(t testing.TB) (*orgs.Store, *fakeRegistry, context.Context, *sq
 			"qj-port":   {ID: "qj-port", Kind: "port", OrgID: "qj", Lat: 26.9, Lon: 102.9},
 		},
 		devices: map[devices.ID]devices.Device{
-			"bht-gauge": {ID: "bht-gauge", Kind: "water_level", SiteID: "baihetan", OrgID: "qj", Lat: 27.2, Lon: 102.9},
+			"bht-gauge": {ID: "bht-gauge", Name: "白鹤滩坝前水位计", Kind: "water_level", SiteID: "baihetan", OrgID: "qj", Lat: 27.2, Lon: 102.9},
 			"ys-lamp":   {ID: "ys-lamp", Kind: "streetlight", SiteID: "ys-street", OrgID: "ys", Lat: 28, Lon: 103.6},
 			"ys-gauge":  {ID: "ys-gauge", Kind: "water_level", SiteID: "ys-street", OrgID: "ys", Lat: 28, Lon: 103.6},
 			"boat-1":    {ID: "boat-1", Kind: "vessel", SiteID: "qj-port", OrgID: "qj", Lat: 26.9, Lon: 102.9},

@@ -167,7 +167,7 @@ func NewStore(ctx context.Context, db *sql.DB, auditLog *audit.Log, tree *orgs.S
 	return s, rows.Err()
 }
 
-const alertColumns = `id, rule_id, rule_name, kind, device_id, site_id, org_id, metric, severity, state, started_at, updated_at,
+const alertColumns = `id, rule_id, rule_name, kind, device_id, device_name, site_id, org_id, metric, severity, state, started_at, updated_at,
 	cleared_at, value, peak, bound, count, position, feeds, dispatch`
 
 func scanAlert(row interface{ Scan(...any) error }) (*Alert, error) {
@@ -175,7 +175,7 @@ func scanAlert(row interface{ Scan(...any) error }) (*Alert, error) {
 	var started, updated int64
 	var cleared sql.NullInt64
 	var position, feeds, dispatch string
-	if err := row.Scan(&a.ID, &a.RuleID, &a.RuleName, &a.Kind, &a.DeviceID, &a.SiteID, &a.OrgID, &a.Metric, &a.Severity, &a.State,
+	if err := row.Scan(&a.ID, &a.RuleID, &a.RuleName, &a.Kind, &a.DeviceID, &a.DeviceName, &a.SiteID, &a.OrgID, &a.Metric, &a.Severity, &a.State,
 		&started, &updated, &cleared, &a.Value, &a.Peak, &a.Bound, &a.Count, &position, &feeds, &dispatch); err != nil {
 		return nil, err
 	}
@@ -334,8 +334,8 @@ func (s *Store) create(ctx context.Context, r *Rule, d devices.Device, v verdict
 		a.Feeds = []Feed{}
 	}
 	err := s.audit.InTx(ctx, func(tx *sql.Tx, add func(audit.Rec)) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO alerts(`+alertColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, '')`,
-			a.ID, a.RuleID, a.RuleName, a.Kind, a.DeviceID, a.SiteID, a.OrgID, a.Metric, a.Severity, a.State, now.UnixMilli(), now.UnixMilli(),
+		if _, err := tx.ExecContext(ctx, `INSERT INTO alerts(`+alertColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, '')`,
+			a.ID, a.RuleID, a.RuleName, a.Kind, a.DeviceID, a.DeviceName, a.SiteID, a.OrgID, a.Metric, a.Severity, a.State, now.UnixMilli(), now.UnixMilli(),
 			a.Value, a.Peak, a.Bound, a.Count, encodePosition(a.Position), encodeJSON(a.Feeds)); err != nil {
 			return err
 		}

@@ -20,6 +20,7 @@ CREATE TABLE alerts (
     rule_name   TEXT NOT NULL,
     kind        TEXT NOT NULL,
     device_id   TEXT NOT NULL,
+    device_name TEXT NOT NULL,
     site_id     TEXT NOT NULL,
     org_id      TEXT NOT NULL,   -- the device's organisation
     metric      TEXT NOT NULL,
