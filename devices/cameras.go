@@ -241,6 +241,7 @@ func (r *Registry) CreateCamera(ctx context.Context, scope orgs.Scope, in NewCam
 		return Camera{}, fmt.Errorf("insert camera: %w", err)
 	}
 	r.cameras[c.ID] = c
+	r.changed("camera", "created", c.OrgID, ID(c.ID), c.Redacted())
 	return c, nil
 }
 
@@ -336,6 +337,7 @@ func (r *Registry) UpdateCamera(ctx context.Context, scope orgs.Scope, id Camera
 		return Camera{}, fmt.Errorf("update camera: %w", err)
 	}
 	r.cameras[id] = c
+	r.changed("camera", "updated", c.OrgID, ID(c.ID), c.Redacted())
 	return c, nil
 }
 
@@ -354,6 +356,7 @@ func (r *Registry) DeleteCamera(ctx context.Context, scope orgs.Scope, id Camera
 		return Camera{}, fmt.Errorf("delete camera: %w", err)
 	}
 	delete(r.cameras, id)
+	r.changed("camera", "deleted", c.OrgID, ID(c.ID), c.Redacted())
 	return c, nil
 }
 

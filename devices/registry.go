@@ -43,6 +43,11 @@ type Registry struct {
 	// OnSiteChanged is called after a site changed (its characteristic
 	// levels, which alert rules refer to).
 	OnSiteChanged func(SiteID)
+	// OnChange is called after a device or camera was created, updated
+	// or deleted: kind "device" or "camera", action "created", "updated"
+	// or "deleted", the owner, the id and the record (a camera's with its
+	// URL redacted), for the events stream and the alert rules.
+	OnChange func(kind, action string, org orgs.ID, id string, record any)
 }
 
 type entry struct {
@@ -248,6 +253,7 @@ func (r *Registry) CreateDevice(ctx context.Context, scope orgs.Scope, in NewDev
 	if err := r.insertDevice(ctx, d, secret); err != nil {
 		return Device{}, Credentials{}, err
 	}
+	r.changed("device", "created", d.OrgID, d.ID, d)
 	return d, creds, nil
 }
 
@@ -337,6 +343,7 @@ func (r *Registry) UpdateDevice(ctx context.Context, scope orgs.Scope, id ID, p 
 	if d.Disabled && !cur.Disabled {
 		r.accessEnded(id, "device disabled")
 	}
+	r.changed("device", "updated", d.OrgID, d.ID, d)
 	return d, nil
 }
 
@@ -358,6 +365,7 @@ func (r *Registry) DeleteDevice(ctx context.Context, scope orgs.Scope, id ID) (D
 		return Device{}, fmt.Errorf("delete device: %w", err)
 	}
 	r.accessEnded(id, "device deleted")
+	r.changed("device", "deleted", d.OrgID, d.ID, d)
 	return d, nil
 }
 
@@ -382,6 +390,12 @@ func (r *Registry) ListDevices(scope orgs.Scope, site SiteID) []Device {
 	}
 	slicesSortByID(out)
 	return out
+}
+
+func (r *Registry) changed(kind, action string, org orgs.ID, id ID, record any) {
+	if r.OnChange != nil {
+		r.OnChange(kind, action, org, string(id), record)
+	}
 }
 
 // SiteDevices returns a site's devices regardless of scope, by id, for
@@ -468,6 +482,8 @@ func (r *Registry) EnsureVessel(ctx context.Context, receiver Device, v VesselIn
 		}
 		if err := r.insertDevice(ctx, d, nil); err != nil && !errors.Is(err, ErrDeviceExists) {
 			return Device{}, err
+		} else if err == nil {
+			r.changed("device", "created", d.OrgID, d.ID, d)
 		}
 		return d, nil
 	}

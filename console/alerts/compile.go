@@ -43,7 +43,7 @@ func (r *Rule) compileThreshold(levels *devices.Levels) (threshold, error) {
 		}
 		v, ok := b.resolve(levels)
 		if !ok {
-			return t, errclass.Invalidf(field(i, name), "refers to the %s level, which a selected device's site does not have", b.Level)
+			return t, missingLevel(field(i, name), b.Level)
 		}
 		if i > 0 {
 			prev := t.steps[i-1].bound
@@ -61,7 +61,7 @@ func (r *Rule) compileThreshold(levels *devices.Levels) (threshold, error) {
 	if clear != nil {
 		v, ok := clear.resolve(levels)
 		if !ok {
-			return t, errclass.Invalidf(name, "refers to the %s level, which a selected device's site does not have", clear.Level)
+			return t, missingLevel(name, clear.Level)
 		}
 		if (t.up && v > t.clear) || (!t.up && v < t.clear) {
 			return t, errclass.Invalidf(name, "%s (%g) is past the alert's own bound (%g): the alert would raise and clear on the same reading", name, v, t.clear)
@@ -69,6 +69,12 @@ func (r *Rule) compileThreshold(levels *devices.Levels) (threshold, error) {
 		t.clear = v
 	}
 	return t, nil
+}
+
+// missingLevel: a bound refers to a level the device's site does not have.
+func missingLevel(field string, l Level) error {
+	return &errclass.Error{Kind: errclass.Invalid, Code: "missing_level", Field: field,
+		Message: fmt.Sprintf("refers to the %s level, which a selected device's site does not have", l)}
 }
 
 // severityAt is the most severe step the value is beyond, or "".

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,13 +14,6 @@ import (
 	"github.com/lookout-cc/lookout/ingest/tsdb"
 	"github.com/lookout-cc/lookout/internal/orgs"
 )
-
-// DeviceLookup is what the engine needs of the registry: devices and sites
-// without scope (each rule is scoped by its own organisation).
-type DeviceLookup interface {
-	Lookup
-	DevicesOfKind(kind string) []devices.Device
-}
 
 // FeedCamera is a camera as correlation sees it.
 type FeedCamera struct {
@@ -45,7 +39,7 @@ type History interface {
 // EngineParams configure the engine.
 type EngineParams struct {
 	Store   *Store
-	Devices DeviceLookup
+	Devices Lookup
 	Orgs    *orgs.Store
 	// Cameras finds feeds; nil: alerts carry none.
 	Cameras CameraFinder
@@ -74,6 +68,8 @@ type Engine struct {
 	stop  chan struct{}
 	done  chan struct{}
 	start int64
+	// refills are the rate windows being read from the store.
+	refills sync.WaitGroup
 
 	// The engine goroutine's own.
 	rules      map[string]*Rule
@@ -126,6 +122,7 @@ func (e *Engine) Start() { go e.run() }
 func (e *Engine) Close() {
 	close(e.stop)
 	<-e.done
+	e.refills.Wait()
 	e.p.Store.flush(context.Background())
 }
 
@@ -172,8 +169,27 @@ func (e *Engine) setRules(rules []*Rule) {
 			delete(e.ticking, k)
 		}
 	}
+	for id := range e.rules {
+		if _, kept := next[id]; !kept {
+			e.p.Store.forgetRule(id)
+		}
+	}
 	e.rules = next
 	e.index()
+}
+
+// DeviceChanged drops the state of a device that was changed or deleted
+// (moved to another site, say): its rules start afresh with it (an alert
+// it has stays, and a normal reading clears it).
+func (e *Engine) DeviceChanged(id devices.ID) {
+	e.do(func() {
+		for k := range e.pairs {
+			if k.device == id {
+				delete(e.pairs, k)
+				delete(e.ticking, k)
+			}
+		}
+	})
 }
 
 // SiteChanged re-reads a site's characteristic levels (its threshold
@@ -287,7 +303,7 @@ func (e *Engine) evalPoint(r *Rule, d devices.Device, pt *tsdb.Point, now int64)
 		if p.thrErr {
 			return
 		}
-		v = r.evalThreshold(p, pt.Value, pt.TS)
+		v = r.evalThreshold(p, pt.Value, pt.TS, now)
 		if r.ForS > 0 && p.isPending {
 			e.ticking[k] = p
 		}
@@ -306,7 +322,7 @@ func (e *Engine) evalPoint(r *Rule, d devices.Device, pt *tsdb.Point, now int64)
 			return
 		}
 		p := e.pair(r, d)
-		v = r.evalGeofence(p, pt.Metric, pt.Value, pt.TS)
+		v = r.evalGeofence(p, pt.Metric, pt.Value, pt.TS, now)
 		if p.candidate != p.inside {
 			e.ticking[k] = p
 		}
@@ -340,20 +356,43 @@ func (e *Engine) pair(r *Rule, d devices.Device) *pair {
 	return p
 }
 
-// refill loads a rate window's readings from the store.
+// refill loads a rate window's readings from the store, off the engine's
+// goroutine (the store may be slow or down); they are merged in front of
+// whatever has arrived live meanwhile.
 func (e *Engine) refill(r *Rule, d devices.Device, p *pair) {
 	to := e.p.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	samples, err := e.p.History.Query(ctx, tsdb.Query{Device: string(d.ID), Metric: r.Metric, From: to.Add(-time.Duration(r.WindowS) * time.Second), To: to})
-	if err != nil {
-		e.p.Log.Warn("rate window not refilled from the store", "rule", r.ID, "device", d.ID, "err", err)
-		return
-	}
-	for _, s := range samples {
-		r.evalRate(p, s.Value, s.TS)
-	}
-	p.firing = e.p.Store.firing(pairKey{r.ID, d.ID}) // refilling decides nothing
+	q := tsdb.Query{Device: string(d.ID), Metric: r.Metric, From: to.Add(-time.Duration(r.WindowS) * time.Second), To: to}
+	e.refills.Add(1)
+	go func() {
+		defer e.refills.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		samples, err := e.p.History.Query(ctx, q)
+		if err != nil {
+			e.p.Log.Warn("rate window not refilled from the store", "rule", r.ID, "device", d.ID, "err", err)
+			return
+		}
+		select {
+		case e.ctl <- func() {
+			if e.pairs[pairKey{r.ID, d.ID}] != p {
+				return // the rule changed meanwhile
+			}
+			live := p.window
+			p.window = nil
+			firing := p.firing
+			for _, s := range samples {
+				if len(live) == 0 || s.TS < live[0].ts {
+					r.evalRate(p, s.Value, s.TS)
+				}
+			}
+			for _, s := range live {
+				r.evalRate(p, s.v, s.ts)
+			}
+			p.firing = firing // refilling decides nothing
+		}:
+		case <-e.stop:
+		}
+	}()
 }
 
 func (e *Engine) levels(site devices.SiteID) *devices.Levels {

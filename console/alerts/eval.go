@@ -39,11 +39,16 @@ type pair struct {
 	thr      threshold
 	thrReady bool // thr resolved for the device's site
 	thrErr   bool // the site lacks a level the rule needs: the rule does not apply
-	// pending: since when (Unix ms) the condition holds, waiting for for_s.
+	// pending: since when (Unix ms, the engine's clock) the condition
+	// holds, waiting for for_s.
 	pending   int64
 	isPending bool
 	lastSev   Severity
 	last      float64
+	// lastTS is the newest reading's (or position's) time, the device's:
+	// an older one arriving late is not the current value.
+	lastTS  int64
+	hasLast bool
 
 	// rate
 	window []sample
@@ -62,17 +67,22 @@ type pair struct {
 
 func newPair() *pair { return &pair{inside: -1, candidate: -1} }
 
-// evalThreshold takes one reading.
-func (r *Rule) evalThreshold(p *pair, v float64, ts int64) verdict {
-	p.last = v
+// evalThreshold takes one reading of time ts (the device's); now is the
+// engine's clock, which times for_s, so that a device's clock or a late
+// upload cannot shorten it.
+func (r *Rule) evalThreshold(p *pair, v float64, ts, now int64) verdict {
+	if p.hasLast && ts < p.lastTS {
+		return verdict{} // older than what is known: not the current value
+	}
+	p.last, p.lastTS, p.hasLast = v, ts, true
 	sev := p.thr.severityAt(v)
 	p.lastSev = sev
 	switch {
 	case sev != "" && !p.firing && r.ForS > 0:
 		if !p.isPending {
-			p.pending, p.isPending = ts, true
+			p.pending, p.isPending = now, true
 		}
-		if ts-p.pending < int64(r.ForS)*1000 {
+		if now-p.pending < int64(r.ForS)*1000 {
 			return verdict{}
 		}
 		return p.raise(sev, v, p.thr.boundOf(sev))
@@ -177,11 +187,12 @@ func (r *Rule) tickNoData(p *pair, now int64) verdict {
 }
 
 // evalGeofence takes a lat or lon reading; a position is the two of one
-// time (as AIS and JSON positions give them). A vessel's side of the fence
-// changes once it has stayed on the new side for debounce_s; its first
+// time (as AIS and JSON positions give them), and one older than the last
+// is ignored. A vessel's side of the fence changes once it has stayed on
+// the new side for debounce_s of the engine's clock (now); its first
 // position only sets the side (or clears an alert from before a restart
 // that is over).
-func (r *Rule) evalGeofence(p *pair, metric string, v float64, ts int64) verdict {
+func (r *Rule) evalGeofence(p *pair, metric string, v float64, ts, now int64) verdict {
 	if metric == GeofenceMetrics[0] {
 		p.lat, p.latTS, p.hasLat = v, ts, true
 	} else {
@@ -190,6 +201,10 @@ func (r *Rule) evalGeofence(p *pair, metric string, v float64, ts int64) verdict
 	if !p.hasLat || !p.hasLon || p.latTS != p.lonTS {
 		return verdict{} // not a position yet: a position is a lat and a lon of one time
 	}
+	if p.hasLast && ts < p.lastTS {
+		return verdict{} // a late position, older than the one known
+	}
+	p.lastTS, p.hasLast = ts, true
 	in := int8(0)
 	if inPolygon(r.Polygon, p.lat, p.lon) {
 		in = 1
@@ -210,9 +225,9 @@ func (r *Rule) evalGeofence(p *pair, metric string, v float64, ts int64) verdict
 		return verdict{}
 	}
 	if p.candidate != in {
-		p.candidate, p.candidateSince = in, ts
+		p.candidate, p.candidateSince = in, now
 	}
-	return r.settleFence(p, ts)
+	return r.settleFence(p, now)
 }
 
 // tickGeofence settles a side change whose debounce has passed.

@@ -64,7 +64,7 @@ func TestThresholdHysteresisEscalationAndForS(t *testing.T) {
 			}
 			p.thr = thr
 			for i, r := range tc.readings {
-				r.check(t, i, tc.rule.evalThreshold(p, r.v, r.at*1000))
+				r.check(t, i, tc.rule.evalThreshold(p, r.v, r.at*1000, r.at*1000))
 			}
 		})
 	}
@@ -75,7 +75,7 @@ func TestThresholdForSRaisesOnTheTick(t *testing.T) {
 	r.normalize()
 	p := newPair()
 	p.thr, _ = r.compileThreshold(nil)
-	if v := r.evalThreshold(p, 101, 0); v.kind != verdictNone {
+	if v := r.evalThreshold(p, 101, 0, 0); v.kind != verdictNone {
 		t.Fatal(v)
 	}
 	if v := r.tickThreshold(p, 59_000); v.kind != verdictNone {
@@ -147,10 +147,10 @@ func TestGeofenceLeaveWithDebounce(t *testing.T) {
 	// A position comes as two points, lat and lon of one time: the
 	// second completes it.
 	at := func(s int64, lat, lon float64) verdict {
-		if v := r.evalGeofence(p, "lat", lat, s*1000); v.kind != verdictNone {
+		if v := r.evalGeofence(p, "lat", lat, s*1000, s*1000); v.kind != verdictNone {
 			t.Fatalf("half a position decided %v", v.kind)
 		}
-		return r.evalGeofence(p, "lon", lon, s*1000)
+		return r.evalGeofence(p, "lon", lon, s*1000, s*1000)
 	}
 	in, out := [2]float64{24.741, 118.767}, [2]float64{24.70, 118.80}
 	for i, s := range []struct {
@@ -189,5 +189,28 @@ func TestInPolygon(t *testing.T) {
 		if got := inPolygon(l, tc.lat, tc.lon); got != tc.in {
 			t.Errorf("(%g, %g): %v", tc.lat, tc.lon, got)
 		}
+	}
+}
+
+// for_s is timed by the engine's clock: a reading stamped long ago (an
+// upload from a device's buffer) does not count as having held that long,
+// and a reading older than the last is not the current value.
+func TestForSIsTimedByTheEngine(t *testing.T) {
+	r := &Rule{ID: "h", Kind: KindThreshold, Metric: "m", Above: &Bound{Value: 100}, Severity: Red, ForS: 600}
+	r.normalize()
+	p := newPair()
+	p.thr, _ = r.compileThreshold(nil)
+	now := int64(10_000_000)
+	if v := r.evalThreshold(p, 101, now-900_000, now); v.kind != verdictNone {
+		t.Fatalf("a reading from 15 minutes ago: %v", v.kind)
+	}
+	if v := r.tickThreshold(p, now+1000); v.kind != verdictNone {
+		t.Fatalf("raised a second later: %v", v.kind)
+	}
+	if v := r.evalThreshold(p, 50, now-950_000, now+2000); v.kind != verdictNone || p.last != 101 {
+		t.Fatalf("an older reading was taken: %v %g", v.kind, p.last)
+	}
+	if v := r.tickThreshold(p, now+600_000); v.kind != verdictRaise {
+		t.Fatalf("held ten minutes: %v", v.kind)
 	}
 }

@@ -41,7 +41,7 @@ func FuzzRule(f *testing.F) {
 				}
 				p.thr = thr
 				for i, v := range []float64{-1e9, 0, 785, 1e9} {
-					r.evalThreshold(p, v, int64(i)*1000)
+					r.evalThreshold(p, v, int64(i)*1000, int64(i)*1000)
 				}
 			case KindRate:
 				for i, v := range []float64{0, 1, 2, 3} {
@@ -49,8 +49,8 @@ func FuzzRule(f *testing.F) {
 				}
 			case KindGeofence:
 				for i, pos := range [][2]float64{{26.9, 102.9}, {0, 0}} {
-					r.evalGeofence(p, "lat", pos[0], int64(i)*1000)
-					r.evalGeofence(p, "lon", pos[1], int64(i)*1000)
+					r.evalGeofence(p, "lat", pos[0], int64(i)*1000, int64(i)*1000)
+					r.evalGeofence(p, "lon", pos[1], int64(i)*1000, int64(i)*1000)
 				}
 			}
 		}

@@ -10,6 +10,7 @@ package alerts
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -223,6 +224,7 @@ const (
 	minAfterS     = 10
 	maxAfterS     = 30 * 24 * 3600
 	maxDebounceS  = 3600
+	minDebounceS  = 5
 	maxPolygon    = 1000
 	defaultWindow = 3600
 	// defaultDebounceS: a vessel must stay on the new side of a fence
@@ -234,11 +236,13 @@ const (
 // position, as the AIS decoder and JSON positions give it).
 var GeofenceMetrics = [2]string{"lat", "lon"}
 
-// Lookup is what validation needs to know of devices and sites.
+// Lookup is what rules need to know of devices and sites, without scope
+// (each rule is scoped by its own organisation).
 type Lookup interface {
 	Lookup(id devices.ID) (devices.Device, bool)
 	SiteByID(id devices.SiteID) (devices.Site, bool)
 	SiteDevices(id devices.SiteID) []devices.Device
+	DevicesOfKind(kind string) []devices.Device
 }
 
 // normalize fills in defaults and folds the one-step form (above or below
@@ -293,7 +297,7 @@ func (r *Rule) validate(tree *orgs.Store, scope orgs.Scope, look Lookup) error {
 	}
 	switch r.Kind {
 	case KindThreshold:
-		err = r.checkThreshold(look)
+		err = r.checkThreshold(tree, ruleScope, look)
 	case KindRate:
 		err = r.checkRate()
 	case KindNoData:
@@ -384,7 +388,7 @@ func (b *Bound) check(field string) error {
 // checkThreshold: steps all one way, severities rising with their bounds,
 // and a clear bound on the normal side of the lowest step, so that the rule
 // can neither raise and clear on the same value (a loop) nor never clear.
-func (r *Rule) checkThreshold(look Lookup) error {
+func (r *Rule) checkThreshold(tree *orgs.Store, ruleScope orgs.Scope, look Lookup) error {
 	if len(r.Steps) == 0 {
 		return errclass.Invalidf("above", "give above or below (with severity), or steps")
 	}
@@ -438,39 +442,53 @@ func (r *Rule) checkThreshold(look Lookup) error {
 		return errclass.Invalidf("for_s", "must be 0 to %d seconds", maxForS)
 	}
 	// Every device the rule selects now must resolve every bound, and the
-	// steps and the clear bound must be in order there.
-	for _, d := range r.selected(look) {
+	// steps and the clear bound must be in order there; a rule for a kind
+	// of device applies where the levels exist, so it must compile for at
+	// least one of those there are (none yet: it waits for them).
+	selected := r.selected(tree, ruleScope, look)
+	var firstErr error
+	compiled := 0
+	for _, d := range selected {
 		site, _ := look.SiteByID(d.SiteID)
 		if _, err := r.compileThreshold(site.Levels); err != nil {
-			if r.DeviceKind != "" && r.DeviceID == "" && r.SiteID == "" {
-				continue // a kind-wide rule applies where the levels exist
+			// A bound out of order says more than a level a site lacks.
+			var e *errclass.Error
+			if firstErr == nil || (errors.As(firstErr, &e) && e.Code == "missing_level") {
+				firstErr = err
 			}
-			return err
+			continue
 		}
+		compiled++
+	}
+	kindWide := r.DeviceKind != "" && r.DeviceID == "" && r.SiteID == ""
+	if firstErr != nil && (!kindWide || compiled == 0) {
+		return firstErr
 	}
 	return nil
 }
 
-// selected lists the devices the rule selects now (for validation; the
-// engine matches devices as their points arrive).
-func (r *Rule) selected(look Lookup) []devices.Device {
+// selected lists the devices inside the rule's organisation that the rule
+// selects now (for validation; the engine matches devices as their points
+// arrive).
+func (r *Rule) selected(tree *orgs.Store, ruleScope orgs.Scope, look Lookup) []devices.Device {
+	var ds []devices.Device
 	switch {
 	case r.DeviceID != "":
-		d, ok := look.Lookup(r.DeviceID)
-		if !ok {
-			return nil
+		if d, ok := look.Lookup(r.DeviceID); ok {
+			ds = []devices.Device{d}
 		}
-		return []devices.Device{d}
 	case r.SiteID != "":
-		var out []devices.Device
-		for _, d := range look.SiteDevices(r.SiteID) {
-			if r.DeviceKind == "" || d.Kind == r.DeviceKind {
-				out = append(out, d)
-			}
-		}
-		return out
+		ds = look.SiteDevices(r.SiteID)
+	default:
+		ds = look.DevicesOfKind(r.DeviceKind)
 	}
-	return nil
+	out := ds[:0:0]
+	for _, d := range ds {
+		if (r.DeviceKind == "" || d.Kind == r.DeviceKind) && tree.Contains(ruleScope, d.OrgID) {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 func (r *Rule) checkRate() error {
@@ -484,8 +502,8 @@ func (r *Rule) checkRate() error {
 	if !finite(*rate) || *rate <= 0 {
 		return errclass.Invalidf(field, "must be a positive number of units per hour")
 	}
-	if r.ClearPerHour != nil && (!finite(*r.ClearPerHour) || *r.ClearPerHour < 0 || *r.ClearPerHour > *rate) {
-		return errclass.Invalidf("clear_per_hour", "must be 0 to %s (%g): a clear rate above the alert's would raise and clear on the same reading", field, *rate)
+	if r.ClearPerHour != nil && (!finite(*r.ClearPerHour) || *r.ClearPerHour <= 0 || *r.ClearPerHour > *rate) {
+		return errclass.Invalidf("clear_per_hour", "must be more than 0 (a level that rises and then stays would never clear) and at most %s (%g): a clear rate above the alert's would raise and clear on the same reading", field, *rate)
 	}
 	if r.WindowS < minWindowS || r.WindowS > maxWindowS {
 		return errclass.Invalidf("window_s", "must be %d to %d seconds", minWindowS, maxWindowS)
@@ -515,8 +533,8 @@ func (r *Rule) checkGeofence() error {
 	if polygonArea(r.Polygon) == 0 {
 		return errclass.Invalidf("polygon", "encloses no area")
 	}
-	if *r.DebounceS < 0 || *r.DebounceS > maxDebounceS {
-		return errclass.Invalidf("debounce_s", "must be 0 to %d seconds", maxDebounceS)
+	if *r.DebounceS < minDebounceS || *r.DebounceS > maxDebounceS {
+		return errclass.Invalidf("debounce_s", "must be %d to %d seconds: positions jitter, and a fence without debounce raises and clears on every wobble", minDebounceS, maxDebounceS)
 	}
 	return nil
 }

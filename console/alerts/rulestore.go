@@ -38,6 +38,10 @@ type Rules struct {
 
 	mu    sync.Mutex
 	rules map[string]*Rule
+	// pubMu orders the hand-overs to the engine: each takes the rules as
+	// they are when it runs, outside mu, so reading rules never waits for
+	// a busy engine.
+	pubMu sync.Mutex
 }
 
 // NewRules loads the stored rules and gives them to the engine.
@@ -67,15 +71,20 @@ func NewRules(ctx context.Context, db *sql.DB, tree *orgs.Store, look Lookup, au
 	return rs, nil
 }
 
-// publish hands the engine the current rules; rs.mu held or not needed.
+// publish hands the engine the current rules; rs.mu not held.
 func (rs *Rules) publish() {
+	if rs.engine == nil {
+		return
+	}
+	rs.pubMu.Lock()
+	defer rs.pubMu.Unlock()
+	rs.mu.Lock()
 	list := make([]*Rule, 0, len(rs.rules))
 	for _, r := range rs.rules {
 		list = append(list, r)
 	}
-	if rs.engine != nil {
-		rs.engine.SetRules(list)
-	}
+	rs.mu.Unlock()
+	rs.engine.SetRules(list)
 }
 
 // DecodeRule reads a rule from JSON strictly: unknown fields are refused.
@@ -111,20 +120,31 @@ func (rs *Rules) Create(ctx context.Context, scope orgs.Scope, actor string, in 
 		return nil, err
 	}
 	rs.mu.Lock()
-	defer rs.mu.Unlock()
 	if _, ok := rs.rules[r.ID]; ok {
+		rs.mu.Unlock()
 		return nil, ErrRuleExists
 	}
 	if err := rs.store(ctx, r, actor, "rule.create", true); err != nil {
+		rs.mu.Unlock()
 		return nil, err
 	}
 	rs.rules[r.ID] = r
+	rs.mu.Unlock()
 	rs.publish()
 	return r, nil
 }
 
 // Update replaces a rule inside scope (its id stays).
 func (rs *Rules) Update(ctx context.Context, scope orgs.Scope, actor, id string, in Rule) (*Rule, error) {
+	r, err := rs.update(ctx, scope, actor, id, in)
+	if err != nil {
+		return nil, err
+	}
+	rs.publish()
+	return r, nil
+}
+
+func (rs *Rules) update(ctx context.Context, scope orgs.Scope, actor, id string, in Rule) (*Rule, error) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	old, err := rs.getLocked(scope, id)
@@ -144,13 +164,21 @@ func (rs *Rules) Update(ctx context.Context, scope orgs.Scope, actor, id string,
 		return nil, err
 	}
 	rs.rules[id] = r
-	rs.publish()
 	return r, nil
 }
 
 // Delete removes a rule inside scope. Its open alerts stay open until an
 // operator closes them.
 func (rs *Rules) Delete(ctx context.Context, scope orgs.Scope, actor, id string) (*Rule, error) {
+	r, err := rs.delete(ctx, scope, actor, id)
+	if err != nil {
+		return nil, err
+	}
+	rs.publish()
+	return r, nil
+}
+
+func (rs *Rules) delete(ctx context.Context, scope orgs.Scope, actor, id string) (*Rule, error) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	r, err := rs.getLocked(scope, id)
@@ -171,31 +199,35 @@ func (rs *Rules) Delete(ctx context.Context, scope orgs.Scope, actor, id string)
 		return nil, err
 	}
 	delete(rs.rules, id)
-	rs.publish()
 	return r, nil
 }
 
 func (rs *Rules) store(ctx context.Context, r *Rule, actor, action string, insert bool) error {
+	return rs.audit.InTx(ctx, func(tx *sql.Tx, add func(audit.Rec)) error {
+		return writeRule(ctx, tx, add, r, actor, action, insert)
+	})
+}
+
+// writeRule stores a rule and its audit entry in tx.
+func writeRule(ctx context.Context, tx *sql.Tx, add func(audit.Rec), r *Rule, actor, action string, insert bool) error {
 	body, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	return rs.audit.InTx(ctx, func(tx *sql.Tx, add func(audit.Rec)) error {
-		if insert {
-			_, err = tx.ExecContext(ctx, `INSERT INTO alert_rules(id, org_id, kind, source, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-				r.ID, r.OrgID, r.Kind, r.Source, string(body), r.CreatedAt.UnixMilli(), r.UpdatedAt.UnixMilli())
-		} else {
-			_, err = tx.ExecContext(ctx, `UPDATE alert_rules SET org_id = ?, kind = ?, source = ?, body = ?, updated_at = ? WHERE id = ?`,
-				r.OrgID, r.Kind, r.Source, string(body), r.UpdatedAt.UnixMilli(), r.ID)
-		}
-		if err != nil {
-			return err
-		}
-		var detail map[string]any
-		_ = json.Unmarshal(body, &detail)
-		add(audit.Rec{Actor: actor, OrgID: r.OrgID, Action: action, Target: r.ID, Result: "ok", Detail: detail})
-		return nil
-	})
+	if insert {
+		_, err = tx.ExecContext(ctx, `INSERT INTO alert_rules(id, org_id, kind, source, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			r.ID, r.OrgID, r.Kind, r.Source, string(body), r.CreatedAt.UnixMilli(), r.UpdatedAt.UnixMilli())
+	} else {
+		_, err = tx.ExecContext(ctx, `UPDATE alert_rules SET org_id = ?, kind = ?, source = ?, body = ?, updated_at = ? WHERE id = ?`,
+			r.OrgID, r.Kind, r.Source, string(body), r.UpdatedAt.UnixMilli(), r.ID)
+	}
+	if err != nil {
+		return err
+	}
+	var detail map[string]any
+	_ = json.Unmarshal(body, &detail)
+	add(audit.Rec{Actor: actor, OrgID: r.OrgID, Action: action, Target: r.ID, Result: "ok", Detail: detail})
+	return nil
 }
 
 func (rs *Rules) getLocked(scope orgs.Scope, id string) (*Rule, error) {
@@ -270,12 +302,28 @@ func (rs *Rules) LoadFiles(ctx context.Context, scope orgs.Scope, files []RuleFi
 			loaded = append(loaded, r)
 		}
 	}
+	if err := rs.applyFiles(ctx, loaded, seen); err != nil {
+		return 0, err
+	}
+	rs.publish()
+	return len(loaded), nil
+}
+
+// applyFiles makes the loaded file rules current in one transaction:
+// conflicts are found before anything is written, and every change is
+// audited with it.
+func (rs *Rules) applyFiles(ctx context.Context, loaded []*Rule, seen map[string]string) error {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	type change struct {
+		r      *Rule
+		insert bool
+	}
+	var changes []change
 	for _, r := range loaded {
 		old, exists := rs.rules[r.ID]
 		if exists && old.Source == "api" {
-			return 0, fmt.Errorf("%s: rule %q exists already, made through the API", strings.TrimPrefix(r.Source, "file:"), r.ID)
+			return fmt.Errorf("%s: rule %q exists already, made through the API", strings.TrimPrefix(r.Source, "file:"), r.ID)
 		}
 		if exists && sameBody(old, r) {
 			continue // unchanged: its state and time stay
@@ -283,22 +331,41 @@ func (rs *Rules) LoadFiles(ctx context.Context, scope orgs.Scope, files []RuleFi
 		if exists {
 			r.CreatedAt = old.CreatedAt
 		}
-		if err := rs.store(ctx, r, "system", "rule.load", !exists); err != nil {
-			return 0, err
-		}
-		rs.rules[r.ID] = r
+		changes = append(changes, change{r, !exists})
 	}
+	var gone []*Rule
 	for id, r := range rs.rules {
 		if strings.HasPrefix(r.Source, "file:") && seen[id] == "" {
-			if _, err := rs.db.ExecContext(ctx, `DELETE FROM alert_rules WHERE id = ?`, id); err != nil {
-				return 0, err
-			}
-			_ = rs.audit.Record(ctx, "system", r.OrgID, "rule.unload", id, "ok", map[string]any{"source": r.Source})
-			delete(rs.rules, id)
+			gone = append(gone, r)
 		}
 	}
-	rs.publish()
-	return len(loaded), nil
+	if len(changes) == 0 && len(gone) == 0 {
+		return nil
+	}
+	err := rs.audit.InTx(ctx, func(tx *sql.Tx, add func(audit.Rec)) error {
+		for _, c := range changes {
+			if err := writeRule(ctx, tx, add, c.r, "system", "rule.load", c.insert); err != nil {
+				return err
+			}
+		}
+		for _, r := range gone {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM alert_rules WHERE id = ?`, r.ID); err != nil {
+				return err
+			}
+			add(audit.Rec{Actor: "system", OrgID: r.OrgID, Action: "rule.unload", Target: r.ID, Result: "ok", Detail: map[string]any{"source": r.Source}})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		rs.rules[c.r.ID] = c.r
+	}
+	for _, r := range gone {
+		delete(rs.rules, r.ID)
+	}
+	return nil
 }
 
 // sameBody compares two rules apart from their times.

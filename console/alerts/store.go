@@ -145,8 +145,12 @@ const updateEvery = 5 * time.Second
 func NewStore(ctx context.Context, db *sql.DB, auditLog *audit.Log, tree *orgs.Store, log *slog.Logger) (*Store, error) {
 	s := &Store{db: db, audit: auditLog, tree: tree, log: log, now: time.Now, open: map[pairKey]*Alert{}, byID: map[string]*Alert{},
 		handled: map[pairKey]handled{}, dirty: map[string]bool{}, lastEvent: map[string]time.Time{}}
-	rows, err := db.QueryContext(ctx, `SELECT `+alertColumns+` FROM alerts
-		WHERE cleared_at IS NULL OR state IN ('active', 'acknowledged', 'dispatched') ORDER BY started_at`)
+	// Only the newest alert of each (rule, device) decides: open, or
+	// handled while its condition held, or neither.
+	rows, err := db.QueryContext(ctx, `SELECT `+alertColumns+` FROM alerts a
+		WHERE (cleared_at IS NULL OR state IN ('active', 'acknowledged', 'dispatched'))
+		AND started_at = (SELECT max(started_at) FROM alerts b WHERE b.rule_id = a.rule_id AND b.device_id = a.device_id)
+		ORDER BY started_at`)
 	if err != nil {
 		return nil, fmt.Errorf("load alerts: %w", err)
 	}
@@ -216,6 +220,18 @@ func (s *Store) firing(k pairKey) bool {
 	return ok
 }
 
+// forgetRule drops what is held for a rule that is gone: its handled
+// alerts no longer stop new ones of a rule that cannot raise any.
+func (s *Store) forgetRule(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.handled {
+		if k.rule == id {
+			delete(s.handled, k)
+		}
+	}
+}
+
 // raise takes a reading that holds a rule's condition on a device: a new
 // alert, or a repeat (value, peak, count) of the open one, which may rise
 // in severity or fire again after it had cleared.
@@ -267,7 +283,7 @@ func (s *Store) raise(ctx context.Context, r *Rule, d devices.Device, v verdict,
 	snapshot := a.copy()
 	delete(s.dirty, a.ID)
 	s.mu.Unlock()
-	s.storeStep(ctx, snapshot, step, "system", "")
+	s.storeStep(ctx, snapshot, step)
 }
 
 // observe notes the latest reading of an alert that stays raised (between
@@ -293,11 +309,17 @@ func (s *Store) clear(ctx context.Context, k pairKey, v verdict) {
 	now := s.now().Truncate(time.Millisecond).UTC()
 	s.mu.Lock()
 	if h, ok := s.handled[k]; ok {
+		// Resolved (or closed) while its condition held: the condition is
+		// over now, a step of its record like any other.
 		delete(s.handled, k)
 		s.mu.Unlock()
-		if _, err := s.db.ExecContext(ctx, `UPDATE alerts SET cleared_at = ? WHERE id = ?`, now.UnixMilli(), h.alertID); err != nil {
+		a, err := s.get(ctx, h.alertID)
+		if err != nil {
 			s.log.Error("alert clear not stored", "alert", h.alertID, "err", err)
+			return
 		}
+		a.ClearedAt, a.UpdatedAt = &now, now
+		s.storeStep(ctx, a, "cleared")
 		return
 	}
 	a, ok := s.open[k]
@@ -315,7 +337,7 @@ func (s *Store) clear(ctx context.Context, k pairKey, v verdict) {
 	snapshot := a.copy()
 	delete(s.dirty, a.ID)
 	s.mu.Unlock()
-	s.storeStep(ctx, snapshot, "cleared", "system", "")
+	s.storeStep(ctx, snapshot, "cleared")
 }
 
 func (a *Alert) copy() *Alert {
@@ -378,34 +400,39 @@ func insertStep(ctx context.Context, tx *sql.Tx, id, step, actor, note string, s
 	return err
 }
 
-// storeStep stores an alert as it is after a step, the step and its audit
-// entry in one transaction, then announces it.
-func (s *Store) storeStep(ctx context.Context, a *Alert, step, actor, note string) {
-	if err := s.writeStep(ctx, a, step, actor, note); err != nil {
+// storeStep stores a step of the engine's (escalated, refired, cleared)
+// with the alert's condition as it is after it, the step row and its audit
+// entry in one transaction, then announces it. The engine's goroutine is
+// the only writer of an alert's condition, so its writes reach the
+// database in order; an operator's step writes the lifecycle fields only.
+func (s *Store) storeStep(ctx context.Context, a *Alert, step string) {
+	err := s.audit.InTx(ctx, func(tx *sql.Tx, add func(audit.Rec)) error {
+		if err := updateCondition(ctx, tx, a); err != nil {
+			return err
+		}
+		return s.stepRecord(ctx, tx, add, a, step, "system", "")
+	})
+	if err != nil {
 		s.log.Error("alert step not stored", "alert", a.ID, "step", step, "err", err)
 		return
 	}
 	s.emit(step, a)
 }
 
-func (s *Store) writeStep(ctx context.Context, a *Alert, step, actor, note string) error {
-	return s.audit.InTx(ctx, func(tx *sql.Tx, add func(audit.Rec)) error {
-		if err := updateAlert(ctx, tx, a); err != nil {
-			return err
-		}
-		if err := insertStep(ctx, tx, a.ID, step, actor, note, a.Severity, a.UpdatedAt); err != nil {
-			return err
-		}
-		detail := map[string]any{"rule": a.RuleID, "device": a.DeviceID, "severity": a.Severity, "state": a.State}
-		if note != "" {
-			detail["note"] = note
-		}
-		if step == "dispatched" && a.Dispatch != nil {
-			detail["dispatch"] = a.Dispatch
-		}
-		add(audit.Rec{Actor: actor, OrgID: a.OrgID, Action: "alert." + stepAction[step], Target: a.ID, Result: a.State, Detail: detail})
-		return nil
-	})
+// stepRecord adds a step's row and audit entry in tx.
+func (s *Store) stepRecord(ctx context.Context, tx *sql.Tx, add func(audit.Rec), a *Alert, step, actor, note string) error {
+	if err := insertStep(ctx, tx, a.ID, step, actor, note, a.Severity, a.UpdatedAt); err != nil {
+		return err
+	}
+	detail := map[string]any{"rule": a.RuleID, "device": a.DeviceID, "severity": a.Severity, "state": a.State}
+	if note != "" {
+		detail["note"] = note
+	}
+	if step == StateDispatched && a.Dispatch != nil {
+		detail["dispatch"] = a.Dispatch
+	}
+	add(audit.Rec{Actor: actor, OrgID: a.OrgID, Action: "alert." + stepAction[step], Target: a.ID, Result: a.State, Detail: detail})
+	return nil
 }
 
 // stepAction names each step's audit action.
@@ -416,18 +443,16 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-func updateAlert(ctx context.Context, db execer, a *Alert) error {
+// updateCondition writes what the engine owns: severity, bound, whether
+// the condition is over, and the readings.
+func updateCondition(ctx context.Context, db execer, a *Alert) error {
 	var cleared any
 	if a.ClearedAt != nil {
 		cleared = a.ClearedAt.UnixMilli()
 	}
-	dispatch := ""
-	if a.Dispatch != nil {
-		dispatch = encodeJSON(a.Dispatch)
-	}
-	_, err := db.ExecContext(ctx, `UPDATE alerts SET severity = ?, state = ?, updated_at = ?, cleared_at = ?, value = ?, peak = ?, bound = ?,
-		count = ?, position = ?, dispatch = ? WHERE id = ?`,
-		a.Severity, a.State, a.UpdatedAt.UnixMilli(), cleared, a.Value, a.Peak, a.Bound, a.Count, encodePosition(a.Position), dispatch, a.ID)
+	_, err := db.ExecContext(ctx, `UPDATE alerts SET severity = ?, bound = ?, cleared_at = ?, value = ?, peak = ?, count = ?, position = ?,
+		updated_at = max(updated_at, ?) WHERE id = ?`,
+		a.Severity, a.Bound, cleared, a.Value, a.Peak, a.Count, encodePosition(a.Position), a.UpdatedAt.UnixMilli(), a.ID)
 	return err
 }
 
@@ -453,7 +478,7 @@ func (s *Store) flush(ctx context.Context) {
 	}
 	defer func() { _ = tx.Rollback() }()
 	for _, a := range as {
-		if err := updateAlert(ctx, tx, a); err != nil {
+		if err := updateCondition(ctx, tx, a); err != nil {
 			s.log.Error("alert repeats not stored", "err", err)
 			return
 		}
@@ -524,66 +549,93 @@ func (s *Store) Step(ctx context.Context, scope orgs.Scope, id, step, actor stri
 		return nil, errclass.Invalidf("org_id", "only a dispatch names an organisation or department")
 	}
 	now := s.now().Truncate(time.Millisecond).UTC()
+	// The alert as it is now: open ones in memory, the others stored.
 	s.mu.Lock()
-	a, inMemory := s.byID[id]
-	if !inMemory {
-		s.mu.Unlock()
-		// Not open: resolved (to be closed) or closed.
-		stored, err := s.get(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if !s.tree.Contains(scope, stored.OrgID) {
-			return nil, orgs.ErrOutOfScope
-		}
-		if !contains(from, stored.State) {
-			return nil, stateErr(stored.State, step)
-		}
-		stored.State, stored.UpdatedAt = step, now
-		if err := s.writeStep(ctx, stored, step, actor, in.Note); err != nil {
-			return nil, err
-		}
-		s.emit(step, stored)
-		return stored, nil
+	var cur *Alert
+	if a, ok := s.byID[id]; ok {
+		cur = a.copy()
 	}
-	if !s.tree.Contains(scope, a.OrgID) {
-		s.mu.Unlock()
+	s.mu.Unlock()
+	if cur == nil {
+		var err error
+		if cur, err = s.get(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	if !s.tree.Contains(scope, cur.OrgID) {
 		return nil, orgs.ErrOutOfScope
 	}
-	if !contains(from, a.State) {
-		s.mu.Unlock()
-		return nil, stateErr(a.State, step)
+	if !contains(from, cur.State) {
+		return nil, stateErr(cur.State, step)
 	}
-	prev := *a
-	a.State, a.UpdatedAt = step, now
+	next := cur.copy()
+	next.State, next.UpdatedAt = step, now
 	if dispatch != nil {
-		a.Dispatch = dispatch
+		next.Dispatch = dispatch
 	}
-	snapshot := a.copy()
-	k := pairKey{a.RuleID, a.DeviceID}
-	if !open(step) {
-		// Resolved: no longer open. If its condition still holds, it
-		// does not raise again until it clears or worsens.
-		delete(s.open, k)
-		delete(s.byID, id)
-		delete(s.dirty, id)
-		delete(s.lastEvent, id)
-		if a.ClearedAt == nil {
-			s.handled[k] = handled{id, a.Severity}
+	// Stored first, on the condition that nobody took a step meanwhile:
+	// of two operators acting at once, one gets 409.
+	err := s.audit.InTx(ctx, func(tx *sql.Tx, add func(audit.Rec)) error {
+		res, err := tx.ExecContext(ctx, `UPDATE alerts SET state = ?, dispatch = ?, updated_at = max(updated_at, ?) WHERE id = ? AND state = ?`,
+			next.State, encodeDispatch(next.Dispatch), now.UnixMilli(), id, cur.State)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errStateChanged
+		}
+		return s.stepRecord(ctx, tx, add, next, step, actor, in.Note)
+	})
+	if errors.Is(err, errStateChanged) {
+		stored, gerr := s.get(ctx, id)
+		if gerr != nil {
+			return nil, gerr
+		}
+		return nil, stateErr(stored.State, step)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Then memory: the lifecycle fields only, since the engine may have
+	// moved the condition meanwhile.
+	s.mu.Lock()
+	if a, ok := s.byID[id]; ok {
+		a.State, a.Dispatch = next.State, next.Dispatch
+		a.UpdatedAt = maxTime(a.UpdatedAt, now)
+		next = a.copy()
+		if !open(step) {
+			// Resolved: no longer open. If its condition still holds,
+			// it raises no new alert until it clears or worsens.
+			k := pairKey{a.RuleID, a.DeviceID}
+			delete(s.open, k)
+			delete(s.byID, id)
+			delete(s.dirty, id)
+			delete(s.lastEvent, id)
+			if a.ClearedAt == nil {
+				s.handled[k] = handled{id, a.Severity}
+			}
 		}
 	}
 	s.mu.Unlock()
-	if err := s.writeStep(ctx, snapshot, step, actor, in.Note); err != nil {
-		// Undo in memory: the step did not happen.
-		s.mu.Lock()
-		*a = prev
-		s.open[k], s.byID[id] = a, a
-		delete(s.handled, k)
-		s.mu.Unlock()
-		return nil, err
+	s.emit(step, next)
+	return next, nil
+}
+
+// errStateChanged: another step came first.
+var errStateChanged = errors.New("alert state changed")
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
 	}
-	s.emit(step, snapshot)
-	return snapshot, nil
+	return b
+}
+
+func encodeDispatch(d *Dispatch) string {
+	if d == nil {
+		return ""
+	}
+	return encodeJSON(d)
 }
 
 func contains(list []string, s string) bool {

@@ -38,6 +38,12 @@ func (s *Server) startAlerts(ctx context.Context) error {
 		return err
 	}
 	s.registry.OnSiteChanged = engine.SiteChanged
+	s.registry.OnChange = func(kind, action string, org orgs.ID, id string, record any) {
+		s.publishEvent(kind, org, map[string]any{"action": action, kind: record})
+		if kind == "device" && action != "created" {
+			engine.DeviceChanged(devices.ID(id)) // moved or gone: its rules start afresh
+		}
+	}
 	s.alerts, s.alertEngine, s.rules = store, engine, rules
 	// The other components' changes go to the events stream too.
 	s.presence.OnChange = chainPresence(s.presence.OnChange, func(id devices.ID, state string, at time.Time) {

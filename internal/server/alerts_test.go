@@ -172,7 +172,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 			map[string]any{"severity": "orange", "above": map[string]any{"level": "flood_limit", "offset_m": 1}},
 			map[string]any{"severity": "red", "above": map[string]any{"level": "design_flood"}},
 		}, "clear_below": map[string]any{"level": "flood_limit"}}, 201)
-	mustPost(t, base, tok, "/api/v1/rules", map[string]any{"id": "port-leave", "kind": "geofence", "site_id": "port", "on": "leave", "debounce_s": 0,
+	mustPost(t, base, tok, "/api/v1/rules", map[string]any{"id": "port-leave", "kind": "geofence", "site_id": "port", "on": "leave", "debounce_s": 5,
 		"polygon": [][2]float64{{26.89, 102.94}, {26.89, 102.96}, {26.91, 102.96}, {26.91, 102.94}}, "severity": "yellow"}, 201)
 	mustPost(t, base, tok, "/api/v1/rules", map[string]any{"id": "rise", "kind": "rate", "device_id": "gauge-b", "metric": "water_level_m",
 		"rise_per_hour": 0.5, "window_s": 60, "severity": "orange"}, 201)
@@ -220,7 +220,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 	// A vessel leaves its port: the port's camera comes with it.
 	publish("boat-7", creds["boat-7"], `{"lat": 26.9, "lon": 102.95}`)
 	publish("boat-7", creds["boat-7"], `{"lat": 26.85, "lon": 103.0}`)
-	ev = events.next(5*time.Second, "left port", alertOf("port-leave", "raised"))
+	ev = events.next(10*time.Second, "left port (after the five seconds of debounce)", alertOf("port-leave", "raised"))
 	if _, a := ev.alert(); a["position"] == nil || len(a["feeds"].([]any)) != 1 || a["feeds"].([]any)[0].(map[string]any)["camera_id"] != "cam-gate" {
 		t.Fatalf("vessel: %v", a)
 	}
@@ -312,6 +312,24 @@ func TestEventsStreamScopedAndResumable(t *testing.T) {
 	})
 	if seen.Name != "alert" {
 		t.Fatalf("county event: %+v", seen)
+	}
+	// Registry changes are events too, for those who may see them: a
+	// camera of each county; the ys operator hears of its own only, and
+	// never of a camera's password.
+	mustPost(t, base, tok, "/api/v1/cameras", map[string]any{"id": "cam-qj", "name": "qj", "site_id": "bht", "url": "rtsp://10.0.0.7/main", "lat": 27.2, "lon": 102.9}, 201)
+	mustPost(t, base, tok, "/api/v1/cameras", map[string]any{"id": "cam-ys", "name": "ys", "site_id": "ys-site", "url": "rtsp://admin:hunter2@10.0.0.8/main", "lat": 28.26, "lon": 103.64}, 201)
+	cam := county.next(5*time.Second, "ys camera event", func(ev sseEvent) bool {
+		if ev.Name != "camera" {
+			return false
+		}
+		c, _ := ev.Data["data"].(map[string]any)["camera"].(map[string]any)
+		if c["id"] == "cam-qj" {
+			t.Fatalf("the ys operator heard of a qj camera")
+		}
+		return c["id"] == "cam-ys"
+	})
+	if raw, _ := json.Marshal(cam.Data); strings.Contains(string(raw), "hunter2") || cam.Data["data"].(map[string]any)["action"] != "created" {
+		t.Fatalf("camera event: %s", raw)
 	}
 	_, ys := getJSON(t, "GET", base+"/api/v1/alerts?rule_id=high", ysTok, nil)
 	if ys["item_count"].(float64) != 1 {

@@ -38,7 +38,7 @@ CREATE TABLE alerts (
     dispatch    TEXT NOT NULL DEFAULT ''   -- JSON: to whom it was dispatched
 );
 CREATE INDEX alerts_org_started ON alerts(org_id, started_at);
-CREATE INDEX alerts_open ON alerts(rule_id, device_id) WHERE cleared_at IS NULL OR state IN ('active', 'acknowledged', 'dispatched');
+CREATE INDEX alerts_pair ON alerts(rule_id, device_id, started_at);
 
 -- The steps of each alert's lifecycle, with who, when and the note.
 CREATE TABLE alert_steps (
