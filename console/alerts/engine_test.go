@@ -297,3 +297,77 @@ func TestNoDataByTheClock(t *testing.T) {
 		t.Fatalf("not cleared: %+v", c)
 	}
 }
+
+// An alert resolved while its condition held, then superseded by a worse
+// one that ran its course: after a restart the old one no longer holds
+// the pair, so the condition raises a new alert.
+func TestSupersededHandledAlertHoldsNothingAfterRestart(t *testing.T) {
+	r := newRig(t)
+	r.rules(levelsRule())
+	yn, _ := r.tree.ScopeOf("yn")
+	step := func(id string, steps ...string) {
+		for _, s := range steps {
+			if _, err := r.store.Step(r.ctx, yn, id, s, "duty", StepInput{Department: map[bool]string{true: "防汛办"}[s == StateDispatched]}); err != nil {
+				t.Fatalf("%s: %v", s, err)
+			}
+		}
+	}
+	r.read("bht-gauge", "water_level_m", 786.5) // orange
+	a := r.open1("levels")
+	step(a.ID, StateAcknowledged, StateResolved) // resolved while still high
+	r.now = r.now.Add(time.Minute)
+	r.read("bht-gauge", "water_level_m", 828) // worse: a new alert
+	b := r.open1("levels")
+	r.now = r.now.Add(time.Minute)
+	r.read("bht-gauge", "water_level_m", 780) // over
+	step(b.ID, StateAcknowledged, StateResolved, StateClosed)
+
+	r.open() // restart
+	r.rules(levelsRule())
+	r.now = r.now.Add(time.Minute)
+	r.read("bht-gauge", "water_level_m", 786.5)
+	if c := r.open1("levels"); c.ID == a.ID || c.ID == b.ID || c.Severity != Orange {
+		t.Fatalf("after restart: %+v", c)
+	}
+}
+
+// Two operators take the same step at once: one of them gets 409, and the
+// record has the step once.
+func TestConcurrentStepsOneWins(t *testing.T) {
+	r := newRig(t)
+	r.rules(levelsRule())
+	r.read("bht-gauge", "water_level_m", 786.5)
+	a := r.open1("levels")
+	yn, _ := r.tree.ScopeOf("yn")
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := r.store.Step(r.ctx, yn, a.ID, StateAcknowledged, "duty", StepInput{})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	ok := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errclass.KindOf(err) != errclass.Conflict:
+			t.Fatalf("unexpected: %v", err)
+		}
+	}
+	full, _ := r.store.Get(r.ctx, yn, a.ID)
+	acks := 0
+	for _, s := range full.Steps {
+		if s.Step == StateAcknowledged {
+			acks++
+		}
+	}
+	if ok != 1 || acks != 1 || full.State != StateAcknowledged {
+		t.Fatalf("%d succeeded, %d acks recorded, state %s", ok, acks, full.State)
+	}
+}
