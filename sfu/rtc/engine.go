@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -59,6 +60,10 @@ func New(p Params) (*Engine, error) {
 	se.LoggerFactory = logs
 	se.SetICEUDPMux(e.udpMux)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// A viewer that vanishes (a wall screen switched off, a phone out of
+	// coverage) is disconnected after 5 s without ICE traffic and given
+	// up after 15 s, so its session and queue are freed.
+	se.SetICETimeouts(5*time.Second, 15*time.Second, 2*time.Second)
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
 	if p.TCPAddr != "" {
 		if e.tcp, err = net.Listen("tcp", p.TCPAddr); err != nil {

@@ -1,0 +1,292 @@
+// Package whep plays a source to browsers over WebRTC by WHEP (the
+// WebRTC-HTTP Egress Protocol, RFC 9725 style): an SDP offer in, an answer
+// out, one peer connection per viewer on the engine's shared ICE ports. A
+// viewer that leaves without saying so is dropped when its ICE times out.
+package whep
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/lookout-cc/lookout/sfu/source"
+)
+
+// PeerMaker makes peer connections (sfu/rtc's Engine).
+type PeerMaker interface {
+	NewPeerConnection() (*webrtc.PeerConnection, error)
+}
+
+// Errors of the WHEP server.
+var (
+	// ErrBadOffer: the offer is not an SDP offer this server can answer.
+	ErrBadOffer = errors.New("bad offer")
+	// ErrNoCodec: the offer has no video codec the camera sends.
+	ErrNoCodec = errors.New("the offer has no video codec the camera sends")
+	// ErrSessionNotFound: no such session.
+	ErrSessionNotFound = errors.New("no such session")
+)
+
+// Params configure the server.
+type Params struct {
+	Peers PeerMaker
+	Log   *slog.Logger
+	// GatherTimeout bounds waiting for the answer's ICE candidates.
+	GatherTimeout time.Duration
+	// ConnectTimeout is how long a session may take to connect.
+	ConnectTimeout time.Duration
+}
+
+// Server holds the WHEP sessions.
+//
+// Lifecycle: New, then Offer and Hangup at any time; Close ends every
+// session.
+type Server struct {
+	p        Params
+	mu       sync.Mutex
+	sessions map[string]*Session
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// New makes a server.
+func New(p Params) *Server {
+	if p.GatherTimeout == 0 {
+		p.GatherTimeout = 5 * time.Second
+	}
+	if p.ConnectTimeout == 0 {
+		p.ConnectTimeout = 30 * time.Second
+	}
+	return &Server{p: p, sessions: map[string]*Session{}}
+}
+
+// Session is one viewer's peer connection.
+type Session struct {
+	ID     string
+	Camera string
+	// Owner is who opened it (a user id), for the API's checks.
+	Owner   string
+	Created time.Time
+
+	srv    *Server
+	src    *source.Source
+	pc     *webrtc.PeerConnection
+	mu     sync.Mutex
+	viewer *source.Viewer
+	closed bool
+	done   chan struct{}
+}
+
+func newSessionID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// mimeOf is the WebRTC codec of a source's codec.
+func mimeOf(codec string) string {
+	if codec == source.H265 {
+		return webrtc.MimeTypeH265
+	}
+	return webrtc.MimeTypeH264
+}
+
+// Offer answers a viewer's offer for src: the answer SDP (with every ICE
+// candidate, as WHEP has no trickle here) and the new session. The viewer
+// starts getting video (the cached keyframe first) once it is connected.
+func (s *Server) Offer(camera, owner string, src *source.Source, offer string) (string, *Session, error) {
+	if !strings.HasPrefix(strings.TrimSpace(offer), "v=0") {
+		return "", nil, fmt.Errorf("%w: not an SDP", ErrBadOffer)
+	}
+	codec := src.Codec()
+	if codec == "" {
+		codec = source.H264 // not seen yet: what nearly every camera sends
+	}
+	if !strings.Contains(strings.ToUpper(offer), strings.ToUpper(strings.TrimPrefix(mimeOf(codec), "video/"))+"/90000") {
+		return "", nil, ErrNoCodec
+	}
+	pc, err := s.p.Peers.NewPeerConnection()
+	if err != nil {
+		return "", nil, err
+	}
+	sess := &Session{ID: newSessionID(), Camera: camera, Owner: owner, Created: time.Now(), srv: s, src: src, pc: pc, done: make(chan struct{})}
+	fail := func(err error) (string, *Session, error) {
+		_ = pc.Close()
+		return "", nil, err
+	}
+	fmtp := ""
+	if codec == source.H264 {
+		fmtp = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+	}
+	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: mimeOf(codec), ClockRate: 90000, SDPFmtpLine: fmtp}, "video", "lookout-"+camera)
+	if err != nil {
+		return fail(err)
+	}
+	sender, err := pc.AddTrack(track)
+	if err != nil {
+		return fail(err)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return fail(fmt.Errorf("%w: %v", ErrBadOffer, err))
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return fail(fmt.Errorf("%w: %v", ErrBadOffer, err))
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return fail(fmt.Errorf("%w: %v", ErrBadOffer, err))
+	}
+	select {
+	case <-gathered:
+	case <-time.After(s.p.GatherTimeout):
+		return fail(errors.New("ICE gathering did not complete"))
+	}
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fail(errors.New("whep server closed"))
+	}
+	s.sessions[sess.ID] = sess
+	s.wg.Add(1)
+	s.mu.Unlock()
+
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		switch st {
+		case webrtc.PeerConnectionStateConnected:
+			sess.startViewer(track)
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			// ICE timed out (a viewer gone without DELETE), or closed.
+			go sess.close()
+		}
+	})
+	go sess.readRTCP(sender)
+	// A viewer whose ICE never connects (its candidates unreachable, or
+	// it went away before it did) does not linger.
+	time.AfterFunc(s.p.ConnectTimeout, func() {
+		if st := pc.ConnectionState(); st != webrtc.PeerConnectionStateConnected {
+			sess.close()
+		}
+	})
+	return pc.LocalDescription().SDP, sess, nil
+}
+
+// startViewer adds the session as a viewer of its source: the cached
+// keyframe at once, then the live packets.
+func (sess *Session) startViewer(track *webrtc.TrackLocalStaticRTP) {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.closed || sess.viewer != nil {
+		return
+	}
+	v, err := sess.src.AddViewer(func(p *rtp.Packet) error { return track.WriteRTP(p) })
+	if err != nil {
+		sess.srv.p.Log.Warn("whep viewer not started", "camera", sess.Camera, "err", err)
+		go sess.close()
+		return
+	}
+	sess.viewer = v
+}
+
+// readRTCP answers the viewer's keyframe requests (PLI, FIR) from the
+// source's cache; reading also lets the interceptors (NACK, reports) run.
+func (sess *Session) readRTCP(sender *webrtc.RTPSender) {
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				sess.mu.Lock()
+				if v := sess.viewer; v != nil {
+					v.RequestKeyframe()
+				}
+				sess.mu.Unlock()
+			}
+		}
+	}
+}
+
+// close ends the session once.
+func (sess *Session) close() {
+	sess.mu.Lock()
+	if sess.closed {
+		sess.mu.Unlock()
+		<-sess.done
+		return
+	}
+	sess.closed = true
+	v := sess.viewer
+	sess.mu.Unlock()
+	if v != nil {
+		v.Close()
+	}
+	_ = sess.pc.Close()
+	s := sess.srv
+	s.mu.Lock()
+	delete(s.sessions, sess.ID)
+	s.mu.Unlock()
+	close(sess.done)
+	s.wg.Done()
+}
+
+// Session returns a session.
+func (s *Server) Session(id string) (*Session, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, ok := s.sessions[id]
+	return sess, ok
+}
+
+// Hangup ends a session (the viewer's DELETE).
+func (s *Server) Hangup(id string) error {
+	sess, ok := s.Session(id)
+	if !ok {
+		return ErrSessionNotFound
+	}
+	sess.close()
+	return nil
+}
+
+// Sessions is how many sessions are open, per camera.
+func (s *Server) Sessions() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for _, sess := range s.sessions {
+		out[sess.Camera]++
+	}
+	return out
+}
+
+// CameraSessions is how many sessions a camera has.
+func (s *Server) CameraSessions(camera string) int {
+	return s.Sessions()[camera]
+}
+
+// Close ends every session and waits for them.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	var all []*Session
+	for _, sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range all {
+		sess.close()
+	}
+	s.wg.Wait()
+}

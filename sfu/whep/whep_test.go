@@ -1,0 +1,252 @@
+package whep
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/goleak"
+
+	"github.com/lookout-cc/lookout/sfu/rtc"
+	"github.com/lookout-cc/lookout/sfu/source"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var (
+	sps = []byte{0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xe8}
+	pps = []byte{0x68, 0xce, 0x3c, 0x80}
+)
+
+// feed plays a synthetic H.264 camera into src at 25 frames/s with a
+// keyframe every 50 frames, until ctx ends.
+func feed(ctx context.Context, src *source.Source) {
+	src.Start(source.H264, [][]byte{nil, sps, pps})
+	t := time.NewTicker(40 * time.Millisecond)
+	defer t.Stop()
+	var seq uint16
+	var ts uint32
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		nal := byte(0x61) // a P slice
+		if i%50 == 0 {
+			nal = 0x65 // IDR
+		}
+		payload := make([]byte, 800)
+		payload[0] = nal
+		seq++
+		ts += 3600
+		src.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: ts, SSRC: 1, Marker: true}, Payload: payload})
+	}
+}
+
+func newServer(t *testing.T) (*Server, *rtc.Engine) {
+	t.Helper()
+	eng, err := rtc.New(rtc.Params{UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Params{Peers: eng, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	t.Cleanup(func() {
+		s.Close()
+		eng.Close()
+	})
+	return s, eng
+}
+
+// client is a WHEP viewer: a pion peer connection on a socket of its own.
+type client struct {
+	pc   *webrtc.PeerConnection
+	sock net.PacketConn
+	mux  ice.UDPMux
+
+	mu      sync.Mutex
+	packets []rtp.Packet
+	first   time.Time
+}
+
+func newClient(t *testing.T, codecs ...webrtc.RTPCodecParameters) *client {
+	t.Helper()
+	sock, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var se webrtc.SettingEngine
+	mux := webrtc.NewICEUDPMux(nil, sock)
+	se.SetICEUDPMux(mux)
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	var me webrtc.MediaEngine
+	if len(codecs) == 0 {
+		codecs = []webrtc.RTPCodecParameters{{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, PayloadType: 102}}
+	}
+	for _, c := range codecs {
+		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(&me)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client{pc: pc, sock: sock, mux: mux}
+	t.Cleanup(func() { pc.Close(); mux.Close() })
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			c.mu.Lock()
+			if len(c.packets) == 0 {
+				c.first = time.Now()
+			}
+			c.packets = append(c.packets, *p)
+			c.mu.Unlock()
+		}
+	})
+	return c
+}
+
+func (c *client) offer(t *testing.T) string {
+	t.Helper()
+	o, err := c.pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := webrtc.GatheringCompletePromise(c.pc)
+	if err := c.pc.SetLocalDescription(o); err != nil {
+		t.Fatal(err)
+	}
+	<-g
+	return c.pc.LocalDescription().SDP
+}
+
+func (c *client) answer(t *testing.T, sdp string) {
+	t.Helper()
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (c *client) received() []rtp.Packet {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]rtp.Packet(nil), c.packets...)
+}
+
+func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(within); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: %s", what)
+		}
+	}
+}
+
+// A viewer joins mid-group-of-pictures: its first packet is the cached
+// keyframe's parameter sets, long before the camera's next keyframe; it
+// hangs up and is gone from the source.
+func TestViewerStartsAtTheCachedKeyframe(t *testing.T) {
+	s, _ := newServer(t)
+	src := source.New()
+	defer src.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); feed(ctx, src) }()
+	defer func() { cancel(); <-done }()
+	waitUntil(t, 5*time.Second, "a keyframe cached", func() bool { return src.Stats().CachedPackets > 5 })
+
+	c := newClient(t)
+	began := time.Now()
+	answer, sess, err := s.Offer("cam-1", "alice", src, c.offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.answer(t, answer)
+	waitUntil(t, 5*time.Second, "video", func() bool { return len(c.received()) > 0 })
+	got := c.received()
+	if first := got[0].Payload[0] & 0x1f; first != 24 { // STAP-A: SPS and PPS
+		t.Fatalf("first packet NAL type %d, want the cached parameter sets", first)
+	}
+	if wait := c.first.Sub(began); wait > time.Second {
+		t.Fatalf("first packet after %s", wait)
+	}
+	if s.CameraSessions("cam-1") != 1 || src.Viewers() != 1 {
+		t.Fatalf("sessions %d, viewers %d", s.CameraSessions("cam-1"), src.Viewers())
+	}
+	if err := s.Hangup(sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	if src.Viewers() != 0 || s.CameraSessions("cam-1") != 0 {
+		t.Fatal("the session stayed after hangup")
+	}
+	if err := s.Hangup(sess.ID); !errors.Is(err, ErrSessionNotFound) {
+		t.Fatalf("second hangup: %v", err)
+	}
+}
+
+// A viewer that vanishes without DELETE (its socket gone) is dropped when
+// its ICE times out.
+func TestVanishedViewerIsDropped(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the ICE timeout")
+	}
+	s, _ := newServer(t)
+	src := source.New()
+	defer src.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); feed(ctx, src) }()
+	defer func() { cancel(); <-done }()
+	c := newClient(t)
+	answer, _, err := s.Offer("cam-1", "bob", src, c.offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.answer(t, answer)
+	waitUntil(t, 5*time.Second, "video", func() bool { return len(c.received()) > 0 })
+	c.mux.Close() // gone: no goodbye, no more ICE
+	waitUntil(t, 25*time.Second, "the session dropped", func() bool { return s.CameraSessions("cam-1") == 0 && src.Viewers() == 0 })
+}
+
+func TestBadOffers(t *testing.T) {
+	s, _ := newServer(t)
+	src := source.New()
+	defer src.Close()
+	for _, tc := range []struct {
+		name  string
+		offer string
+		want  error
+	}{
+		{"not SDP", "hello", ErrBadOffer},
+		{"broken SDP", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\nm=video broken\r\n", ErrBadOffer},
+	} {
+		if _, _, err := s.Offer("cam", "x", src, tc.offer); !errors.Is(err, tc.want) && !errors.Is(err, ErrNoCodec) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	vp8 := newClient(t, webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96})
+	if _, _, err := s.Offer("cam", "x", src, vp8.offer(t)); !errors.Is(err, ErrNoCodec) {
+		t.Fatalf("VP8 only: %v", err)
+	}
+	if len(s.Sessions()) != 0 {
+		t.Fatal("a refused offer left a session")
+	}
+}
