@@ -35,11 +35,28 @@ type Camera struct {
 	URL    string   `json:"url"`
 	// SubURL is the camera's low-resolution stream, for small tiles; ""
 	// when it has none.
-	SubURL    string            `json:"sub_url,omitempty"`
+	SubURL string `json:"sub_url,omitempty"`
+	// Mode is how the camera is pulled: "always" (its picture is ready at
+	// once, and its last seconds are kept for alerts) or "on_demand"
+	// (while someone watches, and for a while after).
+	Mode      string            `json:"mode"`
 	Lat       float64           `json:"lat"`
 	Lon       float64           `json:"lon"`
 	Meta      map[string]string `json:"meta,omitempty"`
 	CreatedAt time.Time         `json:"created_at"`
+}
+
+// Camera pulling modes.
+const (
+	CameraAlways   = "always"
+	CameraOnDemand = "on_demand"
+)
+
+func checkMode(m string) error {
+	if m != CameraAlways && m != CameraOnDemand {
+		return errclass.Invalidf("mode", "must be always or on_demand")
+	}
+	return nil
 }
 
 // Errors about cameras.
@@ -57,6 +74,7 @@ type NewCamera struct {
 	SiteID SiteID            `json:"site_id"`
 	URL    string            `json:"url"`
 	SubURL string            `json:"sub_url"`
+	Mode   string            `json:"mode"` // "" is always
 	Lat    float64           `json:"lat"`
 	Lon    float64           `json:"lon"`
 	Meta   map[string]string `json:"meta"`
@@ -70,6 +88,7 @@ type CameraPatch struct {
 	SiteID *SiteID            `json:"site_id"`
 	URL    *string            `json:"url"`
 	SubURL *string            `json:"sub_url"`
+	Mode   *string            `json:"mode"`
 	Lat    *float64           `json:"lat"`
 	Lon    *float64           `json:"lon"`
 	Meta   *map[string]string `json:"meta"`
@@ -90,6 +109,11 @@ func (n NewCamera) validate() error {
 	}
 	if n.SubURL != "" {
 		if err := checkStreamURL("sub_url", n.SubURL); err != nil {
+			return err
+		}
+	}
+	if n.Mode != "" {
+		if err := checkMode(n.Mode); err != nil {
 			return err
 		}
 	}
@@ -182,13 +206,13 @@ type CameraDistance struct {
 	DistanceM float64
 }
 
-const cameraColumns = `id, name, site_id, org_id, url, sub_url, lat, lon, meta, created_at`
+const cameraColumns = `id, name, site_id, org_id, url, sub_url, mode, lat, lon, meta, created_at`
 
 func scanCamera(row interface{ Scan(...any) error }) (Camera, error) {
 	var c Camera
 	var created int64
 	var meta string
-	err := row.Scan(&c.ID, &c.Name, &c.SiteID, &c.OrgID, &c.URL, &c.SubURL, &c.Lat, &c.Lon, &meta, &created)
+	err := row.Scan(&c.ID, &c.Name, &c.SiteID, &c.OrgID, &c.URL, &c.SubURL, &c.Mode, &c.Lat, &c.Lon, &meta, &created)
 	c.CreatedAt = time.UnixMilli(created)
 	if err == nil && meta != "{}" {
 		err = json.Unmarshal([]byte(meta), &c.Meta)
@@ -213,9 +237,9 @@ func (r *Registry) loadCameras(ctx context.Context) error {
 	return rows.Err()
 }
 
-// CreateCamera adds a camera at a site inside scope. The camera takes the
+// createCamera adds a camera at a site inside scope. The camera takes the
 // site's organisation.
-func (r *Registry) CreateCamera(ctx context.Context, scope orgs.Scope, in NewCamera) (Camera, error) {
+func (r *Registry) createCamera(ctx context.Context, scope orgs.Scope, in NewCamera) (Camera, error) {
 	if err := in.validate(); err != nil {
 		return Camera{}, err
 	}
@@ -234,14 +258,13 @@ func (r *Registry) CreateCamera(ctx context.Context, scope orgs.Scope, in NewCam
 		return Camera{}, ErrCameraExists
 	}
 	c := Camera{ID: in.ID, Name: strings.TrimSpace(in.Name), SiteID: site.ID, OrgID: site.OrgID, URL: in.URL, SubURL: in.SubURL,
-		Lat: in.Lat, Lon: in.Lon, Meta: cloneMeta(in.Meta), CreatedAt: r.now().Truncate(time.Millisecond)}
-	_, err = r.db.ExecContext(ctx, `INSERT INTO cameras(`+cameraColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.Name, c.SiteID, c.OrgID, c.URL, c.SubURL, c.Lat, c.Lon, encodeMeta(c.Meta), c.CreatedAt.UnixMilli())
+		Mode: cmp.Or(in.Mode, CameraAlways), Lat: in.Lat, Lon: in.Lon, Meta: cloneMeta(in.Meta), CreatedAt: r.now().Truncate(time.Millisecond)}
+	_, err = r.db.ExecContext(ctx, `INSERT INTO cameras(`+cameraColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.Name, c.SiteID, c.OrgID, c.URL, c.SubURL, c.Mode, c.Lat, c.Lon, encodeMeta(c.Meta), c.CreatedAt.UnixMilli())
 	if err != nil {
 		return Camera{}, fmt.Errorf("insert camera: %w", err)
 	}
 	r.cameras[c.ID] = c
-	r.changed("camera", "created", c.OrgID, ID(c.ID), c.Redacted())
 	return c, nil
 }
 
@@ -274,9 +297,9 @@ func (r *Registry) ListCameras(scope orgs.Scope, site SiteID) []Camera {
 	return out
 }
 
-// UpdateCamera changes a camera inside scope. Moving it to another site
+// updateCamera changes a camera inside scope. Moving it to another site
 // needs that site in scope too, and takes that site's organisation.
-func (r *Registry) UpdateCamera(ctx context.Context, scope orgs.Scope, id CameraID, p CameraPatch) (Camera, error) {
+func (r *Registry) updateCamera(ctx context.Context, scope orgs.Scope, id CameraID, p CameraPatch) (Camera, error) {
 	r.camMu.Lock()
 	defer r.camMu.Unlock()
 	c, ok := r.cameras[id]
@@ -316,6 +339,12 @@ func (r *Registry) UpdateCamera(ctx context.Context, scope orgs.Scope, id Camera
 		}
 		c.SubURL = *p.SubURL
 	}
+	if p.Mode != nil {
+		if err := checkMode(*p.Mode); err != nil {
+			return Camera{}, err
+		}
+		c.Mode = *p.Mode
+	}
 	if p.Lat != nil {
 		c.Lat = *p.Lat
 	}
@@ -331,18 +360,17 @@ func (r *Registry) UpdateCamera(ctx context.Context, scope orgs.Scope, id Camera
 		}
 		c.Meta = cloneMeta(*p.Meta)
 	}
-	_, err := r.db.ExecContext(ctx, `UPDATE cameras SET name = ?, site_id = ?, org_id = ?, url = ?, sub_url = ?, lat = ?, lon = ?, meta = ? WHERE id = ?`,
-		c.Name, c.SiteID, c.OrgID, c.URL, c.SubURL, c.Lat, c.Lon, encodeMeta(c.Meta), c.ID)
+	_, err := r.db.ExecContext(ctx, `UPDATE cameras SET name = ?, site_id = ?, org_id = ?, url = ?, sub_url = ?, mode = ?, lat = ?, lon = ?, meta = ? WHERE id = ?`,
+		c.Name, c.SiteID, c.OrgID, c.URL, c.SubURL, c.Mode, c.Lat, c.Lon, encodeMeta(c.Meta), c.ID)
 	if err != nil {
 		return Camera{}, fmt.Errorf("update camera: %w", err)
 	}
 	r.cameras[id] = c
-	r.changed("camera", "updated", c.OrgID, ID(c.ID), c.Redacted())
 	return c, nil
 }
 
-// DeleteCamera removes a camera inside scope and returns it.
-func (r *Registry) DeleteCamera(ctx context.Context, scope orgs.Scope, id CameraID) (Camera, error) {
+// deleteCamera removes a camera inside scope and returns it.
+func (r *Registry) deleteCamera(ctx context.Context, scope orgs.Scope, id CameraID) (Camera, error) {
 	r.camMu.Lock()
 	defer r.camMu.Unlock()
 	c, ok := r.cameras[id]
@@ -356,7 +384,6 @@ func (r *Registry) DeleteCamera(ctx context.Context, scope orgs.Scope, id Camera
 		return Camera{}, fmt.Errorf("delete camera: %w", err)
 	}
 	delete(r.cameras, id)
-	r.changed("camera", "deleted", c.OrgID, ID(c.ID), c.Redacted())
 	return c, nil
 }
 
@@ -414,4 +441,34 @@ func cloneMeta(m map[string]string) map[string]string {
 		return nil
 	}
 	return maps.Clone(m)
+}
+
+// CreateCamera adds a camera inside scope (see createCamera), then tells
+// OnChange.
+func (r *Registry) CreateCamera(ctx context.Context, scope orgs.Scope, in NewCamera) (Camera, error) {
+	c, err := r.createCamera(ctx, scope, in)
+	if err == nil {
+		r.changed("camera", "created", c.OrgID, ID(c.ID), c.Redacted()) // after the lock: the hook may read the registry
+	}
+	return c, err
+}
+
+// UpdateCamera changes a camera inside scope (see updateCamera), then
+// tells OnChange.
+func (r *Registry) UpdateCamera(ctx context.Context, scope orgs.Scope, id CameraID, p CameraPatch) (Camera, error) {
+	c, err := r.updateCamera(ctx, scope, id, p)
+	if err == nil {
+		r.changed("camera", "updated", c.OrgID, ID(c.ID), c.Redacted()) // after the lock: the hook may read the registry
+	}
+	return c, err
+}
+
+// DeleteCamera removes a camera inside scope (see deleteCamera), then
+// tells OnChange.
+func (r *Registry) DeleteCamera(ctx context.Context, scope orgs.Scope, id CameraID) (Camera, error) {
+	c, err := r.deleteCamera(ctx, scope, id)
+	if err == nil {
+		r.changed("camera", "deleted", c.OrgID, ID(c.ID), c.Redacted()) // after the lock: the hook may read the registry
+	}
+	return c, err
 }

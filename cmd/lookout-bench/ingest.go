@@ -244,7 +244,7 @@ func startNode(binary, mosquittoBin, tsdbConf, pprofAddr string) (*node, error) 
 		return fail(fmt.Errorf("mosquitto: %w", err))
 	}
 	httpAddr, _ := freeAddr()
-	cfg := fmt.Sprintf("data_dir: %s\nlog:\n  level: warn\nhttp:\n  addr: %s\nbootstrap:\n  root_org: {id: yn, name: 云南省, kind: province}\n  admin_password: bench-admin-password\nmqtt:\n  mode: external\n  external:\n    url: tcp://%s\n    username: lookout-bench\n    client_id: lookout-bench\n%sdemo:\n  enabled: false\ndebug:\n  pprof_addr: %q\n",
+	cfg := fmt.Sprintf("data_dir: %s\nlog:\n  level: warn\nhttp:\n  addr: %s\nbootstrap:\n  root_org: {id: yn, name: 云南省, kind: province}\n  admin_password: bench-admin-password\nmqtt:\n  mode: external\n  external:\n    url: tcp://%s\n    username: lookout-bench\n    client_id: lookout-bench\n%sdemo:\n  enabled: false\nwebrtc:\n  udp_addr: 127.0.0.1:0\n  tcp_addr: 127.0.0.1:0\ndebug:\n  pprof_addr: %q\n",
 		filepath.Join(dir, "data"), httpAddr, n.mqttAddr, tsdbConf, pprofAddr)
 	if err := os.WriteFile(filepath.Join(dir, "lookout.yaml"), []byte(cfg), 0o600); err != nil {
 		return fail(err)

@@ -112,7 +112,7 @@ func startOnce(binary, config, dataDir string, settle time.Duration) (time.Durat
 		return 0, 0, err
 	}
 	cmd := exec.Command(binary, "serve", "--config", config)
-	cmd.Env = append(os.Environ(), "LOOKOUT_DATA_DIR="+filepath.Join(dataDir, "data"), "LOOKOUT_HTTP_ADDR="+httpAddr,
+	cmd.Env = append(os.Environ(), "LOOKOUT_WEBRTC_ADDR=127.0.0.1:0", "LOOKOUT_DATA_DIR="+filepath.Join(dataDir, "data"), "LOOKOUT_HTTP_ADDR="+httpAddr,
 		"LOOKOUT_MQTT_ADDR="+mqttAddr, "LOOKOUT_ADMIN_PASSWORD=bench-admin-password", "LOOKOUT_DEMO=1")
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}

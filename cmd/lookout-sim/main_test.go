@@ -33,7 +33,7 @@ func TestSimulatorAgainstARunningServer(t *testing.T) {
 	}
 	httpAddr, mqttAddr := freeAddr(t), freeAddr(t)
 	srv := exec.Command(filepath.Join(dir, "lookout"), "serve")
-	srv.Env = append(os.Environ(), "LOOKOUT_DATA_DIR="+filepath.Join(dir, "data"), "LOOKOUT_HTTP_ADDR="+httpAddr,
+	srv.Env = append(os.Environ(), "LOOKOUT_WEBRTC_ADDR=127.0.0.1:0", "LOOKOUT_DATA_DIR="+filepath.Join(dir, "data"), "LOOKOUT_HTTP_ADDR="+httpAddr,
 		"LOOKOUT_MQTT_ADDR="+mqttAddr, "LOOKOUT_ADMIN_PASSWORD=sim-admin-password", "LOOKOUT_DEMO=0")
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)

@@ -23,9 +23,11 @@ import (
 	"github.com/lookout-cc/lookout/console/events"
 	"github.com/lookout-cc/lookout/console/users"
 	"github.com/lookout-cc/lookout/devices"
+	"github.com/lookout-cc/lookout/ingest/cameras"
 	"github.com/lookout-cc/lookout/internal/audit"
 	"github.com/lookout-cc/lookout/internal/health"
 	"github.com/lookout-cc/lookout/internal/orgs"
+	"github.com/lookout-cc/lookout/sfu/whep"
 )
 
 // Params are what the API needs from the rest of the server.
@@ -45,6 +47,9 @@ type Params struct {
 	Rules  *alerts.Rules
 	Alerts *alerts.Store
 	Events *events.Bus
+	// Cameras pulls the cameras; WHEP plays them to viewers.
+	Cameras *cameras.Hub
+	WHEP    *whep.Server
 	// Telemetry reads the time-series store.
 	Telemetry TelemetryReader
 	Signer    *auth.Signer
@@ -137,6 +142,10 @@ func New(p Params) (http.Handler, error) {
 	authed.POST("/alerts/:id/resolve", a.require(auth.PermAlertsAct), a.alertStep(alerts.StateResolved))
 	authed.POST("/alerts/:id/close", a.require(auth.PermAlertsAct), a.alertStep(alerts.StateClosed))
 	authed.GET("/events", a.events)
+	if p.WHEP != nil && p.Cameras != nil {
+		authed.POST("/whep/cameras/:id", a.require(auth.PermDevicesRead), a.whepOffer)
+		authed.DELETE("/whep/sessions/:id", a.require(auth.PermDevicesRead), a.whepHangup)
+	}
 	authed.GET("/cameras", a.require(auth.PermDevicesRead), a.listCameras)
 	authed.POST("/cameras", a.require(auth.PermDevicesWrite), a.createCamera)
 	authed.GET("/cameras/:id", a.require(auth.PermDevicesRead), a.getCamera)

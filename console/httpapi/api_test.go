@@ -24,11 +24,13 @@ import (
 	"github.com/lookout-cc/lookout/console/events"
 	"github.com/lookout-cc/lookout/console/users"
 	"github.com/lookout-cc/lookout/devices"
+	"github.com/lookout-cc/lookout/ingest/cameras"
 	"github.com/lookout-cc/lookout/ingest/tsdb"
 	"github.com/lookout-cc/lookout/internal/audit"
 	"github.com/lookout-cc/lookout/internal/health"
 	"github.com/lookout-cc/lookout/internal/orgs"
 	"github.com/lookout-cc/lookout/internal/sqldb"
+	"github.com/lookout-cc/lookout/sfu/whep"
 )
 
 // env is a console API over real stores in a temporary SQLite database, with
@@ -154,7 +156,8 @@ func newEnv(t *testing.T) *env {
 	}
 	hr := health.NewRegistry()
 	hr.Add("state", db.PingContext)
-	api, err := New(Params{Log: log, Metrics: prometheus.NewRegistry(), Health: hr, Orgs: tree, Users: us, Devices: reg, Audit: auditLog, Presence: presence, Commands: cmds, Rules: rules, Alerts: alertStore, Events: bus, Telemetry: store, Signer: signer,
+	api, err := New(Params{Log: log, Metrics: prometheus.NewRegistry(), Health: hr, Orgs: tree, Users: us, Devices: reg, Audit: auditLog, Presence: presence, Commands: cmds, Rules: rules, Alerts: alertStore, Events: bus, Telemetry: store,
+		Cameras: cameras.New(cameras.Params{Log: log}), WHEP: whep.New(whep.Params{Log: log}), Signer: signer,
 		Throttle: auth.NewThrottle(3, 200*time.Millisecond, time.Second), TokenTTL: time.Hour, MaxBodyBytes: 4096, Version: "test"})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"github.com/lookout-cc/lookout/ingest/cameras"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -20,13 +21,27 @@ func (a *API) listCameras(c *gin.Context) {
 	c.JSON(http.StatusOK, list(cams))
 }
 
+// cameraView is a camera as GET /cameras/{id} answers: the record (its
+// URLs redacted), its state, and the stream's figures.
+type cameraView struct {
+	devices.Camera
+	State  string          `json:"state"`
+	Stream *cameras.Status `json:"stream,omitempty"`
+}
+
 func (a *API) getCamera(c *gin.Context) {
 	cam, err := a.p.Devices.GetCamera(mustPrincipal(c).Scope, devices.CameraID(c.Param("id")))
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, cam.Redacted())
+	view := cameraView{Camera: cam.Redacted(), State: "unknown"}
+	if a.p.Cameras != nil {
+		if st, ok := a.p.Cameras.Status(string(cam.ID)); ok {
+			view.State, view.Stream = string(st.State), &st
+		}
+	}
+	c.JSON(http.StatusOK, view)
 }
 
 func (a *API) createCamera(c *gin.Context) {

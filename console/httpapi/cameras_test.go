@@ -198,6 +198,8 @@ func TestCameraBadFields(t *testing.T) {
 		{"patch url", "PATCH", "/api/v1/cameras/c1", map[string]any{"url": "udp://admin:" + camPassword + "@cam"}, "url"},
 		{"patch empty url", "PATCH", "/api/v1/cameras/c1", map[string]any{"url": ""}, "url"},
 		{"patch sub_url", "PATCH", "/api/v1/cameras/c1", map[string]any{"sub_url": "rtsp://"}, "sub_url"},
+		{"bad mode", "POST", "/api/v1/cameras", with("mode", "sometimes"), "mode"},
+		{"patch mode", "PATCH", "/api/v1/cameras/c1", map[string]any{"mode": "never"}, "mode"},
 		{"patch lat", "PATCH", "/api/v1/cameras/c1", map[string]any{"lat": -91}, "lat"},
 		{"patch lon", "PATCH", "/api/v1/cameras/c1", map[string]any{"lon": 181}, "lon"},
 		{"patch meta", "PATCH", "/api/v1/cameras/c1", map[string]any{"meta": map[string]string{strings.Repeat("k", 65): "v"}}, "meta"},

@@ -28,6 +28,8 @@ type Config struct {
 	TSDB      TSDB      `yaml:"tsdb"`
 	Ingest    Ingest    `yaml:"ingest"`
 	Alerts    Alerts    `yaml:"alerts"`
+	WebRTC    WebRTC    `yaml:"webrtc"`
+	Cameras   Cameras   `yaml:"cameras"`
 	Demo      Demo      `yaml:"demo"`
 	Debug     Debug     `yaml:"debug"`
 }
@@ -52,6 +54,27 @@ type Alerts struct {
 	// EventReplay is how many events the events stream keeps for clients
 	// that reconnect with Last-Event-ID.
 	EventReplay int `yaml:"event_replay"`
+}
+
+// WebRTC configures the SFU's ICE ports: one UDP port for every session
+// (what a firewall team can open), and ICE-TCP on a TCP port for networks
+// that block UDP.
+type WebRTC struct {
+	UDPAddr string `yaml:"udp_addr"`
+	// TCPAddr is the ICE-TCP port; empty turns ICE-TCP off.
+	TCPAddr string `yaml:"tcp_addr"`
+	// PublicIPs are advertised in place of the local addresses, for a
+	// server behind 1:1 NAT.
+	PublicIPs []string `yaml:"public_ips"`
+}
+
+// Cameras configures pulling the cameras over RTSP.
+type Cameras struct {
+	// RTSPTransport is "auto" (UDP first, then TCP), "udp" or "tcp".
+	RTSPTransport string `yaml:"rtsp_transport"`
+	// OnDemandLinger is how long an on-demand camera is still pulled after
+	// its last viewer left.
+	OnDemandLinger Duration `yaml:"on_demand_linger"`
 }
 
 // Ingest configures the telemetry path from MQTT to the time-series store.
@@ -197,9 +220,11 @@ func Default() Config {
 			Backend:  "embedded",
 			Embedded: EmbeddedTSDB{Retention: Duration(90 * 24 * time.Hour)},
 		},
-		Ingest: Ingest{BatchSize: 5000, FlushInterval: Duration(100 * time.Millisecond), SpoolMaxBytes: 1 << 30},
-		Alerts: Alerts{FeedRadiusM: 2000, EventReplay: 10_000},
-		Demo:   Demo{Enabled: false, Interval: Duration(5 * time.Second)},
+		Ingest:  Ingest{BatchSize: 5000, FlushInterval: Duration(100 * time.Millisecond), SpoolMaxBytes: 1 << 30},
+		Alerts:  Alerts{FeedRadiusM: 2000, EventReplay: 10_000},
+		WebRTC:  WebRTC{UDPAddr: "127.0.0.1:8189", TCPAddr: "127.0.0.1:8189"},
+		Cameras: Cameras{RTSPTransport: "auto", OnDemandLinger: Duration(30 * time.Second)},
+		Demo:    Demo{Enabled: false, Interval: Duration(5 * time.Second)},
 	}
 }
 
@@ -317,6 +342,25 @@ func (c *Config) Validate() error {
 		if strings.TrimSpace(f) == "" {
 			bad(fmt.Sprintf("alerts.rule_files[%d]", i), "must not be empty")
 		}
+	}
+	if err := checkHostPort(c.WebRTC.UDPAddr); err != nil {
+		bad("webrtc.udp_addr", "must be host:port, %v", err)
+	}
+	if c.WebRTC.TCPAddr != "" {
+		if err := checkHostPort(c.WebRTC.TCPAddr); err != nil {
+			bad("webrtc.tcp_addr", "must be host:port or empty, %v", err)
+		}
+	}
+	for i, ip := range c.WebRTC.PublicIPs {
+		if net.ParseIP(ip) == nil {
+			bad(fmt.Sprintf("webrtc.public_ips[%d]", i), "must be an IP address, got %q", ip)
+		}
+	}
+	if !oneOf(c.Cameras.RTSPTransport, "auto", "udp", "tcp") {
+		bad("cameras.rtsp_transport", "must be auto, udp or tcp, got %q", c.Cameras.RTSPTransport)
+	}
+	if c.Cameras.OnDemandLinger.D() < time.Second || c.Cameras.OnDemandLinger.D() > time.Hour {
+		bad("cameras.on_demand_linger", "must be between 1s and 1h, got %s", c.Cameras.OnDemandLinger)
 	}
 	if c.Ingest.SpoolMaxBytes < 4<<20 {
 		bad("ingest.spool_max_bytes", "must be at least 4194304 (4 MiB), got %d", c.Ingest.SpoolMaxBytes)

@@ -21,6 +21,8 @@ const (
 	EnvDataDir       = "LOOKOUT_DATA_DIR"
 	EnvAdminPassword = "LOOKOUT_ADMIN_PASSWORD"
 	EnvDemo          = "LOOKOUT_DEMO"
+	// EnvWebRTCAddr sets both ICE ports (UDP and TCP) of the SFU.
+	EnvWebRTCAddr = "LOOKOUT_WEBRTC_ADDR"
 )
 
 // LoadFile reads the YAML file at path over the defaults, applies the
@@ -84,6 +86,9 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 	}
 	if v := getenv(EnvDataDir); v != "" {
 		cfg.DataDir = v
+	}
+	if v := getenv(EnvWebRTCAddr); v != "" {
+		cfg.WebRTC.UDPAddr, cfg.WebRTC.TCPAddr = v, v
 	}
 	if v := getenv(EnvAdminPassword); v != "" {
 		cfg.Bootstrap.AdminPassword = Secret(v)

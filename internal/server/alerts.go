@@ -43,6 +43,9 @@ func (s *Server) startAlerts(ctx context.Context) error {
 		if kind == "device" && action != "created" {
 			engine.DeviceChanged(devices.ID(id)) // moved or gone: its rules start afresh
 		}
+		if kind == "camera" {
+			s.cameraChanged(action, id)
+		}
 	}
 	s.alerts, s.alertEngine, s.rules = store, engine, rules
 	// The other components' changes go to the events stream too.

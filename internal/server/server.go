@@ -30,6 +30,7 @@ import (
 	"github.com/lookout-cc/lookout/console/users"
 	"github.com/lookout-cc/lookout/devices"
 	"github.com/lookout-cc/lookout/ingest/broker"
+	"github.com/lookout-cc/lookout/ingest/cameras"
 	"github.com/lookout-cc/lookout/ingest/mqtt"
 	"github.com/lookout-cc/lookout/ingest/pipeline"
 	"github.com/lookout-cc/lookout/ingest/spool"
@@ -40,6 +41,8 @@ import (
 	"github.com/lookout-cc/lookout/internal/health"
 	"github.com/lookout-cc/lookout/internal/orgs"
 	"github.com/lookout-cc/lookout/internal/sqldb"
+	"github.com/lookout-cc/lookout/sfu/rtc"
+	"github.com/lookout-cc/lookout/sfu/whep"
 )
 
 // StopTimeout is the longest a graceful stop may take before the process
@@ -90,14 +93,19 @@ type Server struct {
 	alerts      *alerts.Store
 	alertEngine *alerts.Engine
 	rules       *alerts.Rules
-	httpSrv     *http.Server
-	httpLn      net.Listener
-	httpWG      sync.WaitGroup
-	pprof       *http.Server
-	rootOrg     orgs.ID
-	sim         *demo.Simulator
-	simStop     context.CancelFunc
-	simDone     chan struct{}
+	// rtc is the SFU's WebRTC engine; whep plays cameras to viewers;
+	// cameras pulls them.
+	rtc     *rtc.Engine
+	whep    *whep.Server
+	cameras *cameras.Hub
+	httpSrv *http.Server
+	httpLn  net.Listener
+	httpWG  sync.WaitGroup
+	pprof   *http.Server
+	rootOrg orgs.ID
+	sim     *demo.Simulator
+	simStop context.CancelFunc
+	simDone chan struct{}
 
 	started []component
 }
@@ -134,6 +142,8 @@ func (s *Server) components() []component {
 		{name: "mqtt broker", start: s.startMQTT, stop: s.stopMQTT},
 		{name: "mqtt client", start: s.startMQTTClient, stop: s.stopMQTTClient},
 		{name: "commands", start: s.startCommands, stop: s.stopCommands},
+		{name: "webrtc", start: s.startWebRTC, stop: s.stopWebRTC},
+		{name: "cameras", start: s.startCameras, stop: s.stopCameras},
 		{name: "demo", start: s.startDemo, stop: s.stopDemo},
 		{name: "alert rules", start: s.loadRuleFiles},
 		{name: "http", start: s.startHTTP, stop: s.stopHTTP},
@@ -421,6 +431,8 @@ func (s *Server) startHTTP(context.Context) error {
 		Rules:        s.rules,
 		Alerts:       s.alerts,
 		Events:       s.events,
+		Cameras:      s.cameras,
+		WHEP:         s.whep,
 		Telemetry:    s.tsdb,
 		Signer:       s.signer,
 		Throttle:     auth.NewThrottle(s.cfg.Auth.LoginFreeFailures, s.cfg.Auth.LoginBaseDelay.D(), s.cfg.Auth.LoginMaxDelay.D()),

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/lookout-cc/lookout/sfu/source"
@@ -77,13 +78,14 @@ type Session struct {
 	Owner   string
 	Created time.Time
 
-	srv    *Server
-	src    *source.Source
-	pc     *webrtc.PeerConnection
-	mu     sync.Mutex
-	viewer *source.Viewer
-	closed bool
-	done   chan struct{}
+	srv     *Server
+	src     *source.Source
+	pc      *webrtc.PeerConnection
+	mu      sync.Mutex
+	viewer  *source.Viewer
+	closed  bool
+	done    chan struct{}
+	onClose func()
 }
 
 func newSessionID() string {
@@ -100,25 +102,44 @@ func mimeOf(codec string) string {
 	return webrtc.MimeTypeH264
 }
 
+// offers says whether an offer has a video media that may receive the
+// codec (by its rtpmap name).
+func offers(d *sdp.SessionDescription, codec string) bool {
+	for _, m := range d.MediaDescriptions {
+		if m.MediaName.Media != "video" {
+			continue
+		}
+		for _, a := range m.Attributes {
+			if a.Key == "rtpmap" && strings.Contains(strings.ToUpper(a.Value), " "+strings.ToUpper(codec)+"/90000") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Offer answers a viewer's offer for src: the answer SDP (with every ICE
 // candidate, as WHEP has no trickle here) and the new session. The viewer
 // starts getting video (the cached keyframe first) once it is connected.
-func (s *Server) Offer(camera, owner string, src *source.Source, offer string) (string, *Session, error) {
-	if !strings.HasPrefix(strings.TrimSpace(offer), "v=0") {
-		return "", nil, fmt.Errorf("%w: not an SDP", ErrBadOffer)
+// onClose (if not nil) is called once when the session ends, however it
+// ends; not when Offer fails.
+func (s *Server) Offer(camera, owner string, src *source.Source, offer string, onClose func()) (string, *Session, error) {
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(offer); err != nil {
+		return "", nil, fmt.Errorf("%w: %v", ErrBadOffer, err)
 	}
 	codec := src.Codec()
 	if codec == "" {
 		codec = source.H264 // not seen yet: what nearly every camera sends
 	}
-	if !strings.Contains(strings.ToUpper(offer), strings.ToUpper(strings.TrimPrefix(mimeOf(codec), "video/"))+"/90000") {
+	if !offers(&parsed, strings.TrimPrefix(mimeOf(codec), "video/")) {
 		return "", nil, ErrNoCodec
 	}
 	pc, err := s.p.Peers.NewPeerConnection()
 	if err != nil {
 		return "", nil, err
 	}
-	sess := &Session{ID: newSessionID(), Camera: camera, Owner: owner, Created: time.Now(), srv: s, src: src, pc: pc, done: make(chan struct{})}
+	sess := &Session{ID: newSessionID(), Camera: camera, Owner: owner, Created: time.Now(), srv: s, src: src, pc: pc, done: make(chan struct{}), onClose: onClose}
 	fail := func(err error) (string, *Session, error) {
 		_ = pc.Close()
 		return "", nil, err
@@ -238,6 +259,9 @@ func (sess *Session) close() {
 	s.mu.Lock()
 	delete(s.sessions, sess.ID)
 	s.mu.Unlock()
+	if sess.onClose != nil {
+		sess.onClose()
+	}
 	close(sess.done)
 	s.wg.Done()
 }

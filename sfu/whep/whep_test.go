@@ -5,16 +5,14 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
+	"github.com/lookout-cc/lookout/internal/testpeers"
 	"github.com/lookout-cc/lookout/sfu/rtc"
 	"github.com/lookout-cc/lookout/sfu/source"
 )
@@ -66,91 +64,6 @@ func newServer(t *testing.T) (*Server, *rtc.Engine) {
 	return s, eng
 }
 
-// client is a WHEP viewer: a pion peer connection on a socket of its own.
-type client struct {
-	pc   *webrtc.PeerConnection
-	sock net.PacketConn
-	mux  ice.UDPMux
-
-	mu      sync.Mutex
-	packets []rtp.Packet
-	first   time.Time
-}
-
-func newClient(t *testing.T, codecs ...webrtc.RTPCodecParameters) *client {
-	t.Helper()
-	sock, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var se webrtc.SettingEngine
-	mux := webrtc.NewICEUDPMux(nil, sock)
-	se.SetICEUDPMux(mux)
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	var me webrtc.MediaEngine
-	if len(codecs) == 0 {
-		codecs = []webrtc.RTPCodecParameters{{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, PayloadType: 102}}
-	}
-	for _, c := range codecs {
-		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(&me)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &client{pc: pc, sock: sock, mux: mux}
-	t.Cleanup(func() { pc.Close(); mux.Close() })
-	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-		t.Fatal(err)
-	}
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		for {
-			p, _, err := tr.ReadRTP()
-			if err != nil {
-				return
-			}
-			c.mu.Lock()
-			if len(c.packets) == 0 {
-				c.first = time.Now()
-			}
-			c.packets = append(c.packets, *p)
-			c.mu.Unlock()
-		}
-	})
-	return c
-}
-
-func (c *client) offer(t *testing.T) string {
-	t.Helper()
-	o, err := c.pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := webrtc.GatheringCompletePromise(c.pc)
-	if err := c.pc.SetLocalDescription(o); err != nil {
-		t.Fatal(err)
-	}
-	<-g
-	return c.pc.LocalDescription().SDP
-}
-
-func (c *client) answer(t *testing.T, sdp string) {
-	t.Helper()
-	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (c *client) received() []rtp.Packet {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]rtp.Packet(nil), c.packets...)
-}
-
 func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(within); !cond(); time.Sleep(5 * time.Millisecond) {
@@ -173,19 +86,19 @@ func TestViewerStartsAtTheCachedKeyframe(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	waitUntil(t, 5*time.Second, "a keyframe cached", func() bool { return src.Stats().CachedPackets > 5 })
 
-	c := newClient(t)
+	c := testpeers.NewViewer(t)
 	began := time.Now()
-	answer, sess, err := s.Offer("cam-1", "alice", src, c.offer(t))
+	answer, sess, err := s.Offer("cam-1", "alice", src, c.Offer(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.answer(t, answer)
-	waitUntil(t, 5*time.Second, "video", func() bool { return len(c.received()) > 0 })
-	got := c.received()
+	c.Answer(t, answer)
+	waitUntil(t, 5*time.Second, "video", func() bool { return len(c.Packets()) > 0 })
+	got := c.Packets()
 	if first := got[0].Payload[0] & 0x1f; first != 24 { // STAP-A: SPS and PPS
 		t.Fatalf("first packet NAL type %d, want the cached parameter sets", first)
 	}
-	if wait := c.first.Sub(began); wait > time.Second {
+	if wait := c.First().Sub(began); wait > time.Second {
 		t.Fatalf("first packet after %s", wait)
 	}
 	if s.CameraSessions("cam-1") != 1 || src.Viewers() != 1 {
@@ -215,14 +128,14 @@ func TestVanishedViewerIsDropped(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); feed(ctx, src) }()
 	defer func() { cancel(); <-done }()
-	c := newClient(t)
-	answer, _, err := s.Offer("cam-1", "bob", src, c.offer(t))
+	c := testpeers.NewViewer(t)
+	answer, _, err := s.Offer("cam-1", "bob", src, c.Offer(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.answer(t, answer)
-	waitUntil(t, 5*time.Second, "video", func() bool { return len(c.received()) > 0 })
-	c.mux.Close() // gone: no goodbye, no more ICE
+	c.Answer(t, answer)
+	waitUntil(t, 5*time.Second, "video", func() bool { return len(c.Packets()) > 0 })
+	c.Vanish() // gone: no goodbye, no more ICE
 	waitUntil(t, 25*time.Second, "the session dropped", func() bool { return s.CameraSessions("cam-1") == 0 && src.Viewers() == 0 })
 }
 
@@ -238,12 +151,12 @@ func TestBadOffers(t *testing.T) {
 		{"not SDP", "hello", ErrBadOffer},
 		{"broken SDP", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\nm=video broken\r\n", ErrBadOffer},
 	} {
-		if _, _, err := s.Offer("cam", "x", src, tc.offer); !errors.Is(err, tc.want) && !errors.Is(err, ErrNoCodec) {
+		if _, _, err := s.Offer("cam", "x", src, tc.offer, nil); !errors.Is(err, tc.want) && !errors.Is(err, ErrNoCodec) {
 			t.Errorf("%s: %v", tc.name, err)
 		}
 	}
-	vp8 := newClient(t, webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96})
-	if _, _, err := s.Offer("cam", "x", src, vp8.offer(t)); !errors.Is(err, ErrNoCodec) {
+	vp8 := testpeers.NewViewer(t, webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96})
+	if _, _, err := s.Offer("cam", "x", src, vp8.Offer(t), nil); !errors.Is(err, ErrNoCodec) {
 		t.Fatalf("VP8 only: %v", err)
 	}
 	if len(s.Sessions()) != 0 {

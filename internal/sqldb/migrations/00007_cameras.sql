@@ -10,6 +10,7 @@ CREATE TABLE cameras (
     org_id     TEXT NOT NULL REFERENCES orgs(id),
     url        TEXT NOT NULL,
     sub_url    TEXT NOT NULL DEFAULT '',
+    mode       TEXT NOT NULL DEFAULT 'always', -- always, or on_demand (pulled while watched)
     lat        REAL NOT NULL,
     lon        REAL NOT NULL,
     meta       TEXT NOT NULL DEFAULT '{}', -- JSON object of strings

@@ -1,0 +1,86 @@
+package server
+
+import (
+	"context"
+
+	"github.com/lookout-cc/lookout/devices"
+	"github.com/lookout-cc/lookout/ingest/cameras"
+	"github.com/lookout-cc/lookout/ingest/rtsp"
+	"github.com/lookout-cc/lookout/sfu/rtc"
+	"github.com/lookout-cc/lookout/sfu/whep"
+)
+
+// startWebRTC opens the SFU's ICE ports and the WHEP server on them.
+func (s *Server) startWebRTC(context.Context) error {
+	eng, err := rtc.New(rtc.Params{UDPAddr: s.cfg.WebRTC.UDPAddr, TCPAddr: s.cfg.WebRTC.TCPAddr, PublicIPs: s.cfg.WebRTC.PublicIPs,
+		Log: s.log.With("component", "webrtc")})
+	if err != nil {
+		return err
+	}
+	s.rtc = eng
+	s.whep = whep.New(whep.Params{Peers: eng, Log: s.log.With("component", "whep")})
+	return nil
+}
+
+func (s *Server) stopWebRTC(context.Context) error {
+	s.whep.Close()
+	return s.rtc.Close()
+}
+
+// startCameras pulls every camera of the registry, and follows the
+// registry's changes; each camera's state changes are events.
+func (s *Server) startCameras(context.Context) error {
+	s.cameras = cameras.New(cameras.Params{Log: s.log.With("component", "cameras"), Linger: s.cfg.Cameras.OnDemandLinger.D(),
+		Transport: s.cfg.Cameras.RTSPTransport, OnStatus: s.cameraStatus})
+	scope, err := s.orgs.ScopeOf(s.rootOrg)
+	if err != nil {
+		return err
+	}
+	for _, c := range s.registry.ListCameras(scope, "") {
+		s.pullCamera(c)
+	}
+	return nil
+}
+
+func (s *Server) stopCameras(context.Context) error {
+	s.cameras.Close()
+	return nil
+}
+
+// pullCamera gives the hub a camera as the registry has it now.
+func (s *Server) pullCamera(c devices.Camera) {
+	if err := s.cameras.Set(cameras.Spec{ID: string(c.ID), URL: c.URL, Mode: c.Mode}); err != nil {
+		s.log.Error("camera not pulled", "camera", c.ID, "err", err)
+	}
+}
+
+// cameraChanged follows a change of the registry's cameras.
+func (s *Server) cameraChanged(action, id string) {
+	if s.cameras == nil {
+		return
+	}
+	if action == "deleted" {
+		s.cameras.Remove(id)
+		return
+	}
+	scope, err := s.orgs.ScopeOf(s.rootOrg)
+	if err != nil {
+		return
+	}
+	if c, err := s.registry.GetCamera(scope, devices.CameraID(id)); err == nil {
+		s.pullCamera(c) // the record with its real URL, not the event's redacted one
+	}
+}
+
+// cameraStatus puts a camera's state change on the events stream.
+func (s *Server) cameraStatus(id string, st rtsp.Status) {
+	scope, err := s.orgs.ScopeOf(s.rootOrg)
+	if err != nil {
+		return
+	}
+	c, err := s.registry.GetCamera(scope, devices.CameraID(id))
+	if err != nil {
+		return
+	}
+	s.publishEvent("camera", c.OrgID, map[string]any{"action": "state", "camera_id": id, "status": st})
+}
