@@ -145,6 +145,7 @@ func New(p Params) (http.Handler, error) {
 	if p.WHEP != nil && p.Cameras != nil {
 		authed.POST("/whep/cameras/:id", a.require(auth.PermDevicesRead), a.whepOffer)
 		authed.DELETE("/whep/sessions/:id", a.require(auth.PermDevicesRead), a.whepHangup)
+		authed.POST("/whep/sessions/:id/layer", a.require(auth.PermDevicesRead), a.whepLayer)
 	}
 	authed.GET("/cameras", a.require(auth.PermDevicesRead), a.listCameras)
 	authed.POST("/cameras", a.require(auth.PermDevicesWrite), a.createCamera)

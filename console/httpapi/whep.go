@@ -11,6 +11,7 @@ import (
 
 	"github.com/lookout-cc/lookout/devices"
 	"github.com/lookout-cc/lookout/ingest/cameras"
+	"github.com/lookout-cc/lookout/internal/errclass"
 	"github.com/lookout-cc/lookout/sfu/whep"
 )
 
@@ -39,7 +40,12 @@ func (a *API) whepOffer(c *gin.Context) {
 		writeError(c, http.StatusRequestEntityTooLarge, "body_too_large", "", "the offer is larger than 64 KiB")
 		return
 	}
-	src, release, err := a.p.Cameras.Acquire(string(cam.ID))
+	stream := c.DefaultQuery("stream", cameras.Main)
+	if stream != cameras.Main && stream != cameras.Sub {
+		a.fail(c, errclass.Invalidf("stream", "must be main or sub"))
+		return
+	}
+	src, stream, release, err := a.p.Cameras.Acquire(string(cam.ID), stream)
 	if errors.Is(err, cameras.ErrNotFound) {
 		writeError(c, http.StatusServiceUnavailable, "camera_not_pulled", "", "the camera is not being pulled yet; try again shortly")
 		return
@@ -63,8 +69,57 @@ func (a *API) whepOffer(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.Header("Location", "/api/v1/whep/sessions/"+sess.ID)
+	loc := "/api/v1/whep/sessions/" + sess.ID
+	c.Header("Location", loc)
+	// The WHEP layer extension: POST {"encodingId": "main"|"sub"} there
+	// switches the stream without a new offer.
+	c.Header("Link", "<"+loc+`/layer>; rel="urn:ietf:params:whep:ext:core:layer"`)
+	c.Header("X-Lookout-Stream", stream)
 	c.Data(http.StatusCreated, "application/sdp", []byte(answer))
+}
+
+// layerRequest is the WHEP layer extension's body: encodingId names the
+// stream, "main" or "sub".
+type layerRequest struct {
+	EncodingID string `json:"encodingId"`
+	MediaID    string `json:"mediaId"`
+}
+
+// whepLayer answers POST /whep/sessions/{id}/layer: the session switches
+// to the camera's main or sub stream, without a new offer (a wall tile
+// made large, or small again).
+func (a *API) whepLayer(c *gin.Context) {
+	sess, ok := a.p.WHEP.Session(c.Param("id"))
+	if !ok {
+		writeError(c, http.StatusNotFound, "session_not_found", "", "no such WHEP session")
+		return
+	}
+	if _, err := a.p.Devices.GetCamera(mustPrincipal(c).Scope, devices.CameraID(sess.Camera)); err != nil {
+		a.fail(c, err)
+		return
+	}
+	var in layerRequest
+	if !a.decode(c, &in) {
+		return
+	}
+	if in.EncodingID != cameras.Main && in.EncodingID != cameras.Sub {
+		a.fail(c, errclass.Invalidf("encodingId", "must be main or sub"))
+		return
+	}
+	src, stream, release, err := a.p.Cameras.Acquire(sess.Camera, in.EncodingID)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	if err := sess.Switch(src, release); err != nil {
+		if errors.Is(err, whep.ErrSessionNotFound) {
+			writeError(c, http.StatusNotFound, "session_not_found", "", "no such WHEP session")
+			return
+		}
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"stream": stream})
 }
 
 // whepHangup answers DELETE /whep/sessions/{id}: the viewer leaves. Only

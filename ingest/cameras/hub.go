@@ -29,9 +29,18 @@ const StateIdle rtsp.State = "idle"
 type Spec struct {
 	ID  string
 	URL string
+	// SubURL is the camera's low-resolution stream, for small wall
+	// tiles; "" when it has none.
+	SubURL string
 	// Mode is Always or OnDemand ("" is Always).
 	Mode string
 }
+
+// The streams of a camera.
+const (
+	Main = "main"
+	Sub  = "sub"
+)
 
 // Params configure the hub.
 type Params struct {
@@ -62,11 +71,25 @@ type Hub struct {
 }
 
 type camera struct {
-	spec    Spec
-	src     *source.Source
-	puller  *rtsp.Puller // nil while an on-demand camera is idle
-	viewers int
-	linger  *time.Timer
+	spec Spec
+	// The main stream, and the sub stream (nil when the camera has none).
+	main, sub *stream
+	viewers   int
+	linger    *time.Timer
+}
+
+// stream is one of a camera's streams: its puller and source.
+type stream struct {
+	url    string
+	src    *source.Source
+	puller *rtsp.Puller // nil while not pulled
+}
+
+func (c *camera) streams() []*stream {
+	if c.sub == nil {
+		return []*stream{c.main}
+	}
+	return []*stream{c.main, c.sub}
 }
 
 // New makes an empty hub.
@@ -99,11 +122,22 @@ func (h *Hub) Set(spec Spec) error {
 		return nil
 	}
 	if !ok {
-		c = &camera{spec: spec, src: source.New()}
+		c = &camera{main: &stream{src: source.New()}}
 		h.cams[spec.ID] = c
 	}
-	c.spec = spec
 	h.stopLocked(c)
+	c.spec = spec
+	c.main.url = spec.URL
+	switch {
+	case spec.SubURL == "" && c.sub != nil:
+		c.sub.src.Close()
+		c.sub = nil
+	case spec.SubURL != "" && c.sub == nil:
+		c.sub = &stream{src: source.New()}
+	}
+	if c.sub != nil {
+		c.sub.url = spec.SubURL
+	}
 	if spec.Mode == Always || c.viewers > 0 {
 		return h.startLocked(c)
 	}
@@ -120,52 +154,64 @@ func (h *Hub) Remove(id string) {
 	}
 	h.mu.Unlock()
 	if ok {
-		c.src.Close()
+		for _, st := range c.streams() {
+			st.src.Close()
+		}
 	}
 }
 
-// startLocked starts pulling a camera; h.mu held.
+// startLocked starts pulling a camera's streams; h.mu held.
 func (h *Hub) startLocked(c *camera) error {
-	if c.puller != nil {
-		return nil
+	for _, st := range c.streams() {
+		if st.puller != nil {
+			continue
+		}
+		id, which := c.spec.ID, Main
+		if st == c.sub {
+			which = Sub
+		}
+		p, err := rtsp.New(rtsp.Params{URL: st.url, Transport: h.p.Transport, Sink: st.src, ReadTimeout: h.p.ReadTimeout,
+			Log: h.p.Log.With("camera", id, "stream", which), OnStatus: func(status rtsp.Status) {
+				if h.p.OnStatus != nil && which == Main {
+					h.p.OnStatus(id, status)
+				}
+			}})
+		if err != nil {
+			h.stopLocked(c)
+			return err
+		}
+		st.puller = p
+		p.Start()
 	}
-	id := c.spec.ID
-	p, err := rtsp.New(rtsp.Params{URL: c.spec.URL, Transport: h.p.Transport, Sink: c.src, ReadTimeout: h.p.ReadTimeout,
-		Log: h.p.Log.With("camera", id), OnStatus: func(st rtsp.Status) {
-			if h.p.OnStatus != nil {
-				h.p.OnStatus(id, st)
-			}
-		}})
-	if err != nil {
-		return err
-	}
-	c.puller = p
-	p.Start()
 	return nil
 }
 
-// stopLocked stops pulling a camera; h.mu held. The puller's Close waits
+// stopLocked stops pulling a camera; h.mu held. A puller's Close waits
 // for its goroutine, which never takes h.mu, so holding it is safe.
 func (h *Hub) stopLocked(c *camera) {
 	if c.linger != nil {
 		c.linger.Stop()
 		c.linger = nil
 	}
-	if c.puller != nil {
-		c.puller.Close()
-		c.puller = nil
+	for _, st := range c.streams() {
+		if st.puller != nil {
+			st.puller.Close()
+			st.puller = nil
+		}
 	}
 }
 
-// Acquire returns a camera's source for one viewer, starting an on-demand
+// Acquire returns a camera's source for one viewer: the main stream, or
+// the sub stream (which falls back to the main one when the camera has
+// none; the stream given is the one returned), starting an on-demand
 // camera; release ends the viewer's claim (an on-demand camera is stopped
 // Linger after its last viewer left).
-func (h *Hub) Acquire(id string) (*source.Source, func(), error) {
+func (h *Hub) Acquire(id, which string) (*source.Source, string, func(), error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	c, ok := h.cams[id]
 	if !ok || h.closed {
-		return nil, nil, ErrNotFound
+		return nil, "", nil, ErrNotFound
 	}
 	c.viewers++
 	if c.linger != nil {
@@ -174,10 +220,16 @@ func (h *Hub) Acquire(id string) (*source.Source, func(), error) {
 	}
 	if err := h.startLocked(c); err != nil {
 		c.viewers--
-		return nil, nil, err
+		return nil, "", nil, err
+	}
+	st := c.main
+	if which == Sub && c.sub != nil {
+		st = c.sub
+	} else {
+		which = Main
 	}
 	var once sync.Once
-	return c.src, func() { once.Do(func() { h.release(c) }) }, nil
+	return st.src, which, func() { once.Do(func() { h.release(c) }) }, nil
 }
 
 func (h *Hub) release(c *camera) {
@@ -191,11 +243,7 @@ func (h *Hub) release(c *camera) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if c.viewers == 0 && c.linger != nil && h.cams[c.spec.ID] == c {
-			c.linger = nil
-			if c.puller != nil {
-				c.puller.Close()
-				c.puller = nil
-			}
+			h.stopLocked(c)
 			if h.p.OnStatus != nil {
 				h.p.OnStatus(c.spec.ID, rtsp.Status{State: StateIdle, Since: time.Now()})
 			}
@@ -203,35 +251,52 @@ func (h *Hub) release(c *camera) {
 	})
 }
 
-// Status is a camera's state as the console shows it.
+// Status is a camera's state as the console shows it: its main stream's,
+// and the sub stream's when it has one.
 type Status struct {
 	rtsp.Status
 	Mode    string       `json:"mode"`
 	Viewers int          `json:"viewers"`
 	Source  source.Stats `json:"source"`
+	Sub     *SubStatus   `json:"sub,omitempty"`
+}
+
+// SubStatus is the sub stream's state.
+type SubStatus struct {
+	rtsp.Status
+	Source source.Stats `json:"source"`
 }
 
 // Status returns a camera's state; ok is false for an unknown camera.
 func (h *Hub) Status(id string) (Status, bool) {
 	h.mu.Lock()
 	c, ok := h.cams[id]
-	var p *rtsp.Puller
+	var mainP, subP *rtsp.Puller
+	var mainSrc, subSrc *source.Source
 	var st Status
 	if ok {
-		p = c.puller
+		mainP, mainSrc = c.main.puller, c.main.src
+		if c.sub != nil {
+			subP, subSrc = c.sub.puller, c.sub.src
+		}
 		st.Mode, st.Viewers = c.spec.Mode, c.viewers
 	}
 	h.mu.Unlock()
 	if !ok {
 		return Status{}, false
 	}
-	if p != nil {
-		st.Status = p.Status()
-	} else {
-		st.Status = rtsp.Status{State: StateIdle}
+	st.Status, st.Source = pullerStatus(mainP), mainSrc.Stats()
+	if subSrc != nil {
+		st.Sub = &SubStatus{Status: pullerStatus(subP), Source: subSrc.Stats()}
 	}
-	st.Source = c.src.Stats()
 	return st, true
+}
+
+func pullerStatus(p *rtsp.Puller) rtsp.Status {
+	if p == nil {
+		return rtsp.Status{State: StateIdle}
+	}
+	return p.Status()
 }
 
 // IDs lists the cameras, by id.
@@ -257,6 +322,8 @@ func (h *Hub) Close() {
 	}
 	h.mu.Unlock()
 	for _, c := range cams {
-		c.src.Close()
+		for _, st := range c.streams() {
+			st.src.Close()
+		}
 	}
 }

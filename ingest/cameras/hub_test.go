@@ -59,7 +59,7 @@ func TestAlwaysOnAndOnDemand(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "a keyframe cached", func() bool { s, _ := h.Status("dam"); return s.Source.CachedPackets > 0 })
 
-	src, release, err := h.Acquire("dam")
+	src, _, release, err := h.Acquire("dam", Main)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestAlwaysOnAndOnDemand(t *testing.T) {
 	v.Close()
 	release()
 
-	_, releaseGate, err := h.Acquire("gate")
+	_, _, releaseGate, err := h.Acquire("gate", Main)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,13 +99,13 @@ func TestAlwaysOnAndOnDemand(t *testing.T) {
 	if s, _ := h.Status("dam"); s.State != rtsp.StateLive || s.Viewers != 0 {
 		t.Fatalf("dam: %+v", s)
 	}
-	if _, _, err := h.Acquire("nope"); err != ErrNotFound {
+	if _, _, _, err := h.Acquire("nope", Main); err != ErrNotFound {
 		t.Fatalf("unknown camera: %v", err)
 	}
 
 	// The camera drops and comes back: offline, then live, and the viewer
 	// that stayed resumes without a new offer.
-	src, release, _ = h.Acquire("dam")
+	src, _, release, _ = h.Acquire("dam", Main)
 	defer release()
 	var n int
 	v2, _ := src.AddViewer(func(*rtp.Packet) error { mu.Lock(); n++; mu.Unlock(); return nil })

@@ -49,7 +49,7 @@ func (s *Server) stopCameras(context.Context) error {
 
 // pullCamera gives the hub a camera as the registry has it now.
 func (s *Server) pullCamera(c devices.Camera) {
-	if err := s.cameras.Set(cameras.Spec{ID: string(c.ID), URL: c.URL, Mode: c.Mode}); err != nil {
+	if err := s.cameras.Set(cameras.Spec{ID: string(c.ID), URL: c.URL, SubURL: c.SubURL, Mode: c.Mode}); err != nil {
 		s.log.Error("camera not pulled", "camera", c.ID, "err", err)
 	}
 }

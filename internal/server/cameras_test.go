@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/lookout-cc/lookout/internal/testpeers"
@@ -106,5 +107,133 @@ func TestCameraLiveOverWHEP(t *testing.T) {
 	})
 	if st, _ := getJSON(t, "DELETE", base+loc, tok, nil); st != 404 {
 		t.Fatalf("second hang up: %d", st)
+	}
+}
+
+// spsWidth returns the picture width of the SPS in a STAP-A payload, or 0.
+func spsWidth(payload []byte) int {
+	if len(payload) < 3 || payload[0]&0x1f != 24 {
+		return 0
+	}
+	for rest := payload[1:]; len(rest) > 2; {
+		n := int(rest[0])<<8 | int(rest[1])
+		if n == 0 || len(rest) < 2+n {
+			return 0
+		}
+		nalu := rest[2 : 2+n]
+		if nalu[0]&0x1f == 7 {
+			var sps h264.SPS
+			if sps.Unmarshal(nalu) == nil {
+				return sps.Width()
+			}
+		}
+		rest = rest[2+n:]
+	}
+	return 0
+}
+
+// A wall tile plays a camera's sub stream; made large, it switches to the
+// main stream without a new offer: the browser sees one stream, its
+// sequence numbers running on, the new picture from a cached keyframe.
+func TestWHEPSwitchesStreamsWithoutANewOffer(t *testing.T) {
+	mainCam := testpeers.StartRTSPCamera(t, testpeers.RTSPOptions{Path: "main", Size: "640x360"})
+	subCam := testpeers.StartRTSPCamera(t, testpeers.RTSPOptions{Path: "sub", Size: "320x180"})
+	cfg := testConfig(t, t.TempDir())
+	cfg.Bootstrap.AdminPassword = "admin-password"
+	s := start(t, cfg, nil)
+	defer stop(t, s)
+	base := "http://" + s.HTTPAddr()
+	tok, _ := provision(t, base)
+	mustPost(t, base, tok, "/api/v1/cameras", map[string]any{"id": "cam-gate", "name": "闸口", "site_id": "bht", "url": mainCam.URL, "sub_url": subCam.URL, "lat": 27.2, "lon": 102.9}, 201)
+	waitFor(t, 15*time.Second, func() bool {
+		_, c := getJSON(t, "GET", base+"/api/v1/cameras/cam-gate", tok, nil)
+		st, _ := c["stream"].(map[string]any)
+		sub, _ := st["sub"].(map[string]any)
+		if st == nil || sub == nil {
+			return false
+		}
+		return st["source"].(map[string]any)["keyframes"].(float64) >= 1 && sub["source"].(map[string]any)["keyframes"].(float64) >= 1
+	})
+	v := testpeers.NewViewer(t)
+	req, _ := http.NewRequest("POST", base+"/api/v1/whep/cameras/cam-gate?stream=sub", strings.NewReader(v.Offer(t)))
+	req.Header.Set("Content-Type", "application/sdp")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answer bytes.Buffer
+	answer.ReadFrom(resp.Body)
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != 201 || resp.Header.Get("X-Lookout-Stream") != "sub" || !strings.Contains(resp.Header.Get("Link"), loc+"/layer") {
+		t.Fatalf("offer: %d %v", resp.StatusCode, resp.Header)
+	}
+	v.Answer(t, answer.String())
+	widthSeen := func(w int) func() bool {
+		return func() bool {
+			for _, p := range v.Packets() {
+				if spsWidth(p.Payload) == w {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	waitFor(t, 10*time.Second, widthSeen(320))
+
+	if st, b := getJSON(t, "POST", base+loc+"/layer", tok, map[string]any{"encodingId": "huge"}); st != 422 {
+		t.Fatalf("bad layer: %d %v", st, b)
+	}
+	if st, b := getJSON(t, "POST", base+"/api/v1/whep/sessions/nope/layer", tok, map[string]any{"encodingId": "main"}); st != 404 {
+		t.Fatalf("unknown session: %d %v", st, b)
+	}
+	if st, b := getJSON(t, "POST", base+loc+"/layer", tok, map[string]any{"encodingId": "main"}); st != 200 || b["stream"] != "main" {
+		t.Fatalf("switch: %d %v", st, b)
+	}
+	waitFor(t, 10*time.Second, widthSeen(640))
+	got := v.Packets()
+	for i := 1; i < len(got); i++ {
+		if got[i].SequenceNumber != got[i-1].SequenceNumber+1 {
+			t.Fatalf("packet %d: sequence number %d after %d", i, got[i].SequenceNumber, got[i-1].SequenceNumber)
+		}
+		if int32(got[i].Timestamp-got[i-1].Timestamp) < 0 {
+			t.Fatalf("packet %d: the timestamp went back from %d to %d", i, got[i-1].Timestamp, got[i].Timestamp)
+		}
+	}
+	_, c := getJSON(t, "GET", base+"/api/v1/cameras/cam-gate", tok, nil)
+	if c["stream"].(map[string]any)["viewers"].(float64) != 1 {
+		t.Fatalf("viewers after the switch: %v", c["stream"])
+	}
+}
+
+// An H.265 camera plays without transcoding to a viewer that offers
+// H.265; one that offers only H.264 is told there is no common codec.
+func TestH265CameraOverWHEP(t *testing.T) {
+	cam := testpeers.StartRTSPCamera(t, testpeers.RTSPOptions{Codec: "h265"})
+	cfg := testConfig(t, t.TempDir())
+	cfg.Bootstrap.AdminPassword = "admin-password"
+	s := start(t, cfg, nil)
+	defer stop(t, s)
+	base := "http://" + s.HTTPAddr()
+	tok, _ := provision(t, base)
+	mustPost(t, base, tok, "/api/v1/cameras", map[string]any{"id": "cam-265", "name": "H.265", "site_id": "bht", "url": cam.URL, "lat": 27.2, "lon": 102.9}, 201)
+	waitFor(t, 15*time.Second, func() bool {
+		_, c := getJSON(t, "GET", base+"/api/v1/cameras/cam-265", tok, nil)
+		st, _ := c["stream"].(map[string]any)
+		return st != nil && st["codec"] == "H265" && st["source"].(map[string]any)["keyframes"].(float64) >= 1
+	})
+	if st, _, body := whepPost(t, base, tok, "cam-265", testpeers.NewViewer(t).Offer(t)); st != 422 || !strings.Contains(body, "no_common_codec") {
+		t.Fatalf("H.264-only viewer: %d %s", st, body)
+	}
+	v := testpeers.NewViewer(t, webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH265, ClockRate: 90000}, PayloadType: 49})
+	st, _, answer := whepPost(t, base, tok, "cam-265", v.Offer(t))
+	if st != 201 {
+		t.Fatalf("H.265 viewer: %d %s", st, answer)
+	}
+	v.Answer(t, answer)
+	waitFor(t, 10*time.Second, func() bool { return len(v.Packets()) > 10 })
+	if first := v.Packets()[0]; first.Payload[0]>>1&0x3f != 48 { // AP: VPS, SPS, PPS
+		t.Fatalf("first packet is H.265 NAL type %d, not the cached parameter sets", first.Payload[0]>>1&0x3f)
 	}
 }

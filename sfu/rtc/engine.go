@@ -110,8 +110,9 @@ func New(p Params) (*Engine, error) {
 const audioLevelURI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 
 // registerCodecs offers Opus, H.264 (constrained baseline and baseline,
-// packetization mode 1, as IP cameras and phones send) and VP8, with NACK,
-// PLI, FIR and TWCC feedback on video.
+// packetization mode 1, as IP cameras and phones send), VP8 and H.265
+// (for H.265 cameras, to browsers that decode it), with NACK, PLI, FIR and
+// REMB feedback on video.
 func registerCodecs(me *webrtc.MediaEngine) error {
 	videoFeedback := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
 	codecs := []struct {
@@ -122,6 +123,8 @@ func registerCodecs(me *webrtc.MediaEngine) error {
 		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: videoFeedback}, PayloadType: 102}, webrtc.RTPCodecTypeVideo},
 		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", RTCPFeedback: videoFeedback}, PayloadType: 106}, webrtc.RTPCodecTypeVideo},
 		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback}, PayloadType: 96}, webrtc.RTPCodecTypeVideo},
+		// H.265 cameras play without transcoding to browsers that offer it.
+		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH265, ClockRate: 90000, RTCPFeedback: videoFeedback}, PayloadType: 49}, webrtc.RTPCodecTypeVideo},
 	}
 	for _, c := range codecs {
 		if err := me.RegisterCodec(c.params, c.kind); err != nil {

@@ -81,11 +81,21 @@ type Session struct {
 	srv     *Server
 	src     *source.Source
 	pc      *webrtc.PeerConnection
+	track   *webrtc.TrackLocalStaticRTP
 	mu      sync.Mutex
 	viewer  *source.Viewer
 	closed  bool
 	done    chan struct{}
 	onClose func()
+
+	// The session's own numbering, so that switching between a camera's
+	// streams (main, sub) leaves the browser one continuous stream. Used
+	// by one viewer goroutine at a time.
+	seq     uint16
+	lastTS  uint32
+	tsOff   uint32
+	started bool
+	rebase  bool
 }
 
 func newSessionID() string {
@@ -210,13 +220,69 @@ func (sess *Session) startViewer(track *webrtc.TrackLocalStaticRTP) {
 	if sess.closed || sess.viewer != nil {
 		return
 	}
-	v, err := sess.src.AddViewer(func(p *rtp.Packet) error { return track.WriteRTP(p) })
+	sess.track = track
+	v, err := sess.src.AddViewer(sess.write)
 	if err != nil {
 		sess.srv.p.Log.Warn("whep viewer not started", "camera", sess.Camera, "err", err)
 		go sess.close()
 		return
 	}
 	sess.viewer = v
+}
+
+// write sends one packet to the browser with the session's sequence
+// numbers, and timestamps that run on across a switch of streams.
+func (sess *Session) write(p *rtp.Packet) error {
+	if sess.rebase {
+		sess.tsOff = sess.lastTS + 3000 - p.Timestamp // a frame's time after the last one sent
+		sess.rebase = false
+	}
+	p.Timestamp += sess.tsOff
+	p.SequenceNumber = sess.seq
+	sess.seq++
+	sess.lastTS, sess.started = p.Timestamp, true
+	return sess.track.WriteRTP(p)
+}
+
+// Switch moves the session to another source (a camera's other stream)
+// without a new offer: the viewer on the old source ends, one on the new
+// source starts from its cached keyframe. release (if not nil) is called
+// when the session no longer uses src; the old source's release is
+// called now.
+func (sess *Session) Switch(src *source.Source, release func()) error {
+	sess.mu.Lock()
+	if sess.closed {
+		sess.mu.Unlock()
+		return ErrSessionNotFound
+	}
+	old, oldRelease := sess.viewer, sess.onClose
+	sess.viewer = nil
+	sess.mu.Unlock()
+	if old != nil {
+		old.Close() // waits for its goroutine: no write runs after this
+	}
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.closed {
+		if release != nil {
+			release()
+		}
+		return ErrSessionNotFound
+	}
+	sess.src, sess.onClose = src, release
+	sess.rebase = sess.started
+	if oldRelease != nil {
+		oldRelease()
+	}
+	if sess.track == nil {
+		return nil // not connected yet: the new source starts when it is
+	}
+	v, err := src.AddViewer(sess.write)
+	if err != nil {
+		return err
+	}
+	sess.viewer = v
+	return nil
 }
 
 // readRTCP answers the viewer's keyframe requests (PLI, FIR) from the
@@ -259,8 +325,12 @@ func (sess *Session) close() {
 	s.mu.Lock()
 	delete(s.sessions, sess.ID)
 	s.mu.Unlock()
-	if sess.onClose != nil {
-		sess.onClose()
+	sess.mu.Lock()
+	onClose := sess.onClose
+	sess.onClose = nil
+	sess.mu.Unlock()
+	if onClose != nil {
+		onClose()
 	}
 	close(sess.done)
 	s.wg.Done()
