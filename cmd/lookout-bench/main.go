@@ -32,7 +32,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: lookout-bench startup|ingest|commands|alerts [flags]")
+		fmt.Fprintln(os.Stderr, "usage: lookout-bench startup|ingest|commands|alerts|cameras [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -45,6 +45,8 @@ func main() {
 		err = commands(os.Args[2:], os.Stdout)
 	case "alerts":
 		err = alerts(os.Args[2:], os.Stdout)
+	case "cameras":
+		err = cameras(os.Args[2:], os.Stdout)
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}

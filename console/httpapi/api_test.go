@@ -154,10 +154,14 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hub, err := cameras.New(cameras.Params{Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
 	hr := health.NewRegistry()
 	hr.Add("state", db.PingContext)
 	api, err := New(Params{Log: log, Metrics: prometheus.NewRegistry(), Health: hr, Orgs: tree, Users: us, Devices: reg, Audit: auditLog, Presence: presence, Commands: cmds, Rules: rules, Alerts: alertStore, Events: bus, Telemetry: store,
-		Cameras: cameras.New(cameras.Params{Log: log}), WHEP: whep.New(whep.Params{Log: log}), Signer: signer,
+		Cameras: hub, WHEP: whep.New(whep.Params{Log: log}), Signer: signer,
 		Throttle: auth.NewThrottle(3, 200*time.Millisecond, time.Second), TokenTTL: time.Hour, MaxBodyBytes: 4096, Version: "test"})
 	if err != nil {
 		t.Fatal(err)

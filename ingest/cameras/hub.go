@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lookout-cc/lookout/ingest/rtsp"
 	"github.com/lookout-cc/lookout/sfu/source"
 )
@@ -54,6 +56,9 @@ type Params struct {
 	Transport string
 	// ReadTimeout ends a stream that stops sending. Default: the puller's.
 	ReadTimeout time.Duration
+	// Metrics, if set, gets lookout_camera_forward_seconds: the time from
+	// a camera's packet reaching Lookout to its sending to a viewer.
+	Metrics prometheus.Registerer
 }
 
 // ErrNotFound: the hub has no such camera.
@@ -64,10 +69,11 @@ var ErrNotFound = errors.New("no such camera")
 // Lifecycle: New; Set and Remove as the registry changes; Acquire and the
 // release it returns around each viewer; Close.
 type Hub struct {
-	p      Params
-	mu     sync.Mutex
-	cams   map[string]*camera
-	closed bool
+	p       Params
+	forward func(time.Duration) // nil without metrics
+	mu      sync.Mutex
+	cams    map[string]*camera
+	closed  bool
 }
 
 type camera struct {
@@ -93,14 +99,30 @@ func (c *camera) streams() []*stream {
 }
 
 // New makes an empty hub.
-func New(p Params) *Hub {
+func New(p Params) (*Hub, error) {
 	if p.Linger == 0 {
 		p.Linger = 30 * time.Second
 	}
 	if p.Transport == "" {
 		p.Transport = "auto"
 	}
-	return &Hub{p: p, cams: map[string]*camera{}}
+	h := &Hub{p: p, cams: map[string]*camera{}}
+	if p.Metrics != nil {
+		hist := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lookout_camera_forward_seconds",
+			Help:    "Time from a camera's RTP packet reaching Lookout to its sending to a WebRTC viewer (cached packets replayed to a new viewer not counted).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .002, .003, .005, .01, .02, .05, .1}})
+		if err := p.Metrics.Register(hist); err != nil {
+			return nil, err
+		}
+		h.forward = func(d time.Duration) { hist.Observe(d.Seconds()) }
+	}
+	return h, nil
+}
+
+func (h *Hub) newSource() *source.Source {
+	src := source.New()
+	src.OnForward = h.forward
+	return src
 }
 
 // Set adds a camera or changes it: a new URL or mode starts its pulling
@@ -122,7 +144,7 @@ func (h *Hub) Set(spec Spec) error {
 		return nil
 	}
 	if !ok {
-		c = &camera{main: &stream{src: source.New()}}
+		c = &camera{main: &stream{src: h.newSource()}}
 		h.cams[spec.ID] = c
 	}
 	h.stopLocked(c)
@@ -133,7 +155,7 @@ func (h *Hub) Set(spec Spec) error {
 		c.sub.src.Close()
 		c.sub = nil
 	case spec.SubURL != "" && c.sub == nil:
-		c.sub = &stream{src: source.New()}
+		c.sub = &stream{src: h.newSource()}
 	}
 	if c.sub != nil {
 		c.sub.url = spec.SubURL

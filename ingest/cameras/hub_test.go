@@ -42,7 +42,10 @@ func (s *states) on(id string, st rtsp.Status) {
 func TestAlwaysOnAndOnDemand(t *testing.T) {
 	cam := testpeers.StartRTSPCamera(t, testpeers.RTSPOptions{})
 	st := &states{log: map[string][]rtsp.State{}}
-	h := New(Params{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Linger: 300 * time.Millisecond, OnStatus: st.on, Transport: "tcp"})
+	h, err := New(Params{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Linger: 300 * time.Millisecond, OnStatus: st.on, Transport: "tcp"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer h.Close()
 	if err := h.Set(Spec{ID: "dam", URL: cam.URL}); err != nil {
 		t.Fatal(err)

@@ -30,8 +30,12 @@ func (s *Server) stopWebRTC(context.Context) error {
 // startCameras pulls every camera of the registry, and follows the
 // registry's changes; each camera's state changes are events.
 func (s *Server) startCameras(context.Context) error {
-	s.cameras = cameras.New(cameras.Params{Log: s.log.With("component", "cameras"), Linger: s.cfg.Cameras.OnDemandLinger.D(),
-		Transport: s.cfg.Cameras.RTSPTransport, OnStatus: s.cameraStatus})
+	hub, err := cameras.New(cameras.Params{Log: s.log.With("component", "cameras"), Linger: s.cfg.Cameras.OnDemandLinger.D(),
+		Transport: s.cfg.Cameras.RTSPTransport, OnStatus: s.cameraStatus, Metrics: s.metrics})
+	if err != nil {
+		return err
+	}
+	s.cameras = hub
 	scope, err := s.orgs.ScopeOf(s.rootOrg)
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ package source
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtp"
 )
@@ -34,6 +35,8 @@ type Packet struct {
 	Keyframe bool
 	// FrameEnd marks the last packet of a frame (the RTP marker bit).
 	FrameEnd bool
+	// At is when the camera's packet reached the source.
+	At time.Time
 
 	refs atomic.Int32
 	buf  [MaxPayload]byte
@@ -52,6 +55,7 @@ func newPacket(h *rtp.Header, payload []byte) *Packet {
 	p.Header.Padding = false
 	p.Payload = p.buf[:copy(p.buf[:], payload)]
 	p.Keyframe, p.FrameEnd = false, h.Marker
+	p.At = time.Time{}
 	p.refs.Store(1)
 	return p
 }

@@ -54,6 +54,12 @@ type Source struct {
 	cur    rtp.Header
 	curTS  uint32
 	curKey bool
+	curAt  time.Time
+
+	// OnForward, when set before viewers come, is told for every packet a
+	// viewer sent how long it took from the camera's packet reaching the
+	// source (cached packets replayed to a new viewer are not counted).
+	OnForward func(time.Duration)
 
 	packetsIn  atomic.Uint64
 	keyframes  atomic.Uint64
@@ -136,6 +142,7 @@ func (s *Source) WriteRTP(pkt *rtp.Packet) {
 		if ps := aggregate(s.codec, s.params, s.psBuf[:]); ps != nil {
 			h := pkt.Header
 			h.Marker = false
+			s.curAt = time.Now()
 			s.emit(&h, ps, ts, true)
 			keyframe = false // marked on the parameter sets
 		}
@@ -144,7 +151,7 @@ func (s *Source) WriteRTP(pkt *rtp.Packet) {
 		s.oversized.Add(1)
 	}
 	s.cur = pkt.Header
-	s.curTS, s.curKey = ts, keyframe
+	s.curTS, s.curKey, s.curAt = ts, keyframe, time.Now()
 	split(s.codec, pkt.Payload, MaxPayload, s.scratch[:], s, true)
 	s.lastTS, s.lastWall, s.haveOutput = ts, time.Now(), true
 }
@@ -167,6 +174,7 @@ func (s *Source) piece(payload []byte, last bool) {
 // emit numbers a piece, caches it and offers it to every viewer; s.mu held.
 func (s *Source) emit(h *rtp.Header, payload []byte, ts uint32, keyframe bool) {
 	p := newPacket(h, payload)
+	p.At = s.curAt
 	p.Header.SequenceNumber = s.seq
 	p.Header.Timestamp = ts
 	p.Keyframe = keyframe

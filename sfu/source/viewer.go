@@ -2,6 +2,7 @@ package source
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtp"
 )
@@ -122,6 +123,9 @@ func (v *Viewer) run() {
 		v.pkt.Payload = e.p.Payload
 		err := v.write(&v.pkt)
 		v.pkt.Payload = nil
+		if f := v.src.OnForward; f != nil && !e.override && err == nil {
+			f(time.Since(e.p.At))
+		}
 		e.p.Release()
 		if err != nil {
 			v.err.Store(&err)
