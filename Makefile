@@ -22,7 +22,7 @@ APT_PACKAGES := mosquitto mosquitto-clients ffmpeg chromium
 APT_COMMANDS := /usr/sbin/mosquitto /usr/bin/mosquitto_passwd /usr/bin/ffmpeg /usr/bin/chromium
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './node_modules/*' -not -name '*_test.go') go.mod go.sum \
-              $(wildcard configs/*.yaml configs/demo/*.yaml internal/sqldb/migrations/*.sql)
+              $(wildcard configs/*.yaml configs/demo/*.yaml internal/sqldb/migrations/*.sql internal/demo/clips/*.h264)
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -1,11 +1,18 @@
 // Command lookout-sim plays Lookout's demo devices against a running Lookout
 // over real MQTT: reservoir gauges, resettlement-community streetlights that
-// answer commands, and a fishing port's AIS receiver. It makes the demo
-// sites and devices through the API where they are missing and gives each
-// simulated device fresh MQTT credentials.
+// answer commands, and a fishing port's AIS receiver; and its demo cameras
+// over RTSP, each a looping clip. It makes the demo sites, devices and
+// cameras through the API where they are missing, gives each simulated
+// device fresh MQTT credentials, and points each demo camera at its own
+// RTSP server.
 //
 //	lookout-sim --api http://127.0.0.1:8080 --mqtt tcp://127.0.0.1:1883 \
-//	            --username admin --password ... [--interval 5s]
+//	            --username admin --password ... [--interval 5s] \
+//	            [--rtsp 127.0.0.1:0]
+//
+// The cameras are registered as rtsp://{--rtsp host:port}/{camera id}, so
+// when Lookout runs on another machine, give --rtsp an address of this
+// machine that Lookout reaches (0.0.0.0 is registered as 127.0.0.1).
 //
 // SIGUSR1 starts a flood rise at every gauge (and a second one ends it);
 // SIGINT or SIGTERM stops the simulator. The embedded default runs the same
@@ -44,6 +51,7 @@ func run(args []string) error {
 	username := fs.String("username", "admin", "a Lookout admin whose organisation holds the demo organisations")
 	password := fs.String("password", os.Getenv("LOOKOUT_ADMIN_PASSWORD"), "that admin's password (default $LOOKOUT_ADMIN_PASSWORD)")
 	interval := fs.Duration("interval", 5*time.Second, "time between each device's reports")
+	rtspAddr := fs.String("rtsp", "127.0.0.1:0", "host:port the demo cameras' RTSP server listens on (port 0: a free one); Lookout pulls them there")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,6 +84,11 @@ func run(args []string) error {
 		}
 		creds[d.ID] = made.MQTT
 	}
+	cams, err := serveCameras(api, f.Cameras, *rtspAddr, log)
+	if err != nil {
+		return err
+	}
+	defer cams.Close()
 	sim := demo.NewSimulator(demo.SimParams{BrokerURL: *mqttURL, Devices: f.Devices, Credentials: creds, Interval: *interval, Log: log})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -91,8 +104,38 @@ func run(args []string) error {
 			}
 		}
 	}()
-	log.Info("simulating demo devices", "devices", len(creds), "broker", *mqttURL, "flood", "kill -USR1 "+fmt.Sprint(os.Getpid()))
+	log.Info("simulating demo devices and cameras", "devices", len(creds), "broker", *mqttURL, "cameras", len(f.Cameras), "rtsp", cams.Addr(),
+		"flood", "kill -USR1 "+fmt.Sprint(os.Getpid()))
 	return sim.Run(ctx)
+}
+
+// serveCameras starts the demo cameras' RTSP server and creates the demo
+// cameras through the API, or points those that exist at it.
+func serveCameras(api *client, specs []demo.CameraSpec, addr string, log *slog.Logger) (*demo.CameraServer, error) {
+	streams, err := demo.CameraStreams(specs)
+	if err != nil {
+		return nil, err
+	}
+	srv := demo.NewCameraServer(demo.CameraServerParams{Addr: addr, Streams: streams, Log: log})
+	if err := srv.Start(); err != nil {
+		return nil, err
+	}
+	for _, c := range specs {
+		u := srv.URL(c.ID)
+		err := api.call("POST", "/api/v1/cameras", map[string]any{"id": c.ID, "name": c.Name, "site_id": c.Site, "url": u, "mode": "always",
+			"lat": c.Lat, "lon": c.Lon}, nil)
+		if isConflict(err) {
+			var have struct{ URL string }
+			if err = api.call("GET", "/api/v1/cameras/"+c.ID, nil, &have); err == nil && have.URL != u {
+				err = api.call("PATCH", "/api/v1/cameras/"+c.ID, map[string]any{"url": u}, nil)
+			}
+		}
+		if err != nil {
+			srv.Close()
+			return nil, fmt.Errorf("camera %s: %w", c.ID, err)
+		}
+	}
+	return srv, nil
 }
 
 type apiError struct {

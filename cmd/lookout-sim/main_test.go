@@ -23,7 +23,8 @@ func freeAddr(t *testing.T) string {
 }
 
 // lookout-sim provisions the demo through the API of a running lookout
-// (demo off) and plays the devices over its embedded broker.
+// (demo off), plays the devices over its embedded broker and serves the
+// cameras that lookout pulls.
 func TestSimulatorAgainstARunningServer(t *testing.T) {
 	dir := t.TempDir()
 	for _, b := range []string{"lookout", "lookout-sim"} {
@@ -94,6 +95,28 @@ func TestSimulatorAgainstARunningServer(t *testing.T) {
 			sim.Process.Kill()
 			sim.Wait()
 			t.Fatalf("no Xiluodu level from the simulator; it said:\n%s", simLog.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Its demo cameras are registered at its RTSP server and go live.
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		var cam struct {
+			URL   string `json:"url"`
+			Mode  string `json:"mode"`
+			State string `json:"state"`
+		}
+		err := api.call("GET", "/api/v1/cameras/xld-dam", nil, &cam)
+		if err == nil && cam.State == "live" {
+			if !strings.HasPrefix(cam.URL, "rtsp://127.0.0.1:") || !strings.HasSuffix(cam.URL, "/xld-dam") || cam.Mode != "always" {
+				t.Fatalf("camera %+v", cam)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			sim.Process.Kill()
+			sim.Wait()
+			t.Fatalf("Xiluodu dam camera not live (%+v, %v); the simulator said:\n%s", cam, err, simLog.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

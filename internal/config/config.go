@@ -188,6 +188,10 @@ type Demo struct {
 	Enabled bool `yaml:"enabled"`
 	// Interval between the reports of each simulated device.
 	Interval Duration `yaml:"interval"`
+	// RTSPAddr is where the demo cameras' RTSP server listens (host:port;
+	// port 0 takes a free one). RTP over UDP takes a free pair of ports on
+	// the same host.
+	RTSPAddr string `yaml:"rtsp_addr"`
 }
 
 // Default returns the configuration used for every key a file leaves out.
@@ -224,7 +228,7 @@ func Default() Config {
 		Alerts:  Alerts{FeedRadiusM: 2000, EventReplay: 10_000},
 		WebRTC:  WebRTC{UDPAddr: "127.0.0.1:8189", TCPAddr: "127.0.0.1:8189"},
 		Cameras: Cameras{RTSPTransport: "auto", OnDemandLinger: Duration(30 * time.Second)},
-		Demo:    Demo{Enabled: false, Interval: Duration(5 * time.Second)},
+		Demo:    Demo{Enabled: false, Interval: Duration(5 * time.Second), RTSPAddr: "127.0.0.1:0"},
 	}
 }
 
@@ -367,6 +371,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Demo.Interval.D() < 10*time.Millisecond || c.Demo.Interval.D() > time.Hour {
 		bad("demo.interval", "must be between 10ms and 1h, got %s", c.Demo.Interval)
+	}
+	if err := checkHostPort(c.Demo.RTSPAddr); err != nil {
+		bad("demo.rtsp_addr", "must be host:port, %v", err)
 	}
 	if a := c.Debug.PprofAddr; a != "" {
 		if err := checkHostPort(a); err != nil {

@@ -31,6 +31,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"duplicate key", "log:\n  level: info\n  level: debug\n", "'log.level' is given twice (line 3)"},
 		{"bad enum", "log:\n  level: loud\n", "'log.level' must be debug, info, warn or error"},
 		{"bad address", "http:\n  addr: localhost\n", "'http.addr' must be host:port"},
+		{"bad demo rtsp address", "demo:\n  rtsp_addr: 8554\n", "'demo.rtsp_addr' must be host:port"},
 		{"shutdown too long", "http:\n  shutdown_timeout: 30s\n", "'http.shutdown_timeout' must be more than 0 and at most 10s"},
 		{"bad mqtt mode", "mqtt:\n  mode: cloud\n", "'mqtt.mode' must be embedded or external"},
 		{"external without url", "mqtt:\n  mode: external\n  external:\n    username: a\n", "'mqtt.external.url'"},

@@ -1,7 +1,8 @@
 // Package demo loads the demo data shipped in configs/demo into a new
-// installation and plays its devices over MQTT, so that `make run` shows a
-// living command centre. Seeding is idempotent: what exists already is left
-// as it is.
+// installation, plays its devices over MQTT and its cameras over RTSP (each
+// a looping clip of clips/), so that `make run` shows a living command
+// centre. Seeding is idempotent: what exists already is left as it is, but
+// for a demo camera's URL, which follows the demo RTSP server.
 package demo
 
 import (

@@ -188,7 +188,10 @@ func TestAlertsEndToEnd(t *testing.T) {
 	_, a := ev.alert()
 	id := a["id"].(string)
 	feeds := a["feeds"].([]any)
-	if a["severity"] != "orange" || a["state"] != "active" || a["device_id"] != "gauge-a" || len(feeds) != 1 || feeds[0].(map[string]any)["camera_id"] != "cam-dam" {
+	// The site's own camera first, then the demo's Baihetan dam camera,
+	// 1.7 km away.
+	if a["severity"] != "orange" || a["state"] != "active" || a["device_id"] != "gauge-a" || len(feeds) != 2 ||
+		feeds[0].(map[string]any)["camera_id"] != "cam-dam" || feeds[1].(map[string]any)["camera_id"] != "bht-dam" {
 		t.Fatalf("raised: %v", a)
 	}
 	level(786.6) // a repeat: the same alert, no new one

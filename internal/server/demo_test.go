@@ -2,12 +2,14 @@ package server
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/lookout-cc/lookout/internal/config"
+	"github.com/lookout-cc/lookout/internal/testpeers"
 )
 
 // With the demo on, the simulated devices report over the embedded broker
@@ -75,4 +77,57 @@ func TestDemoDevicesComeAlive(t *testing.T) {
 		b, _ := l["brightness"].(map[string]any)
 		return b != nil && b["value"] == 30.0
 	})
+}
+
+// With the demo on, the demo cameras are registered with the demo RTSP
+// server's URLs, pulled, live, and play over WHEP; after a restart, when
+// that server listens on another port, they are moved to it and live again.
+func TestDemoCamerasGoLive(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	cfg.Bootstrap.AdminPassword = "admin-password"
+	live := func(s *Server) (string, string) {
+		t.Helper()
+		base := "http://" + s.HTTPAddr()
+		_, login := getJSON(t, "POST", base+"/api/v1/auth/login", "", map[string]string{"username": "admin", "password": "admin-password"})
+		tok := login["token"].(string)
+		_, list := getJSON(t, "GET", base+"/api/v1/cameras", tok, nil)
+		var ids []string
+		for _, it := range list["items"].([]any) {
+			c := it.(map[string]any)
+			ids = append(ids, c["id"].(string))
+			if c["mode"] != "always" || !strings.HasPrefix(c["url"].(string), "rtsp://"+s.demoCams.Addr()+"/") {
+				t.Fatalf("camera %v", c)
+			}
+		}
+		if strings.Join(ids, " ") != "bht-dam qj-gate xld-dam xz-port-gate" {
+			t.Fatalf("cameras %v", ids)
+		}
+		waitFor(t, 10*time.Second, func() bool {
+			_, c := getJSON(t, "GET", base+"/api/v1/cameras/qj-gate", tok, nil)
+			st, _ := c["stream"].(map[string]any)
+			return c["state"] == "live" && st["codec"] == "H264" && st["fps"].(float64) > 10
+		})
+		return base, tok
+	}
+
+	s := start(t, cfg, nil)
+	base, tok := live(s)
+	v := testpeers.NewViewer(t)
+	st, loc, answer := whepPost(t, base, tok, "xz-port-gate", v.Offer(t))
+	if st != 201 {
+		t.Fatalf("whep: %d %.80s", st, answer)
+	}
+	v.Answer(t, answer)
+	waitFor(t, 10*time.Second, func() bool { return len(v.Packets()) > 20 })
+	getJSON(t, "DELETE", base+loc, tok, nil)
+	firstAddr := s.demoCams.Addr()
+	stop(t, s)
+
+	s = start(t, cfg, nil)
+	defer stop(t, s)
+	if s.demoCams.Addr() == firstAddr {
+		t.Logf("the demo RTSP server got the same port again: %s", firstAddr)
+	}
+	live(s)
 }

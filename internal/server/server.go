@@ -103,9 +103,13 @@ type Server struct {
 	httpWG  sync.WaitGroup
 	pprof   *http.Server
 	rootOrg orgs.ID
-	sim     *demo.Simulator
-	simStop context.CancelFunc
-	simDone chan struct{}
+	// demoCams plays the demo cameras' clips over RTSP; demoCreds are
+	// the simulated devices' MQTT credentials; sim plays those devices.
+	demoCams  *demo.CameraServer
+	demoCreds map[string]devices.Credentials
+	sim       *demo.Simulator
+	simStop   context.CancelFunc
+	simDone   chan struct{}
 
 	started []component
 }
@@ -143,6 +147,7 @@ func (s *Server) components() []component {
 		{name: "mqtt client", start: s.startMQTTClient, stop: s.stopMQTTClient},
 		{name: "commands", start: s.startCommands, stop: s.stopCommands},
 		{name: "webrtc", start: s.startWebRTC, stop: s.stopWebRTC},
+		{name: "demo data", start: s.startDemoData, stop: s.stopDemoData}, // before the cameras are pulled: it moves the demo cameras
 		{name: "cameras", start: s.startCameras, stop: s.stopCameras},
 		{name: "demo", start: s.startDemo, stop: s.stopDemo},
 		{name: "alert rules", start: s.loadRuleFiles},
@@ -509,48 +514,6 @@ func (s *Server) stopPprof(context.Context) error {
 		return nil
 	}
 	return s.pprof.Close()
-}
-
-// startDemo seeds the demo sites and devices and plays them over the
-// embedded broker, each device with its own credentials.
-func (s *Server) startDemo(ctx context.Context) error {
-	if !s.cfg.Demo.Enabled {
-		return nil
-	}
-	if s.broker == nil {
-		s.log.Info("demo devices are simulated only on the embedded broker; run lookout-sim against an external one")
-		return nil
-	}
-	scope, err := s.orgs.ScopeOf(s.rootOrg)
-	if err != nil {
-		return err
-	}
-	creds, err := demo.SeedSites(ctx, s.registry, scope)
-	if err != nil {
-		return err
-	}
-	f, err := demo.LoadSites()
-	if err != nil {
-		return err
-	}
-	s.sim = demo.NewSimulator(demo.SimParams{BrokerURL: "tcp://" + s.broker.Addr(), Devices: f.Devices, Credentials: creds,
-		Interval: s.cfg.Demo.Interval.D(), Log: s.log.With("component", "demo")})
-	runCtx, cancel := context.WithCancel(context.Background())
-	s.simStop, s.simDone = cancel, make(chan struct{})
-	go func() {
-		defer close(s.simDone)
-		_ = s.sim.Run(runCtx)
-	}()
-	s.log.Info("demo devices simulated", "devices", len(creds))
-	return nil
-}
-
-func (s *Server) stopDemo(context.Context) error {
-	if s.simStop != nil {
-		s.simStop()
-		<-s.simDone
-	}
-	return nil
 }
 
 // commandPublisher hands commands to the embedded broker in process, or to
