@@ -1,5 +1,6 @@
 // Package cameras runs the cameras Lookout pulls: for each, an RTSP
-// puller (ingest/rtsp) feeding a source (sfu/source) that viewers watch.
+// puller (ingest/rtsp) feeding a source (sfu/source) that viewers watch
+// and, for an always-on camera, a pre-alert buffer (ingest/clips) beside it.
 // A camera is pulled always (the default: its picture is ready the moment
 // a wall tile asks, and its last seconds are kept for alerts) or on demand
 // (while someone watches, and for a while after the last one leaves).
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lookout-cc/lookout/ingest/clips"
 	"github.com/lookout-cc/lookout/ingest/rtsp"
 	"github.com/lookout-cc/lookout/sfu/source"
 )
@@ -45,6 +47,13 @@ type Params struct {
 	Transport string
 	// ReadTimeout ends a stream that stops sending. Default: the puller's.
 	ReadTimeout time.Duration
+	// Prebuffer is how much of each always-on camera's video is kept in
+	// memory (clips.Params.Duration); 0 keeps none. On-demand cameras
+	// keep none: they are not pulled all the time.
+	Prebuffer time.Duration
+	// PrebufferMaxBytes bounds each camera's buffer (default
+	// clips.DefaultMaxBytes).
+	PrebufferMaxBytes int64
 }
 
 // ErrNotFound: the hub has no such camera.
@@ -64,7 +73,8 @@ type Hub struct {
 type camera struct {
 	spec    Spec
 	src     *source.Source
-	puller  *rtsp.Puller // nil while an on-demand camera is idle
+	buf     *clips.Buffer // nil unless always-on with a prebuffer
+	puller  *rtsp.Puller  // nil while an on-demand camera is idle
 	viewers int
 	linger  *time.Timer
 }
@@ -104,6 +114,12 @@ func (h *Hub) Set(spec Spec) error {
 	}
 	c.spec = spec
 	h.stopLocked(c)
+	switch {
+	case spec.Mode != Always || h.p.Prebuffer <= 0:
+		c.buf = nil
+	case c.buf == nil:
+		c.buf = clips.New(clips.Params{Duration: h.p.Prebuffer, MaxBytes: h.p.PrebufferMaxBytes})
+	}
 	if spec.Mode == Always || c.viewers > 0 {
 		return h.startLocked(c)
 	}
@@ -130,7 +146,11 @@ func (h *Hub) startLocked(c *camera) error {
 		return nil
 	}
 	id := c.spec.ID
-	p, err := rtsp.New(rtsp.Params{URL: c.spec.URL, Transport: h.p.Transport, Sink: c.src, ReadTimeout: h.p.ReadTimeout,
+	var sink rtsp.Sink = c.src
+	if c.buf != nil {
+		sink = rtsp.Tee{c.src, c.buf}
+	}
+	p, err := rtsp.New(rtsp.Params{URL: c.spec.URL, Transport: h.p.Transport, Sink: sink, ReadTimeout: h.p.ReadTimeout,
 		Log: h.p.Log.With("camera", id), OnStatus: func(st rtsp.Status) {
 			if h.p.OnStatus != nil {
 				h.p.OnStatus(id, st)
@@ -203,12 +223,25 @@ func (h *Hub) release(c *camera) {
 	})
 }
 
+// Buffer is a camera's pre-alert buffer: nil for an unknown camera, an
+// on-demand one, or when Prebuffer is 0.
+func (h *Hub) Buffer(id string) *clips.Buffer {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c, ok := h.cams[id]; ok {
+		return c.buf
+	}
+	return nil
+}
+
 // Status is a camera's state as the console shows it.
 type Status struct {
 	rtsp.Status
 	Mode    string       `json:"mode"`
 	Viewers int          `json:"viewers"`
 	Source  source.Stats `json:"source"`
+	// Prebuffer is what its pre-alert buffer holds, when it keeps one.
+	Prebuffer *clips.Stats `json:"prebuffer,omitempty"`
 }
 
 // Status returns a camera's state; ok is false for an unknown camera.
@@ -216,9 +249,10 @@ func (h *Hub) Status(id string) (Status, bool) {
 	h.mu.Lock()
 	c, ok := h.cams[id]
 	var p *rtsp.Puller
+	var buf *clips.Buffer
 	var st Status
 	if ok {
-		p = c.puller
+		p, buf = c.puller, c.buf
 		st.Mode, st.Viewers = c.spec.Mode, c.viewers
 	}
 	h.mu.Unlock()
@@ -231,6 +265,10 @@ func (h *Hub) Status(id string) (Status, bool) {
 		st.Status = rtsp.Status{State: StateIdle}
 	}
 	st.Source = c.src.Stats()
+	if buf != nil {
+		bs := buf.Stats()
+		st.Prebuffer = &bs
+	}
 	return st, true
 }
 
