@@ -24,6 +24,7 @@ import (
 	"github.com/lookout-cc/lookout/console/users"
 	"github.com/lookout-cc/lookout/devices"
 	"github.com/lookout-cc/lookout/ingest/cameras"
+	"github.com/lookout-cc/lookout/ingest/clips"
 	"github.com/lookout-cc/lookout/internal/audit"
 	"github.com/lookout-cc/lookout/internal/health"
 	"github.com/lookout-cc/lookout/internal/orgs"
@@ -50,6 +51,9 @@ type Params struct {
 	// Cameras pulls the cameras; WHEP plays them to viewers.
 	Cameras *cameras.Hub
 	WHEP    *whep.Server
+	// Clips saves spans of the cameras' pre-alert buffers; nil turns the
+	// clip routes off.
+	Clips *clips.Store
 	// Telemetry reads the time-series store.
 	Telemetry TelemetryReader
 	Signer    *auth.Signer
@@ -152,5 +156,10 @@ func New(p Params) (http.Handler, error) {
 	authed.GET("/cameras/:id", a.require(auth.PermDevicesRead), a.getCamera)
 	authed.PATCH("/cameras/:id", a.require(auth.PermDevicesWrite), a.updateCamera)
 	authed.DELETE("/cameras/:id", a.require(auth.PermDevicesWrite), a.deleteCamera)
+	if p.Clips != nil {
+		authed.GET("/cameras/:id/clips", a.require(auth.PermDevicesRead), a.listClips)
+		authed.POST("/cameras/:id/clips", a.require(auth.PermDevicesCommand), a.createClip)
+		authed.GET("/clips/:id", a.require(auth.PermDevicesRead), a.getClip)
+	}
 	return r, nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/lookout-cc/lookout/console/users"
 	"github.com/lookout-cc/lookout/devices"
 	"github.com/lookout-cc/lookout/ingest/cameras"
+	"github.com/lookout-cc/lookout/ingest/clips"
 	"github.com/lookout-cc/lookout/ingest/tsdb"
 	"github.com/lookout-cc/lookout/internal/audit"
 	"github.com/lookout-cc/lookout/internal/health"
@@ -47,7 +48,9 @@ type env struct {
 	presence *devices.Presence
 	broker   *noBroker
 	engine   *alerts.Engine
+	hub      *cameras.Hub
 	dbPath   string
+	dataDir  string
 }
 
 const adminPassword = "province-admin-pw"
@@ -154,19 +157,26 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub, err := cameras.New(cameras.Params{Log: log})
+	hr := health.NewRegistry()
+	hr.Add("state", db.PingContext)
+	// The hub pulls only what a test gives it (Set): the registry is not
+	// wired to it here.
+	hub, err := cameras.New(cameras.Params{Log: log, Transport: "tcp", Prebuffer: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hr := health.NewRegistry()
-	hr.Add("state", db.PingContext)
+	t.Cleanup(hub.Close)
+	clipStore, err := clips.NewStore(clips.StoreParams{DB: db, Dir: filepath.Join(dataDir, "clips"), Buffers: hub})
+	if err != nil {
+		t.Fatal(err)
+	}
 	api, err := New(Params{Log: log, Metrics: prometheus.NewRegistry(), Health: hr, Orgs: tree, Users: us, Devices: reg, Audit: auditLog, Presence: presence, Commands: cmds, Rules: rules, Alerts: alertStore, Events: bus, Telemetry: store,
-		Cameras: hub, WHEP: whep.New(whep.Params{Log: log}), Signer: signer,
+		Cameras: hub, WHEP: whep.New(whep.Params{Log: log}), Clips: clipStore, Signer: signer,
 		Throttle: auth.NewThrottle(3, 200*time.Millisecond, time.Second), TokenTTL: time.Hour, MaxBodyBytes: 4096, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, srv: httptest.NewServer(api), orgs: tree, users: us, signer: signer, api: api, store: store, devices: reg, presence: presence, broker: broker, engine: engine, dbPath: filepath.Join(dataDir, sqldb.FileName)}
+	e := &env{t: t, srv: httptest.NewServer(api), orgs: tree, users: us, signer: signer, api: api, store: store, devices: reg, presence: presence, broker: broker, engine: engine, hub: hub, dbPath: filepath.Join(dataDir, sqldb.FileName), dataDir: dataDir}
 	t.Cleanup(e.srv.Close)
 	return e
 }

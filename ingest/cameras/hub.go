@@ -1,5 +1,6 @@
 // Package cameras runs the cameras Lookout pulls: for each, an RTSP
-// puller (ingest/rtsp) feeding a source (sfu/source) that viewers watch.
+// puller (ingest/rtsp) feeding a source (sfu/source) that viewers watch
+// and, for an always-on camera, a pre-alert buffer (ingest/clips) beside it.
 // A camera is pulled always (the default: its picture is ready the moment
 // a wall tile asks, and its last seconds are kept for alerts) or on demand
 // (while someone watches, and for a while after the last one leaves).
@@ -14,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lookout-cc/lookout/ingest/clips"
 	"github.com/lookout-cc/lookout/ingest/rtsp"
 	"github.com/lookout-cc/lookout/sfu/source"
 )
@@ -56,6 +58,13 @@ type Params struct {
 	Transport string
 	// ReadTimeout ends a stream that stops sending. Default: the puller's.
 	ReadTimeout time.Duration
+	// Prebuffer is how much of each always-on camera's video is kept in
+	// memory (clips.Params.Duration); 0 keeps none. On-demand cameras
+	// keep none: they are not pulled all the time.
+	Prebuffer time.Duration
+	// PrebufferMaxBytes bounds each camera's buffer (default
+	// clips.DefaultMaxBytes).
+	PrebufferMaxBytes int64
 	// Metrics, if set, gets lookout_camera_forward_seconds: the time from
 	// a camera's packet reaching Lookout to its sending to a viewer.
 	Metrics prometheus.Registerer
@@ -80,8 +89,11 @@ type camera struct {
 	spec Spec
 	// The main stream, and the sub stream (nil when the camera has none).
 	main, sub *stream
-	viewers   int
-	linger    *time.Timer
+	// buf is the main stream's pre-alert buffer: nil unless always-on
+	// with a prebuffer.
+	buf     *clips.Buffer
+	viewers int
+	linger  *time.Timer
 }
 
 // stream is one of a camera's streams: its puller and source.
@@ -160,6 +172,12 @@ func (h *Hub) Set(spec Spec) error {
 	if c.sub != nil {
 		c.sub.url = spec.SubURL
 	}
+	switch {
+	case spec.Mode != Always || h.p.Prebuffer <= 0:
+		c.buf = nil
+	case c.buf == nil:
+		c.buf = clips.New(clips.Params{Duration: h.p.Prebuffer, MaxBytes: h.p.PrebufferMaxBytes})
+	}
 	if spec.Mode == Always || c.viewers > 0 {
 		return h.startLocked(c)
 	}
@@ -192,7 +210,11 @@ func (h *Hub) startLocked(c *camera) error {
 		if st == c.sub {
 			which = Sub
 		}
-		p, err := rtsp.New(rtsp.Params{URL: st.url, Transport: h.p.Transport, Sink: st.src, ReadTimeout: h.p.ReadTimeout,
+		var sink rtsp.Sink = st.src
+		if st == c.main && c.buf != nil {
+			sink = rtsp.Tee{st.src, c.buf}
+		}
+		p, err := rtsp.New(rtsp.Params{URL: st.url, Transport: h.p.Transport, Sink: sink, ReadTimeout: h.p.ReadTimeout,
 			Log: h.p.Log.With("camera", id, "stream", which), OnStatus: func(status rtsp.Status) {
 				if h.p.OnStatus != nil && which == Main {
 					h.p.OnStatus(id, status)
@@ -273,6 +295,17 @@ func (h *Hub) release(c *camera) {
 	})
 }
 
+// Buffer is a camera's pre-alert buffer: nil for an unknown camera, an
+// on-demand one, or when Prebuffer is 0.
+func (h *Hub) Buffer(id string) *clips.Buffer {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c, ok := h.cams[id]; ok {
+		return c.buf
+	}
+	return nil
+}
+
 // Status is a camera's state as the console shows it: its main stream's,
 // and the sub stream's when it has one.
 type Status struct {
@@ -281,6 +314,8 @@ type Status struct {
 	Viewers int          `json:"viewers"`
 	Source  source.Stats `json:"source"`
 	Sub     *SubStatus   `json:"sub,omitempty"`
+	// Prebuffer is what its pre-alert buffer holds, when it keeps one.
+	Prebuffer *clips.Stats `json:"prebuffer,omitempty"`
 }
 
 // SubStatus is the sub stream's state.
@@ -295,9 +330,10 @@ func (h *Hub) Status(id string) (Status, bool) {
 	c, ok := h.cams[id]
 	var mainP, subP *rtsp.Puller
 	var mainSrc, subSrc *source.Source
+	var buf *clips.Buffer
 	var st Status
 	if ok {
-		mainP, mainSrc = c.main.puller, c.main.src
+		mainP, mainSrc, buf = c.main.puller, c.main.src, c.buf
 		if c.sub != nil {
 			subP, subSrc = c.sub.puller, c.sub.src
 		}
@@ -310,6 +346,10 @@ func (h *Hub) Status(id string) (Status, bool) {
 	st.Status, st.Source = pullerStatus(mainP), mainSrc.Stats()
 	if subSrc != nil {
 		st.Sub = &SubStatus{Status: pullerStatus(subP), Source: subSrc.Stats()}
+	}
+	if buf != nil {
+		bs := buf.Stats()
+		st.Prebuffer = &bs
 	}
 	return st, true
 }

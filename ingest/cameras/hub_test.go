@@ -127,3 +127,58 @@ func TestAlwaysOnAndOnDemand(t *testing.T) {
 		t.Fatal("removed camera still there")
 	}
 }
+
+// Always-on cameras keep a pre-alert buffer beside their source; on-demand
+// ones do not, nor any when the prebuffer is off.
+func TestPrebufferOnlyForAlwaysOn(t *testing.T) {
+	cam := testpeers.StartRTSPCamera(t, testpeers.RTSPOptions{GOP: 10})
+	h, err := New(Params{Log: slog.New(slog.DiscardHandler), Transport: "tcp", Prebuffer: 2 * time.Second, PrebufferMaxBytes: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.Set(Spec{ID: "dam", URL: cam.URL}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Set(Spec{ID: "gate", URL: cam.URL, Mode: OnDemand}); err != nil {
+		t.Fatal(err)
+	}
+	if h.Buffer("gate") != nil || h.Buffer("nope") != nil {
+		t.Fatal("a buffer for an on-demand or unknown camera")
+	}
+	b := h.Buffer("dam")
+	if b == nil {
+		t.Fatal("no buffer for an always-on camera")
+	}
+	waitFor(t, 15*time.Second, "1.5 s buffered", func() bool {
+		st, _ := h.Status("dam")
+		return st.Prebuffer != nil && st.Prebuffer.To.Sub(st.Prebuffer.From) > 1500*time.Millisecond
+	})
+	// The source is fed all the same.
+	if st, _ := h.Status("dam"); st.Source.Keyframes == 0 || st.Prebuffer.MaxBytes != 8<<20 || st.Prebuffer.Codec != "H264" {
+		t.Fatalf("status %+v", st)
+	}
+	if st, _ := h.Status("gate"); st.Prebuffer != nil {
+		t.Fatal("an on-demand camera reports a buffer")
+	}
+	// A new URL keeps the buffer; on demand drops it; always again makes
+	// a new one.
+	if err := h.Set(Spec{ID: "dam", URL: cam.URL + "?again"}); err != nil || h.Buffer("dam") != b {
+		t.Fatalf("the buffer after a new URL: %v", err)
+	}
+	if err := h.Set(Spec{ID: "dam", URL: cam.URL, Mode: OnDemand}); err != nil || h.Buffer("dam") != nil {
+		t.Fatalf("the buffer after on demand: %v", err)
+	}
+	if err := h.Set(Spec{ID: "dam", URL: cam.URL}); err != nil || h.Buffer("dam") == nil || h.Buffer("dam") == b {
+		t.Fatalf("the buffer after always again: %v", err)
+	}
+
+	off, err := New(Params{Log: slog.New(slog.DiscardHandler), Transport: "tcp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.Close()
+	if err := off.Set(Spec{ID: "dam", URL: cam.URL}); err != nil || off.Buffer("dam") != nil {
+		t.Fatalf("a buffer with the prebuffer off: %v", err)
+	}
+}

@@ -75,6 +75,12 @@ type Cameras struct {
 	// OnDemandLinger is how long an on-demand camera is still pulled after
 	// its last viewer left.
 	OnDemandLinger Duration `yaml:"on_demand_linger"`
+	// Prebuffer is how much of each always-on camera's latest video is
+	// kept in memory, for clips (POST /cameras/{id}/clips) and the alerts
+	// that save one; 0 keeps none.
+	Prebuffer Duration `yaml:"prebuffer"`
+	// PrebufferMaxBytes bounds each always-on camera's buffer.
+	PrebufferMaxBytes int64 `yaml:"prebuffer_max_bytes"`
 }
 
 // Ingest configures the telemetry path from MQTT to the time-series store.
@@ -227,7 +233,7 @@ func Default() Config {
 		Ingest:  Ingest{BatchSize: 5000, FlushInterval: Duration(100 * time.Millisecond), SpoolMaxBytes: 1 << 30},
 		Alerts:  Alerts{FeedRadiusM: 2000, EventReplay: 10_000},
 		WebRTC:  WebRTC{UDPAddr: "127.0.0.1:8189", TCPAddr: "127.0.0.1:8189"},
-		Cameras: Cameras{RTSPTransport: "auto", OnDemandLinger: Duration(30 * time.Second)},
+		Cameras: Cameras{RTSPTransport: "auto", OnDemandLinger: Duration(30 * time.Second), Prebuffer: Duration(30 * time.Second), PrebufferMaxBytes: 64 << 20},
 		Demo:    Demo{Enabled: false, Interval: Duration(5 * time.Second), RTSPAddr: "127.0.0.1:0"},
 	}
 }
@@ -365,6 +371,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Cameras.OnDemandLinger.D() < time.Second || c.Cameras.OnDemandLinger.D() > time.Hour {
 		bad("cameras.on_demand_linger", "must be between 1s and 1h, got %s", c.Cameras.OnDemandLinger)
+	}
+	if d := c.Cameras.Prebuffer.D(); d != 0 && (d < time.Second || d > 10*time.Minute) {
+		bad("cameras.prebuffer", "must be 0s (off) or between 1s and 10m, got %s", c.Cameras.Prebuffer)
+	}
+	if n := c.Cameras.PrebufferMaxBytes; n < 1<<20 || n > 1<<30 {
+		bad("cameras.prebuffer_max_bytes", "must be between 1048576 (1 MiB) and 1073741824 (1 GiB), got %d", n)
 	}
 	if c.Ingest.SpoolMaxBytes < 4<<20 {
 		bad("ingest.spool_max_bytes", "must be at least 4194304 (4 MiB), got %d", c.Ingest.SpoolMaxBytes)

@@ -39,6 +39,8 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"influx without token", "tsdb:\n  backend: influxdb\n  influxdb:\n    url: http://i:8086\n    bucket: db/rp\n", "'tsdb.influxdb.token' must be set"},
 		{"bad root org id", "bootstrap:\n  root_org:\n    id: Yun Nan\n", "'bootstrap.root_org.id' must be"},
 		{"short admin password", "bootstrap:\n  admin_password: abc\n", "'bootstrap.admin_password' must be at least 8"},
+		{"prebuffer too long", "cameras:\n  prebuffer: 1h\n", "'cameras.prebuffer' must be 0s (off) or between 1s and 10m"},
+		{"prebuffer too small", "cameras:\n  prebuffer_max_bytes: 1000\n", "'cameras.prebuffer_max_bytes' must be between 1048576"},
 		{"two documents", "log:\n  level: info\n---\nlog:\n  level: info\n", "more than one document"},
 		{"not yaml", "http: [\n", "invalid YAML"},
 	}

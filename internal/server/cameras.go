@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"path/filepath"
 
 	"github.com/lookout-cc/lookout/devices"
 	"github.com/lookout-cc/lookout/ingest/cameras"
+	"github.com/lookout-cc/lookout/ingest/clips"
 	"github.com/lookout-cc/lookout/ingest/rtsp"
 	"github.com/lookout-cc/lookout/sfu/rtc"
 	"github.com/lookout-cc/lookout/sfu/whep"
@@ -28,14 +30,23 @@ func (s *Server) stopWebRTC(context.Context) error {
 }
 
 // startCameras pulls every camera of the registry, and follows the
-// registry's changes; each camera's state changes are events.
+// registry's changes; each camera's state changes are events. Always-on
+// cameras keep their last seconds, which clips are cut from.
 func (s *Server) startCameras(context.Context) error {
-	hub, err := cameras.New(cameras.Params{Log: s.log.With("component", "cameras"), Linger: s.cfg.Cameras.OnDemandLinger.D(),
-		Transport: s.cfg.Cameras.RTSPTransport, OnStatus: s.cameraStatus, Metrics: s.metrics})
+	cc := s.cfg.Cameras
+	hub, err := cameras.New(cameras.Params{Log: s.log.With("component", "cameras"), Linger: cc.OnDemandLinger.D(),
+		Transport: cc.RTSPTransport, OnStatus: s.cameraStatus, Prebuffer: cc.Prebuffer.D(), PrebufferMaxBytes: cc.PrebufferMaxBytes,
+		Metrics: s.metrics})
 	if err != nil {
 		return err
 	}
 	s.cameras = hub
+	cs, err := clips.NewStore(clips.StoreParams{DB: s.db, Dir: filepath.Join(s.cfg.DataDir, "clips"), Buffers: s.cameras})
+	if err != nil {
+		s.cameras.Close()
+		return err
+	}
+	s.clips = cs
 	scope, err := s.orgs.ScopeOf(s.rootOrg)
 	if err != nil {
 		return err

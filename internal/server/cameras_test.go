@@ -2,7 +2,12 @@ package server
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -235,5 +240,73 @@ func TestH265CameraOverWHEP(t *testing.T) {
 	waitFor(t, 10*time.Second, func() bool { return len(v.Packets()) > 10 })
 	if first := v.Packets()[0]; first.Payload[0]>>1&0x3f != 48 { // AP: VPS, SPS, PPS
 		t.Fatalf("first packet is H.265 NAL type %d, not the cached parameter sets", first.Payload[0]>>1&0x3f)
+	}
+}
+
+// An always-on camera's last seconds make a clip: POST it, and the MP4 is
+// listed and served (with ranges), before and after a restart.
+func TestCameraClip(t *testing.T) {
+	cam := testpeers.StartRTSPCamera(t, testpeers.RTSPOptions{GOP: 10})
+	dataDir := t.TempDir()
+	cfg := testConfig(t, dataDir)
+	cfg.Bootstrap.AdminPassword = "admin-password"
+	s := start(t, cfg, nil)
+	base := "http://" + s.HTTPAddr()
+	tok, _ := provision(t, base)
+	mustPost(t, base, tok, "/api/v1/cameras", map[string]any{"id": "cam-dam", "name": "坝前", "site_id": "bht", "url": cam.URL, "lat": 27.2, "lon": 102.9}, 201)
+	waitFor(t, 20*time.Second, func() bool {
+		_, c := getJSON(t, "GET", base+"/api/v1/cameras/cam-dam", tok, nil)
+		st, _ := c["stream"].(map[string]any)
+		pb, _ := st["prebuffer"].(map[string]any)
+		from, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(pb["from"]))
+		to, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(pb["to"]))
+		return to.Sub(from) > 3500*time.Millisecond
+	})
+
+	now := time.Now()
+	st, body := getJSON(t, "POST", base+"/api/v1/cameras/cam-dam/clips", tok, map[string]any{"from": now.Add(-time.Hour).UnixMilli(), "to": now.UnixMilli()})
+	if msg := fmt.Sprint(body["error"]); st != 409 || !strings.Contains(msg, "span_not_buffered") || !strings.Contains(msg, "the pre-alert buffer holds") {
+		t.Fatalf("a span before the buffer: %d %v", st, body)
+	}
+	clip := mustPost(t, base, tok, "/api/v1/cameras/cam-dam/clips", map[string]any{"from": now.Add(-3 * time.Second).Format(time.RFC3339Nano), "to": now.UnixMilli(), "note": "test"}, 201)
+	url, size := clip["url"].(string), int64(clip["bytes"].(float64))
+	if d := clip["duration_ms"].(float64); d < 2900 || d > 3500 || clip["camera_id"] != "cam-dam" || clip["codec"] != "H264" {
+		t.Fatalf("clip %v", clip)
+	}
+	fetch := func() []byte {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+url, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "video/mp4" || resp.Header.Get("Accept-Ranges") != "bytes" ||
+			resp.Header.Get("Content-Length") != strconv.FormatInt(size, 10) || int64(len(data)) != size || string(data[4:8]) != "ftyp" {
+			t.Fatalf("GET %s: %d %v %q", url, resp.StatusCode, resp.Header, data[:min(8, len(data))])
+		}
+		return data
+	}
+	data := fetch()
+	onDisk, err := os.ReadFile(filepath.Join(dataDir, "clips", "cam-dam", clip["id"].(string)+".mp4"))
+	if err != nil || !bytes.Equal(onDisk, data) {
+		t.Fatalf("the file on disk: %v", err)
+	}
+	if st, audit := getJSON(t, "GET", base+"/api/v1/audit?action=clip.create", tok, nil); st != 200 || audit["item_count"].(float64) != 1 {
+		t.Fatalf("audit: %d %v", st, audit)
+	}
+
+	stop(t, s)
+	s = start(t, cfg, nil)
+	defer stop(t, s)
+	base = "http://" + s.HTTPAddr()
+	st, list := getJSON(t, "GET", base+"/api/v1/cameras/cam-dam/clips", tok, nil)
+	if items, _ := list["items"].([]any); st != 200 || len(items) != 1 || items[0].(map[string]any)["url"] != url {
+		t.Fatalf("after a restart: %d %v", st, list)
+	}
+	if !bytes.Equal(fetch(), data) {
+		t.Fatal("another file after a restart")
 	}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/lookout-cc/lookout/devices"
 	"github.com/lookout-cc/lookout/ingest/broker"
 	"github.com/lookout-cc/lookout/ingest/cameras"
+	"github.com/lookout-cc/lookout/ingest/clips"
 	"github.com/lookout-cc/lookout/ingest/mqtt"
 	"github.com/lookout-cc/lookout/ingest/pipeline"
 	"github.com/lookout-cc/lookout/ingest/spool"
@@ -94,10 +95,11 @@ type Server struct {
 	alertEngine *alerts.Engine
 	rules       *alerts.Rules
 	// rtc is the SFU's WebRTC engine; whep plays cameras to viewers;
-	// cameras pulls them.
+	// cameras pulls them; clips saves spans of their pre-alert buffers.
 	rtc     *rtc.Engine
 	whep    *whep.Server
 	cameras *cameras.Hub
+	clips   *clips.Store
 	httpSrv *http.Server
 	httpLn  net.Listener
 	httpWG  sync.WaitGroup
@@ -438,6 +440,7 @@ func (s *Server) startHTTP(context.Context) error {
 		Events:       s.events,
 		Cameras:      s.cameras,
 		WHEP:         s.whep,
+		Clips:        s.clips,
 		Telemetry:    s.tsdb,
 		Signer:       s.signer,
 		Throttle:     auth.NewThrottle(s.cfg.Auth.LoginFreeFailures, s.cfg.Auth.LoginBaseDelay.D(), s.cfg.Auth.LoginMaxDelay.D()),
