@@ -17,16 +17,22 @@ STATICCHECK_VERSION := v0.7.0
 INFLUXD             := $(GOBIN)/influxd
 STATICCHECK         := $(GOBIN)/staticcheck
 
-# Debian packages the tests drive as real peers, by the command each provides.
-APT_PACKAGES := mosquitto mosquitto-clients ffmpeg chromium
-APT_COMMANDS := /usr/sbin/mosquitto /usr/bin/mosquitto_passwd /usr/bin/ffmpeg /usr/bin/chromium
+# Debian packages the tests drive as real peers, by the command each provides
+# (the CJK font, which screenshots of the Chinese pages need, by its file).
+APT_PACKAGES := mosquitto mosquitto-clients ffmpeg chromium fonts-wqy-zenhei
+APT_COMMANDS := /usr/sbin/mosquitto /usr/bin/mosquitto_passwd /usr/bin/ffmpeg /usr/bin/chromium \
+                /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc
+
+# The browser tests' npm packages (playwright-core, which drives Debian's
+# chromium above and never downloads a browser).
+BROWSER_DIR := tests/browser
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './node_modules/*' -not -name '*_test.go') go.mod go.sum \
               $(wildcard configs/*.yaml configs/demo/*.yaml internal/sqldb/migrations/*.sql internal/demo/clips/*.h264)
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help run build test test-deps apt-deps influxd bench lint clean
+.PHONY: help run build test test-deps apt-deps node-deps browser-deps influxd bench lint clean
 
 help:
 	@echo "make run    the whole system on the embedded default, demo data included"
@@ -48,16 +54,33 @@ run: bin/lookout
 test: test-deps
 	LOOKOUT_INFLUXD=$(INFLUXD) $(GO) test -race -count=1 -timeout 20m ./...
 
-test-deps: apt-deps influxd
+test-deps: apt-deps influxd browser-deps
 
-# Debian packages: installed only when one of their commands is missing.
+# Debian packages: installed only when one of their commands (or files) is missing.
 apt-deps:
-	@missing=0; for c in $(APT_COMMANDS); do [ -x "$$c" ] || missing=1; done; \
+	@missing=0; for c in $(APT_COMMANDS); do [ -e "$$c" ] || missing=1; done; \
 	if [ $$missing = 1 ]; then \
 	  echo "installing $(APT_PACKAGES)"; \
 	  $(SUDO) apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
 	fi
+
+# Node.js and npm run the browser tests. The machine's own are used when it
+# has them (NodeSource's nodejs, which carries npm and conflicts with
+# Debian's npm package); only without them are Debian's installed.
+node-deps:
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	  echo "installing nodejs npm"; \
+	  $(SUDO) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; \
+	fi
+
+# npm ci from the committed lock file, again only when it changed.
+browser-deps: $(BROWSER_DIR)/node_modules/.package-lock.json
+
+$(BROWSER_DIR)/node_modules/.package-lock.json: $(BROWSER_DIR)/package.json $(BROWSER_DIR)/package-lock.json | node-deps
+	cd $(BROWSER_DIR) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 # InfluxDB 1.8.10 is built from source once (about three minutes on two
 # cores) and kept in GOBIN; a binary of another version is replaced.

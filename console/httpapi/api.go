@@ -21,6 +21,7 @@ import (
 	"github.com/lookout-cc/lookout/console/alerts"
 	"github.com/lookout-cc/lookout/console/auth"
 	"github.com/lookout-cc/lookout/console/events"
+	"github.com/lookout-cc/lookout/console/player"
 	"github.com/lookout-cc/lookout/console/users"
 	"github.com/lookout-cc/lookout/devices"
 	"github.com/lookout-cc/lookout/ingest/cameras"
@@ -104,6 +105,9 @@ func New(p Params) (http.Handler, error) {
 
 	r.GET("/healthz", a.healthz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(p.Metrics, promhttp.HandlerOpts{Registry: p.Metrics})))
+	// The player page's static files need no token; the page sends one
+	// with its own requests.
+	r.GET("/player/*filepath", gin.WrapH(http.StripPrefix("/player", player.Handler())))
 
 	v1 := r.Group("/api/v1")
 	v1.POST("/auth/login", a.login)

@@ -33,7 +33,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	for _, r := range e.api.(*gin.Engine).Routes() {
 		parts := strings.Split(r.Path, "/")
 		for i, p := range parts {
-			if strings.HasPrefix(p, ":") {
+			if strings.HasPrefix(p, ":") || strings.HasPrefix(p, "*") {
 				parts[i] = "{" + p[1:] + "}"
 			}
 		}
