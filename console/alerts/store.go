@@ -67,6 +67,9 @@ type Alert struct {
 	// Feeds are the cameras that show it, the most relevant first.
 	Feeds    []Feed       `json:"feeds"`
 	Dispatch *Dispatch    `json:"dispatch,omitempty"`
+	// Clips are the ids of the video clips saved for it: the moments
+	// before it from the cameras that show it (GET /api/v1/clips/{id}).
+	Clips []string `json:"clips"`
 	Steps    []StepRecord `json:"steps,omitempty"`
 
 	up bool // peak is the highest reading; else the lowest
@@ -172,15 +175,15 @@ func NewStore(ctx context.Context, db *sql.DB, auditLog *audit.Log, tree *orgs.S
 }
 
 const alertColumns = `id, rule_id, rule_name, kind, device_id, device_name, site_id, org_id, metric, severity, state, started_at, updated_at,
-	cleared_at, value, peak, bound, count, position, feeds, dispatch`
+	cleared_at, value, peak, bound, count, position, feeds, dispatch, clips`
 
 func scanAlert(row interface{ Scan(...any) error }) (*Alert, error) {
 	var a Alert
 	var started, updated int64
 	var cleared sql.NullInt64
-	var position, feeds, dispatch string
+	var position, feeds, dispatch, clipIDs string
 	if err := row.Scan(&a.ID, &a.RuleID, &a.RuleName, &a.Kind, &a.DeviceID, &a.DeviceName, &a.SiteID, &a.OrgID, &a.Metric, &a.Severity, &a.State,
-		&started, &updated, &cleared, &a.Value, &a.Peak, &a.Bound, &a.Count, &position, &feeds, &dispatch); err != nil {
+		&started, &updated, &cleared, &a.Value, &a.Peak, &a.Bound, &a.Count, &position, &feeds, &dispatch, &clipIDs); err != nil {
 		return nil, err
 	}
 	a.StartedAt, a.UpdatedAt = time.UnixMilli(started).UTC(), time.UnixMilli(updated).UTC()
@@ -193,6 +196,8 @@ func scanAlert(row interface{ Scan(...any) error }) (*Alert, error) {
 		_ = json.Unmarshal([]byte(position), a.Position)
 	}
 	_ = json.Unmarshal([]byte(feeds), &a.Feeds)
+	a.Clips = []string{}
+	_ = json.Unmarshal([]byte(clipIDs), &a.Clips)
 	if dispatch != "" {
 		a.Dispatch = new(Dispatch)
 		_ = json.Unmarshal([]byte(dispatch), a.Dispatch)
@@ -343,20 +348,47 @@ func (s *Store) clear(ctx context.Context, k pairKey, v verdict) {
 func (a *Alert) copy() *Alert {
 	c := *a
 	c.Feeds = append([]Feed(nil), a.Feeds...)
+	c.Clips = append([]string{}, a.Clips...)
 	return &c
+}
+
+// AttachClip records a clip saved for an alert (the moments before it),
+// and announces the alert with it.
+func (s *Store) AttachClip(ctx context.Context, alertID, clipID string) error {
+	s.mu.Lock()
+	var snapshot *Alert
+	if a, ok := s.byID[alertID]; ok {
+		a.Clips = append(a.Clips, clipID)
+		snapshot = a.copy()
+	}
+	s.mu.Unlock()
+	if snapshot == nil {
+		var err error
+		if snapshot, err = s.get(ctx, alertID); err != nil {
+			return err
+		}
+		snapshot.Clips = append(snapshot.Clips, clipID)
+	}
+	// json_insert appends to what is stored, so that two clips saved at
+	// once both stay.
+	if _, err := s.db.ExecContext(ctx, `UPDATE alerts SET clips = json_insert(clips, '$[#]', ?) WHERE id = ?`, clipID, alertID); err != nil {
+		return err
+	}
+	s.emit("clip", snapshot)
+	return nil
 }
 
 // create stores a new alert with its feeds and announces it.
 func (s *Store) create(ctx context.Context, r *Rule, d devices.Device, v verdict, feeds []Feed, now time.Time) {
 	a := &Alert{ID: newAlertID(), RuleID: r.ID, RuleName: r.Name, Kind: r.Kind, DeviceID: d.ID, DeviceName: d.Name, SiteID: d.SiteID,
 		OrgID: d.OrgID, Metric: r.Metric, Severity: v.severity, State: StateActive, StartedAt: now, UpdatedAt: now,
-		Value: v.value, Peak: v.value, Bound: v.bound, Count: 1, Position: v.position, Feeds: feeds}
+		Value: v.value, Peak: v.value, Bound: v.bound, Count: 1, Position: v.position, Feeds: feeds, Clips: []string{}}
 	a.up = v.value >= v.bound
 	if a.Feeds == nil {
 		a.Feeds = []Feed{}
 	}
 	err := s.audit.InTx(ctx, func(tx *sql.Tx, add func(audit.Rec)) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO alerts(`+alertColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, '')`,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO alerts(`+alertColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, '', '[]')`,
 			a.ID, a.RuleID, a.RuleName, a.Kind, a.DeviceID, a.DeviceName, a.SiteID, a.OrgID, a.Metric, a.Severity, a.State, now.UnixMilli(), now.UnixMilli(),
 			a.Value, a.Peak, a.Bound, a.Count, encodePosition(a.Position), encodeJSON(a.Feeds)); err != nil {
 			return err

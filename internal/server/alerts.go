@@ -12,6 +12,7 @@ import (
 	"github.com/lookout-cc/lookout/console/alerts"
 	"github.com/lookout-cc/lookout/console/events"
 	"github.com/lookout-cc/lookout/devices"
+	"github.com/lookout-cc/lookout/ingest/clips"
 	"github.com/lookout-cc/lookout/internal/orgs"
 )
 
@@ -25,7 +26,12 @@ func (s *Server) startAlerts(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	store.OnEvent = s.publishEvent
+	store.OnEvent = func(typ string, org orgs.ID, data any) {
+		s.publishEvent(typ, org, data)
+		if ev, ok := data.(alerts.AlertEvent); ok && ev.Action == "raised" {
+			s.saveAlertClips(ev.Alert)
+		}
+	}
 	engine, err := alerts.NewEngine(alerts.EngineParams{Store: store, Devices: s.registry, Orgs: s.orgs, Cameras: cameraFinder{s.registry},
 		FeedRadiusM: s.cfg.Alerts.FeedRadiusM, History: s.tsdb, Log: s.log.With("component", "alerts"), Metrics: s.metrics})
 	if err != nil {
@@ -147,4 +153,64 @@ func (s *Server) TriggerDemoFlood() bool {
 	}
 	s.sim.TriggerFlood()
 	return true
+}
+
+// alertClipCameras is how many of an alert's cameras (its first feeds
+// that keep a pre-alert buffer) get a clip saved.
+const alertClipCameras = 2
+
+// saveAlertClips saves, in the background, the moments before an alert
+// from the first cameras that show it and keep a pre-alert buffer, and
+// records the clips with the alert.
+func (s *Server) saveAlertClips(a *alerts.Alert) {
+	if s.clips == nil || s.cameras == nil || s.cfg.Cameras.Prebuffer.D() <= 0 {
+		return
+	}
+	scope, err := s.orgs.ScopeOf(s.rootOrg)
+	if err != nil {
+		return
+	}
+	n := 0
+	for _, f := range a.Feeds {
+		if n == alertClipCameras {
+			break
+		}
+		buf := s.cameras.Buffer(f.CameraID)
+		if buf == nil {
+			continue
+		}
+		avail, ok := buf.Available()
+		if !ok {
+			continue
+		}
+		cam, err := s.registry.GetCamera(scope, devices.CameraID(f.CameraID))
+		if err != nil {
+			continue
+		}
+		n++
+		from := a.StartedAt.Add(-s.cfg.Cameras.Prebuffer.D())
+		if from.Before(avail.From) {
+			from = avail.From // the camera has not been pulled that long
+		}
+		req := clips.Request{Camera: f.CameraID, Org: cam.OrgID, From: from, To: a.StartedAt, Actor: "alerts",
+			Note: fmt.Sprintf("告警 %s: %s (%s)", a.ID, a.RuleName, a.DeviceID)}
+		s.alertClips.Add(1)
+		go func() {
+			defer s.alertClips.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c, err := s.clips.Create(ctx, req)
+			if err != nil {
+				s.log.Warn("clip for an alert not saved", "alert", a.ID, "camera", req.Camera, "err", err)
+				return
+			}
+			if err := s.audit.Record(ctx, "alerts", c.OrgID, "clip.create", c.ID, "ok",
+				map[string]any{"camera": c.CameraID, "alert": a.ID, "from": c.From, "to": c.To, "bytes": c.Bytes}); err != nil {
+				s.log.Error("audit entry not written", "action", "clip.create", "err", err)
+			}
+			if err := s.alerts.AttachClip(ctx, a.ID, c.ID); err != nil {
+				s.log.Warn("clip not recorded with its alert", "alert", a.ID, "clip", c.ID, "err", err)
+			}
+		}()
+	}
 }

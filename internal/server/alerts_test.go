@@ -409,3 +409,48 @@ func TestRuleFilesLoadAtStart(t *testing.T) {
 		}
 	}
 }
+
+// An alert saves the moments before it from a camera that shows it (an
+// always-on camera of its site): the clip is recorded with the alert and
+// served as MP4.
+func TestAlertSavesAClip(t *testing.T) {
+	cam := testpeers.StartRTSPCamera(t, testpeers.RTSPOptions{GOP: 10})
+	cfg := testConfig(t, t.TempDir())
+	cfg.Bootstrap.AdminPassword = "admin-password"
+	s := start(t, cfg, nil)
+	defer stop(t, s)
+	base := "http://" + s.HTTPAddr()
+	tok, creds := provision(t, base, "gauge-c")
+	mustPost(t, base, tok, "/api/v1/cameras", map[string]any{"id": "cam-live", "name": "坝前", "site_id": "bht", "url": cam.URL, "lat": 27.2, "lon": 102.9}, 201)
+	waitFor(t, 15*time.Second, func() bool {
+		_, c := getJSON(t, "GET", base+"/api/v1/cameras/cam-live", tok, nil)
+		st, _ := c["stream"].(map[string]any)
+		pb, _ := st["prebuffer"].(map[string]any)
+		return pb != nil && pb["frames"].(float64) > 25
+	})
+	mustPost(t, base, tok, "/api/v1/rules", map[string]any{"id": "clip-high", "kind": "threshold", "device_id": "gauge-c", "metric": "water_level_m",
+		"above": 10, "severity": "red"}, 201)
+	events := followEvents(t, base, tok, "?types=alert", "")
+	mqttPublisher(t, s.MQTTAddr())("gauge-c", creds["gauge-c"], `{"water_level_m": 12}`)
+	ev := events.next(20*time.Second, "the alert with its clip", alertOf("clip-high", "clip"))
+	_, a := ev.alert()
+	ids := a["clips"].([]any)
+	if len(ids) != 1 {
+		t.Fatalf("clips: %v", a["clips"])
+	}
+	req, _ := http.NewRequest("GET", base+"/api/v1/clips/"+ids[0].(string), nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	head := make([]byte, 8)
+	if _, err := io.ReadFull(resp.Body, head); err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "video/mp4" || string(head[4:8]) != "ftyp" {
+		t.Fatalf("clip: %d %s % x %v", resp.StatusCode, resp.Header.Get("Content-Type"), head, err)
+	}
+	_, trail := getJSON(t, "GET", base+"/api/v1/audit?action=clip.create", tok, nil)
+	if items := trail["items"].([]any); len(items) != 1 || items[0].(map[string]any)["actor"] != "alerts" {
+		t.Fatalf("audit: %v", trail)
+	}
+}

@@ -58,6 +58,7 @@ func (s *Server) startCameras(context.Context) error {
 }
 
 func (s *Server) stopCameras(context.Context) error {
+	s.alertClips.Wait() // they read the buffers and write the database
 	s.cameras.Close()
 	return nil
 }

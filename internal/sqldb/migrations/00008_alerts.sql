@@ -35,7 +35,8 @@ CREATE TABLE alerts (
     count       INTEGER NOT NULL,
     position    TEXT NOT NULL DEFAULT '',  -- JSON [lat, lon] for geofences
     feeds       TEXT NOT NULL,             -- JSON: the cameras that show it
-    dispatch    TEXT NOT NULL DEFAULT ''   -- JSON: to whom it was dispatched
+    dispatch    TEXT NOT NULL DEFAULT '',  -- JSON: to whom it was dispatched
+    clips       TEXT NOT NULL DEFAULT '[]' -- JSON: ids of the clips saved for it (the moments before it)
 );
 CREATE INDEX alerts_org_started ON alerts(org_id, started_at);
 CREATE INDEX alerts_pair ON alerts(rule_id, device_id, started_at);
