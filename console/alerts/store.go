@@ -65,12 +65,12 @@ type Alert struct {
 	Count    int         `json:"count"`
 	Position *[2]float64 `json:"position,omitempty"`
 	// Feeds are the cameras that show it, the most relevant first.
-	Feeds    []Feed       `json:"feeds"`
-	Dispatch *Dispatch    `json:"dispatch,omitempty"`
+	Feeds    []Feed    `json:"feeds"`
+	Dispatch *Dispatch `json:"dispatch,omitempty"`
 	// Clips are the ids of the video clips saved for it: the moments
 	// before it from the cameras that show it (GET /api/v1/clips/{id}).
-	Clips []string `json:"clips"`
-	Steps    []StepRecord `json:"steps,omitempty"`
+	Clips []string     `json:"clips"`
+	Steps []StepRecord `json:"steps,omitempty"`
 
 	up bool // peak is the highest reading; else the lowest
 }
