@@ -127,9 +127,15 @@ func (a *API) listClips(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	out := make([]clipView, len(cs))
-	for i, cl := range cs {
-		out[i] = viewClip(cl)
+	// A clip keeps the organisation its camera had: after the camera
+	// moved to another organisation, its earlier clips stay with the
+	// first one.
+	scope := mustPrincipal(c).Scope
+	out := make([]clipView, 0, len(cs))
+	for _, cl := range cs {
+		if a.p.Orgs.Contains(scope, cl.OrgID) {
+			out = append(out, viewClip(cl))
+		}
 	}
 	c.JSON(http.StatusOK, list(out))
 }

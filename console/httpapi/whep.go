@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/lookout-cc/lookout/console/auth"
 	"github.com/lookout-cc/lookout/devices"
 	"github.com/lookout-cc/lookout/ingest/cameras"
 	"github.com/lookout-cc/lookout/internal/errclass"
@@ -94,8 +95,7 @@ func (a *API) whepLayer(c *gin.Context) {
 		writeError(c, http.StatusNotFound, "session_not_found", "", "no such WHEP session")
 		return
 	}
-	if _, err := a.p.Devices.GetCamera(mustPrincipal(c).Scope, devices.CameraID(sess.Camera)); err != nil {
-		a.fail(c, err)
+	if !a.mayHandle(c, sess) {
 		return
 	}
 	var in layerRequest
@@ -130,10 +130,25 @@ func (a *API) whepHangup(c *gin.Context) {
 		writeError(c, http.StatusNotFound, "session_not_found", "", "no such WHEP session")
 		return
 	}
-	if _, err := a.p.Devices.GetCamera(mustPrincipal(c).Scope, devices.CameraID(sess.Camera)); err != nil {
-		a.fail(c, err)
+	if !a.mayHandle(c, sess) {
 		return
 	}
 	_ = a.p.WHEP.Hangup(sess.ID)
 	c.Status(http.StatusNoContent)
+}
+
+// mayHandle lets the session's own viewer end or switch it (and an admin
+// whose subtree holds its camera, to clear a wall); otherwise it has
+// answered and returns false.
+func (a *API) mayHandle(c *gin.Context, sess *whep.Session) bool {
+	p := mustPrincipal(c)
+	if _, err := a.p.Devices.GetCamera(p.Scope, devices.CameraID(sess.Camera)); err != nil {
+		a.fail(c, err)
+		return false
+	}
+	if sess.Owner != p.UserID && p.Role != auth.RoleAdmin {
+		writeError(c, http.StatusForbidden, "not_your_session", "", "the session is another user's")
+		return false
+	}
+	return true
 }

@@ -283,16 +283,20 @@ func (h *Hub) release(c *camera) {
 	if c.viewers > 0 || c.spec.Mode != OnDemand || h.cams[c.spec.ID] != c {
 		return
 	}
-	c.linger = time.AfterFunc(h.p.Linger, func() {
+	var self *time.Timer
+	self = time.AfterFunc(h.p.Linger, func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		if c.viewers == 0 && c.linger != nil && h.cams[c.spec.ID] == c {
+		// Only this timer's own expiry: a viewer that came and went
+		// meanwhile set another one.
+		if c.viewers == 0 && c.linger == self && h.cams[c.spec.ID] == c {
 			h.stopLocked(c)
 			if h.p.OnStatus != nil {
 				h.p.OnStatus(c.spec.ID, rtsp.Status{State: StateIdle, Since: time.Now()})
 			}
 		}
 	})
+	c.linger = self
 }
 
 // Buffer is a camera's pre-alert buffer: nil for an unknown camera, an

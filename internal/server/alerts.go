@@ -166,6 +166,11 @@ func (s *Server) saveAlertClips(a *alerts.Alert) {
 	if s.clips == nil || s.cameras == nil || s.cfg.Cameras.Prebuffer.D() <= 0 {
 		return
 	}
+	s.alertClipsMu.Lock()
+	defer s.alertClipsMu.Unlock()
+	if s.alertClipsOver {
+		return // stopping: the cameras and their buffers are going
+	}
 	scope, err := s.orgs.ScopeOf(s.rootOrg)
 	if err != nil {
 		return

@@ -58,6 +58,9 @@ func (s *Server) startCameras(context.Context) error {
 }
 
 func (s *Server) stopCameras(context.Context) error {
+	s.alertClipsMu.Lock()
+	s.alertClipsOver = true
+	s.alertClipsMu.Unlock()
 	s.alertClips.Wait() // they read the buffers and write the database
 	s.cameras.Close()
 	return nil

@@ -103,6 +103,12 @@ func TestCameraLiveOverWHEP(t *testing.T) {
 	if c["stream"].(map[string]any)["viewers"].(float64) != 1 {
 		t.Fatalf("viewers: %v", c["stream"])
 	}
+	// Another operator of the same county may not end someone's session.
+	mustPost(t, base, tok, "/api/v1/users", map[string]any{"id": "op2", "org_id": "qj", "role": "operator", "password": "operator-two-pw"}, 201)
+	_, login := getJSON(t, "POST", base+"/api/v1/auth/login", "", map[string]string{"username": "op2", "password": "operator-two-pw"})
+	if st, b := getJSON(t, "DELETE", base+loc, login["token"].(string), nil); st != 403 {
+		t.Fatalf("another user's hang up: %d %v", st, b)
+	}
 	if st, _ := getJSON(t, "DELETE", base+loc, tok, nil); st != 204 {
 		t.Fatalf("hang up: %d", st)
 	}

@@ -96,17 +96,20 @@ type Server struct {
 	rules       *alerts.Rules
 	// rtc is the SFU's WebRTC engine; whep plays cameras to viewers;
 	// cameras pulls them; clips saves spans of their pre-alert buffers.
-	// alertClips are the clips being saved for new alerts.
-	alertClips sync.WaitGroup
-	rtc        *rtc.Engine
-	whep       *whep.Server
-	cameras    *cameras.Hub
-	clips      *clips.Store
-	httpSrv    *http.Server
-	httpLn     net.Listener
-	httpWG     sync.WaitGroup
-	pprof      *http.Server
-	rootOrg    orgs.ID
+	// alertClips are the clips being saved for new alerts; none starts
+	// once alertClipsOver is set (under alertClipsMu).
+	alertClips     sync.WaitGroup
+	alertClipsMu   sync.Mutex
+	alertClipsOver bool
+	rtc            *rtc.Engine
+	whep           *whep.Server
+	cameras        *cameras.Hub
+	clips          *clips.Store
+	httpSrv        *http.Server
+	httpLn         net.Listener
+	httpWG         sync.WaitGroup
+	pprof          *http.Server
+	rootOrg        orgs.ID
 	// demoCams plays the demo cameras' clips over RTSP; demoCreds are
 	// the simulated devices' MQTT credentials; sim plays those devices.
 	demoCams  *demo.CameraServer

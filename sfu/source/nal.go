@@ -95,9 +95,16 @@ func isAggregate(codec string, t int) bool {
 	return (codec == H264 && t == h264STAPA) || (codec == H265 && t == h265AP)
 }
 
-// inspect tells what a payload starts: a keyframe (its first NAL unit or
-// fragment is a random access slice), and hands ps every complete
-// parameter set NAL unit in it.
+// firstSlice says whether a slice NAL unit (from its header on; for a
+// fragment, body is the unit's bytes after its header) is its picture's
+// first: a keyframe of several slices starts once, at its first slice.
+// H.264: first_mb_in_slice is 0, a single 1 bit; H.265:
+// first_slice_segment_in_pic_flag.
+func firstSlice(body []byte) bool { return len(body) > 0 && body[0]&0x80 != 0 }
+
+// inspect tells what a payload starts: a keyframe (the first slice of a
+// random access picture, whole or its first fragment), and hands ps every
+// complete parameter set NAL unit in it.
 func inspect(codec string, payload []byte, ps paramSink) (keyframe bool) {
 	hl := headerLen(codec)
 	if len(payload) < hl+1 {
@@ -119,17 +126,17 @@ func inspect(codec string, payload []byte, ps paramSink) (keyframe bool) {
 			if s := paramSlot(codec, nt); s >= 0 {
 				ps.param(s, n)
 			}
-			keyframe = keyframe || isKey(codec, nt)
+			keyframe = keyframe || (isKey(codec, nt) && firstSlice(n[hl:]))
 		}
 	case codec == H264 && t == h264FUA:
-		return payload[1]&0x80 != 0 && isKey(codec, int(payload[1]&0x1f))
+		return payload[1]&0x80 != 0 && isKey(codec, int(payload[1]&0x1f)) && firstSlice(payload[2:])
 	case codec == H265 && t == h265FU:
-		return payload[2]&0x80 != 0 && isKey(codec, int(payload[2]&0x3f))
+		return payload[2]&0x80 != 0 && isKey(codec, int(payload[2]&0x3f)) && firstSlice(payload[3:])
 	default:
 		if s := paramSlot(codec, t); s >= 0 {
 			ps.param(s, payload)
 		}
-		return isKey(codec, t)
+		return isKey(codec, t) && firstSlice(payload[hl:])
 	}
 }
 

@@ -53,6 +53,7 @@ func newPacket(h *rtp.Header, payload []byte) *Packet {
 	p.Header.Extension = false
 	p.Header.CSRC = nil
 	p.Header.Padding = false
+	p.Header.PaddingSize = 0 // the payload is copied without the padding
 	p.Payload = p.buf[:copy(p.buf[:], payload)]
 	p.Keyframe, p.FrameEnd = false, h.Marker
 	p.At = time.Time{}

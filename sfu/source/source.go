@@ -11,11 +11,11 @@ import (
 
 // Limits of the cache and the viewers' queues.
 const (
-	// maxCache bounds the packets kept since the last keyframe (about 10
-	// s of a 4 Mbit/s camera at a 2 s keyframe interval fits easily); a
-	// longer group of pictures is not cached, and a new viewer waits for
-	// the next keyframe.
-	maxCache = 2048
+	// maxCache bounds the packets kept since the last keyframe (4.9 MB:
+	// a 16 Mbit/s main stream at a 2 s keyframe interval fits); a longer
+	// group of pictures is not cached, and a new viewer waits for the
+	// next keyframe.
+	maxCache = 4096
 	// QueueLen is how many packets a viewer may be behind before it drops
 	// frames; it holds a whole cache.
 	QueueLen = 2 * maxCache

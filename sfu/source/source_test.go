@@ -19,13 +19,15 @@ var (
 	pps = []byte{0x68, 0xce, 0x3c, 0x80}
 )
 
-// nalu makes an H.264 NAL unit of type t and n bytes.
+// nalu makes an H.264 NAL unit of type t and n bytes: a slice is its
+// picture's first (first_mb_in_slice 0).
 func nalu(t byte, n int) []byte {
 	b := make([]byte, n)
 	b[0] = 0x60 | t
 	for i := 1; i < n; i++ {
 		b[i] = byte(i)
 	}
+	b[1] = 0x88
 	return b
 }
 
@@ -257,6 +259,29 @@ func TestSlowViewerDropsAndResyncsWithoutStallingOthers(t *testing.T) {
 		if p.SequenceNumber != uint16(i) {
 			t.Fatalf("slow viewer: packet %d has sequence number %d: a gap", i, p.SequenceNumber)
 		}
+	}
+}
+
+// A keyframe of several slices starts once, at its first slice: the
+// cache keeps every slice, with the parameter sets before the first only.
+func TestKeyframeOfSeveralSlices(t *testing.T) {
+	src := New()
+	defer src.Close()
+	src.Start(H264, [][]byte{nil, sps, pps})
+	rec := &recorder{}
+	v, _ := src.AddViewer(rec.write)
+	defer v.Close()
+	second := nalu(5, 300)
+	second[1] = 0x12 // first_mb_in_slice > 0: the picture's second slice
+	for i, payload := range [][]byte{nalu(5, 300), second} {
+		src.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: 3600, Marker: i == 1}, Payload: payload})
+	}
+	got := rec.wait(t, 3)
+	if len(got) != 3 || got[0].Payload[0]&0x1f != 24 || got[1].Payload[0]&0x1f != 5 || got[2].Payload[0]&0x1f != 5 {
+		t.Fatalf("%d packets", len(got))
+	}
+	if st := src.Stats(); st.Keyframes != 1 || st.CachedPackets != 3 {
+		t.Fatalf("stats %+v", st)
 	}
 }
 

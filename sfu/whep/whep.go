@@ -87,6 +87,9 @@ type Session struct {
 	closed  bool
 	done    chan struct{}
 	onClose func()
+	// switchMu orders Switch and the viewer's start (pion calls that from
+	// a goroutine of its own); it is never held by close.
+	switchMu sync.Mutex
 
 	// The session's own numbering, so that switching between a camera's
 	// streams (main, sub) leaves the browser one continuous stream. Used
@@ -215,6 +218,8 @@ func (s *Server) Offer(camera, owner string, src *source.Source, offer string, o
 // startViewer adds the session as a viewer of its source: the cached
 // keyframe at once, then the live packets.
 func (sess *Session) startViewer(track *webrtc.TrackLocalStaticRTP) {
+	sess.switchMu.Lock() // not while a switch is under way
+	defer sess.switchMu.Unlock()
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	if sess.closed || sess.viewer != nil {
@@ -250,6 +255,10 @@ func (sess *Session) write(p *rtp.Packet) error {
 // when the session no longer uses src; the old source's release is
 // called now.
 func (sess *Session) Switch(src *source.Source, release func()) error {
+	// One switch at a time, and none while the viewer starts: each sees
+	// the viewer the one before left.
+	sess.switchMu.Lock()
+	defer sess.switchMu.Unlock()
 	sess.mu.Lock()
 	if sess.closed {
 		sess.mu.Unlock()
@@ -317,10 +326,12 @@ func (sess *Session) close() {
 	sess.closed = true
 	v := sess.viewer
 	sess.mu.Unlock()
+	// The peer connection first: a write blocked on a dead ICE-TCP link
+	// ends with it, and then the viewer's goroutine can.
+	_ = sess.pc.Close()
 	if v != nil {
 		v.Close()
 	}
-	_ = sess.pc.Close()
 	s := sess.srv
 	s.mu.Lock()
 	delete(s.sessions, sess.ID)

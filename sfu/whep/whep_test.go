@@ -43,7 +43,7 @@ func feed(ctx context.Context, src *source.Source) {
 			nal = 0x65 // IDR
 		}
 		payload := make([]byte, 800)
-		payload[0] = nal
+		payload[0], payload[1] = nal, 0x88 // first_mb_in_slice 0
 		seq++
 		ts += 3600
 		src.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: ts, SSRC: 1, Marker: true}, Payload: payload})
