@@ -171,6 +171,10 @@ func (v *Viewer) Stats() ViewerStats {
 	return ViewerStats{Sent: v.sent.Load(), Dropped: v.dropped.Load(), Queued: len(v.q)}
 }
 
+// Done is closed once the viewer has ended: closed by its owner, by its
+// source (the camera went away), or on a failed write.
+func (v *Viewer) Done() <-chan struct{} { return v.done }
+
 // Err is why the viewer ended on its own (its write failed), or nil.
 func (v *Viewer) Err() error {
 	if e := v.err.Load(); e != nil {

@@ -232,7 +232,23 @@ func (sess *Session) startViewer(track *webrtc.TrackLocalStaticRTP) {
 		go sess.close()
 		return
 	}
+	sess.setViewer(v)
+}
+
+// setViewer makes v the session's viewer; sess.mu held. Should v end by
+// itself (the camera removed, or its stream gone, or a write failed),
+// the session ends too, rather than stay connected with a frozen picture.
+func (sess *Session) setViewer(v *source.Viewer) {
 	sess.viewer = v
+	go func() {
+		<-v.Done()
+		sess.mu.Lock()
+		ended := sess.viewer == v && !sess.closed // not replaced by a switch, nor closed already
+		sess.mu.Unlock()
+		if ended {
+			sess.close()
+		}
+	}()
 }
 
 // write sends one packet to the browser with the session's sequence
@@ -290,7 +306,7 @@ func (sess *Session) Switch(src *source.Source, release func()) error {
 	if err != nil {
 		return err
 	}
-	sess.viewer = v
+	sess.setViewer(v)
 	return nil
 }
 

@@ -163,3 +163,30 @@ func TestBadOffers(t *testing.T) {
 		t.Fatal("a refused offer left a session")
 	}
 }
+
+// A camera removed (its source closed) ends the sessions watching it,
+// rather than leave them connected with a frozen picture.
+func TestSourceGoneEndsTheSession(t *testing.T) {
+	s, _ := newServer(t)
+	src := source.New()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); feed(ctx, src) }()
+	c := testpeers.NewViewer(t)
+	released := make(chan struct{})
+	answer, _, err := s.Offer("cam-1", "carol", src, c.Offer(t), func() { close(released) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Answer(t, answer)
+	waitUntil(t, 5*time.Second, "video", func() bool { return len(c.Packets()) > 0 })
+	cancel()
+	<-done
+	src.Close()
+	waitUntil(t, 5*time.Second, "the session ended", func() bool { return s.CameraSessions("cam-1") == 0 })
+	select {
+	case <-released:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the session's claim on the camera was not released")
+	}
+}
