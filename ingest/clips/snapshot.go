@@ -62,25 +62,49 @@ func (b *Buffer) Snapshot(from, to time.Time) (*Segment, error) {
 	if now := b.p.Now(); to.After(now.Add(MaxFutureSkew)) {
 		return nil, invalidSpan("to", "is in the future")
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	// The copy's memory is made (and zeroed) outside the lock, which the
+	// camera's packets wait for: the span is found, the lock let go, the
+	// memory made, and the span found again and copied; should the camera
+	// have brought more meanwhile, once more, and at the third time under
+	// the lock.
+	var data []byte
+	var frames []Frame
+	for attempt := 0; ; attempt++ {
+		b.mu.Lock()
+		first, last, size, err := b.spanLocked(from, to)
+		if err != nil {
+			b.mu.Unlock()
+			return nil, err
+		}
+		if (cap(data) >= size && cap(frames) >= last-first+1) || attempt == 2 {
+			seg := b.copyLocked(first, last, data[:0], frames[:0])
+			b.mu.Unlock()
+			return seg, nil
+		}
+		b.mu.Unlock()
+		data, frames = make([]byte, 0, size+size/8), make([]Frame, 0, (last-first+1)*9/8+8)
+	}
+}
+
+// spanLocked finds the frames of [from, to]: the first (a keyframe), the
+// last (not past a change of parameter sets) and their bytes; b.mu held.
+func (b *Buffer) spanLocked(from, to time.Time) (first, last, size int, err error) {
 	if b.r.count == 0 {
-		return nil, ErrNothingBuffered
+		return 0, 0, 0, ErrNothingBuffered
 	}
 	avail := Span{From: b.r.front().at, To: b.r.back().at}
 	if from.Before(avail.From) {
-		return nil, notBuffered("from", avail, "from is before the oldest frame buffered")
+		return 0, 0, 0, notBuffered("from", avail, "from is before the oldest frame buffered")
 	}
 	if from.After(avail.To) {
-		return nil, notBuffered("from", avail, "from is after the newest frame buffered")
+		return 0, 0, 0, notBuffered("from", avail, "from is after the newest frame buffered")
 	}
-	first := b.r.find(func(f *frame) bool { return !f.at.After(from) })
+	first = b.r.find(func(f *frame) bool { return !f.at.After(from) })
 	for !b.r.at(first).key {
 		first-- // the oldest frame is a keyframe
 	}
-	last := b.r.find(func(f *frame) bool { return !f.at.After(to) })
+	last = b.r.find(func(f *frame) bool { return !f.at.After(to) })
 	gen := b.r.at(first).gen
-	size := 0
 	for i := first; i <= last; i++ {
 		if f := b.r.at(i); f.gen != gen {
 			last = i - 1
@@ -89,13 +113,19 @@ func (b *Buffer) Snapshot(from, to time.Time) (*Segment, error) {
 			size += f.n
 		}
 	}
-	seg := &Segment{Codec: b.codec, Frames: make([]Frame, 0, last-first+1)}
+	return first, last, size, nil
+}
+
+// copyLocked copies frames first..last out of the ring into data and
+// frames (grown if they lack room); b.mu held.
+func (b *Buffer) copyLocked(first, last int, data []byte, frames []Frame) *Segment {
+	gen := b.r.at(first).gen
+	seg := &Segment{Codec: b.codec, Frames: frames}
 	for _, g := range b.gens {
 		if g.gen == gen {
 			seg.Params = g.ps
 		}
 	}
-	data := make([]byte, 0, size)
 	// An H.265 clip that starts at a CRA picture leaves out its RASL
 	// pictures: they refer to pictures before it, and no decoder shows them.
 	ff := b.r.at(first)
@@ -113,7 +143,7 @@ func (b *Buffer) Snapshot(from, to time.Time) (*Segment, error) {
 		data = append(data, fd...)
 		seg.Frames = append(seg.Frames, Frame{PTS: f.pts, At: f.at, Key: f.key, Data: data[start:len(data):len(data)]})
 	}
-	return seg, nil
+	return seg
 }
 
 // h265Types calls fn with the type of every NAL unit of an AVCC frame
