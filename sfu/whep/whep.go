@@ -191,6 +191,9 @@ func (s *Server) Offer(camera, owner string, src *source.Source, offer string, o
 		s.mu.Unlock()
 		return fail(errors.New("whep server closed"))
 	}
+	if s.p.Log != nil {
+		s.p.Log.Info("whep session opened", "camera", camera, "session", sess.ID, "user", owner, "codec", codec)
+	}
 	s.sessions[sess.ID] = sess
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -342,6 +345,10 @@ func (sess *Session) close() {
 	sess.closed = true
 	v := sess.viewer
 	sess.mu.Unlock()
+	if sess.srv.p.Log != nil {
+		sess.srv.p.Log.Info("whep session ended", "camera", sess.Camera, "session", sess.ID, "user", sess.Owner,
+			"lasted", time.Since(sess.Created).Round(time.Second), "connection", sess.pc.ConnectionState().String())
+	}
 	// The peer connection first: a write blocked on a dead ICE-TCP link
 	// ends with it, and then the viewer's goroutine can.
 	_ = sess.pc.Close()
