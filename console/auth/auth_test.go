@@ -154,3 +154,41 @@ func TestRoles(t *testing.T) {
 		t.Fatal("role table")
 	}
 }
+
+// A join token admits one identity to one room with its rights, until it
+// expires; it is no console token, and a console token is no join token.
+func TestJoinTokens(t *testing.T) {
+	ctx := context.Background()
+	s, err := NewSigner(ctx, mustDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, exp, err := s.IssueJoin(JoinClaims{RegisteredClaims: jwt.RegisteredClaims{Subject: "resident-7"}, Name: "王大妈", Room: "hearing-12", Org: "qj",
+		Role: "participant", Rights: RoomRights{Publish: true, Subscribe: true}}, 30*time.Minute)
+	if err != nil || time.Until(exp) > 30*time.Minute {
+		t.Fatal(err, exp)
+	}
+	c, err := s.VerifyJoin(tok)
+	if err != nil || c.Subject != "resident-7" || c.Name != "王大妈" || c.Room != "hearing-12" || !c.Rights.Publish || c.Rights.Admin {
+		t.Fatalf("VerifyJoin = %+v, %v", c, err)
+	}
+	if _, err := s.Verify(tok); err != ErrTokenInvalid {
+		t.Fatalf("a join token at the console: %v", err)
+	}
+	console, _, _ := s.Issue("alice", "qj", RoleAdmin, time.Hour)
+	if _, err := s.VerifyJoin(console); err != ErrTokenInvalid {
+		t.Fatalf("a console token as a join token: %v", err)
+	}
+	other, _ := NewSigner(ctx, mustDB(t))
+	forged, _, _ := other.IssueJoin(JoinClaims{RegisteredClaims: jwt.RegisteredClaims{Subject: "x"}, Room: "hearing-12", Rights: RoomRights{Admin: true}}, time.Hour)
+	noRoom, _, _ := s.IssueJoin(JoinClaims{RegisteredClaims: jwt.RegisteredClaims{Subject: "x"}}, time.Hour)
+	for name, bad := range map[string]string{"other key": forged, "no room": noRoom, "garbage": "a.b.c"} {
+		if _, err := s.VerifyJoin(bad); err != ErrTokenInvalid {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	s.now = func() time.Time { return time.Now().Add(31 * time.Minute) }
+	if _, err := s.VerifyJoin(tok); err != ErrTokenExpired {
+		t.Fatalf("expired: %v", err)
+	}
+}

@@ -48,15 +48,20 @@ const (
 	PermAlertsRead Permission = "alerts:read"
 	PermAlertsAct  Permission = "alerts:act"
 	PermRulesWrite Permission = "rules:write"
+	// Meeting rooms: seeing them; hosting (creating, locking, deleting
+	// rooms and issuing their join tokens).
+	PermMeetingsRead Permission = "meetings:read"
+	PermMeetingsHost Permission = "meetings:host"
 )
 
 var rolePermissions = map[Role][]Permission{
 	RoleAdmin: {PermOrgsRead, PermOrgsWrite, PermUsersRead, PermUsersWrite, PermDevicesRead, PermDevicesWrite, PermDevicesCommand, PermAuditRead,
-		PermAlertsRead, PermAlertsAct, PermRulesWrite},
-	RoleCommander:      {PermOrgsRead, PermUsersRead, PermDevicesRead, PermDevicesCommand, PermAuditRead, PermAlertsRead, PermAlertsAct, PermRulesWrite},
-	RoleOperator:       {PermOrgsRead, PermDevicesRead, PermDevicesCommand, PermAlertsRead, PermAlertsAct},
-	RoleHearingOfficer: {PermOrgsRead},
-	RoleViewer:         {PermOrgsRead, PermDevicesRead, PermAlertsRead},
+		PermAlertsRead, PermAlertsAct, PermRulesWrite, PermMeetingsRead, PermMeetingsHost},
+	RoleCommander: {PermOrgsRead, PermUsersRead, PermDevicesRead, PermDevicesCommand, PermAuditRead, PermAlertsRead, PermAlertsAct, PermRulesWrite,
+		PermMeetingsRead, PermMeetingsHost},
+	RoleOperator:       {PermOrgsRead, PermDevicesRead, PermDevicesCommand, PermAlertsRead, PermAlertsAct, PermMeetingsRead},
+	RoleHearingOfficer: {PermOrgsRead, PermMeetingsRead, PermMeetingsHost},
+	RoleViewer:         {PermOrgsRead, PermDevicesRead, PermAlertsRead, PermMeetingsRead},
 }
 
 // Can reports whether role r grants permission p.

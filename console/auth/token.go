@@ -114,14 +114,7 @@ func (s *Signer) Issue(userID, orgID string, role Role, ttl time.Duration) (stri
 // expiry, and returns its claims.
 func (s *Signer) Verify(token string) (*Claims, error) {
 	var claims Claims
-	_, err := jwt.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		key, ok := s.keys[kid]
-		if !ok {
-			return nil, errors.New("unknown key id")
-		}
-		return key, nil
-	},
+	_, err := jwt.ParseWithClaims(token, &claims, s.keyOf,
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithIssuer(issuer),
 		jwt.WithAudience(AudienceConsole),

@@ -29,6 +29,7 @@ import (
 	"github.com/lookout-cc/lookout/internal/audit"
 	"github.com/lookout-cc/lookout/internal/health"
 	"github.com/lookout-cc/lookout/internal/orgs"
+	"github.com/lookout-cc/lookout/sfu/rooms"
 	"github.com/lookout-cc/lookout/sfu/whep"
 )
 
@@ -51,7 +52,9 @@ type Params struct {
 	Events *events.Bus
 	// Cameras pulls the cameras; WHEP plays them to viewers.
 	Cameras *cameras.Hub
-	WHEP    *whep.Server
+	// Rooms are the meeting rooms.
+	Rooms *rooms.Store
+	WHEP  *whep.Server
 	// Clips saves spans of the cameras' pre-alert buffers; nil turns the
 	// clip routes off.
 	Clips *clips.Store
@@ -150,6 +153,14 @@ func New(p Params) (http.Handler, error) {
 	authed.POST("/alerts/:id/resolve", a.require(auth.PermAlertsAct), a.alertStep(alerts.StateResolved))
 	authed.POST("/alerts/:id/close", a.require(auth.PermAlertsAct), a.alertStep(alerts.StateClosed))
 	authed.GET("/events", a.events)
+	if p.Rooms != nil {
+		authed.GET("/rooms", a.require(auth.PermMeetingsRead), a.listRooms)
+		authed.POST("/rooms", a.require(auth.PermMeetingsHost), a.createRoom)
+		authed.GET("/rooms/:id", a.require(auth.PermMeetingsRead), a.getRoom)
+		authed.PATCH("/rooms/:id", a.require(auth.PermMeetingsHost), a.updateRoom)
+		authed.DELETE("/rooms/:id", a.require(auth.PermMeetingsHost), a.deleteRoom)
+		authed.POST("/rooms/:id/tokens", a.require(auth.PermMeetingsHost), a.issueRoomToken)
+	}
 	if p.WHEP != nil && p.Cameras != nil {
 		authed.POST("/whep/cameras/:id", a.require(auth.PermDevicesRead), a.whepOffer)
 		authed.DELETE("/whep/sessions/:id", a.require(auth.PermDevicesRead), a.whepHangup)

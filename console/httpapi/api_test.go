@@ -31,6 +31,7 @@ import (
 	"github.com/lookout-cc/lookout/internal/health"
 	"github.com/lookout-cc/lookout/internal/orgs"
 	"github.com/lookout-cc/lookout/internal/sqldb"
+	"github.com/lookout-cc/lookout/sfu/rooms"
 	"github.com/lookout-cc/lookout/sfu/whep"
 )
 
@@ -171,7 +172,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	api, err := New(Params{Log: log, Metrics: prometheus.NewRegistry(), Health: hr, Orgs: tree, Users: us, Devices: reg, Audit: auditLog, Presence: presence, Commands: cmds, Rules: rules, Alerts: alertStore, Events: bus, Telemetry: store,
-		Cameras: hub, WHEP: whep.New(whep.Params{Log: log}), Clips: clipStore, Signer: signer,
+		Cameras: hub, WHEP: whep.New(whep.Params{Log: log}), Clips: clipStore, Rooms: rooms.NewStore(db, tree), Signer: signer,
 		Throttle: auth.NewThrottle(3, 200*time.Millisecond, time.Second), TokenTTL: time.Hour, MaxBodyBytes: 4096, Version: "test"})
 	if err != nil {
 		t.Fatal(err)

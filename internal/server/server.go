@@ -42,6 +42,7 @@ import (
 	"github.com/lookout-cc/lookout/internal/health"
 	"github.com/lookout-cc/lookout/internal/orgs"
 	"github.com/lookout-cc/lookout/internal/sqldb"
+	"github.com/lookout-cc/lookout/sfu/rooms"
 	"github.com/lookout-cc/lookout/sfu/rtc"
 	"github.com/lookout-cc/lookout/sfu/whep"
 )
@@ -445,6 +446,7 @@ func (s *Server) startHTTP(context.Context) error {
 		Events:       s.events,
 		Cameras:      s.cameras,
 		WHEP:         s.whep,
+		Rooms:        rooms.NewStore(s.db, s.orgs),
 		Clips:        s.clips,
 		Telemetry:    s.tsdb,
 		Signer:       s.signer,
