@@ -1,7 +1,9 @@
 package auth
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"time"
@@ -86,4 +88,13 @@ func (s *Signer) keyOf(t *jwt.Token) (any, error) {
 		return nil, errors.New("unknown key id")
 	}
 	return key, nil
+}
+
+// Derive returns a secret for another use of the server's key (the TURN
+// server's credential secret), so that it lasts as long as the key does
+// without being the key.
+func (s *Signer) Derive(purpose string) []byte {
+	m := hmac.New(sha256.New, s.secret)
+	m.Write([]byte("lookout derived secret: " + purpose))
+	return m.Sum(nil)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/lookout-cc/lookout/console/alerts"
 	"github.com/lookout-cc/lookout/console/auth"
 	"github.com/lookout-cc/lookout/console/events"
+	"github.com/lookout-cc/lookout/console/meet"
 	"github.com/lookout-cc/lookout/console/player"
 	"github.com/lookout-cc/lookout/console/users"
 	"github.com/lookout-cc/lookout/devices"
@@ -52,9 +53,11 @@ type Params struct {
 	Events *events.Bus
 	// Cameras pulls the cameras; WHEP plays them to viewers.
 	Cameras *cameras.Hub
-	// Rooms are the meeting rooms.
-	Rooms *rooms.Store
-	WHEP  *whep.Server
+	// Rooms are the meeting rooms; Meetings the SFU holding the rooms in
+	// progress, whose signaling WebSocket is /rtc/signal (nil: off).
+	Rooms    *rooms.Store
+	Meetings Meetings
+	WHEP     *whep.Server
 	// Clips saves spans of the cameras' pre-alert buffers; nil turns the
 	// clip routes off.
 	Clips *clips.Store
@@ -66,6 +69,13 @@ type Params struct {
 	// MaxBodyBytes caps every request body.
 	MaxBodyBytes int64
 	Version      string
+}
+
+// Meetings is the meeting SFU (sfu/meeting).
+type Meetings interface {
+	ServeWS(w http.ResponseWriter, r *http.Request)
+	SetLocked(room string, locked bool, by string)
+	CloseRoom(room string)
 }
 
 // API holds the handlers.
@@ -111,6 +121,15 @@ func New(p Params) (http.Handler, error) {
 	// The player page's static files need no token; the page sends one
 	// with its own requests.
 	r.GET("/player/*filepath", gin.WrapH(http.StripPrefix("/player", player.Handler())))
+	// The meeting page likewise: its join token travels in the URL's
+	// fragment and the first signaling message, never in a request.
+	r.GET("/meet/*filepath", gin.WrapH(http.StripPrefix("/meet", meet.Handler())))
+
+	if p.Meetings != nil {
+		// A join token in the first message authenticates; see
+		// docs/signaling.md.
+		r.GET("/rtc/signal", gin.WrapF(p.Meetings.ServeWS))
+	}
 
 	v1 := r.Group("/api/v1")
 	v1.POST("/auth/login", a.login)

@@ -31,7 +31,9 @@ import (
 	"github.com/lookout-cc/lookout/internal/health"
 	"github.com/lookout-cc/lookout/internal/orgs"
 	"github.com/lookout-cc/lookout/internal/sqldb"
+	"github.com/lookout-cc/lookout/sfu/meeting"
 	"github.com/lookout-cc/lookout/sfu/rooms"
+	"github.com/lookout-cc/lookout/sfu/rtc"
 	"github.com/lookout-cc/lookout/sfu/whep"
 )
 
@@ -171,8 +173,21 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	eng, err := rtc.New(rtc.Params{UDPAddr: "127.0.0.1:0", Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roomStore := rooms.NewStore(db, tree)
+	sfu, err := meeting.New(meeting.Params{Peers: eng, Rooms: rooms.InOrg{Store: roomStore}, Verify: signer.VerifyJoin, Audit: auditLog, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sfu.Close()
+		_ = eng.Close()
+	})
 	api, err := New(Params{Log: log, Metrics: prometheus.NewRegistry(), Health: hr, Orgs: tree, Users: us, Devices: reg, Audit: auditLog, Presence: presence, Commands: cmds, Rules: rules, Alerts: alertStore, Events: bus, Telemetry: store,
-		Cameras: hub, WHEP: whep.New(whep.Params{Log: log}), Clips: clipStore, Rooms: rooms.NewStore(db, tree), Signer: signer,
+		Cameras: hub, WHEP: whep.New(whep.Params{Log: log}), Clips: clipStore, Rooms: roomStore, Meetings: sfu, Signer: signer,
 		Throttle: auth.NewThrottle(3, 200*time.Millisecond, time.Second), TokenTTL: time.Hour, MaxBodyBytes: 4096, Version: "test"})
 	if err != nil {
 		t.Fatal(err)

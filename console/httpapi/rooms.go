@@ -75,6 +75,9 @@ func (a *API) updateRoom(c *gin.Context) {
 	if r.Locked {
 		action = "room.lock"
 	}
+	if a.p.Meetings != nil {
+		a.p.Meetings.SetLocked(r.ID, r.Locked, mustPrincipal(c).UserID)
+	}
 	if !a.record(c, r.OrgID, action, r.ID, "ok", nil) {
 		return
 	}
@@ -86,6 +89,10 @@ func (a *API) deleteRoom(c *gin.Context) {
 	if err != nil {
 		a.fail(c, err)
 		return
+	}
+	if a.p.Meetings != nil {
+		// Whoever is in it leaves (reason closed).
+		a.p.Meetings.CloseRoom(r.ID)
 	}
 	if !a.record(c, r.OrgID, "room.delete", r.ID, "ok", nil) {
 		return

@@ -1,8 +1,12 @@
 package httpapi
 
 import (
+	"errors"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // Rooms belong to an organisation and are scoped by the tier tree; a host
@@ -82,5 +86,72 @@ func TestRoomsAndJoinTokens(t *testing.T) {
 	}
 	if strings.Join(actions, ",") != "room.delete,room.lock,room.token,room.create" || strings.Contains(audit.raw, tok.body["token"].(string)) {
 		t.Fatalf("audit: %v", actions)
+	}
+}
+
+// A participant joins over /rtc/signal with a token the API issued; the
+// console's lock reaches the room in progress, and deleting the room ends
+// it for whoever is in it.
+func TestRoomInProgressFollowsTheConsole(t *testing.T) {
+	e := newEnv(t)
+	prov := e.login("admin", adminPassword)
+	e.mustStatus(e.do("POST", "/api/v1/rooms", prov, map[string]any{"id": "m1", "name": "防汛会商"}), 201)
+	tok := e.do("POST", "/api/v1/rooms/m1/tokens", prov, map[string]any{"identity": "ys-county", "name": "永善县", "role": "participant"})
+	e.mustStatus(tok, 201)
+
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(e.srv.URL, "http")+"/rtc/signal", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	next := func(want string) map[string]any {
+		t.Helper()
+		_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			var m map[string]any
+			if err := ws.ReadJSON(&m); err != nil {
+				t.Fatalf("waiting for %s: %v", want, err)
+			}
+			if m["type"] == want {
+				return m
+			}
+		}
+	}
+	if err := ws.WriteJSON(map[string]any{"type": "join", "token": tok.body["token"]}); err != nil {
+		t.Fatal(err)
+	}
+	joined := next("joined")
+	if self := joined["self"].(map[string]any); self["identity"] != "ys-county" || self["name"] != "永善县" {
+		t.Fatalf("joined: %v", joined)
+	}
+	e.mustStatus(e.do("PATCH", "/api/v1/rooms/m1", prov, map[string]any{"locked": true}), 200)
+	if m := next("room_locked"); m["locked"] != true || m["by"] != "admin" {
+		t.Fatalf("room_locked: %v", m)
+	}
+	e.mustStatus(e.do("DELETE", "/api/v1/rooms/m1", prov, nil), 204)
+	if m := next("participant_left"); m["identity"] != "ys-county" || m["reason"] != "closed" {
+		t.Fatalf("participant_left: %v", m)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure || ce.Text != "closed" {
+				t.Fatalf("close: %v", err)
+			}
+			break
+		}
+	}
+	// The room is gone: a token for it is refused at join.
+	ws2, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(e.srv.URL, "http")+"/rtc/signal", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws2.Close()
+	_ = ws2.WriteJSON(map[string]any{"type": "join", "token": tok.body["token"]})
+	var m map[string]any
+	_ = ws2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := ws2.ReadJSON(&m); err != nil || m["code"] != "room_not_found" {
+		t.Fatalf("join to a deleted room: %v %v", m, err)
 	}
 }

@@ -29,6 +29,7 @@ type Config struct {
 	Ingest    Ingest    `yaml:"ingest"`
 	Alerts    Alerts    `yaml:"alerts"`
 	WebRTC    WebRTC    `yaml:"webrtc"`
+	TURN      TURN      `yaml:"turn"`
 	Cameras   Cameras   `yaml:"cameras"`
 	Demo      Demo      `yaml:"demo"`
 	Debug     Debug     `yaml:"debug"`
@@ -66,6 +67,19 @@ type WebRTC struct {
 	// PublicIPs are advertised in place of the local addresses, for a
 	// server behind 1:1 NAT.
 	PublicIPs []string `yaml:"public_ips"`
+}
+
+// TURN configures the built-in TURN server, which relays the media of
+// meeting participants behind symmetric NAT or firewalls that block the
+// ICE port; both addresses empty turn it off.
+type TURN struct {
+	UDPAddr string `yaml:"udp_addr"`
+	TCPAddr string `yaml:"tcp_addr"`
+	// RelayIP is the address relayed media is sent from and advertised
+	// with; empty: the listen address's IP.
+	RelayIP      string `yaml:"relay_ip"`
+	RelayPortMin uint16 `yaml:"relay_port_min"`
+	RelayPortMax uint16 `yaml:"relay_port_max"`
 }
 
 // Cameras configures pulling the cameras over RTSP.
@@ -360,6 +374,19 @@ func (c *Config) Validate() error {
 		if err := checkHostPort(c.WebRTC.TCPAddr); err != nil {
 			bad("webrtc.tcp_addr", "must be host:port or empty, %v", err)
 		}
+	}
+	for key, addr := range map[string]string{"turn.udp_addr": c.TURN.UDPAddr, "turn.tcp_addr": c.TURN.TCPAddr} {
+		if addr != "" {
+			if err := checkHostPort(addr); err != nil {
+				bad(key, "must be host:port or empty, %v", err)
+			}
+		}
+	}
+	if c.TURN.RelayIP != "" && net.ParseIP(c.TURN.RelayIP) == nil {
+		bad("turn.relay_ip", "must be an IP address, got %q", c.TURN.RelayIP)
+	}
+	if (c.TURN.RelayPortMin == 0) != (c.TURN.RelayPortMax == 0) || c.TURN.RelayPortMin > c.TURN.RelayPortMax {
+		bad("turn.relay_port_min", "relay_port_min and relay_port_max are both 0 (any port) or a range min <= max")
 	}
 	for i, ip := range c.WebRTC.PublicIPs {
 		if net.ParseIP(ip) == nil {

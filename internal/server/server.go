@@ -42,8 +42,10 @@ import (
 	"github.com/lookout-cc/lookout/internal/health"
 	"github.com/lookout-cc/lookout/internal/orgs"
 	"github.com/lookout-cc/lookout/internal/sqldb"
+	"github.com/lookout-cc/lookout/sfu/meeting"
 	"github.com/lookout-cc/lookout/sfu/rooms"
 	"github.com/lookout-cc/lookout/sfu/rtc"
+	"github.com/lookout-cc/lookout/sfu/turn"
 	"github.com/lookout-cc/lookout/sfu/whep"
 )
 
@@ -104,13 +106,17 @@ type Server struct {
 	alertClipsOver bool
 	rtc            *rtc.Engine
 	whep           *whep.Server
-	cameras        *cameras.Hub
-	clips          *clips.Store
-	httpSrv        *http.Server
-	httpLn         net.Listener
-	httpWG         sync.WaitGroup
-	pprof          *http.Server
-	rootOrg        orgs.ID
+	// meetings is the meeting SFU, with its rooms and TURN server.
+	meetings *meeting.SFU
+	rooms    *rooms.Store
+	turn     *turn.Server
+	cameras  *cameras.Hub
+	clips    *clips.Store
+	httpSrv  *http.Server
+	httpLn   net.Listener
+	httpWG   sync.WaitGroup
+	pprof    *http.Server
+	rootOrg  orgs.ID
 	// demoCams plays the demo cameras' clips over RTSP; demoCreds are
 	// the simulated devices' MQTT credentials; sim plays those devices.
 	demoCams  *demo.CameraServer
@@ -155,6 +161,7 @@ func (s *Server) components() []component {
 		{name: "mqtt client", start: s.startMQTTClient, stop: s.stopMQTTClient},
 		{name: "commands", start: s.startCommands, stop: s.stopCommands},
 		{name: "webrtc", start: s.startWebRTC, stop: s.stopWebRTC},
+		{name: "meetings", start: s.startMeetings, stop: s.stopMeetings},
 		{name: "demo data", start: s.startDemoData, stop: s.stopDemoData}, // before the cameras are pulled: it moves the demo cameras
 		{name: "cameras", start: s.startCameras, stop: s.stopCameras},
 		{name: "demo", start: s.startDemo, stop: s.stopDemo},
@@ -446,7 +453,8 @@ func (s *Server) startHTTP(context.Context) error {
 		Events:       s.events,
 		Cameras:      s.cameras,
 		WHEP:         s.whep,
-		Rooms:        rooms.NewStore(s.db, s.orgs),
+		Rooms:        s.rooms,
+		Meetings:     s.meetings,
 		Clips:        s.clips,
 		Telemetry:    s.tsdb,
 		Signer:       s.signer,

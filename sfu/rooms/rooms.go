@@ -163,3 +163,28 @@ func (s *Store) Delete(ctx context.Context, scope orgs.Scope, id string) (Room, 
 	}
 	return r, nil
 }
+
+// InOrg reads and locks rooms within an organisation's scope, for the SFU,
+// which knows the organisation from the join token.
+type InOrg struct {
+	Store *Store
+}
+
+// Room returns room id if it is inside org's scope.
+func (o InOrg) Room(ctx context.Context, org orgs.ID, id string) (Room, error) {
+	scope, err := o.Store.tree.ScopeOf(org)
+	if err != nil {
+		return Room{}, err
+	}
+	return o.Store.Get(ctx, scope, id)
+}
+
+// SetLocked locks or unlocks room id inside org's scope.
+func (o InOrg) SetLocked(ctx context.Context, org orgs.ID, id string, locked bool) error {
+	scope, err := o.Store.tree.ScopeOf(org)
+	if err != nil {
+		return err
+	}
+	_, err = o.Store.SetLocked(ctx, scope, id, locked)
+	return err
+}

@@ -14,10 +14,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -39,16 +42,28 @@ type Params struct {
 // Lifecycle: New opens the sockets; Close closes them, after which the
 // peer connections made by the engine no longer carry media.
 type Engine struct {
-	api    *webrtc.API
-	udp    net.PacketConn
-	tcp    net.Listener
-	udpMux ice.UDPMux
-	tcpMux ice.TCPMux
+	api *webrtc.API
+	// subAPI makes the connections that send meeting media to a
+	// participant: with transport-wide sequence numbers on every packet
+	// and a Google congestion control estimate built from the feedback.
+	subAPI *webrtc.API
+	// bweMu makes a subscriber connection and the capture of its
+	// estimator one step (pion builds a connection's interceptors inside
+	// NewPeerConnection, and the factory's callback is shared).
+	bweMu   sync.Mutex
+	lastBWE cc.BandwidthEstimator
+	udp     net.PacketConn
+	tcp     net.Listener
+	udpMux  ice.UDPMux
+	tcpMux  ice.TCPMux
 }
 
 // New opens the ICE sockets and builds the API.
 func New(p Params) (*Engine, error) {
 	e := &Engine{}
+	if p.Log == nil {
+		p.Log = slog.New(slog.DiscardHandler)
+	}
 	logs := slogFactory{log: p.Log}
 	var err error
 	if e.udp, err = net.ListenPacket("udp", p.UDPAddr); err != nil {
@@ -102,7 +117,68 @@ func New(p Params) (*Engine, error) {
 		return nil, err
 	}
 	e.api = webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(&ir))
+	if e.subAPI, err = e.subscriberAPI(se); err != nil {
+		e.Close()
+		return nil, err
+	}
 	return e, nil
+}
+
+// Bandwidth estimate bounds of a subscriber connection: it starts at what a
+// medium layer and audio need, and never asks for more than a meeting's
+// full layers of a screen share and a few cameras.
+const (
+	bweInitial = 1_000_000
+	bweMin     = 30_000
+	bweMax     = 8_000_000
+)
+
+// subscriberAPI builds the API of the connections that send meeting media:
+// the default interceptors plus TWCC sequence numbers on what is sent and
+// the send-side estimator reading the feedback. Packets are not paced: the
+// SFU forwards what publishers sent as it arrives (a layer is chosen to fit
+// the estimate instead).
+func (e *Engine) subscriberAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
+	var me webrtc.MediaEngine
+	if err := registerCodecs(&me); err != nil {
+		return nil, err
+	}
+	var ir interceptor.Registry
+	bwe, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		return gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(bweInitial), gcc.SendSideBWEMinBitrate(bweMin),
+			gcc.SendSideBWEMaxBitrate(bweMax), gcc.SendSideBWEPacer(gcc.NewNoOpPacer()))
+	})
+	if err != nil {
+		return nil, err
+	}
+	bwe.OnNewPeerConnection(func(_ string, est cc.BandwidthEstimator) { e.lastBWE = est })
+	ir.Add(bwe)
+	if err := webrtc.ConfigureTWCCHeaderExtensionSender(&me, &ir); err != nil {
+		return nil, err
+	}
+	if err := webrtc.RegisterDefaultInterceptors(&me, &ir); err != nil {
+		return nil, err
+	}
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(&ir)), nil
+}
+
+// NewSubscriberPeerConnection makes a connection that sends meeting media,
+// with its bandwidth estimator.
+func (e *Engine) NewSubscriberPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, error) {
+	e.bweMu.Lock()
+	defer e.bweMu.Unlock()
+	e.lastBWE = nil
+	pc, err := e.subAPI.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, nil, err
+	}
+	est := e.lastBWE
+	e.lastBWE = nil
+	if est == nil {
+		_ = pc.Close()
+		return nil, nil, errors.New("webrtc: no bandwidth estimator was built for the connection")
+	}
+	return pc, est, nil
 }
 
 // audioLevelURI is the client-to-mixer audio level extension (RFC 6464),

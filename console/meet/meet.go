@@ -1,0 +1,44 @@
+// Package meet is the meeting page, embedded in the binary: a participant
+// joins a room at /meet/#room=ID&token=T with the join token of
+// POST /api/v1/rooms/{id}/tokens (in the fragment, which browsers never
+// send, so it reaches no server log), talks the signaling protocol of
+// docs/signaling.md over the WebSocket /rtc/signal, and sends and receives
+// audio and video over WebRTC. Plain ES modules, no build step; it loads
+// nothing from elsewhere (no CDN, no web font), as command rooms are often
+// on closed networks. Simplified Chinese first, with an English switch.
+package meet
+
+import (
+	"embed"
+	"net/http"
+)
+
+//go:embed index.html meet.css meet.js signal.js i18n.js favicon.svg
+var files embed.FS
+
+// ContentSecurityPolicy lets the page load only its own files, open
+// WebSockets (the signaling endpoint; browsers before CSP level 3 do not
+// count ws: of the same host as 'self'), and play media streams.
+const ContentSecurityPolicy = "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; " +
+	"img-src 'self' data: blob:; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+// PermissionsPolicy lets the page, and no frame in it, use the camera, the
+// microphone, screen capture and autoplay.
+const PermissionsPolicy = "camera=(self), microphone=(self), display-capture=(self), autoplay=(self), geolocation=()"
+
+// Handler serves the page's files at the root of the path it is given
+// (mount it with http.StripPrefix). Every answer carries the policies
+// above and asks caches to revalidate, so a new build's page is taken at
+// once.
+func Handler() http.Handler {
+	fs := http.FileServerFS(files)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", ContentSecurityPolicy)
+		h.Set("Permissions-Policy", PermissionsPolicy)
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		fs.ServeHTTP(w, r)
+	})
+}

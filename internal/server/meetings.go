@@ -1,0 +1,71 @@
+package server
+
+import (
+	"context"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/lookout-cc/lookout/sfu/meeting"
+	"github.com/lookout-cc/lookout/sfu/rooms"
+	"github.com/lookout-cc/lookout/sfu/signal"
+	"github.com/lookout-cc/lookout/sfu/turn"
+)
+
+// startMeetings starts the meeting SFU on the WebRTC engine, and the TURN
+// server when configured.
+func (s *Server) startMeetings(context.Context) error {
+	s.rooms = rooms.NewStore(s.db, s.orgs)
+	tc := s.cfg.TURN
+	if tc.UDPAddr != "" || tc.TCPAddr != "" {
+		srv, err := turn.New(turn.Params{UDPAddr: tc.UDPAddr, TCPAddr: tc.TCPAddr, RelayIP: tc.RelayIP,
+			RelayPortMin: tc.RelayPortMin, RelayPortMax: tc.RelayPortMax, Secret: s.signer.Derive("turn"),
+			Log: s.log.With("component", "turn")})
+		if err != nil {
+			return err
+		}
+		s.turn = srv
+	}
+	m, err := meeting.New(meeting.Params{
+		Peers:      s.rtc,
+		Rooms:      rooms.InOrg{Store: s.rooms},
+		Verify:     s.signer.VerifyJoin,
+		ICEServers: s.iceServers,
+		Audit:      s.audit,
+		Log:        s.log.With("component", "meeting"),
+		Metrics:    s.metrics,
+	})
+	if err != nil {
+		if s.turn != nil {
+			_ = s.turn.Close()
+		}
+		return err
+	}
+	s.meetings = m
+	return nil
+}
+
+func (s *Server) stopMeetings(context.Context) error {
+	s.meetings.Close()
+	if s.turn != nil {
+		return s.turn.Close()
+	}
+	return nil
+}
+
+// iceServers are a participant's TURN servers with credentials until the
+// join token expires.
+func (s *Server) iceServers(identity, host string, expires time.Time) []signal.ICEServer {
+	if s.turn == nil {
+		return nil
+	}
+	ttl := max(time.Until(expires), time.Minute)
+	if ip := net.ParseIP(strings.Trim(host, "[]")); ip != nil && ip.IsUnspecified() {
+		host = ""
+	}
+	var out []signal.ICEServer
+	for _, is := range s.turn.ICEServers(identity, ttl, host) {
+		out = append(out, signal.ICEServer{URLs: is.URLs, Username: is.Username, Credential: is.Credential})
+	}
+	return out
+}

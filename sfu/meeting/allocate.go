@@ -1,0 +1,297 @@
+package meeting
+
+import (
+	"slices"
+	"time"
+
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/lookout-cc/lookout/sfu/signal"
+)
+
+// Bandwidth allocation: which layer of each video a subscriber receives.
+//
+// The send-side estimator (GCC over TWCC feedback) says when the link is
+// congested: packets lost (more than 10 %), or delay growing (overuse)
+// with its estimate under what is sent. It cannot say how much more the
+// link would carry: GCC never estimates above 1.5 times what it sees sent,
+// and after a loss its estimate climbs back slowly. So the allocator goes
+// down at once when the link is congested, to what arrived (loss) or what
+// the estimate allows (delay), pausing video when not even the lowest
+// layer fits and always keeping audio; and it goes up by trying: one step
+// (a paused video back on its low layer, or a layer up) after the link
+// was quiet for a while, a longer while after each try that congested
+// it. This is how the field's SFUs probe when they do not send padding.
+
+// Allocation timing.
+const (
+	upWaitMin = 2 * time.Second
+	upWaitMax = 32 * time.Second
+	// congestedRatio: an estimate under this share of the rate sent means
+	// the link is congested.
+	congestedRatio = 0.85
+	// settle is how long after a change the estimate is left to follow
+	// before it is judged.
+	settle = time.Second
+	// downSettle is how long after a step down the link is left to
+	// drain (its queue, and the retransmissions of what it lost) before
+	// another step down.
+	downSettle = 3 * time.Second
+)
+
+// nominalRate is a layer's bitrate before it was measured: what browsers
+// send at rids l, m and h.
+var nominalRate = [numLayers]int64{150_000, 500_000, 1_200_000}
+
+const audioRate = 50_000
+
+// allocState is a subscriber's allocator memory.
+type allocState struct {
+	lastChange time.Time
+	lastUp     time.Time
+	lastDown   time.Time
+	upWait     time.Duration
+	// probing: a step up was taken and is not yet judged.
+	probing bool
+}
+
+// lossCongested is the loss above which a link is congested.
+const lossCongested = 0.10
+
+// linkState reads the estimator: its estimate, the smoothed loss and
+// whether delay is growing.
+func linkState(bwe cc.BandwidthEstimator) (est int64, loss float64, overuse bool) {
+	est = int64(bwe.GetTargetBitrate())
+	stats := bwe.GetStats()
+	loss, _ = stats["averageLoss"].(float64)
+	usage, _ := stats["usage"].(string)
+	return est, loss, usage == "overuse"
+}
+
+// allocItem is one video a subscriber receives, for plan.
+type allocItem struct {
+	priority int // higher first: spotlight, screen share, then cameras
+	want     int // the highest layer wanted (layerOff: none)
+	current  int // the layer now targeted (layerOff: paused)
+	rates    [numLayers]int64
+	// has says which layers the publisher sends now.
+	has [numLayers]bool
+}
+
+// plan chooses the layers for items; est is the estimate, audio what the
+// audio takes; congested says whether to fit the estimate now, probe
+// whether to try one step up.
+func plan(items []allocItem, est, audio int64, congested, probe bool) []int {
+	out := make([]int, len(items))
+	order := make([]int, len(items))
+	for i := range items {
+		order[i] = i
+		out[i] = items[i].current
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return items[b].priority - items[a].priority })
+	// Never above what is wanted or sent.
+	for i, it := range items {
+		out[i] = clampLayer(it, out[i])
+	}
+	if congested {
+		budget := est - audio
+		for _, i := range order {
+			it := items[i]
+			chosen := layerOff
+			for l := clampLayer(it, it.want); l >= layerLow; l-- {
+				if it.has[l] && it.rates[l] <= budget {
+					chosen = l
+					break
+				}
+			}
+			// Down only, and one layer at a time: the loss a step up
+			// caused overstates how little the link carries.
+			if chosen > out[i] {
+				chosen = out[i]
+			}
+			if below := prevLayer(it, out[i]); chosen < below {
+				chosen = below
+			}
+			out[i] = chosen
+			if chosen != layerOff {
+				budget -= it.rates[chosen]
+			}
+		}
+		return out
+	}
+	if probe {
+		for _, i := range order {
+			it := items[i]
+			if next := nextLayer(it, out[i]); next != out[i] {
+				out[i] = next
+				return out
+			}
+		}
+	}
+	return out
+}
+
+// clampLayer lowers l to the highest layer at or under both l and want
+// that the publisher sends.
+func clampLayer(it allocItem, l int) int {
+	l = min(l, it.want)
+	for ; l >= layerLow; l-- {
+		if it.has[l] {
+			return l
+		}
+	}
+	return layerOff
+}
+
+// prevLayer is one step down from l: the next lower layer sent, or off.
+func prevLayer(it allocItem, l int) int {
+	for n := l - 1; n >= layerLow; n-- {
+		if it.has[n] {
+			return n
+		}
+	}
+	return layerOff
+}
+
+// nextLayer is one step up from l towards want.
+func nextLayer(it allocItem, l int) int {
+	for n := l + 1; n <= it.want && n < numLayers; n++ {
+		if it.has[n] {
+			return n
+		}
+	}
+	return l
+}
+
+// allocate runs the allocator for subscriber p.
+func (r *Room) allocate(p *participant) {
+	p.negMu.Lock()
+	bwe := p.bwe
+	p.negMu.Unlock()
+	if bwe == nil {
+		return
+	}
+	now := time.Now()
+	r.mu.Lock()
+	spotlight := r.spotlight
+	r.mu.Unlock()
+
+	p.allocMu.Lock()
+	defer p.allocMu.Unlock()
+	st := &p.alloc
+	if st.upWait == 0 {
+		st.upWait = upWaitMin
+	}
+	var videos []*downTrack
+	var items []allocItem
+	var sending, audio int64
+	for _, d := range p.downTracks() {
+		u := d.up
+		if u.muted.Load() {
+			continue
+		}
+		if u.kind == webrtc.RTPCodecTypeAudio {
+			audio += max(u.layerRate[layerLow].Load(), audioRate/2)
+			continue
+		}
+		requested := int(d.requested.Load())
+		it := allocItem{want: requested, priority: 1}
+		switch {
+		case u.pub.identity == spotlight:
+			it.priority, it.want = 3, layerHigh
+		case u.source == signal.SourceScreen:
+			it.priority, it.want = 2, layerHigh
+		}
+		for l := range numLayers {
+			rate := u.layerRate[l].Load()
+			it.has[l] = u.hasLayer(l) && (rate > 0 || now.Sub(u.pub.joinedAt) < 3*time.Second)
+			if rate == 0 {
+				rate = nominalRate[l]
+			}
+			it.rates[l] = rate
+		}
+		if !u.simulcast {
+			// One stream, kept as the high layer: sent whole or paused.
+			it.has = [numLayers]bool{false, false, true}
+			it.want = layerHigh
+			if requested == layerOff {
+				it.want = layerOff
+			}
+		}
+		_, it.current = d.layers()
+		if it.current != layerOff {
+			sending += it.rates[it.current]
+		}
+		videos = append(videos, d)
+		items = append(items, it)
+	}
+	if len(items) == 0 {
+		return
+	}
+	est, loss, overuse := linkState(bwe)
+	judged := now.Sub(st.lastChange) >= settle
+	sent := sending + audio
+	congested := judged && now.Sub(st.lastDown) >= downSettle && (loss > lossCongested || overuse && est < int64(float64(sent)*congestedRatio))
+	budget := est
+	if loss > lossCongested {
+		// What arrived, less a margin: the estimate itself lags.
+		budget = int64(float64(sent) * (1 - loss) * 0.9)
+	}
+	switch {
+	case congested && st.probing:
+		// The step up congested the link: wait longer before the next.
+		st.upWait = min(st.upWait*2, upWaitMax)
+		st.probing = false
+	case st.probing && now.Sub(st.lastUp) > 2*settle:
+		// The step held: the next may come soon.
+		st.upWait = upWaitMin
+		st.probing = false
+	}
+	probe := judged && !congested && now.Sub(st.lastChange) >= st.upWait
+	layers := plan(items, budget+audio, audio, congested, probe)
+	changed := false
+	for i, d := range videos {
+		before := items[i].current
+		after := layers[i]
+		if before == after {
+			continue
+		}
+		changed = true
+		if after > before {
+			st.lastUp, st.probing = now, true
+		} else {
+			st.lastDown = now
+		}
+		d.setTarget(after)
+		reason := "requested"
+		if congested || after > before && after < items[i].want {
+			reason = "bandwidth"
+		}
+		paused := after == layerOff && items[i].want != layerOff
+		wasPaused := before == layerOff
+		if paused != wasPaused || after != layerOff {
+			m := &signal.ServerMessage{Type: signal.TypeLayerChanged, Identity: d.up.pub.identity, Paused: signal.Ptr(paused), Reason: reason}
+			info := d.up.info()
+			m.Track = &info
+			if after != layerOff {
+				m.Layer = layerNames[after]
+			}
+			p.send(m)
+		}
+	}
+	if changed {
+		st.lastChange = now
+		r.sfu.log.Debug("meeting layers", "room", r.id, "identity", p.identity, "estimate", est, "loss", loss, "overuse", overuse, "sending", sent,
+			"congested", congested, "probe", probe, "before", currents(items), "after", layers)
+	}
+	r.sfu.metrics.estimate(r.id, p.identity, est)
+}
+
+func currents(items []allocItem) []int {
+	out := make([]int, len(items))
+	for i, it := range items {
+		out[i] = it.current
+	}
+	return out
+}

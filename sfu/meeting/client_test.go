@@ -1,0 +1,687 @@
+package meeting
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/logging"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lookout-cc/lookout/console/auth"
+	"github.com/lookout-cc/lookout/internal/orgs"
+	"github.com/lookout-cc/lookout/internal/sqldb"
+	"github.com/lookout-cc/lookout/sfu/rooms"
+	"github.com/lookout-cc/lookout/sfu/rtc"
+	"github.com/lookout-cc/lookout/sfu/signal"
+)
+
+// env is an SFU on loopback with a signer and rooms kept in memory.
+type env struct {
+	t      *testing.T
+	sfu    *SFU
+	srv    *httptest.Server
+	signer *auth.Signer
+	rooms  *memRooms
+	reg    *prometheus.Registry
+	audit  *memAudit
+}
+
+// memRooms is the room store of these tests: the SFU's own interface,
+// kept in memory (internal/server's tests use the real store).
+type memRooms struct {
+	mu    sync.Mutex
+	rooms map[string]rooms.Room
+}
+
+func (m *memRooms) Room(_ context.Context, org orgs.ID, id string) (rooms.Room, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.rooms[id]
+	if !ok {
+		return rooms.Room{}, rooms.ErrRoomNotFound
+	}
+	if r.OrgID != org {
+		return rooms.Room{}, orgs.ErrOutOfScope
+	}
+	return r, nil
+}
+
+func (m *memRooms) SetLocked(_ context.Context, _ orgs.ID, id string, locked bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.rooms[id]
+	r.Locked = locked
+	m.rooms[id] = r
+	return nil
+}
+
+type memAudit struct {
+	mu      sync.Mutex
+	actions []string
+}
+
+func (a *memAudit) Record(_ context.Context, actor string, _ orgs.ID, action, target, result string, _ map[string]any) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.actions = append(a.actions, actor+" "+action+" "+target+" "+result)
+	return nil
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	signer, err := auth.NewSigner(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := rtc.New(rtc.Params{UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, signer: signer, reg: prometheus.NewRegistry(), audit: &memAudit{},
+		rooms: &memRooms{rooms: map[string]rooms.Room{"r1": {ID: "r1", Name: "调度会商", OrgID: "qj", MaxParticipants: 50}}}}
+	e.sfu, err = New(Params{Peers: eng, Rooms: e.rooms, Verify: signer.VerifyJoin, Audit: e.audit, Metrics: e.reg,
+		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = httptest.NewServer(http.HandlerFunc(e.sfu.ServeWS))
+	t.Cleanup(func() {
+		e.srv.Close()
+		e.sfu.Close()
+		_ = eng.Close()
+	})
+	return e
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
+var hostRights = auth.RoomRights{Publish: true, Subscribe: true, PublishData: true, Admin: true}
+var memberRights = auth.RoomRights{Publish: true, Subscribe: true, PublishData: true}
+
+func (e *env) token(identity string, rights auth.RoomRights) string {
+	e.t.Helper()
+	tok, _, err := e.signer.IssueJoin(auth.JoinClaims{RegisteredClaims: jwt.RegisteredClaims{Subject: identity}, Name: "name of " + identity,
+		Room: "r1", Org: "qj", Role: "participant", Rights: rights}, time.Hour)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+// client is a participant made of pion peer connections, speaking the
+// signaling protocol like the browser client.
+type client struct {
+	t        *testing.T
+	identity string
+	ws       *websocket.Conn
+	wsMu     sync.Mutex
+	// subFilter wraps the subscriber connection's socket (a throttle).
+	subFilter func(net.PacketConn) net.PacketConn
+	sockets   []net.PacketConn
+
+	mu     sync.Mutex
+	msgs   []signal.ServerMessage
+	notify chan struct{}
+	pub    *webrtc.PeerConnection
+	sub    *webrtc.PeerConnection
+	// received counts packets per remote track id.
+	received map[string]*atomic.Int64
+	chat     []string
+	closed   bool
+	readDone chan struct{}
+}
+
+// dial connects without joining.
+func (e *env) dial(identity string) *client {
+	e.t.Helper()
+	url := "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/"
+	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c := &client{t: e.t, identity: identity, ws: ws, notify: make(chan struct{}, 1), received: map[string]*atomic.Int64{}, readDone: make(chan struct{})}
+	go c.read()
+	e.t.Cleanup(c.close)
+	return c
+}
+
+// join dials and joins with a token, and waits for joined.
+func (e *env) join(identity string, rights auth.RoomRights) *client {
+	e.t.Helper()
+	c := e.dial(identity)
+	c.send(map[string]any{"type": "join", "token": e.token(identity, rights)})
+	c.wait("joined", func(m signal.ServerMessage) bool { return m.Type == signal.TypeJoined })
+	return c
+}
+
+// newPC makes a peer connection like a browser's: simulcast, TWCC
+// feedback, NACKs, the audio-level extension; its ICE on a UDP socket of
+// its own (as a browser has one per connection), which filter (when set)
+// wraps, to throttle or cut the link.
+func (c *client) newPC(filter func(net.PacketConn) net.PacketConn) (*webrtc.PeerConnection, error) {
+	t := c.t
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	var pc net.PacketConn = conn
+	if filter != nil {
+		pc = filter(conn)
+	}
+	quiet := logging.NewDefaultLoggerFactory()
+	quiet.DefaultLogLevel = logging.LogLevelDisabled
+	var se webrtc.SettingEngine
+	se.LoggerFactory = quiet
+	se.SetICEUDPMux(webrtc.NewICEUDPMux(quiet.NewLogger("ice"), pc))
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	var me webrtc.MediaEngine
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	var ir interceptor.Registry
+	// A browser asks again for a lost packet a few times, each after a
+	// round trip, then gives it up (Chrome: by RTT, at most 10); pion's
+	// default asks every 100 ms until it comes, which on a saturated link
+	// keeps it saturated.
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(&me, &ir, webrtc.WithNackGeneratorOptions(nack.GeneratorMaxNacksPerPacket(3))); err != nil {
+		t.Fatal(err)
+	}
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: audioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.sockets = append(c.sockets, pc)
+	c.mu.Unlock()
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(&ir)).NewPeerConnection(webrtc.Configuration{})
+}
+
+func (c *client) send(v any) {
+	c.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.sendRaw(websocket.TextMessage, b)
+}
+
+func (c *client) sendRaw(kind int, b []byte) {
+	c.wsMu.Lock()
+	defer c.wsMu.Unlock()
+	_ = c.ws.WriteMessage(kind, b)
+}
+
+// read takes the server's messages: offers are answered, candidates added,
+// the rest kept for wait.
+func (c *client) read() {
+	defer close(c.readDone)
+	for {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			m := signal.ServerMessage{Type: "closed"}
+			if errors.As(err, &ce) {
+				m.Code, m.Message = strconv.Itoa(ce.Code), ce.Text
+			}
+			c.keep(m)
+			return
+		}
+		var m signal.ServerMessage
+		if err := json.Unmarshal(data, &m); err != nil {
+			c.t.Errorf("%s: server message not JSON: %s", c.identity, data)
+			continue
+		}
+		switch m.Type {
+		case signal.TypeOffer:
+			c.answer(m.SDP)
+		case signal.TypeCandidate:
+			c.addCandidate(m)
+		case signal.TypeChat:
+			c.mu.Lock()
+			c.chat = append(c.chat, m.Identity+": "+m.Text)
+			c.mu.Unlock()
+		}
+		c.keep(m)
+	}
+}
+
+func (c *client) keep(m signal.ServerMessage) {
+	c.mu.Lock()
+	c.msgs = append(c.msgs, m)
+	c.mu.Unlock()
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+// wait returns the first message kept that match says yes to, within 15 s.
+func (c *client) wait(what string, match func(signal.ServerMessage) bool) signal.ServerMessage {
+	c.t.Helper()
+	return c.waitFor(what, 15*time.Second, match)
+}
+
+func (c *client) waitFor(what string, d time.Duration, match func(signal.ServerMessage) bool) signal.ServerMessage {
+	c.t.Helper()
+	return c.waitSince(0, what, d, match)
+}
+
+// mark is where waitSince starts: the messages kept so far are skipped.
+func (c *client) mark() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.msgs)
+}
+
+// waitSince is waitFor over the messages kept after mark.
+func (c *client) waitSince(mark int, what string, d time.Duration, match func(signal.ServerMessage) bool) signal.ServerMessage {
+	c.t.Helper()
+	deadline := time.After(d)
+	for {
+		c.mu.Lock()
+		for _, m := range c.msgs[mark:] {
+			if match(m) {
+				c.mu.Unlock()
+				return m
+			}
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.notify:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			c.mu.Lock()
+			var types []string
+			for _, m := range c.msgs {
+				types = append(types, m.Type+"/"+m.Code+m.Identity)
+			}
+			c.mu.Unlock()
+			c.t.Fatalf("%s: no %s within %s; got %v", c.identity, what, d, types)
+		}
+	}
+}
+
+// has reports whether a kept message matches.
+func (c *client) has(match func(signal.ServerMessage) bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range c.msgs {
+		if match(m) {
+			return true
+		}
+	}
+	return false
+}
+
+// answer answers a subscriber offer, making the connection at the first.
+func (c *client) answer(sdp string) {
+	c.mu.Lock()
+	pc := c.sub
+	c.mu.Unlock()
+	if pc == nil {
+		var err error
+		if pc, err = c.newPC(c.subFilter); err != nil {
+			c.t.Errorf("%s: %v", c.identity, err)
+			return
+		}
+		pc.OnICECandidate(func(ic *webrtc.ICECandidate) { c.sendCandidate("subscriber", ic) })
+		pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+			n := &atomic.Int64{}
+			c.mu.Lock()
+			c.received[tr.ID()] = n
+			c.mu.Unlock()
+			go func() {
+				buf := make([]byte, 1500)
+				for {
+					if _, _, err := tr.Read(buf); err != nil {
+						return
+					}
+					n.Add(1)
+				}
+			}()
+		})
+		pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+			dc.OnMessage(func(msg webrtc.DataChannelMessage) {
+				var m signal.ServerMessage
+				if json.Unmarshal(msg.Data, &m) == nil {
+					c.mu.Lock()
+					c.chat = append(c.chat, m.Identity+": "+m.Text)
+					c.mu.Unlock()
+				}
+			})
+		})
+		c.mu.Lock()
+		c.sub = pc
+		c.mu.Unlock()
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		c.t.Errorf("%s: server offer: %v", c.identity, err)
+		return
+	}
+	ans, err := pc.CreateAnswer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(ans)
+	}
+	if err != nil {
+		c.t.Errorf("%s: answer: %v", c.identity, err)
+		return
+	}
+	c.send(map[string]any{"type": "answer", "sdp": ans.SDP})
+}
+
+func (c *client) sendCandidate(target string, ic *webrtc.ICECandidate) {
+	if ic == nil {
+		return
+	}
+	j := ic.ToJSON()
+	m := map[string]any{"type": "candidate", "target": target, "candidate": j.Candidate}
+	if j.SDPMid != nil {
+		m["sdp_mid"] = *j.SDPMid
+	}
+	if j.SDPMLineIndex != nil {
+		m["sdp_mline_index"] = *j.SDPMLineIndex
+	}
+	c.send(m)
+}
+
+func (c *client) addCandidate(m signal.ServerMessage) {
+	c.mu.Lock()
+	pc := c.pub
+	if m.Target == signal.TargetSubscriber {
+		pc = c.sub
+	}
+	c.mu.Unlock()
+	if pc == nil {
+		return
+	}
+	init := webrtc.ICECandidateInit{Candidate: m.Candidate}
+	if m.SDPMid != "" {
+		init.SDPMid = &m.SDPMid
+	}
+	_ = pc.AddICECandidate(init)
+}
+
+// packets returns how many packets arrived on the remote track whose id
+// starts with prefix (identity-source).
+func (c *client) packets(prefix string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var n int64
+	for id, v := range c.received {
+		if strings.HasPrefix(id, prefix) {
+			n += v.Load()
+		}
+	}
+	return n
+}
+
+// waitPackets waits until at least n packets arrived on prefix's tracks.
+func (c *client) waitPackets(prefix string, n int64, d time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for c.packets(prefix) < n {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s: %d packets of %s within %s, want %d", c.identity, c.packets(prefix), prefix, d, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// close hangs up without a goodbye.
+func (c *client) close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	pub, sub, sockets := c.pub, c.sub, c.sockets
+	c.mu.Unlock()
+	_ = c.ws.Close()
+	<-c.readDone
+	if pub != nil {
+		_ = pub.Close()
+	}
+	if sub != nil {
+		_ = sub.Close()
+	}
+	for _, s := range sockets {
+		_ = s.Close()
+	}
+}
+
+// publisher is what a client sends: VP8 video (simulcast layers l, m, h
+// or one stream) and Opus audio with audio levels, made of synthetic
+// packets (the SFU does not decode them), with a keyframe every second
+// and on each keyframe request.
+type publisher struct {
+	c      *client
+	video  []*webrtc.TrackLocalStaticRTP // by layer: l, m, h
+	audio  *webrtc.TrackLocalStaticRTP
+	level  atomic.Int32 // the audio level sent (-dBov, 127 silence)
+	keyReq [numLayers]atomic.Bool
+	stop   chan struct{}
+	done   sync.WaitGroup
+	// rates are the layers' bitrates.
+	rates [numLayers]int
+	// The video's mid and the ids of the mid and rid extensions.
+	mid          string
+	midID, ridID uint8
+}
+
+// publish offers video (simulcast or not) and audio; the publisher runs
+// until the test ends.
+func (c *client) publish(simulcast bool) *publisher {
+	c.t.Helper()
+	pc, err := c.newPC(nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	pc.OnICECandidate(func(ic *webrtc.ICECandidate) { c.sendCandidate("publisher", ic) })
+	c.mu.Lock()
+	c.pub = pc
+	c.mu.Unlock()
+	p := &publisher{c: c, stop: make(chan struct{}), rates: [numLayers]int{150_000, 500_000, 1_200_000}}
+	p.level.Store(127)
+	vp8 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	rids := []string{"l", "m", "h"}
+	if !simulcast {
+		rids = []string{""}
+	}
+	for _, rid := range rids {
+		var opts []func(*webrtc.TrackLocalStaticRTP)
+		if rid != "" {
+			opts = append(opts, webrtc.WithRTPStreamID(rid))
+		}
+		tr, err := webrtc.NewTrackLocalStaticRTP(vp8, "cam-"+c.identity, "stream-"+c.identity, opts...)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		p.video = append(p.video, tr)
+	}
+	vs, err := pc.AddTrack(p.video[0])
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, tr := range p.video[1:] {
+		if err := vs.AddEncoding(tr); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	if p.audio, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic-"+c.identity, "stream-"+c.identity); err != nil {
+		c.t.Fatal(err)
+	}
+	as, err := pc.AddTrack(p.audio)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	go p.readRTCP(vs)
+	go p.readRTCP(as)
+	offer, err := pc.CreateOffer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(offer)
+	}
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.send(map[string]any{"type": "offer", "sdp": offer.SDP, "tracks": map[string]string{"cam-" + c.identity: "camera", "mic-" + c.identity: "microphone"}})
+	ans := c.wait("answer", func(m signal.ServerMessage) bool { return m.Type == "answer" })
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans.SDP}); err != nil {
+		c.t.Fatal(err)
+	}
+	var levelID uint8
+	for _, e := range as.GetParameters().HeaderExtensions {
+		if e.URI == audioLevelURI {
+			levelID = uint8(e.ID)
+		}
+	}
+	// Like a browser, the simulcast layers carry the mid and their rid
+	// in header extensions (pion's sender leaves this to its user).
+	for _, e := range vs.GetParameters().HeaderExtensions {
+		switch e.URI {
+		case sdp.SDESMidURI:
+			p.midID = uint8(e.ID)
+		case sdp.SDESRTPStreamIDURI:
+			p.ridID = uint8(e.ID)
+		}
+	}
+	for _, tr := range pc.GetTransceivers() {
+		if tr.Sender() == vs {
+			p.mid = tr.Mid()
+		}
+	}
+	p.done.Add(2)
+	go p.sendVideo(simulcast)
+	go p.sendAudio(levelID)
+	c.t.Cleanup(p.close)
+	return p
+}
+
+func (p *publisher) close() {
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+	}
+	p.done.Wait()
+}
+
+func (p *publisher) readRTCP(s *webrtc.RTPSender) {
+	for {
+		pkts, _, err := s.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, pk := range pkts {
+			if pli, ok := pk.(*rtcp.PictureLossIndication); ok {
+				_ = pli
+				for l := range p.video {
+					p.keyReq[l].Store(true)
+				}
+			}
+		}
+	}
+}
+
+// sendVideo sends 30 frames a second per layer, each frame one packet sized
+// for the layer's bitrate (at most 1100 bytes: larger frames are split).
+func (p *publisher) sendVideo(simulcast bool) {
+	defer p.done.Done()
+	tick := time.NewTicker(time.Second / 30)
+	defer tick.Stop()
+	var seq [numLayers]uint16
+	var frame uint32
+	payload := make([]byte, 1200)
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-tick.C:
+		}
+		frame++
+		for i, tr := range p.video {
+			layer := i
+			if !simulcast {
+				layer = layerHigh
+			}
+			key := frame%30 == 1 || p.keyReq[i].Swap(false)
+			size := p.rates[layer] / 8 / 30
+			for size > 0 {
+				n := min(size, 1100)
+				size -= n
+				payload[0] = 0x10 // S=1, PID 0
+				payload[1] = 0x01 // interframe
+				if key {
+					payload[1] = 0x00
+				}
+				first := n == min(p.rates[layer]/8/30, 1100)
+				if !first {
+					payload[0] = 0x00
+				}
+				seq[i]++
+				pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq[i], Timestamp: frame * 3000, Marker: size == 0}, Payload: payload[:max(n, 2)]}
+				if simulcast && p.midID != 0 && p.ridID != 0 {
+					_ = pkt.Header.SetExtension(p.midID, []byte(p.mid))
+					_ = pkt.Header.SetExtension(p.ridID, []byte(tr.RID()))
+				}
+				_ = tr.WriteRTP(pkt)
+			}
+		}
+	}
+}
+
+// sendAudio sends a 20 ms Opus-sized packet with the current level.
+func (p *publisher) sendAudio(levelID uint8) {
+	defer p.done.Done()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var seq uint16
+	var ts uint32
+	payload := make([]byte, 60)
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-tick.C:
+		}
+		seq++
+		ts += 960
+		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: ts}, Payload: payload}
+		if levelID != 0 {
+			_ = pkt.Header.SetExtension(levelID, []byte{byte(p.level.Load())})
+		}
+		_ = p.audio.WriteRTP(pkt)
+	}
+}

@@ -1,0 +1,241 @@
+package meeting
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// Simulcast layers by index; a track sent without simulcast has layer 0
+// only.
+const (
+	layerLow    = 0
+	layerMedium = 1
+	layerHigh   = 2
+	numLayers   = 3
+	// layerOff is a target of no layer: the video is paused.
+	layerOff = -1
+)
+
+var layerNames = [numLayers]string{"low", "medium", "high"}
+
+// ridLayer maps a browser's rid to a layer.
+func ridLayer(rid string) (int, bool) {
+	switch rid {
+	case "", "h", "f", "q2":
+		return layerHigh, true
+	case "m", "q1":
+		return layerMedium, true
+	case "l", "q0":
+		return layerLow, true
+	}
+	return 0, false
+}
+
+// downTrack is one subscriber's copy of a published track: a TrackLocal on
+// the subscriber's connection that forwards one layer of the publisher's
+// track at a time, with its own sequence numbers and timestamps so that a
+// switch of layers or a pause leaves no gap or jump the browser would
+// stumble on.
+//
+// write runs on the publisher's read goroutines (one per layer); its
+// lock is the downTrack's own, so subscribers never wait for each other.
+type downTrack struct {
+	up     *upTrack
+	sub    *participant
+	sender *webrtc.RTPSender
+
+	mu      sync.Mutex
+	ws      webrtc.TrackLocalWriter // nil until bound
+	ssrc    uint32
+	pt      uint8
+	current int // the layer being forwarded, layerOff before a keyframe
+	target  int // the layer wanted, layerOff when paused
+	// Rewriting: out = in + offset, re-chosen at each switch.
+	started  bool
+	seqOff   uint16
+	tsOff    uint32
+	lastIn   uint16
+	lastSeq  uint16
+	lastTS   uint32
+	lastAt   int64
+	hdr      rtp.Header
+	extSpace [4]rtp.Extension
+
+	// requested is what the subscriber asked for with layer (high by
+	// default).
+	requested atomic.Int32
+
+	packets atomic.Uint64
+	bytes   atomic.Uint64
+}
+
+func newDownTrack(up *upTrack, sub *participant) *downTrack {
+	d := &downTrack{up: up, sub: sub, current: layerOff, target: layerOff}
+	d.requested.Store(layerHigh)
+	if up.kind == webrtc.RTPCodecTypeAudio || !up.simulcast {
+		d.target = up.topLayer()
+	}
+	return d
+}
+
+// ID, StreamID, RID and Kind make downTrack a webrtc.TrackLocal.
+func (d *downTrack) ID() string                { return d.up.id }
+func (d *downTrack) StreamID() string          { return d.up.streamID }
+func (d *downTrack) RID() string               { return "" }
+func (d *downTrack) Kind() webrtc.RTPCodecType { return d.up.kind }
+
+// Bind picks the subscriber's payload type for the publisher's codec.
+func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	c, ok := matchCodec(d.up.codec, ctx.CodecParameters())
+	if !ok {
+		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+	}
+	d.mu.Lock()
+	d.ws, d.ssrc, d.pt = ctx.WriteStream(), uint32(ctx.SSRC()), uint8(c.PayloadType)
+	d.current = layerOff // start at a keyframe
+	d.mu.Unlock()
+	d.up.requestKeyframe(d.wantLayer())
+	return c, nil
+}
+
+// Unbind stops the forwarding.
+func (d *downTrack) Unbind(webrtc.TrackLocalContext) error {
+	d.mu.Lock()
+	d.ws = nil
+	d.mu.Unlock()
+	return nil
+}
+
+// matchCodec finds the negotiated codec that carries what the publisher
+// sends: the same MIME type and, for H.264, the same packetization mode
+// and profile.
+func matchCodec(want webrtc.RTPCodecCapability, have []webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
+	var fallback *webrtc.RTPCodecParameters
+	for i, c := range have {
+		if !equalFold(c.MimeType, want.MimeType) {
+			continue
+		}
+		if want.MimeType != webrtc.MimeTypeH264 || h264Profile(c.SDPFmtpLine) == h264Profile(want.SDPFmtpLine) {
+			return c, true
+		}
+		if fallback == nil {
+			fallback = &have[i]
+		}
+	}
+	if fallback != nil {
+		return *fallback, true
+	}
+	return webrtc.RTPCodecParameters{}, false
+}
+
+// h264Profile is the profile part of an fmtp's profile-level-id (the
+// level may differ: the decoder takes any level up to its own).
+func h264Profile(fmtp string) string {
+	const key = "profile-level-id="
+	for i := 0; i+len(key)+4 <= len(fmtp); i++ {
+		if fmtp[i:i+len(key)] == key {
+			return lower(fmtp[i+len(key) : i+len(key)+4])
+		}
+	}
+	return "42e0" // RFC 6184's default: constrained baseline
+}
+
+func lower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+func equalFold(a, b string) bool { return len(a) == len(b) && lower(a) == lower(b) }
+
+// wantLayer is the layer the track is heading for.
+func (d *downTrack) wantLayer() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.target
+}
+
+// setTarget moves the track to layer (layerOff pauses it). The switch
+// happens at the new layer's next keyframe, which is asked for; until then
+// the current layer goes on.
+func (d *downTrack) setTarget(layer int) {
+	d.mu.Lock()
+	if d.target == layer {
+		d.mu.Unlock()
+		return
+	}
+	d.target = layer
+	if layer == layerOff {
+		d.current = layerOff
+	}
+	bound := d.ws != nil
+	d.mu.Unlock()
+	if layer != layerOff && bound {
+		d.up.requestKeyframe(layer)
+	}
+}
+
+// layers reports the current and target layer.
+func (d *downTrack) layers() (current, target int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.current, d.target
+}
+
+// write forwards p, read from the publisher's layer, if that layer is the
+// one to forward; key says whether p starts a keyframe. It makes no
+// allocation.
+func (d *downTrack) write(layer int, p *rtp.Packet, key bool, now int64) {
+	d.mu.Lock()
+	if d.ws == nil || d.target == layerOff {
+		d.mu.Unlock()
+		return
+	}
+	if layer != d.current {
+		if layer != d.target || !key {
+			d.mu.Unlock()
+			return
+		}
+		// The target layer's keyframe: switch here, the new layer's
+		// packets following on from the last one sent.
+		if d.started {
+			d.seqOff = d.lastSeq + 1 - p.SequenceNumber
+			elapsed := uint32((now - d.lastAt) * int64(d.up.codec.ClockRate) / int64(time.Second))
+			if elapsed == 0 {
+				elapsed = 1
+			}
+			d.tsOff = d.lastTS + elapsed - p.Timestamp
+		}
+		d.current = layer
+	} else if len(p.Payload) == 0 && p.SequenceNumber == d.lastIn+1 {
+		// Padding the publisher sends to probe its link carries no
+		// media: not forwarded, and the sequence closes over it.
+		d.lastIn = p.SequenceNumber
+		d.seqOff--
+		d.mu.Unlock()
+		return
+	}
+	d.hdr = p.Header
+	// The publisher's header extensions have its connection's ids; the
+	// subscriber's connection adds its own (transport-wide sequence
+	// numbers) into this space.
+	d.hdr.Extension, d.hdr.Extensions = false, d.extSpace[:0]
+	d.hdr.SequenceNumber += d.seqOff
+	d.hdr.Timestamp += d.tsOff
+	d.hdr.SSRC, d.hdr.PayloadType = d.ssrc, d.pt
+	d.lastIn, d.lastSeq, d.lastTS, d.lastAt, d.started = p.SequenceNumber, d.hdr.SequenceNumber, d.hdr.Timestamp, now, true
+	_, err := d.ws.WriteRTP(&d.hdr, p.Payload)
+	d.mu.Unlock()
+	if err == nil {
+		d.packets.Add(1)
+		d.bytes.Add(uint64(len(p.Payload)))
+	}
+}

@@ -1,0 +1,143 @@
+package meeting
+
+import (
+	"testing"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// nopWriter stands in for a subscriber connection's write stream (SRTP
+// and the socket are pion's, measured in lookout-bench meeting).
+type nopWriter struct{ n int }
+
+func (w *nopWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	w.n += len(payload)
+	return len(payload), nil
+}
+
+func (w *nopWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+func benchTrack(subscribers int) (*upTrack, []*downTrack) {
+	u := &upTrack{kind: webrtc.RTPCodecTypeVideo, codec: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, simulcast: true}
+	u.downs.Store(&[]*downTrack{})
+	downs := make([]*downTrack, subscribers)
+	for i := range downs {
+		d := &downTrack{up: u, ws: &nopWriter{}, ssrc: uint32(i + 1), pt: 96, current: layerOff, target: layerHigh}
+		downs[i] = d
+		u.addDown(d)
+	}
+	return u, downs
+}
+
+// forward is the read loop's body after the packet was read: keyframe
+// detection and the write to every subscriber.
+func forward(u *upTrack, layer int, p *rtp.Packet, now int64) {
+	key := isVP8Keyframe(p.Payload)
+	for _, d := range *u.downs.Load() {
+		d.write(layer, p, key, now)
+	}
+}
+
+// BenchmarkForwardPacket: one video packet of the high layer to one
+// subscriber, the other layers' packets dropped as they come.
+func BenchmarkForwardPacket(b *testing.B) {
+	u, _ := benchTrack(1)
+	benchForward(b, u)
+}
+
+// BenchmarkForwardPacket200: one packet to 200 subscribers.
+func BenchmarkForwardPacket200(b *testing.B) {
+	u, _ := benchTrack(200)
+	benchForward(b, u)
+}
+
+func benchForward(b *testing.B, u *upTrack) {
+	payload := make([]byte, 1100)
+	payload[0] = 0x10
+	p := &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 1234, PayloadType: 100, Extension: true, ExtensionProfile: 0xBEDE}, Payload: payload}
+	_ = p.Header.SetExtension(3, []byte{1, 2})
+	forward(u, layerHigh, p, 0) // the keyframe that starts the subscribers
+	payload[1] = 0x01
+	b.ReportAllocs()
+	b.SetBytes(int64(len(payload)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p.SequenceNumber++
+		p.Timestamp += 3000
+		forward(u, i%numLayers, p, int64(i)*33_000_000)
+	}
+}
+
+// The forwarding path makes no allocation per packet.
+func TestForwardMakesNoAllocation(t *testing.T) {
+	u, downs := benchTrack(8)
+	payload := make([]byte, 1000)
+	payload[0] = 0x10
+	p := &rtp.Packet{Header: rtp.Header{Version: 2}, Payload: payload}
+	forward(u, layerHigh, p, 0)
+	payload[1] = 0x01
+	var seq uint16
+	allocs := testing.AllocsPerRun(1000, func() {
+		seq++
+		p.SequenceNumber = seq
+		forward(u, layerHigh, p, int64(seq))
+		forward(u, layerLow, p, int64(seq))
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per packet", allocs)
+	}
+	for _, d := range downs {
+		if d.packets.Load() < 1000 || d.ws.(*nopWriter).n == 0 {
+			t.Fatalf("subscriber got %d packets", d.packets.Load())
+		}
+	}
+}
+
+// Layer switching: packets of the target layer are taken from its
+// keyframe on, and the sequence numbers and timestamps go on without a
+// gap.
+func TestDownTrackSwitchesAtKeyframe(t *testing.T) {
+	u, downs := benchTrack(1)
+	d := downs[0]
+	var out []rtp.Header
+	d.ws = writerFunc(func(h *rtp.Header, _ []byte) { out = append(out, *h) })
+	d.target = layerLow
+	pkt := func(seq uint16, ts uint32, key bool) *rtp.Packet {
+		pl := []byte{0x10, 0x01, 0}
+		if key {
+			pl[1] = 0
+		}
+		return &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: ts}, Payload: pl}
+	}
+	d.write(layerLow, pkt(100, 1000, false), false, 0)               // no keyframe yet: dropped
+	d.write(layerLow, pkt(101, 4000, true), true, 0)                 // starts
+	d.write(layerLow, pkt(102, 7000, false), false, 33_000_000)      // follows
+	d.write(layerHigh, pkt(5000, 900000, true), true, 33_000_000)    // not the target: dropped
+	d.target = layerHigh                                             // (the allocator's step, without a keyframe request)
+	d.write(layerLow, pkt(103, 10000, false), false, 66_000_000)     // low goes on until high's keyframe
+	d.write(layerHigh, pkt(5001, 903000, false), false, 66_000_000)  // not a keyframe: dropped
+	d.write(layerHigh, pkt(5002, 906000, true), true, 99_000_000)    // switch
+	d.write(layerLow, pkt(104, 13000, false), false, 99_000_000)     // low no longer
+	d.write(layerHigh, pkt(5003, 909000, false), false, 132_000_000) // follows
+	_ = u
+	if len(out) != 5 {
+		t.Fatalf("%d packets sent, want 5: %+v", len(out), out)
+	}
+	for i := 1; i < len(out); i++ {
+		if out[i].SequenceNumber != out[i-1].SequenceNumber+1 {
+			t.Fatalf("sequence gap at %d: %d then %d", i, out[i-1].SequenceNumber, out[i].SequenceNumber)
+		}
+		if dt := out[i].Timestamp - out[i-1].Timestamp; dt == 0 || dt > 3100 {
+			t.Fatalf("timestamp step %d at %d", dt, i)
+		}
+	}
+	if out[0].SSRC != d.ssrc || out[0].PayloadType != d.pt || out[0].Extension {
+		t.Fatalf("header not rewritten: %+v", out[0])
+	}
+}
+
+type writerFunc func(*rtp.Header, []byte)
+
+func (f writerFunc) WriteRTP(h *rtp.Header, p []byte) (int, error) { f(h, p); return len(p), nil }
+func (f writerFunc) Write(b []byte) (int, error)                   { return len(b), nil }

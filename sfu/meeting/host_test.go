@@ -1,0 +1,178 @@
+package meeting
+
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lookout-cc/lookout/sfu/signal"
+)
+
+// A host mutes a participant (their audio stops reaching the others),
+// calls on one (spotlight: everyone is told, the participant is asked to
+// open their microphone and the server does not open it), and removes
+// one, who cannot come back; each step is audited.
+func TestHostControls(t *testing.T) {
+	e := newEnv(t)
+	host := e.join("host", hostRights)
+	bob := e.join("bob", memberRights)
+	carol := e.join("carol", memberRights)
+	pb := bob.publish(false)
+	carol.waitPackets("bob-microphone", 25, 10*time.Second)
+
+	host.send(map[string]any{"type": "host", "action": "mute", "identity": "bob", "kind": "audio"})
+	for _, c := range []*client{host, bob, carol} {
+		c.wait("bob muted", func(m signal.ServerMessage) bool {
+			return m.Type == signal.TypeMuteChanged && m.Identity == "bob" && m.Kind == "audio" && *m.Muted && m.By == "host"
+		})
+	}
+	time.Sleep(300 * time.Millisecond) // what was in flight
+	before := carol.packets("bob-microphone")
+	time.Sleep(500 * time.Millisecond)
+	if n := carol.packets("bob-microphone"); n != before {
+		t.Fatalf("bob's muted audio still reached carol: %d packets", n-before)
+	}
+	if carol.packets("bob-camera") == 0 {
+		t.Fatal("bob's video stopped too")
+	}
+	// Bob unmutes himself: his audio flows again.
+	bob.send(map[string]any{"type": "mute", "kind": "audio", "muted": false})
+	carol.waitPackets("bob-microphone", before+25, 5*time.Second)
+
+	// Roll call: carol is spotlighted and asked to speak.
+	host.send(map[string]any{"type": "host", "action": "spotlight", "identity": "carol"})
+	bob.wait("spotlight", func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeSpotlight && *m.Spotlight == "carol" && m.By == "host"
+	})
+	carol.wait("unmute request", func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeUnmuteRequest && m.Kind == "audio" && m.By == "host"
+	})
+	if bob.has(func(m signal.ServerMessage) bool { return m.Type == signal.TypeUnmuteRequest }) {
+		t.Fatal("the unmute request went to someone else")
+	}
+
+	// Bob is removed: told, disconnected, and refused when he comes back.
+	host.send(map[string]any{"type": "host", "action": "remove", "identity": "bob"})
+	bob.wait("removed", func(m signal.ServerMessage) bool { return m.Type == signal.TypeRemoved && m.By == "host" })
+	bob.wait("closed", isType("closed"))
+	carol.wait("bob left", func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeParticipantLeft && m.Identity == "bob" && m.Reason == signal.LeftRemoved
+	})
+	pb.close()
+	again := e.dial("bob")
+	again.send(map[string]any{"type": "join", "token": e.token("bob", memberRights)})
+	again.wait("removed", isError("removed"))
+
+	// A host action on someone absent.
+	host.send(map[string]any{"type": "host", "action": "mute", "identity": "bob", "kind": "video", "id": "h9"})
+	host.wait("no_participant", func(m signal.ServerMessage) bool { return m.Code == "no_participant" && m.ID == "h9" })
+
+	e.audit.mu.Lock()
+	got := strings.Join(e.audit.actions, "\n")
+	e.audit.mu.Unlock()
+	for _, want := range []string{"participant:host meeting.mute room:r1 ok", "participant:host meeting.spotlight room:r1 ok", "participant:host meeting.remove room:r1 ok"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("audit lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+// A participant that reconnects with the same token takes the place of
+// its earlier connection and receives media again; the others see it
+// leave (replaced) and come back.
+func TestReconnectReplacesTheEarlierConnection(t *testing.T) {
+	e := newEnv(t)
+	alice := e.join("alice", memberRights)
+	alice.publish(false)
+	bob := e.join("bob", memberRights)
+	bob.waitPackets("alice-camera", 30, 10*time.Second)
+
+	bob2 := e.join("bob", memberRights)
+	bob.wait("replaced", func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeParticipantLeft && m.Identity == "bob" && m.Reason == signal.LeftReplaced
+	})
+	bob.wait("closed", isType("closed"))
+	bob2.waitPackets("alice-camera", 30, 10*time.Second)
+	if p := e.sfu.Participants()["r1"]; len(p) != 2 {
+		t.Fatalf("participants %v", p)
+	}
+}
+
+// A participant whose browser dies: when its signaling connection drops,
+// it is removed at once; when only its media goes (the network vanished,
+// the WebSocket not yet timed out), it is removed when ICE times out. The
+// others are told both times.
+func TestParticipantDiesWithoutGoodbye(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the ICE timeout")
+	}
+	t.Parallel()
+	e := newEnv(t)
+	alice := e.join("alice", memberRights)
+
+	// The signaling connection drops.
+	bob := e.join("bob", memberRights)
+	bob.publish(false)
+	alice.waitPackets("bob-camera", 30, 10*time.Second)
+	bob.close()
+	alice.wait("bob left", func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeParticipantLeft && m.Identity == "bob" && m.Reason == signal.LeftDisconnected
+	})
+
+	// The media goes silent, the signaling stays up.
+	carol := e.dial("carol")
+	var cut cutConn
+	carol.subFilter = cut.wrap
+	carol.send(map[string]any{"type": "join", "token": e.token("carol", memberRights)})
+	carol.wait("joined", isType(signal.TypeJoined))
+	alice.publish(false)
+	carol.waitPackets("alice-camera", 30, 10*time.Second)
+	cut.cut()
+	began := time.Now()
+	alice.waitFor("carol timed out", 30*time.Second, func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeParticipantLeft && m.Identity == "carol" && m.Reason == signal.LeftTimeout
+	})
+	if took := time.Since(began); took > 25*time.Second {
+		t.Fatalf("carol removed after %s", took)
+	}
+}
+
+// cutConn is a socket that can be cut: from then on it neither sends nor
+// receives, like a network that vanished.
+type cutConn struct {
+	net.PacketConn
+	dead chan struct{}
+}
+
+func (c *cutConn) wrap(pc net.PacketConn) net.PacketConn {
+	c.PacketConn, c.dead = pc, make(chan struct{})
+	return c
+}
+
+func (c *cutConn) cut() { close(c.dead) }
+
+func (c *cutConn) isDead() bool {
+	select {
+	case <-c.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *cutConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(b)
+		if err != nil || !c.isDead() {
+			return n, addr, err
+		}
+	}
+}
+
+func (c *cutConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if c.isDead() {
+		return len(b), nil
+	}
+	return c.PacketConn.WriteTo(b, addr)
+}

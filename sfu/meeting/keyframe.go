@@ -1,0 +1,81 @@
+package meeting
+
+// Keyframe detection on the RTP payloads publishers send, so that a
+// subscriber is moved to another simulcast layer only where that layer can
+// be decoded from: at its keyframe.
+
+// isVP8Keyframe reports whether a VP8 RTP payload (RFC 7741) starts a
+// keyframe: the start of partition 0 whose frame header's P bit is 0.
+func isVP8Keyframe(p []byte) bool {
+	if len(p) < 1 {
+		return false
+	}
+	d := p[0]
+	start, pid := d&0x10 != 0, d&0x07
+	if !start || pid != 0 {
+		return false
+	}
+	i := 1
+	if d&0x80 != 0 { // X: extended control bits
+		if len(p) <= i {
+			return false
+		}
+		x := p[i]
+		i++
+		if x&0x80 != 0 { // I: picture id, 7 or 15 bits
+			if len(p) <= i {
+				return false
+			}
+			if p[i]&0x80 != 0 {
+				i++
+			}
+			i++
+		}
+		if x&0x40 != 0 { // L: TL0PICIDX
+			i++
+		}
+		if x&0x30 != 0 { // T or K: TID/Y/KEYIDX
+			i++
+		}
+	}
+	if len(p) <= i {
+		return false
+	}
+	return p[i]&0x01 == 0
+}
+
+// H.264 NAL unit types (RFC 6184).
+const (
+	h264IDR   = 5
+	h264SPS   = 7
+	h264STAPA = 24
+	h264FUA   = 28
+)
+
+// isH264Keyframe reports whether an H.264 RTP payload starts a keyframe: an
+// IDR slice or a sequence parameter set, alone, in a STAP-A, or as the
+// first fragment of an FU-A.
+func isH264Keyframe(p []byte) bool {
+	if len(p) < 1 {
+		return false
+	}
+	switch t := p[0] & 0x1f; t {
+	case h264IDR, h264SPS:
+		return true
+	case h264STAPA:
+		for rest := p[1:]; len(rest) > 2; {
+			n := int(rest[0])<<8 | int(rest[1])
+			rest = rest[2:]
+			if n == 0 || n > len(rest) {
+				return false
+			}
+			if u := rest[0] & 0x1f; u == h264IDR || u == h264SPS {
+				return true
+			}
+			rest = rest[n:]
+		}
+	case h264FUA:
+		return len(p) > 1 && p[1]&0x80 != 0 && p[1]&0x1f == h264IDR
+	}
+	return false
+}

@@ -1,0 +1,61 @@
+package meeting
+
+import "testing"
+
+func TestIsVP8Keyframe(t *testing.T) {
+	tests := []struct {
+		name string
+		p    []byte
+		want bool
+	}{
+		{"empty", nil, false},
+		{"short keyframe, no extension", []byte{0x10, 0x00}, true},
+		{"interframe", []byte{0x10, 0x01}, false},
+		{"not a partition start", []byte{0x00, 0x00}, false},
+		{"partition 1", []byte{0x11, 0x00}, false},
+		{"15-bit picture id keyframe", []byte{0x90, 0x80, 0x81, 0x23, 0x00}, true},
+		{"7-bit picture id interframe", []byte{0x90, 0x80, 0x11, 0x01}, false},
+		{"picture id, tl0, tid keyframe", []byte{0x90, 0xe0, 0x81, 0x23, 0x05, 0x40, 0x00}, true},
+		{"extension cut short", []byte{0x90, 0xe0, 0x81}, false},
+		{"descriptor only", []byte{0x90, 0x00}, false},
+	}
+	for _, tt := range tests {
+		if got := isVP8Keyframe(tt.p); got != tt.want {
+			t.Errorf("%s: isVP8Keyframe(% x) = %v, want %v", tt.name, tt.p, got, tt.want)
+		}
+	}
+}
+
+func TestIsH264Keyframe(t *testing.T) {
+	tests := []struct {
+		name string
+		p    []byte
+		want bool
+	}{
+		{"empty", nil, false},
+		{"IDR", []byte{0x65, 0x88}, true},
+		{"SPS", []byte{0x67, 0x42}, true},
+		{"non-IDR slice", []byte{0x41, 0x9a}, false},
+		{"STAP-A with SPS", []byte{0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x68, 0xce}, true},
+		{"STAP-A with SEI only", []byte{0x78, 0x00, 0x02, 0x06, 0x05}, false},
+		{"STAP-A bad length", []byte{0x78, 0x00, 0x09, 0x67}, false},
+		{"FU-A IDR start", []byte{0x7c, 0x85, 0x88}, true},
+		{"FU-A IDR middle", []byte{0x7c, 0x05, 0x88}, false},
+		{"FU-A non-IDR start", []byte{0x7c, 0x81, 0x9a}, false},
+	}
+	for _, tt := range tests {
+		if got := isH264Keyframe(tt.p); got != tt.want {
+			t.Errorf("%s: isH264Keyframe(% x) = %v, want %v", tt.name, tt.p, got, tt.want)
+		}
+	}
+}
+
+func FuzzKeyframe(f *testing.F) {
+	for _, s := range [][]byte{{0x90, 0xe0, 0x81, 0x23, 0x05, 0x40, 0x00}, {0x78, 0x00, 0x02, 0x67, 0x42}, {0x7c, 0x85}} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		isVP8Keyframe(p)
+		isH264Keyframe(p)
+	})
+}

@@ -1,0 +1,121 @@
+package meeting
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lookout-cc/lookout/sfu/signal"
+)
+
+func isType(t string) func(signal.ServerMessage) bool {
+	return func(m signal.ServerMessage) bool { return m.Type == t }
+}
+
+// Two participants publish simulcast video and audio; each receives the
+// other's, the tracks are announced, and the one who speaks is the active
+// speaker.
+func TestTwoParticipantsExchangeMedia(t *testing.T) {
+	e := newEnv(t)
+	a := e.join("alice", hostRights)
+	b := e.join("bob", memberRights)
+	a.wait("bob joined", func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeParticipantJoined && m.Participant.Identity == "bob"
+	})
+	pa := a.publish(true)
+	b.publish(false)
+	for _, c := range []*client{a, b} {
+		other := "alice"
+		if c == a {
+			other = "bob"
+		}
+		c.wait(other+"'s video", func(m signal.ServerMessage) bool {
+			return m.Type == signal.TypeTrackPublished && m.Identity == other && m.Track.Kind == "video" && m.Track.Source == "camera"
+		})
+		c.waitPackets(other+"-camera", 60, 10*time.Second)
+		c.waitPackets(other+"-microphone", 50, 10*time.Second)
+	}
+	if m := b.wait("alice's track", func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeTrackPublished && m.Identity == "alice" && m.Track.Kind == "video"
+	}); !m.Track.Simulcast || m.Track.Codec != "VP8" {
+		t.Fatalf("alice's video: %+v", m.Track)
+	}
+
+	// The metrics show each participant's media.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		in, out := metricValue(t, e, "lookout_meeting_bitrate_bits_per_second", "alice", "in"), metricValue(t, e, "lookout_meeting_bitrate_bits_per_second", "bob", "out")
+		if in > 100_000 && out > 50_000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bitrate metrics: alice in %.0f, bob out %.0f", in, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Alice speaks (-20 dBov), Bob is silent.
+	pa.level.Store(20)
+	b.wait("alice speaking", func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeSpeakers && len(m.Speakers) > 0 && m.Speakers[0].Identity == "alice"
+	})
+	pa.level.Store(127)
+	b.wait("silence", func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeSpeakers && len(m.Speakers) == 0
+	})
+
+	// Chat goes to everyone over the data channel, with the sender set
+	// by the server.
+	a.send(map[string]any{"type": "chat", "text": "请各县汇报水位"})
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		b.mu.Lock()
+		got := strings.Join(b.chat, "|")
+		b.mu.Unlock()
+		if strings.Contains(got, "alice: 请各县汇报水位") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's chat: %q", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Bob leaves with a goodbye: alice is told, and bob's tracks end.
+	b.send(map[string]any{"type": "leave"})
+	a.wait("bob left", func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeParticipantLeft && m.Identity == "bob" && m.Reason == signal.LeftLeft
+	})
+	a.wait("bob's video unpublished", func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeTrackUnpublished && m.Identity == "bob"
+	})
+}
+
+// metricValue reads a meeting metric of participant (and direction, when
+// given) from the SFU's registry; 0 when absent.
+func metricValue(t *testing.T, e *env, name, participant, direction string) float64 {
+	t.Helper()
+	families, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["participant"] != participant || (direction != "" && labels["direction"] != direction) {
+				continue
+			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}

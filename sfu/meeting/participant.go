@@ -1,0 +1,578 @@
+package meeting
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/lookout-cc/lookout/console/auth"
+	"github.com/lookout-cc/lookout/sfu/signal"
+)
+
+// maxEarlyCandidates bounds the candidates kept before an offer.
+const maxEarlyCandidates = 32
+
+// audioLevelURI is the client-to-mixer audio level extension (RFC 6464).
+const audioLevelURI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+
+// participant is one identity in a room: its signaling connection, its
+// publisher connection (it offers) and its subscriber connection (the
+// server offers).
+type participant struct {
+	room     *Room
+	identity string
+	name     string
+	role     string
+	rights   auth.RoomRights
+	conn     *conn
+
+	mu        sync.Mutex
+	closed    bool
+	pub       *webrtc.PeerConnection
+	sources   map[string]string // the client's track id -> source, from its offers
+	published map[*upTrack]struct{}
+	// mutedKinds are the kinds the participant (or a host) muted: their
+	// camera and microphone tracks, also ones published later, are not
+	// forwarded.
+	mutedKinds map[webrtc.RTPCodecType]bool
+	// early are publisher candidates that came before the offer they
+	// belong to (a client may send them first): added after it.
+	early    []webrtc.ICECandidateInit
+	joinedAt time.Time
+
+	// The subscriber connection and its negotiation, under negMu: one
+	// offer at a time, a change while one waits makes another after the
+	// answer.
+	negMu          sync.Mutex
+	sub            *webrtc.PeerConnection
+	bwe            cc.BandwidthEstimator
+	chatOut        *webrtc.DataChannel
+	awaitingAnswer bool
+	pending        bool
+	restart        bool
+
+	// allocMu guards the allocator's memory and the stats tick's last
+	// counts.
+	allocMu        sync.Mutex
+	alloc          allocState
+	lastOutBytes   uint64
+	lastInReceived int64
+	lastInLost     int64
+
+	downMu sync.Mutex
+	downs  map[*upTrack]*downTrack
+	// requested is the quality this participant asked for per publisher
+	// identity (layer messages); high when not said.
+	requested map[string]int
+
+	// Counters, sampled by the room's stats tick.
+	nacksIn  atomic.Uint64 // NACKs this participant sent about what it receives
+	plisIn   atomic.Uint64 // PLIs and FIRs it sent
+	plisSent atomic.Uint64 // keyframe requests the SFU sent it as a publisher
+	done     chan struct{}
+}
+
+func newParticipant(room *Room, c *auth.JoinClaims, cn *conn) *participant {
+	return &participant{
+		room: room, identity: c.Subject, name: c.Name, role: c.Role, rights: c.Rights, conn: cn,
+		sources: map[string]string{}, published: map[*upTrack]struct{}{},
+		downs: map[*upTrack]*downTrack{}, requested: map[string]int{}, done: make(chan struct{}),
+		mutedKinds: map[webrtc.RTPCodecType]bool{}, joinedAt: time.Now(),
+	}
+}
+
+func (p *participant) send(m *signal.ServerMessage) { p.conn.send(m) }
+
+func (p *participant) fail(e *signal.Error, id string) { p.send(signal.ErrorMessage(e, id)) }
+
+func (p *participant) info() signal.Participant {
+	out := signal.Participant{Identity: p.identity, Name: p.name, Role: p.role, Tracks: []signal.TrackInfo{}}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for u := range p.published {
+		out.Tracks = append(out.Tracks, u.info())
+	}
+	return out
+}
+
+func (p *participant) self() *signal.Self {
+	var rights []string
+	for _, r := range []struct {
+		on   bool
+		name string
+	}{{p.rights.Publish, "publish"}, {p.rights.Subscribe, "subscribe"}, {p.rights.PublishData, "publish_data"}, {p.rights.Admin, "admin"}} {
+		if r.on {
+			rights = append(rights, r.name)
+		}
+	}
+	return &signal.Self{Identity: p.identity, Name: p.name, Role: p.role, Rights: rights}
+}
+
+// Errors told to clients.
+var (
+	errForbidden = func(field, what string) *signal.Error {
+		return &signal.Error{Code: "forbidden", Field: field, Message: what}
+	}
+	errBadSDP = func(err error) *signal.Error {
+		return &signal.Error{Code: "bad_sdp", Field: "sdp", Message: "the description cannot be applied: " + firstLine(err.Error())}
+	}
+)
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// handle acts on one message of the joined client.
+func (p *participant) handle(m signal.ClientMessage) {
+	switch m.Type {
+	case signal.TypeOffer:
+		p.onOffer(m)
+	case signal.TypeAnswer:
+		p.onAnswer(m)
+	case signal.TypeCandidate:
+		p.onCandidate(m)
+	case signal.TypeRestart:
+		p.negMu.Lock()
+		p.restart = true
+		p.negMu.Unlock()
+		p.negotiate()
+	case signal.TypeMute:
+		p.room.setMuted(p, m.Kind, *m.Muted, "")
+	case signal.TypeLayer:
+		p.room.requestLayer(p, m)
+	case signal.TypeHost:
+		p.room.host(p, m)
+	case signal.TypeChat:
+		p.room.chat(p, m.Text, m.ID)
+	case signal.TypePing:
+		p.send(&signal.ServerMessage{Type: signal.TypePong, ID: m.ID})
+	case signal.TypeJoin:
+		p.fail(&signal.Error{Code: "already_joined", Message: "this connection has joined already"}, m.ID)
+	}
+}
+
+// onOffer answers the publisher connection's offer.
+func (p *participant) onOffer(m signal.ClientMessage) {
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(m.SDP); err != nil {
+		p.fail(errBadSDP(err), m.ID)
+		return
+	}
+	if !p.rights.Publish && sendsMedia(&parsed) {
+		p.fail(errForbidden("sdp", "this participant may not publish audio or video"), m.ID)
+		return
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	for id, src := range m.Tracks {
+		p.sources[id] = src
+	}
+	pc := p.pub
+	p.mu.Unlock()
+	if pc == nil {
+		var err error
+		if pc, err = p.newPublisher(); err != nil {
+			p.room.sfu.log.Warn("meeting publisher connection not made", "room", p.room.id, "identity", p.identity, "err", err)
+			p.fail(&signal.Error{Code: "internal", Message: "the media connection could not be made"}, m.ID)
+			return
+		}
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
+		p.fail(errBadSDP(err), m.ID)
+		return
+	}
+	p.mu.Lock()
+	early := p.early
+	p.early = nil
+	p.mu.Unlock()
+	for _, c := range early {
+		_ = pc.AddICECandidate(c)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(answer)
+	}
+	if err != nil {
+		p.fail(errBadSDP(err), m.ID)
+		// Back to where the last good offer left it, so the client can
+		// offer again.
+		_ = pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback})
+		return
+	}
+	p.send(&signal.ServerMessage{Type: "answer", ID: m.ID, SDP: pc.LocalDescription().SDP})
+}
+
+// sendsMedia reports whether an offer sends audio or video.
+func sendsMedia(d *sdp.SessionDescription) bool {
+	for _, md := range d.MediaDescriptions {
+		if md.MediaName.Media != "audio" && md.MediaName.Media != "video" {
+			continue
+		}
+		if md.MediaName.Port.Value == 0 {
+			continue
+		}
+		dir := "sendrecv"
+		for _, a := range md.Attributes {
+			switch a.Key {
+			case "sendrecv", "sendonly", "recvonly", "inactive":
+				dir = a.Key
+			}
+		}
+		if dir == "sendrecv" || dir == "sendonly" {
+			return true
+		}
+	}
+	return false
+}
+
+// newPublisher makes the publisher connection.
+func (p *participant) newPublisher() (*webrtc.PeerConnection, error) {
+	pc, err := p.room.sfu.peers.NewPeerConnection()
+	if err != nil {
+		return nil, err
+	}
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.sendCandidate(signal.TargetPublisher, c) })
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		p.room.sfu.log.Debug("meeting connection state", "room", p.room.id, "identity", p.identity, "connection", "publisher", "state", s.String())
+		if s == webrtc.PeerConnectionStateFailed {
+			// ICE timed out: the participant is gone (a browser that
+			// died, a phone out of coverage), signaling or not.
+			go p.room.leave(p, signal.LeftTimeout)
+		}
+	})
+	pc.OnTrack(func(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) { p.onTrack(pc, remote, recv) })
+	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+		if dc.Label() != "chat" {
+			return
+		}
+		dc.OnMessage(func(msg webrtc.DataChannelMessage) {
+			if len(msg.Data) > signal.MaxChat+256 {
+				return
+			}
+			p.room.chatFromChannel(p, msg.Data)
+		})
+	})
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		_ = pc.Close()
+		return nil, errors.New("participant left")
+	}
+	p.pub = pc
+	return pc, nil
+}
+
+// onTrack takes a track (or one simulcast layer of it) the publisher sends.
+func (p *participant) onTrack(pc *webrtc.PeerConnection, remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	layer, ok := ridLayer(remote.RID())
+	if !ok {
+		return
+	}
+	// Reading RTCP lets the interceptors (reports, NACKs) run.
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := recv.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	p.mu.Lock()
+	source := p.sources[remote.ID()]
+	p.mu.Unlock()
+	if source == "" {
+		source = signal.SourceMicrophone
+		if remote.Kind() == webrtc.RTPCodecTypeVideo {
+			source = signal.SourceCamera
+		}
+	}
+	var levelExt uint8
+	for _, e := range recv.GetParameters().HeaderExtensions {
+		if e.URI == audioLevelURI {
+			levelExt = uint8(e.ID)
+		}
+	}
+	p.room.publish(p, remote, layer, source, levelExt)
+}
+
+// writePublisherRTCP sends RTCP (keyframe requests) to the publisher.
+func (p *participant) writePublisherRTCP(pkts []rtcp.Packet) error {
+	p.mu.Lock()
+	pc := p.pub
+	p.mu.Unlock()
+	if pc == nil {
+		return nil
+	}
+	return pc.WriteRTCP(pkts)
+}
+
+// onAnswer applies the answer to the server's last offer.
+func (p *participant) onAnswer(m signal.ClientMessage) {
+	p.negMu.Lock()
+	if p.sub == nil || !p.awaitingAnswer {
+		p.negMu.Unlock()
+		p.fail(&signal.Error{Code: "bad_sdp", Field: "sdp", Message: "no offer of the server waits for an answer"}, m.ID)
+		return
+	}
+	err := p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP})
+	if err != nil {
+		p.negMu.Unlock()
+		p.fail(errBadSDP(err), m.ID)
+		return
+	}
+	p.awaitingAnswer = false
+	again := p.pending
+	p.pending = false
+	p.negMu.Unlock()
+	if again {
+		p.negotiate()
+	}
+}
+
+// onCandidate adds a client's trickled candidate.
+func (p *participant) onCandidate(m signal.ClientMessage) {
+	init := webrtc.ICECandidateInit{Candidate: m.Candidate}
+	if m.SDPMid != "" {
+		init.SDPMid = &m.SDPMid
+	}
+	if m.SDPMLineIndex != nil {
+		i := uint16(*m.SDPMLineIndex)
+		init.SDPMLineIndex = &i
+	}
+	var pc *webrtc.PeerConnection
+	if m.Target == signal.TargetPublisher {
+		p.mu.Lock()
+		pc = p.pub
+		if pc == nil || pc.RemoteDescription() == nil {
+			// Before its offer: kept for it.
+			if len(p.early) < maxEarlyCandidates {
+				p.early = append(p.early, init)
+			}
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+	} else {
+		p.negMu.Lock()
+		pc = p.sub
+		p.negMu.Unlock()
+	}
+	if pc == nil {
+		p.fail(&signal.Error{Code: "bad_field", Field: "target", Message: "no such connection"}, m.ID)
+		return
+	}
+	if err := pc.AddICECandidate(init); err != nil {
+		p.fail(&signal.Error{Code: "bad_field", Field: "candidate", Message: firstLine(err.Error())}, m.ID)
+	}
+}
+
+func (p *participant) sendCandidate(target string, c *webrtc.ICECandidate) {
+	if c == nil {
+		return
+	}
+	init := c.ToJSON()
+	m := &signal.ServerMessage{Type: signal.TypeCandidate, Target: target, Candidate: init.Candidate}
+	if init.SDPMid != nil {
+		m.SDPMid = *init.SDPMid
+	}
+	if init.SDPMLineIndex != nil {
+		m.SDPMLineIndex = signal.Ptr(int(*init.SDPMLineIndex))
+	}
+	p.send(m)
+}
+
+// startSubscriber makes the subscriber connection with its chat channel and
+// sends the first offer.
+func (p *participant) startSubscriber() error {
+	pc, bwe, err := p.room.sfu.peers.NewSubscriberPeerConnection()
+	if err != nil {
+		return err
+	}
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.sendCandidate(signal.TargetSubscriber, c) })
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		p.room.sfu.log.Debug("meeting connection state", "room", p.room.id, "identity", p.identity, "connection", "subscriber", "state", s.String())
+		if s == webrtc.PeerConnectionStateFailed {
+			// ICE timed out: the participant is gone (a browser that
+			// died, a phone out of coverage), signaling or not.
+			go p.room.leave(p, signal.LeftTimeout)
+		}
+	})
+	ordered := true
+	chat, err := pc.CreateDataChannel("chat", &webrtc.DataChannelInit{Ordered: &ordered})
+	if err != nil {
+		_ = pc.Close()
+		return err
+	}
+	p.negMu.Lock()
+	p.sub, p.bwe, p.chatOut = pc, bwe, chat
+	p.negMu.Unlock()
+	p.negotiate()
+	return nil
+}
+
+// negotiate sends the subscriber connection's next offer, or marks one to
+// follow the answer awaited.
+func (p *participant) negotiate() {
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	if p.sub == nil || p.sub.ConnectionState() == webrtc.PeerConnectionStateClosed {
+		return
+	}
+	if p.awaitingAnswer {
+		p.pending = true
+		return
+	}
+	offer, err := p.sub.CreateOffer(&webrtc.OfferOptions{ICERestart: p.restart})
+	if err == nil {
+		err = p.sub.SetLocalDescription(offer)
+	}
+	if err != nil {
+		p.room.sfu.log.Warn("meeting subscriber offer not made", "room", p.room.id, "identity", p.identity, "err", err)
+		return
+	}
+	p.restart = false
+	p.awaitingAnswer = true
+	p.send(&signal.ServerMessage{Type: signal.TypeOffer, SDP: p.sub.LocalDescription().SDP})
+}
+
+// subscribe adds a downTrack of u to the subscriber connection; the caller
+// renegotiates.
+func (p *participant) subscribe(u *upTrack) bool {
+	p.negMu.Lock()
+	pc := p.sub
+	p.negMu.Unlock()
+	if pc == nil {
+		return false
+	}
+	p.downMu.Lock()
+	if _, ok := p.downs[u]; ok {
+		p.downMu.Unlock()
+		return false
+	}
+	d := newDownTrack(u, p)
+	if q, ok := p.requested[u.pub.identity]; ok && u.simulcast {
+		d.requested.Store(int32(q))
+	}
+	p.downs[u] = d
+	p.downMu.Unlock()
+	if u.kind == webrtc.RTPCodecTypeVideo && u.simulcast {
+		// Start on the low layer: a picture at once, raised by the
+		// allocator as the estimate allows.
+		d.target = layerLow
+		if d.requested.Load() == layerOff {
+			d.target = layerOff
+		}
+	}
+	tr, err := pc.AddTransceiverFromTrack(d, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		p.downMu.Lock()
+		delete(p.downs, u)
+		p.downMu.Unlock()
+		p.room.sfu.log.Warn("meeting track not subscribed", "room", p.room.id, "identity", p.identity, "track", u.id, "err", err)
+		return false
+	}
+	d.sender = tr.Sender()
+	u.addDown(d)
+	go p.readSubscriberRTCP(d)
+	return true
+}
+
+// unsubscribe removes u's downTrack; the caller renegotiates.
+func (p *participant) unsubscribe(u *upTrack) bool {
+	p.downMu.Lock()
+	d, ok := p.downs[u]
+	delete(p.downs, u)
+	p.downMu.Unlock()
+	if !ok {
+		return false
+	}
+	u.removeDown(d)
+	p.negMu.Lock()
+	pc := p.sub
+	p.negMu.Unlock()
+	if pc != nil && d.sender != nil {
+		_ = pc.RemoveTrack(d.sender)
+	}
+	return true
+}
+
+func (p *participant) downTracks() []*downTrack {
+	p.downMu.Lock()
+	defer p.downMu.Unlock()
+	out := make([]*downTrack, 0, len(p.downs))
+	for _, d := range p.downs {
+		out = append(out, d)
+	}
+	return out
+}
+
+// readSubscriberRTCP forwards the subscriber's keyframe requests to the
+// publisher (throttled there) and counts its NACKs, which the NACK
+// interceptor answers from what it sent.
+func (p *participant) readSubscriberRTCP(d *downTrack) {
+	for {
+		pkts, _, err := d.sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, pkt := range pkts {
+			switch pkt.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				p.plisIn.Add(1)
+				cur, target := d.layers()
+				if cur == layerOff {
+					cur = target
+				}
+				d.up.requestKeyframe(cur)
+			case *rtcp.TransportLayerNack:
+				p.nacksIn.Add(1)
+			}
+		}
+	}
+}
+
+// close ends both connections; the room has removed the participant.
+func (p *participant) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	pub := p.pub
+	p.mu.Unlock()
+	p.negMu.Lock()
+	sub := p.sub
+	p.negMu.Unlock()
+	if pub != nil {
+		_ = pub.Close()
+	}
+	if sub != nil {
+		_ = sub.Close()
+	}
+	close(p.done)
+}
+
+func shortID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,228 @@
+package meeting
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/lookout-cc/lookout/sfu/signal"
+)
+
+// keyframeInterval throttles the keyframe requests sent to a publisher per
+// layer: subscribers joining or switching together cost one keyframe.
+const keyframeInterval = 500 * time.Millisecond
+
+// upTrack is a track a participant publishes: one TrackRemote per
+// simulcast layer, each read by its own goroutine that forwards every
+// packet to the subscribers' downTracks.
+type upTrack struct {
+	pub       *participant
+	id        string // the track id subscribers see
+	clientID  string // the publisher's MediaStreamTrack id
+	streamID  string
+	kind      webrtc.RTPCodecType
+	source    string
+	codec     webrtc.RTPCodecCapability
+	simulcast bool
+	// levelExt is the id of the audio-level header extension on the
+	// publisher's connection, 0 when not negotiated.
+	levelExt uint8
+
+	mu     sync.Mutex
+	layers [numLayers]*webrtc.TrackRemote
+	ended  bool
+
+	// downs is replaced, never changed, so the read loops take no lock.
+	downs atomic.Pointer[[]*downTrack]
+	muted atomic.Bool
+
+	lastKeyReq [numLayers]atomic.Int64
+	layerBytes [numLayers]atomic.Uint64
+	// layerRate is each layer's bitrate (bit/s), measured by the room's
+	// stats tick.
+	layerRate [numLayers]atomic.Int64
+	lastBytes [numLayers]uint64
+
+	// Audio levels since the room's speaker tick took them: the sum of
+	// the per-packet activity (0-1000) and the packet count.
+	levelSum atomic.Uint64
+	levelN   atomic.Uint64
+
+	readers sync.WaitGroup
+}
+
+func newUpTrack(pub *participant, remote *webrtc.TrackRemote, source string, levelExt uint8) *upTrack {
+	u := &upTrack{
+		pub:       pub,
+		id:        pub.identity + "-" + source + "-" + shortID(),
+		streamID:  pub.identity,
+		kind:      remote.Kind(),
+		source:    source,
+		codec:     remote.Codec().RTPCodecCapability,
+		simulcast: remote.RID() != "",
+		levelExt:  levelExt,
+	}
+	u.downs.Store(&[]*downTrack{})
+	return u
+}
+
+// info is the track as subscribers are told of it.
+func (u *upTrack) info() signal.TrackInfo {
+	return signal.TrackInfo{ID: u.id, StreamID: u.streamID, Kind: u.kind.String(), Source: u.source,
+		Codec: strings.TrimPrefix(strings.TrimPrefix(u.codec.MimeType, "audio/"), "video/"), Simulcast: u.simulcast, Muted: u.muted.Load()}
+}
+
+// topLayer is the highest layer the publisher sends.
+func (u *upTrack) topLayer() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for l := numLayers - 1; l > 0; l-- {
+		if u.layers[l] != nil {
+			return l
+		}
+	}
+	return layerLow
+}
+
+// addLayer starts reading one layer; false when the track has ended or
+// already has it.
+func (u *upTrack) addLayer(layer int, remote *webrtc.TrackRemote) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.ended || u.layers[layer] != nil {
+		return false
+	}
+	u.layers[layer] = remote
+	u.readers.Add(1)
+	go u.read(layer, remote)
+	return true
+}
+
+// hasLayer reports whether the publisher sends layer and it carried media
+// lately.
+func (u *upTrack) hasLayer(layer int) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.layers[layer] != nil
+}
+
+// read forwards one layer until the publisher stops sending it. It makes
+// no allocation per packet.
+func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
+	defer u.readers.Done()
+	defer u.pub.room.trackEnded(u, layer)
+	buf := make([]byte, 1500)
+	var p rtp.Packet
+	audio := u.kind == webrtc.RTPCodecTypeAudio
+	vp8 := strings.EqualFold(u.codec.MimeType, webrtc.MimeTypeVP8)
+	for {
+		n, _, err := remote.Read(buf)
+		if err != nil {
+			return
+		}
+		if p.Unmarshal(buf[:n]) != nil {
+			continue
+		}
+		u.layerBytes[layer].Add(uint64(n))
+		if audio && u.levelExt != 0 {
+			if e := p.GetExtension(u.levelExt); len(e) > 0 {
+				// RFC 6464: 0 is the loudest, 127 silence (-dBov).
+				u.levelSum.Add(uint64(127-e[0]&0x7f) * 1000 / 127)
+				u.levelN.Add(1)
+			}
+		}
+		if u.muted.Load() {
+			continue
+		}
+		key := audio
+		if !audio {
+			if vp8 {
+				key = isVP8Keyframe(p.Payload)
+			} else {
+				key = isH264Keyframe(p.Payload)
+			}
+		}
+		now := nanotime()
+		for _, d := range *u.downs.Load() {
+			d.write(layer, &p, key, now)
+		}
+	}
+}
+
+// addDown and removeDown change the subscribers.
+func (u *upTrack) addDown(d *downTrack) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	old := *u.downs.Load()
+	u.downs.Store(ptr(append(slices.Clip(old), d)))
+}
+
+func (u *upTrack) removeDown(d *downTrack) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	old := *u.downs.Load()
+	if i := slices.Index(old, d); i >= 0 {
+		u.downs.Store(ptr(slices.Delete(slices.Clone(old), i, i+1)))
+	}
+}
+
+// requestKeyframe asks the publisher for a keyframe of layer, at most once
+// per keyframeInterval per layer.
+func (u *upTrack) requestKeyframe(layer int) {
+	if u.kind != webrtc.RTPCodecTypeVideo || layer < 0 || layer >= numLayers {
+		return
+	}
+	now := nanotime()
+	last := u.lastKeyReq[layer].Load()
+	if now-last < int64(keyframeInterval) || !u.lastKeyReq[layer].CompareAndSwap(last, now) {
+		return
+	}
+	u.mu.Lock()
+	remote := u.layers[layer]
+	u.mu.Unlock()
+	if remote == nil {
+		return
+	}
+	u.pub.plisSent.Add(1)
+	_ = u.pub.writePublisherRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(remote.SSRC())}})
+}
+
+// end marks the track ended; the read loops end with the publisher's
+// connection.
+func (u *upTrack) end() {
+	u.mu.Lock()
+	u.ended = true
+	u.mu.Unlock()
+}
+
+// measure updates the layers' bitrates from the bytes read since the last
+// call, dt ago; the room's stats tick calls it.
+func (u *upTrack) measure(dt time.Duration) (total int64) {
+	for l := range numLayers {
+		b := u.layerBytes[l].Load()
+		rate := int64(float64(b-u.lastBytes[l]) * 8 / dt.Seconds())
+		u.lastBytes[l] = b
+		// Smoothed, so one large keyframe does not look like a layer
+		// twice its size.
+		old := u.layerRate[l].Load()
+		if old != 0 {
+			rate = (old*2 + rate) / 3
+		}
+		u.layerRate[l].Store(rate)
+		total += rate
+	}
+	return total
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// nanotime is a monotonic clock in nanoseconds.
+func nanotime() int64 { return int64(time.Since(epoch)) }
+
+var epoch = time.Now()
