@@ -90,6 +90,8 @@ func (a *memAudit) Record(_ context.Context, actor string, _ orgs.ID, action, ta
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
+	logDone := &atomic.Bool{}
+	t.Cleanup(func() { logDone.Store(true) }) // the last cleanup
 	db, err := sqldb.Open(ctx, t.TempDir(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +108,7 @@ func newEnv(t *testing.T) *env {
 	e := &env{t: t, signer: signer, reg: prometheus.NewRegistry(), audit: &memAudit{},
 		rooms: &memRooms{rooms: map[string]rooms.Room{"r1": {ID: "r1", Name: "调度会商", OrgID: "qj", MaxParticipants: 50}}}}
 	e.sfu, err = New(Params{Peers: eng, Rooms: e.rooms, Verify: signer.VerifyJoin, Audit: e.audit, Metrics: e.reg,
-		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		Log: slog.New(slog.NewTextHandler(testWriter{t, logDone}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,10 +121,18 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-type testWriter struct{ t *testing.T }
+// testWriter logs into the test until it ends: pion runs some callbacks
+// (connection states) on goroutines of its own after a close, which must
+// not log into a finished test.
+type testWriter struct {
+	t    *testing.T
+	done *atomic.Bool
+}
 
 func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(b)))
+	if !w.done.Load() {
+		w.t.Log(strings.TrimSpace(string(b)))
+	}
 	return len(b), nil
 }
 

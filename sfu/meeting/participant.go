@@ -289,8 +289,15 @@ func (p *participant) onTrack(pc *webrtc.PeerConnection, remote *webrtc.TrackRem
 	// Reading RTCP lets the interceptors (reports, NACKs) run.
 	go func() {
 		buf := make([]byte, 1500)
+		rid := remote.RID()
 		for {
-			if _, _, err := recv.Read(buf); err != nil {
+			var err error
+			if rid != "" {
+				_, _, err = recv.ReadSimulcast(buf, rid)
+			} else {
+				_, _, err = recv.Read(buf)
+			}
+			if err != nil {
 				return
 			}
 		}
