@@ -695,3 +695,68 @@ func (p *publisher) sendAudio(levelID uint8) {
 		_ = p.audio.WriteRTP(pkt)
 	}
 }
+
+// renegotiate sends a new publisher offer (tracks added or removed, or an
+// ICE restart) and applies the answer.
+func (c *client) renegotiate(iceRestart bool, sources map[string]string) {
+	c.t.Helper()
+	c.mu.Lock()
+	pc := c.pub
+	c.mu.Unlock()
+	mark := c.mark()
+	offer, err := pc.CreateOffer(&webrtc.OfferOptions{ICERestart: iceRestart})
+	if err == nil {
+		err = pc.SetLocalDescription(offer)
+	}
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.send(map[string]any{"type": "offer", "sdp": offer.SDP, "tracks": sources, "id": "re"})
+	ans := c.waitSince(mark, "answer", 10*time.Second, func(m signal.ServerMessage) bool { return m.Type == "answer" && m.ID == "re" })
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans.SDP}); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// shareScreen adds a screen-share video track to the publisher connection
+// and sends frames on it until stop is closed; it returns the sender.
+func (p *publisher) shareScreen(stop chan struct{}) *webrtc.RTPSender {
+	c := p.c
+	c.t.Helper()
+	tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "screen-"+c.identity, "stream-"+c.identity)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.mu.Lock()
+	pc := c.pub
+	c.mu.Unlock()
+	s, err := pc.AddTrack(tr)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	go p.readRTCP(s)
+	c.renegotiate(false, map[string]string{"screen-" + c.identity: signal.SourceScreen})
+	p.done.Add(1)
+	go func() {
+		defer p.done.Done()
+		tick := time.NewTicker(time.Second / 10)
+		defer tick.Stop()
+		var seq uint16
+		for frame := uint32(0); ; frame++ {
+			select {
+			case <-stop:
+				return
+			case <-p.stop:
+				return
+			case <-tick.C:
+			}
+			seq++
+			key := byte(0x01)
+			if frame%20 == 0 {
+				key = 0
+			}
+			_ = tr.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: frame * 9000, Marker: true}, Payload: []byte{0x10, key, 1, 2, 3}})
+		}
+	}()
+	return s
+}

@@ -176,3 +176,62 @@ func (c *cutConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	}
 	return c.PacketConn.WriteTo(b, addr)
 }
+
+// A screen share is a second video track: announced with its source,
+// forwarded, and unpublished when the sharer stops it. ICE restarts of both
+// connections (a network change) keep the media flowing without a new
+// join.
+func TestScreenShareAndICERestart(t *testing.T) {
+	e := newEnv(t)
+	alice := e.join("alice", memberRights)
+	pa := alice.publish(false)
+	bob := e.join("bob", memberRights)
+	bob.waitPackets("alice-camera", 30, 10*time.Second)
+
+	stop := make(chan struct{})
+	sender := pa.shareScreen(stop)
+	m := bob.wait("screen published", func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeTrackPublished && m.Identity == "alice" && m.Track.Source == signal.SourceScreen
+	})
+	if m.Track.Kind != "video" {
+		t.Fatalf("screen track %+v", m.Track)
+	}
+	bob.waitPackets("alice-screen", 10, 10*time.Second)
+	close(stop)
+	alice.mu.Lock()
+	pc := alice.pub
+	alice.mu.Unlock()
+	if err := pc.RemoveTrack(sender); err != nil {
+		t.Fatal(err)
+	}
+	alice.renegotiate(false, nil)
+	bob.wait("screen unpublished", func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeTrackUnpublished && m.Identity == "alice" && m.Track.Source == signal.SourceScreen
+	})
+
+	// Bob's subscriber connection restarts ICE: a new offer with new
+	// credentials, answered, and alice's video goes on.
+	first := bob.wait("first offer", isType(signal.TypeOffer))
+	mark := bob.mark()
+	bob.send(map[string]any{"type": "restart"})
+	again := bob.waitSince(mark, "restart offer", 10*time.Second, isType(signal.TypeOffer))
+	if ufrag(first.SDP) == "" || ufrag(first.SDP) == ufrag(again.SDP) {
+		t.Fatalf("the restart offer kept the ICE credentials %q", ufrag(again.SDP))
+	}
+	n := bob.packets("alice-camera")
+	bob.waitPackets("alice-camera", n+30, 10*time.Second)
+
+	// Alice's publisher connection restarts ICE by her own offer.
+	alice.renegotiate(true, nil)
+	n = bob.packets("alice-camera")
+	bob.waitPackets("alice-camera", n+30, 10*time.Second)
+}
+
+func ufrag(sdp string) string {
+	for _, line := range strings.Split(sdp, "\r\n") {
+		if strings.HasPrefix(line, "a=ice-ufrag:") {
+			return strings.TrimPrefix(line, "a=ice-ufrag:")
+		}
+	}
+	return ""
+}
