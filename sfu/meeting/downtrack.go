@@ -231,7 +231,11 @@ func (d *downTrack) write(layer int, p *rtp.Packet, key bool, now int64) {
 	d.hdr.SequenceNumber += d.seqOff
 	d.hdr.Timestamp += d.tsOff
 	d.hdr.SSRC, d.hdr.PayloadType = d.ssrc, d.pt
-	d.lastIn, d.lastSeq, d.lastTS, d.lastAt, d.started = p.SequenceNumber, d.hdr.SequenceNumber, d.hdr.Timestamp, now, true
+	if !d.started || int16(d.hdr.SequenceNumber-d.lastSeq) > 0 {
+		// The newest sent; a retransmission the publisher sent late
+		// goes out with its place in the sequence but moves nothing.
+		d.lastIn, d.lastSeq, d.lastTS, d.lastAt, d.started = p.SequenceNumber, d.hdr.SequenceNumber, d.hdr.Timestamp, now, true
+	}
 	_, err := d.ws.WriteRTP(&d.hdr, p.Payload)
 	d.mu.Unlock()
 	if err == nil {

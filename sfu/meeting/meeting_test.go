@@ -41,6 +41,13 @@ func TestTwoParticipantsExchangeMedia(t *testing.T) {
 		t.Fatalf("alice's video: %+v", m.Track)
 	}
 
+	// Retransmissions go on RTX streams of their own.
+	if offer := b.wait("offer with video", func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeOffer && strings.Contains(m.SDP, "m=video")
+	}); !strings.Contains(offer.SDP, "rtx/90000") || !strings.Contains(offer.SDP, "ssrc-group:FID") {
+		t.Fatal("the subscriber offer has no RTX")
+	}
+
 	// The metrics show each participant's media.
 	deadline := time.Now().Add(5 * time.Second)
 	for {

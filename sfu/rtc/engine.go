@@ -188,7 +188,7 @@ const audioLevelURI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 // registerCodecs offers Opus, H.264 (constrained baseline and baseline,
 // packetization mode 1, as IP cameras and phones send), VP8 and H.265
 // (for H.265 cameras, to browsers that decode it), with NACK, PLI, FIR and
-// REMB feedback on video.
+// REMB feedback and RTX on video.
 func registerCodecs(me *webrtc.MediaEngine) error {
 	videoFeedback := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
 	codecs := []struct {
@@ -205,6 +205,17 @@ func registerCodecs(me *webrtc.MediaEngine) error {
 	for _, c := range codecs {
 		if err := me.RegisterCodec(c.params, c.kind); err != nil {
 			return fmt.Errorf("register %s: %w", c.params.MimeType, err)
+		}
+		// RTX (RFC 4588) for each video codec, at the next payload type:
+		// retransmissions go on a stream of their own, so a receiver's
+		// loss statistics and the sender's bandwidth probes stay apart
+		// from the media (pion unwraps what it receives).
+		if c.kind == webrtc.RTPCodecTypeVideo {
+			rtx := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000,
+				SDPFmtpLine: fmt.Sprintf("apt=%d", c.params.PayloadType)}, PayloadType: c.params.PayloadType + 1}
+			if err := me.RegisterCodec(rtx, webrtc.RTPCodecTypeVideo); err != nil {
+				return fmt.Errorf("register rtx for %s: %w", c.params.MimeType, err)
+			}
 		}
 	}
 	return nil
