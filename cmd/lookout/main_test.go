@@ -133,6 +133,9 @@ func TestSignalsStopTheServer(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
+			// A failed test leaves no server running (its Wait is the
+			// goroutine's below).
+			t.Cleanup(func() { _ = cmd.Process.Kill() })
 			var logs bytes.Buffer
 			logDone := make(chan struct{})
 			go func() {
@@ -200,6 +203,11 @@ func TestAuditVerify(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		// A failed test leaves no server running.
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
 	waitHealthy(t, "http://"+addr+"/healthz")
 	for _, pw := range []string{"wrong-pw-1", "audit-test-pw"} {
 		resp, err := http.Post("http://"+addr+"/api/v1/auth/login", "application/json", strings.NewReader(`{"username":"admin","password":"`+pw+`"}`))
