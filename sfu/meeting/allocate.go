@@ -192,7 +192,7 @@ func (r *Room) allocate(p *participant) {
 			continue
 		}
 		if u.kind == webrtc.RTPCodecTypeAudio {
-			audio += max(u.layerRate[layerLow].Load(), audioRate/2)
+			audio += max(u.layerRate[layerHigh].Load(), audioRate/2)
 			continue
 		}
 		requested := int(d.requested.Load())
@@ -205,7 +205,7 @@ func (r *Room) allocate(p *participant) {
 		}
 		for l := range numLayers {
 			rate := u.layerRate[l].Load()
-			it.has[l] = u.hasLayer(l) && (rate > 0 || now.Sub(u.pub.joinedAt) < 3*time.Second)
+			it.has[l] = u.hasLayer(l)
 			if rate == 0 {
 				rate = nominalRate[l]
 			}
@@ -219,7 +219,13 @@ func (r *Room) allocate(p *participant) {
 				it.want = layerOff
 			}
 		}
-		_, it.current = d.layers()
+		cur, target := d.layers()
+		it.current = target
+		if cur != target && target != layerOff {
+			// Still waiting for the target's keyframe: ask again (a
+			// request inside another's throttle interval was not sent).
+			u.requestKeyframe(target)
+		}
 		if it.current != layerOff {
 			sending += it.rates[it.current]
 		}

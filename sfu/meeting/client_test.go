@@ -25,6 +25,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lookout-cc/lookout/console/auth"
@@ -504,8 +505,8 @@ type publisher struct {
 	keyReq [numLayers]atomic.Bool
 	stop   chan struct{}
 	done   sync.WaitGroup
-	// rates are the layers' bitrates.
-	rates [numLayers]int
+	// rates are the layers' bitrates (0: the layer is not sent).
+	rates [numLayers]atomic.Int64
 	// The video's mid and the ids of the mid and rid extensions.
 	mid          string
 	midID, ridID uint8
@@ -523,7 +524,10 @@ func (c *client) publish(simulcast bool) *publisher {
 	c.mu.Lock()
 	c.pub = pc
 	c.mu.Unlock()
-	p := &publisher{c: c, stop: make(chan struct{}), rates: [numLayers]int{150_000, 500_000, 1_200_000}}
+	p := &publisher{c: c, stop: make(chan struct{})}
+	for l, r := range []int64{150_000, 500_000, 1_200_000} {
+		p.rates[l].Store(r)
+	}
 	p.level.Store(127)
 	vp8 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
 	rids := []string{"l", "m", "h"}
@@ -647,7 +651,11 @@ func (p *publisher) sendVideo(simulcast bool) {
 				layer = layerHigh
 			}
 			key := frame%30 == 1 || p.keyReq[i].Swap(false)
-			size := p.rates[layer] / 8 / 30
+			rate := int(p.rates[layer].Load())
+			if rate == 0 {
+				continue // this layer is not sent (a browser short of CPU)
+			}
+			size := rate / 8 / 30
 			for size > 0 {
 				n := min(size, 1100)
 				size -= n
@@ -656,7 +664,7 @@ func (p *publisher) sendVideo(simulcast bool) {
 				if key {
 					payload[1] = 0x00
 				}
-				first := n == min(p.rates[layer]/8/30, 1100)
+				first := n == min(rate/8/30, 1100)
 				if !first {
 					payload[0] = 0x00
 				}
@@ -759,4 +767,9 @@ func (p *publisher) shareScreen(stop chan struct{}) *webrtc.RTPSender {
 		}
 	}()
 	return s
+}
+
+// mediaSample is a sample of silence-sized Opus for WriteSample.
+func mediaSample(d time.Duration) media.Sample {
+	return media.Sample{Data: make([]byte, 60), Duration: d}
 }

@@ -35,6 +35,10 @@ func ridLayer(rid string) (int, bool) {
 	return 0, false
 }
 
+// lateWindow is how far behind the newest packet of a layer a late one
+// (reordered, or a retransmission) is still forwarded.
+const lateWindow = 1000
+
 // downTrack is one subscriber's copy of a published track: a TrackLocal on
 // the subscriber's connection that forwards one layer of the publisher's
 // track at a time, with its own sequence numbers and timestamps so that a
@@ -54,11 +58,13 @@ type downTrack struct {
 	pt      uint8
 	current int // the layer being forwarded, layerOff before a keyframe
 	target  int // the layer wanted, layerOff when paused
-	// Rewriting: out = in + offset, re-chosen at each switch.
+	// Rewriting: out = in + offset, re-chosen at each switch; switchIn
+	// is the first packet taken of the current layer (older ones, late,
+	// would take numbers the layer before used).
+	switchIn uint16
 	started  bool
 	seqOff   uint16
 	tsOff    uint32
-	lastIn   uint16
 	lastSeq  uint16
 	lastTS   uint32
 	lastAt   int64
@@ -77,7 +83,7 @@ func newDownTrack(up *upTrack, sub *participant) *downTrack {
 	d := &downTrack{up: up, sub: sub, current: layerOff, target: layerOff}
 	d.requested.Store(layerHigh)
 	if up.kind == webrtc.RTPCodecTypeAudio || !up.simulcast {
-		d.target = up.topLayer()
+		d.target = layerHigh // where a track without rids is kept
 	}
 	return d
 }
@@ -183,6 +189,14 @@ func (d *downTrack) setTarget(layer int) {
 	}
 }
 
+// rebase makes the next packet start afresh (at a keyframe, for video):
+// after a mute, whose silence the sequence must not show as a loss.
+func (d *downTrack) rebase() {
+	d.mu.Lock()
+	d.current = layerOff
+	d.mu.Unlock()
+}
+
 // layers reports the current and target layer.
 func (d *downTrack) layers() (current, target int) {
 	d.mu.Lock()
@@ -214,12 +228,8 @@ func (d *downTrack) write(layer int, p *rtp.Packet, key bool, now int64) {
 			}
 			d.tsOff = d.lastTS + elapsed - p.Timestamp
 		}
-		d.current = layer
-	} else if len(p.Payload) == 0 && p.SequenceNumber == d.lastIn+1 {
-		// Padding the publisher sends to probe its link carries no
-		// media: not forwarded, and the sequence closes over it.
-		d.lastIn = p.SequenceNumber
-		d.seqOff--
+		d.current, d.switchIn = layer, p.SequenceNumber
+	} else if int16(p.SequenceNumber-d.switchIn) < 0 {
 		d.mu.Unlock()
 		return
 	}
@@ -231,10 +241,15 @@ func (d *downTrack) write(layer int, p *rtp.Packet, key bool, now int64) {
 	d.hdr.SequenceNumber += d.seqOff
 	d.hdr.Timestamp += d.tsOff
 	d.hdr.SSRC, d.hdr.PayloadType = d.ssrc, d.pt
+	if int16(p.SequenceNumber-d.switchIn) > lateWindow {
+		// The floor follows the layer's newest packets, so that it stays
+		// within half the sequence space of them.
+		d.switchIn = p.SequenceNumber - lateWindow
+	}
 	if !d.started || int16(d.hdr.SequenceNumber-d.lastSeq) > 0 {
 		// The newest sent; a retransmission the publisher sent late
 		// goes out with its place in the sequence but moves nothing.
-		d.lastIn, d.lastSeq, d.lastTS, d.lastAt, d.started = p.SequenceNumber, d.hdr.SequenceNumber, d.hdr.Timestamp, now, true
+		d.lastSeq, d.lastTS, d.lastAt, d.started = d.hdr.SequenceNumber, d.hdr.Timestamp, now, true
 	}
 	_, err := d.ws.WriteRTP(&d.hdr, p.Payload)
 	d.mu.Unlock()

@@ -141,3 +141,36 @@ type writerFunc func(*rtp.Header, []byte)
 
 func (f writerFunc) WriteRTP(h *rtp.Header, p []byte) (int, error) { f(h, p); return len(p), nil }
 func (f writerFunc) Write(b []byte) (int, error)                   { return len(b), nil }
+
+// A layer forwarded for longer than half the sequence space (over 32,768
+// packets, some minutes of video) keeps going; a packet far behind the
+// newest is dropped, one a little late goes out in its place.
+func TestDownTrackLongRunAndLatePackets(t *testing.T) {
+	_, downs := benchTrack(1)
+	d := downs[0]
+	var sent int
+	var lastSeq uint16
+	d.ws = writerFunc(func(h *rtp.Header, _ []byte) { sent++; lastSeq = h.SequenceNumber })
+	d.target = layerLow
+	p := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 40000}, Payload: []byte{0x10, 0, 0}}
+	d.write(layerLow, p, true, 0)
+	p.Payload[1] = 1
+	for i := 1; i <= 100_000; i++ {
+		p.SequenceNumber++
+		d.write(layerLow, p, false, int64(i))
+	}
+	if sent != 100_001 {
+		t.Fatalf("%d of 100001 packets forwarded", sent)
+	}
+	newest := lastSeq
+	p.SequenceNumber -= 10 // a retransmission, a little late
+	d.write(layerLow, p, false, 0)
+	if sent != 100_002 || lastSeq != newest-10 {
+		t.Fatalf("a late packet: sent %d, as %d (newest %d)", sent, lastSeq, newest)
+	}
+	p.SequenceNumber -= 5000 // far behind
+	d.write(layerLow, p, false, 0)
+	if sent != 100_002 {
+		t.Fatal("a packet 5000 behind was forwarded")
+	}
+}

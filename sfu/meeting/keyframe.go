@@ -44,6 +44,35 @@ func isVP8Keyframe(p []byte) bool {
 	return p[i]&0x01 == 0
 }
 
+// isH265Keyframe reports whether an H.265 RTP payload (RFC 7798) starts a
+// keyframe: an IRAP picture (BLA, IDR, CRA) or a VPS/SPS, alone, in an
+// aggregation packet, or as the first fragment of a fragmentation unit.
+func isH265Keyframe(p []byte) bool {
+	if len(p) < 2 {
+		return false
+	}
+	key := func(t byte) bool { return (t >= 16 && t <= 21) || t == 32 || t == 33 }
+	switch t := p[0] >> 1 & 0x3f; t {
+	case 48: // aggregation packet
+		for rest := p[2:]; len(rest) > 2; {
+			n := int(rest[0])<<8 | int(rest[1])
+			rest = rest[2:]
+			if n == 0 || n > len(rest) {
+				return false
+			}
+			if key(rest[0] >> 1 & 0x3f) {
+				return true
+			}
+			rest = rest[n:]
+		}
+		return false
+	case 49: // fragmentation unit
+		return len(p) > 2 && p[2]&0x80 != 0 && key(p[2]&0x3f)
+	default:
+		return key(t)
+	}
+}
+
 // H.264 NAL unit types (RFC 6184).
 const (
 	h264IDR   = 5

@@ -50,6 +50,30 @@ func TestIsH264Keyframe(t *testing.T) {
 	}
 }
 
+func TestIsH265Keyframe(t *testing.T) {
+	tests := []struct {
+		name string
+		p    []byte
+		want bool
+	}{
+		{"empty", nil, false},
+		{"IDR_W_RADL", []byte{19 << 1, 1, 0xaf}, true},
+		{"CRA", []byte{21 << 1, 1}, true},
+		{"VPS", []byte{32 << 1, 1}, true},
+		{"TRAIL_R", []byte{1 << 1, 1, 0xd0}, false},
+		{"AP with SPS", []byte{48 << 1, 1, 0, 2, 33 << 1, 1}, true},
+		{"AP bad length", []byte{48 << 1, 1, 0, 9, 33 << 1}, false},
+		{"FU IDR start", []byte{49 << 1, 1, 0x80 | 19}, true},
+		{"FU IDR middle", []byte{49 << 1, 1, 19}, false},
+		{"FU trail start", []byte{49 << 1, 1, 0x80 | 1}, false},
+	}
+	for _, tt := range tests {
+		if got := isH265Keyframe(tt.p); got != tt.want {
+			t.Errorf("%s: isH265Keyframe(% x) = %v, want %v", tt.name, tt.p, got, tt.want)
+		}
+	}
+}
+
 func FuzzKeyframe(f *testing.F) {
 	for _, s := range [][]byte{{0x90, 0xe0, 0x81, 0x23, 0x05, 0x40, 0x00}, {0x78, 0x00, 0x02, 0x67, 0x42}, {0x7c, 0x85}} {
 		f.Add(s)
@@ -57,5 +81,6 @@ func FuzzKeyframe(f *testing.F) {
 	f.Fuzz(func(t *testing.T, p []byte) {
 		isVP8Keyframe(p)
 		isH264Keyframe(p)
+		isH265Keyframe(p)
 	})
 }

@@ -92,9 +92,6 @@ func (r *Room) tickStats(dt time.Duration) {
 	m := r.sfu.metrics
 	parts := r.snapshot()
 	m.participants.WithLabelValues(r.id).Set(float64(len(parts)))
-	r.sfu.mu.Lock()
-	m.rooms.Set(float64(len(r.sfu.live)))
-	r.sfu.mu.Unlock()
 	for _, p := range parts {
 		p.mu.Lock()
 		published := make([]*upTrack, 0, len(p.published))

@@ -18,8 +18,13 @@ import (
 	"github.com/lookout-cc/lookout/sfu/signal"
 )
 
-// maxEarlyCandidates bounds the candidates kept before an offer.
-const maxEarlyCandidates = 32
+// maxEarlyCandidates bounds the candidates kept before an offer;
+// maxCandidates those a participant may send in all (a browser sends a
+// handful per connection and ICE restart).
+const (
+	maxEarlyCandidates = 32
+	maxCandidates      = 256
+)
 
 // audioLevelURI is the client-to-mixer audio level extension (RFC 6464).
 const audioLevelURI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
@@ -44,10 +49,13 @@ type participant struct {
 	// camera and microphone tracks, also ones published later, are not
 	// forwarded.
 	mutedKinds map[webrtc.RTPCodecType]bool
+	// hostMuted are the kinds a host muted, all of their tracks.
+	hostMuted map[webrtc.RTPCodecType]bool
 	// early are publisher candidates that came before the offer they
 	// belong to (a client may send them first): added after it.
-	early    []webrtc.ICECandidateInit
-	joinedAt time.Time
+	early      []webrtc.ICECandidateInit
+	candidates int
+	joinedAt   time.Time
 
 	// The subscriber connection and its negotiation, under negMu: one
 	// offer at a time, a change while one waits makes another after the
@@ -68,11 +76,15 @@ type participant struct {
 	lastInReceived int64
 	lastInLost     int64
 
+	subMu  sync.Mutex
 	downMu sync.Mutex
 	downs  map[*upTrack]*downTrack
 	// requested is the quality this participant asked for per publisher
 	// identity (layer messages); high when not said.
 	requested map[string]int
+
+	chatMu    sync.Mutex
+	chatLimit *bucket
 
 	// Counters, sampled by the room's stats tick.
 	nacksIn  atomic.Uint64 // NACKs this participant sent about what it receives
@@ -86,7 +98,8 @@ func newParticipant(room *Room, c *auth.JoinClaims, cn *conn) *participant {
 		room: room, identity: c.Subject, name: c.Name, role: c.Role, rights: c.Rights, conn: cn,
 		sources: map[string]string{}, published: map[*upTrack]struct{}{},
 		downs: map[*upTrack]*downTrack{}, requested: map[string]int{}, done: make(chan struct{}),
-		mutedKinds: map[webrtc.RTPCodecType]bool{}, joinedAt: time.Now(),
+		chatLimit:  newBucket(2, 10),
+		mutedKinds: map[webrtc.RTPCodecType]bool{}, hostMuted: map[webrtc.RTPCodecType]bool{}, joinedAt: time.Now(),
 	}
 }
 
@@ -182,8 +195,12 @@ func (p *participant) onOffer(m signal.ClientMessage) {
 		p.mu.Unlock()
 		return
 	}
-	for id, src := range m.Tracks {
-		p.sources[id] = src
+	if m.Tracks != nil {
+		// The sources of this offer's tracks; earlier tracks have theirs.
+		p.sources = make(map[string]string, len(m.Tracks))
+		for id, src := range m.Tracks {
+			p.sources[id] = src
+		}
 	}
 	pc := p.pub
 	p.mu.Unlock()
@@ -286,6 +303,13 @@ func (p *participant) onTrack(pc *webrtc.PeerConnection, remote *webrtc.TrackRem
 	if !ok {
 		return
 	}
+	if !p.rights.Publish {
+		// The offer was checked, but this is where media starts: a
+		// section the check let through (port 0, bundle-only) sends
+		// nothing on.
+		p.room.sfu.log.Warn("meeting track refused: no publish right", "room", p.room.id, "identity", p.identity, "kind", remote.Kind().String())
+		return
+	}
 	// Reading RTCP lets the interceptors (reports, NACKs) run.
 	go func() {
 		buf := make([]byte, 1500)
@@ -364,6 +388,14 @@ func (p *participant) onCandidate(m signal.ClientMessage) {
 		i := uint16(*m.SDPMLineIndex)
 		init.SDPMLineIndex = &i
 	}
+	p.mu.Lock()
+	p.candidates++
+	tooMany := p.candidates > maxCandidates
+	p.mu.Unlock()
+	if tooMany {
+		p.fail(&signal.Error{Code: signal.CodeBadField, Field: "candidate", Message: "too many candidates"}, m.ID)
+		return
+	}
 	var pc *webrtc.PeerConnection
 	if m.Target == signal.TargetPublisher {
 		p.mu.Lock()
@@ -406,8 +438,8 @@ func (p *participant) sendCandidate(target string, c *webrtc.ICECandidate) {
 	p.send(m)
 }
 
-// startSubscriber makes the subscriber connection with its chat channel and
-// sends the first offer.
+// startSubscriber makes the subscriber connection with its chat channel;
+// the caller subscribes and negotiates.
 func (p *participant) startSubscriber() error {
 	pc, bwe, err := p.room.sfu.peers.NewSubscriberPeerConnection()
 	if err != nil {
@@ -429,9 +461,19 @@ func (p *participant) startSubscriber() error {
 		return err
 	}
 	p.negMu.Lock()
-	p.sub, p.bwe, p.chatOut = pc, bwe, chat
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if !closed {
+		// close, which sets closed first, then finds sub under negMu,
+		// closes this connection.
+		p.sub, p.bwe, p.chatOut = pc, bwe, chat
+	}
 	p.negMu.Unlock()
-	p.negotiate()
+	if closed {
+		_ = pc.Close()
+		return errors.New("participant left")
+	}
 	return nil
 }
 
@@ -461,42 +503,50 @@ func (p *participant) negotiate() {
 }
 
 // subscribe adds a downTrack of u to the subscriber connection; the caller
-// renegotiates.
+// renegotiates. subMu keeps each subscriber's subscribe and unsubscribe
+// steps whole (a track may end while it is being subscribed to).
 func (p *participant) subscribe(u *upTrack) bool {
+	p.subMu.Lock()
+	defer p.subMu.Unlock()
 	p.negMu.Lock()
 	pc := p.sub
 	p.negMu.Unlock()
-	if pc == nil {
+	if pc == nil || u.pub.identity == p.identity {
 		return false
 	}
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
 	p.downMu.Lock()
-	if _, ok := p.downs[u]; ok {
-		p.downMu.Unlock()
+	_, dup := p.downs[u]
+	q, asked := p.requested[u.pub.identity]
+	p.downMu.Unlock()
+	if closed || dup || u.isEnded() {
 		return false
 	}
 	d := newDownTrack(u, p)
-	if q, ok := p.requested[u.pub.identity]; ok && u.simulcast {
+	if asked && u.kind == webrtc.RTPCodecTypeVideo && u.source == signal.SourceCamera {
 		d.requested.Store(int32(q))
 	}
-	p.downs[u] = d
-	p.downMu.Unlock()
 	if u.kind == webrtc.RTPCodecTypeVideo && u.simulcast {
-		// Start on the low layer: a picture at once, raised by the
-		// allocator as the estimate allows.
-		d.target = layerLow
+		// Start on the lowest layer sent: a picture at once, raised by
+		// the allocator as the estimate allows.
+		d.target = u.lowestLayer()
 		if d.requested.Load() == layerOff {
 			d.target = layerOff
 		}
 	}
-	tr, err := pc.AddTransceiverFromTrack(d, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	// AddTrack takes a transceiver a removed track left, so the
+	// connection's SDP does not grow with every track that came and went.
+	sender, err := pc.AddTrack(d)
 	if err != nil {
-		p.downMu.Lock()
-		delete(p.downs, u)
-		p.downMu.Unlock()
 		p.room.sfu.log.Warn("meeting track not subscribed", "room", p.room.id, "identity", p.identity, "track", u.id, "err", err)
 		return false
 	}
-	d.sender = tr.Sender()
+	d.sender = sender
+	p.downMu.Lock()
+	p.downs[u] = d
+	p.downMu.Unlock()
 	u.addDown(d)
 	go p.readSubscriberRTCP(d)
 	return true
@@ -504,6 +554,8 @@ func (p *participant) subscribe(u *upTrack) bool {
 
 // unsubscribe removes u's downTrack; the caller renegotiates.
 func (p *participant) unsubscribe(u *upTrack) bool {
+	p.subMu.Lock()
+	defer p.subMu.Unlock()
 	p.downMu.Lock()
 	d, ok := p.downs[u]
 	delete(p.downs, u)
@@ -515,7 +567,7 @@ func (p *participant) unsubscribe(u *upTrack) bool {
 	p.negMu.Lock()
 	pc := p.sub
 	p.negMu.Unlock()
-	if pc != nil && d.sender != nil {
+	if pc != nil && pc.ConnectionState() != webrtc.PeerConnectionStateClosed {
 		_ = pc.RemoveTrack(d.sender)
 	}
 	return true
@@ -556,14 +608,22 @@ func (p *participant) readSubscriberRTCP(d *downTrack) {
 	}
 }
 
-// close ends both connections; the room has removed the participant.
-func (p *participant) close() {
+// shut marks the participant closed, ends both connections, detaches its
+// subscriptions from the tracks they forward, and returns the tracks it
+// published (for the room to announce their end); nil when it was shut
+// already. Closed and the tracks taken in one step: a track arriving
+// meanwhile (onTrack) finds the participant closed.
+func (p *participant) shut() (published []*upTrack, first bool) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return
+		return nil, false
 	}
 	p.closed = true
+	for u := range p.published {
+		published = append(published, u)
+	}
+	p.published = map[*upTrack]struct{}{}
 	pub := p.pub
 	p.mu.Unlock()
 	p.negMu.Lock()
@@ -575,7 +635,17 @@ func (p *participant) close() {
 	if sub != nil {
 		_ = sub.Close()
 	}
+	p.subMu.Lock()
+	p.downMu.Lock()
+	downs := p.downs
+	p.downs = map[*upTrack]*downTrack{}
+	p.downMu.Unlock()
+	p.subMu.Unlock()
+	for u, d := range downs {
+		u.removeDown(d)
+	}
 	close(p.done)
+	return published, true
 }
 
 func shortID() string {

@@ -33,7 +33,10 @@ type Room struct {
 	// removed are the identities a host removed: refused until the room
 	// ends.
 	removed map[string]bool
-	closed  bool
+	// admitted are the identities that were in the room: they come back
+	// into a locked room.
+	admitted map[string]bool
+	closed   bool
 
 	speakers []string
 	done     chan struct{}
@@ -86,10 +89,15 @@ func (r *Room) publish(p *participant, remote *webrtc.TrackRemote, layer int, so
 		}
 	}
 	isNew := u == nil
+	if isNew && p.countKind(remote.Kind()) >= maxTracksPerKind {
+		p.mu.Unlock()
+		r.sfu.log.Warn("meeting track refused: too many", "room", r.id, "identity", p.identity, "kind", remote.Kind().String())
+		return
+	}
 	if isNew {
 		u = newUpTrack(p, remote, source, levelExt)
 		u.clientID = remote.ID()
-		if p.mutedKinds[remote.Kind()] && source != signal.SourceScreen && source != signal.SourceScreenAudio {
+		if p.mutedKinds[remote.Kind()] && source != signal.SourceScreen && source != signal.SourceScreenAudio || p.hostMuted[remote.Kind()] {
 			u.muted.Store(true)
 		}
 		p.published[u] = struct{}{}
@@ -185,14 +193,7 @@ func (r *Room) leave(p *participant, reason string) {
 // tells the others. The tracks are taken first: the read loops ending with
 // the connection tell no one once p is closed.
 func (r *Room) unpublishAll(p *participant) {
-	p.mu.Lock()
-	published := make([]*upTrack, 0, len(p.published))
-	for u := range p.published {
-		published = append(published, u)
-	}
-	p.published = map[*upTrack]struct{}{}
-	p.mu.Unlock()
-	p.close()
+	published, _ := p.shut()
 	for _, u := range published {
 		u.end()
 		info := u.info()
@@ -208,26 +209,64 @@ func (r *Room) unpublishAll(p *participant) {
 	}
 }
 
-// setMuted mutes or unmutes p's camera or microphone tracks; by is the
-// host who did it, "" for p themself.
+// maxTracksPerKind bounds what one participant publishes: a camera and a
+// screen share, a microphone and the screen's sound.
+const maxTracksPerKind = 2
+
+// countKind counts p's tracks of kind; p.mu held.
+func (p *participant) countKind(kind webrtc.RTPCodecType) int {
+	n := 0
+	for u := range p.published {
+		if u.kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+// setMuted mutes or unmutes p's audio or video; by is the host who muted,
+// "" for p themself. A participant's own mute is of their camera or
+// microphone; a host's is of every track of the kind (a screen's sound
+// too, whatever the client calls its tracks), and stays until the
+// participant unmutes.
 func (r *Room) setMuted(p *participant, kind string, muted bool, by string) {
 	k := webrtc.NewRTPCodecType(kind)
 	p.mu.Lock()
 	p.mutedKinds[k] = muted
+	wasHostMuted := p.hostMuted[k]
+	if by != "" {
+		p.hostMuted[k] = muted
+	} else if !muted {
+		p.hostMuted[k] = false
+	}
 	var changed []*upTrack
 	for u := range p.published {
-		if u.kind == k && u.source != signal.SourceScreen && u.source != signal.SourceScreenAudio {
-			u.muted.Store(muted)
+		if u.kind != k {
+			continue
+		}
+		screen := u.source == signal.SourceScreen || u.source == signal.SourceScreenAudio
+		if screen && by == "" && !wasHostMuted {
+			continue
+		}
+		if u.muted.Swap(muted) != muted {
 			changed = append(changed, u)
 		}
 	}
 	p.mu.Unlock()
 	if !muted {
 		for _, u := range changed {
+			// Each subscriber starts afresh, at a keyframe, so the
+			// silence is no gap in its sequence.
+			for _, d := range *u.downs.Load() {
+				d.rebase()
+			}
 			u.requestKeyframe(layerLow)
 			u.requestKeyframe(layerMedium)
 			u.requestKeyframe(layerHigh)
 		}
+	}
+	if len(changed) == 0 && by == "" {
+		return // nothing changed: not announced again
 	}
 	r.broadcast(&signal.ServerMessage{Type: signal.TypeMuteChanged, Identity: p.identity, Kind: kind, Muted: signal.Ptr(muted), By: by}, nil)
 }
@@ -333,6 +372,13 @@ func (r *Room) chatFromChannel(p *participant, data []byte) {
 func (r *Room) chat(p *participant, text, id string) {
 	if !p.rights.PublishData {
 		p.fail(errForbidden("text", "this participant may not send chat messages"), id)
+		return
+	}
+	p.chatMu.Lock()
+	ok := p.chatLimit.take(time.Now())
+	p.chatMu.Unlock()
+	if !ok {
+		p.fail(&signal.Error{Code: "rate_limited", Field: "text", Message: "at most 2 chat messages a second"}, id)
 		return
 	}
 	text = strings.TrimSpace(text)

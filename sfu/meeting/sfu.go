@@ -143,6 +143,8 @@ func (s *SFU) ServeWS(w http.ResponseWriter, r *http.Request) {
 	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(readTimeout)) })
 	reason := signal.LeftDisconnected
 	defer func() { p.room.leave(p, reason) }()
+	limit := newBucket(msgRate, msgBurst)
+	var lastLimited time.Time
 	for {
 		kind, data, err := ws.ReadMessage()
 		if err != nil {
@@ -151,6 +153,14 @@ func (s *SFU) ServeWS(w http.ResponseWriter, r *http.Request) {
 		_ = ws.SetReadDeadline(time.Now().Add(readTimeout))
 		if kind != websocket.TextMessage {
 			p.fail(&signal.Error{Code: signal.CodeBadJSON, Message: "messages are JSON text frames"}, "")
+			continue
+		}
+		if !limit.take(time.Now()) {
+			// Dropped; the client is told at most once a second.
+			if time.Since(lastLimited) > time.Second {
+				lastLimited = time.Now()
+				p.fail(&signal.Error{Code: "rate_limited", Message: "too many messages: some were dropped"}, "")
+			}
 			continue
 		}
 		m, err := signal.Decode(data)
@@ -169,6 +179,37 @@ func (s *SFU) ServeWS(w http.ResponseWriter, r *http.Request) {
 		default:
 		}
 	}
+}
+
+// A client's message rate: a browser sends a few a second (candidates come
+// in bursts at an offer); more is a fault or an attack, and each message
+// may cost the room (a chat or mute goes to everyone).
+const (
+	msgRate  = 20 // per second
+	msgBurst = 60
+)
+
+// bucket is a token bucket.
+type bucket struct {
+	rate, burst, tokens float64
+	last                time.Time
+}
+
+func newBucket(rate, burst float64) *bucket {
+	return &bucket{rate: rate, burst: burst, tokens: burst}
+}
+
+// take takes a token at now, false when none is left.
+func (b *bucket) take(now time.Time) bool {
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 func asSignalError(err error) *signal.Error {
@@ -236,8 +277,9 @@ func (s *SFU) join(c *conn, host string) *participant {
 	r := s.live[rec.ID]
 	if r == nil {
 		r = &Room{sfu: s, id: rec.ID, name: rec.Name, org: rec.OrgID, participants: map[string]*participant{},
-			locked: rec.Locked, removed: map[string]bool{}, done: make(chan struct{})}
+			locked: rec.Locked, removed: map[string]bool{}, admitted: map[string]bool{}, done: make(chan struct{})}
 		s.live[rec.ID] = r
+		s.metrics.rooms.Set(float64(len(s.live)))
 		r.wg.Add(1)
 		go r.run()
 	}
@@ -248,13 +290,16 @@ func (s *SFU) join(c *conn, host string) *participant {
 	switch {
 	case r.removed[p.identity]:
 		refusal = &signal.Error{Code: "removed", Message: "the host removed you from this meeting"}
-	case r.locked && !p.rights.Admin:
+	case r.locked && !p.rights.Admin && !r.admitted[p.identity]:
 		refusal = &signal.Error{Code: "room_locked", Message: "the meeting is locked: ask the host to unlock it"}
 	case old == nil && len(r.participants) >= max(rec.MaxParticipants, 1):
 		refusal = &signal.Error{Code: "room_full", Message: "the meeting has its maximum of participants"}
 	}
 	if refusal == nil {
 		r.participants[p.identity] = p
+		// Admitted once, admitted again while the room lasts: a lock
+		// keeps newcomers out, not someone whose phone dropped.
+		r.admitted[p.identity] = true
 	}
 	empty := len(r.participants) == 0
 	r.mu.Unlock()
@@ -337,6 +382,7 @@ func (s *SFU) roomEmpty(r *Room) {
 	if end {
 		r.closed = true
 		delete(s.live, r.id)
+		s.metrics.rooms.Set(float64(len(s.live)))
 	}
 	r.mu.Unlock()
 	s.mu.Unlock()
@@ -344,6 +390,28 @@ func (s *SFU) roomEmpty(r *Room) {
 		close(r.done)
 		s.metrics.roomEnded(r.id)
 	}
+}
+
+// end ends a room whoever is in it: taken out of the rooms in progress
+// first (a join from now on makes a new room, which the store refuses if
+// the room was deleted), then everyone leaves with reason.
+func (s *SFU) end(r *Room, reason string) {
+	s.mu.Lock()
+	r.mu.Lock()
+	first := !r.closed
+	r.closed = true
+	if s.live[r.id] == r {
+		delete(s.live, r.id)
+	}
+	s.metrics.rooms.Set(float64(len(s.live)))
+	r.mu.Unlock()
+	s.mu.Unlock()
+	r.close(reason)
+	if first {
+		close(r.done)
+		s.metrics.roomEnded(r.id)
+	}
+	r.wg.Wait()
 }
 
 // SetLocked tells a room in progress that the console locked or unlocked
@@ -363,7 +431,7 @@ func (s *SFU) CloseRoom(room string) {
 	r := s.live[room]
 	s.mu.Unlock()
 	if r != nil {
-		r.close(signal.LeftClosed)
+		s.end(r, signal.LeftClosed)
 	}
 }
 
@@ -394,8 +462,7 @@ func (s *SFU) Close() {
 	}
 	s.mu.Unlock()
 	for _, r := range rooms {
-		r.close(signal.LeftClosed)
-		r.wg.Wait()
+		s.end(r, signal.LeftClosed)
 	}
 	s.conns.Wait()
 }

@@ -34,9 +34,15 @@ type upTrack struct {
 	// publisher's connection, 0 when not negotiated.
 	levelExt uint8
 
+	createdAt time.Time
+
 	mu     sync.Mutex
 	layers [numLayers]*webrtc.TrackRemote
 	ended  bool
+	// lastPacket is when each layer's last packet came (nanotime); a
+	// layer silent for layerSilence is taken as not sent (a browser
+	// drops its top layers when its CPU or uplink is short).
+	lastPacket [numLayers]atomic.Int64
 
 	// downs is replaced, never changed, so the read loops take no lock.
 	downs atomic.Pointer[[]*downTrack]
@@ -67,6 +73,7 @@ func newUpTrack(pub *participant, remote *webrtc.TrackRemote, source string, lev
 		codec:     remote.Codec().RTPCodecCapability,
 		simulcast: remote.RID() != "",
 		levelExt:  levelExt,
+		createdAt: time.Now(),
 	}
 	u.downs.Store(&[]*downTrack{})
 	return u
@@ -76,18 +83,6 @@ func newUpTrack(pub *participant, remote *webrtc.TrackRemote, source string, lev
 func (u *upTrack) info() signal.TrackInfo {
 	return signal.TrackInfo{ID: u.id, StreamID: u.streamID, Kind: u.kind.String(), Source: u.source,
 		Codec: strings.TrimPrefix(strings.TrimPrefix(u.codec.MimeType, "audio/"), "video/"), Simulcast: u.simulcast, Muted: u.muted.Load()}
-}
-
-// topLayer is the highest layer the publisher sends.
-func (u *upTrack) topLayer() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for l := numLayers - 1; l > 0; l-- {
-		if u.layers[l] != nil {
-			return l
-		}
-	}
-	return layerLow
 }
 
 // addLayer starts reading one layer; false when the track has ended or
@@ -104,12 +99,39 @@ func (u *upTrack) addLayer(layer int, remote *webrtc.TrackRemote) bool {
 	return true
 }
 
-// hasLayer reports whether the publisher sends layer and it carried media
-// lately.
+// layerSilence: a layer without a packet this long is not being sent.
+const layerSilence = time.Second
+
+// hasLayer reports whether the publisher sends layer: it has the layer
+// and a packet of it came lately (or the track is new).
 func (u *upTrack) hasLayer(layer int) bool {
 	u.mu.Lock()
+	present := u.layers[layer] != nil
+	u.mu.Unlock()
+	if !present {
+		return false
+	}
+	last := u.lastPacket[layer].Load()
+	if last == 0 {
+		return time.Since(u.createdAt) < 3*time.Second
+	}
+	return nanotime()-last < int64(layerSilence)
+}
+
+// lowestLayer is the lowest layer the publisher sends, low when none yet.
+func (u *upTrack) lowestLayer() int {
+	for l := range numLayers {
+		if u.hasLayer(l) {
+			return l
+		}
+	}
+	return layerLow
+}
+
+func (u *upTrack) isEnded() bool {
+	u.mu.Lock()
 	defer u.mu.Unlock()
-	return u.layers[layer] != nil
+	return u.ended
 }
 
 // read forwards one layer until the publisher stops sending it. It makes
@@ -120,7 +142,13 @@ func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
 	buf := make([]byte, 1500)
 	var p rtp.Packet
 	audio := u.kind == webrtc.RTPCodecTypeAudio
-	vp8 := strings.EqualFold(u.codec.MimeType, webrtc.MimeTypeVP8)
+	isKey := isH264Keyframe
+	switch {
+	case strings.EqualFold(u.codec.MimeType, webrtc.MimeTypeVP8):
+		isKey = isVP8Keyframe
+	case strings.EqualFold(u.codec.MimeType, webrtc.MimeTypeH265):
+		isKey = isH265Keyframe
+	}
 	for {
 		n, _, err := remote.Read(buf)
 		if err != nil {
@@ -130,6 +158,8 @@ func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
 			continue
 		}
 		u.layerBytes[layer].Add(uint64(n))
+		now := nanotime()
+		u.lastPacket[layer].Store(now)
 		if audio && u.levelExt != 0 {
 			if e := p.GetExtension(u.levelExt); len(e) > 0 {
 				// RFC 6464: 0 is the loudest, 127 silence (-dBov).
@@ -140,15 +170,7 @@ func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
 		if u.muted.Load() {
 			continue
 		}
-		key := audio
-		if !audio {
-			if vp8 {
-				key = isVP8Keyframe(p.Payload)
-			} else {
-				key = isH264Keyframe(p.Payload)
-			}
-		}
-		now := nanotime()
+		key := audio || isKey(p.Payload)
 		for _, d := range *u.downs.Load() {
 			d.write(layer, &p, key, now)
 		}

@@ -85,8 +85,17 @@ func New(p Params) (*Engine, error) {
 			e.Close()
 			return nil, fmt.Errorf("webrtc tcp port: %w", err)
 		}
-		e.tcpMux = webrtc.NewICETCPMux(logs.NewLogger("ice-tcp"), e.tcp, 8)
+		// Writes to a peer over TCP are queued (1 MiB per connection)
+		// and dropped when the queue is full, so one stalled TCP peer
+		// never holds up the goroutine forwarding a publisher's packets
+		// to everyone.
+		e.tcpMux = ice.NewTCPMuxDefault(ice.TCPMuxParams{Listener: e.tcp, Logger: logs.NewLogger("ice-tcp"),
+			ReadBufferSize: 8, WriteBufferSize: 1 << 20})
 		se.SetICETCPMux(e.tcpMux)
+		// The server only answers ICE-TCP; it never dials a candidate a
+		// client names (which would let a client make it connect to any
+		// address).
+		se.DisableActiveTCP(true)
 		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
 	}
 	se.SetNetworkTypes(networks)

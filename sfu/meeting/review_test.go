@@ -1,0 +1,134 @@
+package meeting
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/lookout-cc/lookout/console/auth"
+	"github.com/lookout-cc/lookout/sfu/signal"
+)
+
+// A participant without the publish right gets nothing through by an
+// offer whose media sections the offer check skips (port 0, bundle-only):
+// the track is refused where it arrives.
+func TestNoPublishingWithoutTheRight(t *testing.T) {
+	e := newEnv(t)
+	member := e.join("member", memberRights)
+	viewer := e.join("viewer", auth.RoomRights{Subscribe: true})
+
+	pc, err := viewer.newPC(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer.mu.Lock()
+	viewer.pub = pc
+	viewer.mu.Unlock()
+	pc.OnICECandidate(func(ic *webrtc.ICECandidate) { viewer.sendCandidate("publisher", ic) })
+	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "sneak", "sneak")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.AddTrack(track); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(offer)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdp := strings.Replace(offer.SDP, "m=audio 9 ", "m=audio 0 ", 1)
+	sdp = strings.Replace(sdp, "a=sendrecv", "a=sendrecv\r\na=bundle-only", 1)
+	viewer.send(map[string]any{"type": "offer", "sdp": sdp})
+	if ans := viewer.wait("answer or refusal", func(m signal.ServerMessage) bool {
+		return m.Type == "answer" || m.Type == signal.TypeError
+	}); ans.Type == "answer" {
+		_ = pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans.SDP})
+		stop := time.After(3 * time.Second)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+	send:
+		for {
+			select {
+			case <-stop:
+				break send
+			case <-tick.C:
+				_ = track.WriteSample(mediaSample(20 * time.Millisecond))
+			}
+		}
+	}
+	if member.has(func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeTrackPublished && m.Identity == "viewer"
+	}) {
+		t.Fatal("a viewer published a track")
+	}
+}
+
+// Tracks that come and go do not make the subscriber connection's SDP grow:
+// a removed track's transceiver is taken again.
+func TestSubscriberTransceiversAreReused(t *testing.T) {
+	e := newEnv(t)
+	watcher := e.join("watcher", memberRights)
+	for i := range 4 {
+		c := e.join("guest", memberRights)
+		pub := c.publish(false)
+		watcher.waitPackets("guest-camera", int64(30*(i+1)), 10*time.Second)
+		pub.close()
+		c.send(map[string]any{"type": "leave"})
+		watcher.wait("guest left", func(m signal.ServerMessage) bool {
+			return m.Type == signal.TypeParticipantLeft && m.Identity == "guest" && m.Reason == signal.LeftLeft
+		})
+		c.close()
+		// Each guest's departure is a renegotiation; wait for its answer
+		// to be applied before the next guest's tracks come.
+		time.Sleep(300 * time.Millisecond)
+	}
+	var last string
+	watcher.mu.Lock()
+	for _, m := range watcher.msgs {
+		if m.Type == signal.TypeOffer {
+			last = m.SDP
+		}
+	}
+	watcher.mu.Unlock()
+	if n := strings.Count(last, "\nm="); n > 4 {
+		t.Fatalf("after four guests the subscriber offer has %d media sections:\n%s", n, last)
+	}
+	if n := len(e.sfu.live["r1"].participants["watcher"].downTracks()); n != 0 {
+		t.Fatalf("%d subscriptions left after everyone else left", n)
+	}
+}
+
+// A camera started after the first seconds of a meeting is not paused for
+// a lack of measurements, and a layer the publisher stops sending is left
+// for the one below.
+func TestLateCameraAndDroppedLayer(t *testing.T) {
+	e := newEnv(t)
+	watcher := e.join("watcher", memberRights)
+	alice := e.join("alice", memberRights)
+	time.Sleep(4 * time.Second) // past any grace of a new participant
+	pa := alice.publish(true)
+	watcher.waitFor("medium layer", 20*time.Second, func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeLayerChanged && m.Identity == "alice" && m.Layer == "medium"
+	})
+	if watcher.has(func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeLayerChanged && m.Paused != nil && *m.Paused
+	}) {
+		t.Fatal("the late camera was paused")
+	}
+	watcher.waitFor("high layer", 20*time.Second, func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeLayerChanged && m.Identity == "alice" && m.Layer == "high"
+	})
+	// Alice's browser stops sending its high layer.
+	mark := watcher.mark()
+	pa.rates[layerHigh].Store(0)
+	watcher.waitSince(mark, "down from high", 10*time.Second, func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeLayerChanged && m.Identity == "alice" && m.Layer == "medium"
+	})
+	n := watcher.packets("alice-camera")
+	watcher.waitPackets("alice-camera", n+30, 5*time.Second)
+}
