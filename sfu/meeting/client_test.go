@@ -398,7 +398,7 @@ func (c *client) answer(sdp string) {
 		c.mu.Unlock()
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
-		c.t.Errorf("%s: server offer: %v", c.identity, err)
+		c.report("server offer", err)
 		return
 	}
 	ans, err := pc.CreateAnswer(nil)
@@ -406,10 +406,21 @@ func (c *client) answer(sdp string) {
 		err = pc.SetLocalDescription(ans)
 	}
 	if err != nil {
-		c.t.Errorf("%s: answer: %v", c.identity, err)
+		c.report("answer", err)
 		return
 	}
 	c.send(map[string]any{"type": "answer", "sdp": ans.SDP})
+}
+
+// report fails the test with err, unless the client is being closed (an
+// offer the server sent as the test ended).
+func (c *client) report(what string, err error) {
+	c.mu.Lock()
+	closing := c.closed
+	c.mu.Unlock()
+	if !closing {
+		c.t.Errorf("%s: %s: %v", c.identity, what, err)
+	}
 }
 
 func (c *client) sendCandidate(target string, ic *webrtc.ICECandidate) {

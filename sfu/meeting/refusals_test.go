@@ -74,7 +74,9 @@ func TestJoinRefusals(t *testing.T) {
 		t.Fatal("the lock was not stored")
 	}
 	e.join("cohost", hostRights)
+	mark := host.mark()
 	host.send(map[string]any{"type": "host", "action": "lock", "locked": false})
+	host.waitSince(mark, "unlocked", 10*time.Second, func(m signal.ServerMessage) bool { return m.Type == signal.TypeRoomLocked && !*m.Locked })
 	e.join("late", memberRights)
 
 	// Full: a room of three.

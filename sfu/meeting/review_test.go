@@ -98,7 +98,13 @@ func TestSubscriberTransceiversAreReused(t *testing.T) {
 	if n := strings.Count(last, "\nm="); n > 4 {
 		t.Fatalf("after four guests the subscriber offer has %d media sections:\n%s", n, last)
 	}
-	if n := len(e.sfu.live["r1"].participants["watcher"].downTracks()); n != 0 {
+	e.sfu.mu.Lock()
+	room := e.sfu.live["r1"]
+	e.sfu.mu.Unlock()
+	room.mu.Lock()
+	w := room.participants["watcher"]
+	room.mu.Unlock()
+	if n := len(w.downTracks()); n != 0 {
 		t.Fatalf("%d subscriptions left after everyone else left", n)
 	}
 }

@@ -120,9 +120,6 @@ func TestSimulcastLayersFollowTheLink(t *testing.T) {
 	if l, paused, _ := lastLayer(weak, "alice"); l == "high" || paused {
 		t.Fatalf("weak link on layer %q (paused %v) at 400 kbit/s", l, paused)
 	}
-	if weak.has(func(m signal.ServerMessage) bool { return m.Type == signal.TypeLayerChanged && m.Layer == "high" }) {
-		t.Fatal("the weak link was sent the high layer")
-	}
 	weak.waitPackets("alice-camera", 100, time.Second)
 
 	// 80 kbit/s: video paused, audio kept.
