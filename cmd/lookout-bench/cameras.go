@@ -91,7 +91,7 @@ func cameras(argv []string, out io.Writer) error {
 	mqttAddr, _ := freeAddr()
 	lk := exec.Command(*binary, "serve")
 	lk.Env = append(os.Environ(), "LOOKOUT_DATA_DIR="+filepath.Join(dir, "data"), "LOOKOUT_HTTP_ADDR="+httpAddr,
-		"LOOKOUT_MQTT_ADDR="+mqttAddr, "LOOKOUT_ADMIN_PASSWORD=bench-admin-password", "LOOKOUT_DEMO=0", "LOOKOUT_WEBRTC_ADDR=127.0.0.1:0")
+		"LOOKOUT_MQTT_ADDR="+mqttAddr, "LOOKOUT_ADMIN_PASSWORD=bench-admin-password", "LOOKOUT_DEMO=0", "LOOKOUT_WEBRTC_ADDR=127.0.0.1:0", "LOOKOUT_TURN_ADDR=127.0.0.1:0")
 	if err := lk.Start(); err != nil {
 		return err
 	}

@@ -8,10 +8,29 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 func freeAddr(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -34,8 +53,10 @@ func TestSimulatorAgainstARunningServer(t *testing.T) {
 	}
 	httpAddr, mqttAddr := freeAddr(t), freeAddr(t)
 	srv := exec.Command(filepath.Join(dir, "lookout"), "serve")
-	srv.Env = append(os.Environ(), "LOOKOUT_WEBRTC_ADDR=127.0.0.1:0", "LOOKOUT_DATA_DIR="+filepath.Join(dir, "data"), "LOOKOUT_HTTP_ADDR="+httpAddr,
+	srv.Env = append(os.Environ(), "LOOKOUT_WEBRTC_ADDR=127.0.0.1:0", "LOOKOUT_TURN_ADDR=127.0.0.1:0", "LOOKOUT_DATA_DIR="+filepath.Join(dir, "data"), "LOOKOUT_HTTP_ADDR="+httpAddr,
 		"LOOKOUT_MQTT_ADDR="+mqttAddr, "LOOKOUT_ADMIN_PASSWORD=sim-admin-password", "LOOKOUT_DEMO=0")
+	var srvLog lockedBuffer
+	srv.Stderr = &srvLog
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +65,7 @@ func TestSimulatorAgainstARunningServer(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for api.call("POST", "/api/v1/auth/login", map[string]string{"username": "admin", "password": "sim-admin-password"}, &api.login) != nil {
 		if time.Now().After(deadline) {
-			t.Fatal("server not up")
+			t.Fatalf("server not up; it said:\n%s", srvLog.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

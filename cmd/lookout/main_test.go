@@ -50,7 +50,7 @@ func freeAddr(t *testing.T) string {
 
 func command(t *testing.T, env []string, args ...string) *exec.Cmd {
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "LOOKOUT_DATA_DIR="+t.TempDir(), "LOOKOUT_HTTP_ADDR="+freeAddr(t), "LOOKOUT_MQTT_ADDR="+freeAddr(t), "LOOKOUT_WEBRTC_ADDR=127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "LOOKOUT_DATA_DIR="+t.TempDir(), "LOOKOUT_HTTP_ADDR="+freeAddr(t), "LOOKOUT_MQTT_ADDR="+freeAddr(t), "LOOKOUT_WEBRTC_ADDR=127.0.0.1:0", "LOOKOUT_TURN_ADDR=127.0.0.1:0")
 	cmd.Env = append(cmd.Env, env...)
 	return cmd
 }

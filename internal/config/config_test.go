@@ -113,6 +113,22 @@ func TestEnvironmentOverrides(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "'http.addr'") {
 		t.Fatalf("bad LOOKOUT_HTTP_ADDR: got %v", err)
 	}
+	turnFile := []byte("turn:\n  udp_addr: 127.0.0.1:3478\n  tcp_addr: 127.0.0.1:3478\n")
+	for _, tc := range []struct{ env, udp, tcp string }{
+		{"", "127.0.0.1:3478", "127.0.0.1:3478"},
+		{"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"},
+		{"off", "", ""},
+	} {
+		cfg, err := Parse(turnFile, func(k string) string {
+			if k == EnvTURNAddr {
+				return tc.env
+			}
+			return ""
+		})
+		if err != nil || cfg.TURN.UDPAddr != tc.udp || cfg.TURN.TCPAddr != tc.tcp {
+			t.Fatalf("LOOKOUT_TURN_ADDR=%q: %+v %v", tc.env, cfg.TURN, err)
+		}
+	}
 }
 
 func TestDurationsAndSecrets(t *testing.T) {

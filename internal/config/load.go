@@ -23,6 +23,9 @@ const (
 	EnvDemo          = "LOOKOUT_DEMO"
 	// EnvWebRTCAddr sets both ICE ports (UDP and TCP) of the SFU.
 	EnvWebRTCAddr = "LOOKOUT_WEBRTC_ADDR"
+	// EnvTURNAddr sets both ports (UDP and TCP) of the built-in TURN server;
+	// port 0 takes a free one of each, "off" turns the server off.
+	EnvTURNAddr = "LOOKOUT_TURN_ADDR"
 )
 
 // LoadFile reads the YAML file at path over the defaults, applies the
@@ -89,6 +92,13 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 	}
 	if v := getenv(EnvWebRTCAddr); v != "" {
 		cfg.WebRTC.UDPAddr, cfg.WebRTC.TCPAddr = v, v
+	}
+	switch v := getenv(EnvTURNAddr); v {
+	case "":
+	case "off":
+		cfg.TURN.UDPAddr, cfg.TURN.TCPAddr = "", ""
+	default:
+		cfg.TURN.UDPAddr, cfg.TURN.TCPAddr = v, v
 	}
 	if v := getenv(EnvAdminPassword); v != "" {
 		cfg.Bootstrap.AdminPassword = Secret(v)
