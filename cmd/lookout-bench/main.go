@@ -5,6 +5,8 @@
 //	lookout-bench startup [--binary bin/lookout] [--runs 10] [--settle 5s]
 //	lookout-bench ingest  [--qos 0] [--rate 30000] [--duration 60s] [--store embedded|influxdb]
 //	lookout-bench commands [--devices 1000] [--concurrency 100]
+//	lookout-bench meeting [--subscribers 200] [--duration 30s] [--warmup 10s]
+//	lookout-bench meeting --rooms 10 --per-room 6 [--duration 5m] [--sample 10s]
 //
 // startup starts the server on the embedded default (demo on) with a fresh
 // data directory (first start) and again on the same directory (restart),
@@ -32,7 +34,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: lookout-bench startup|ingest|commands|alerts|cameras [flags]")
+		fmt.Fprintln(os.Stderr, "usage: lookout-bench startup|ingest|commands|alerts|cameras|meeting [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -47,6 +49,8 @@ func main() {
 		err = alerts(os.Args[2:], os.Stdout)
 	case "cameras":
 		err = cameras(os.Args[2:], os.Stdout)
+	case "meeting":
+		err = meeting(os.Args[2:], os.Stdout)
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}
@@ -114,7 +118,7 @@ func startOnce(binary, config, dataDir string, settle time.Duration) (time.Durat
 		return 0, 0, err
 	}
 	cmd := exec.Command(binary, "serve", "--config", config)
-	cmd.Env = append(os.Environ(), "LOOKOUT_WEBRTC_ADDR=127.0.0.1:0", "LOOKOUT_DATA_DIR="+filepath.Join(dataDir, "data"), "LOOKOUT_HTTP_ADDR="+httpAddr,
+	cmd.Env = append(os.Environ(), "LOOKOUT_WEBRTC_ADDR=127.0.0.1:0", "LOOKOUT_TURN_ADDR=127.0.0.1:0", "LOOKOUT_DATA_DIR="+filepath.Join(dataDir, "data"), "LOOKOUT_HTTP_ADDR="+httpAddr,
 		"LOOKOUT_MQTT_ADDR="+mqttAddr, "LOOKOUT_ADMIN_PASSWORD=bench-admin-password", "LOOKOUT_DEMO=1")
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}

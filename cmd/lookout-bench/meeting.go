@@ -1,0 +1,800 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/lookout-cc/lookout/internal/config"
+	"github.com/lookout-cc/lookout/internal/server"
+)
+
+// meeting measures the meeting SFU (sfu/meeting) with pion participants on
+// loopback that speak the signaling protocol as a browser does.
+//
+// The fan-out (default): one publisher sends simulcast VP8 (rids l, m, h
+// at 150, 500 and 900 kbit/s, 30 frames/s each) and Opus-sized audio (50
+// packets/s, with the audio level) to --subscribers receivers, who ask
+// for the high layer as a browser's large tile does; the SFU starts each
+// on the low layer and its allocator climbs. After --warmup, for
+// --duration, every receiver counts its packets against their sequence
+// numbers (loss) and reads from each the publisher's send time (the delay
+// through the SFU, both ends in this process on one clock).
+//
+// Rooms (--rooms N): N rooms of --per-room participants who all publish
+// (VP8 at 300 kbit/s, no simulcast, and audio) and receive everyone
+// else; lookout's resident memory, heap and goroutines are sampled every
+// --sample over --duration, to show whether memory stays flat.
+//
+// lookout runs as its own process (--binary, as the other measurements
+// start it), so its CPU and memory are its own; the participants all run
+// in this process. --in-process runs the server in this process instead
+// (the test does, so that it needs no built binary).
+func meeting(argv []string, out io.Writer) error {
+	fs := flag.NewFlagSet("meeting", flag.ContinueOnError)
+	binary := fs.String("binary", "bin/lookout", "the lookout binary")
+	inProcess := fs.Bool("in-process", false, "run the server in the bench's own process instead of --binary")
+	subscribers := fs.Int("subscribers", 200, "fan-out: receivers of the one publisher")
+	duration := fs.Duration("duration", 30*time.Second, "how long to measure")
+	warmup := fs.Duration("warmup", 10*time.Second, "how long the layers may climb, once everyone receives, before measuring")
+	rooms := fs.Int("rooms", 0, "rooms of --per-room participants who all publish and receive everyone (0: the fan-out)")
+	perRoom := fs.Int("per-room", 6, "participants per room, with --rooms")
+	sample := fs.Duration("sample", 10*time.Second, "with --rooms: how often memory and goroutines are sampled")
+	pprofAddr := fs.String("pprof", "", "serve lookout's pprof on this address, and write its CPU profile over the measurement (at most 60 s) to lookout-meeting-cpu.prof")
+	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile over the measurement to this file")
+	pacing := fs.Float64("pacing", 2.5, "publishers pace their video packets at this many times the video's bitrate, as browsers do (Chrome: 2.5); 0 sends each frame's packets at once")
+	if err := fs.Parse(argv); err != nil {
+		return err
+	}
+	switch {
+	case *duration < time.Second || *duration > 30*time.Minute || *warmup < 0 || *warmup > 5*time.Minute:
+		return errors.New("--duration 1s-30m, --warmup at most 5m")
+	case *rooms == 0 && (*subscribers < 1 || *subscribers > 499):
+		return errors.New("--subscribers 1-499 (a room holds at most 500)")
+	case *rooms < 0 || *rooms > 100 || *rooms > 0 && (*perRoom < 2 || *perRoom > 16 || *rooms**perRoom > 500):
+		return errors.New("--rooms 0-100, --per-room 2-16, at most 500 participants in all")
+	case *sample < time.Second:
+		return errors.New("--sample at least 1s")
+	case *pacing != 0 && (*pacing < 1 || *pacing > 100):
+		return errors.New("--pacing 0 or 1-100")
+	}
+	srv, err := startMeetServer(*binary, *inProcess, *pprofAddr)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	o := meetOpts{subscribers: *subscribers, duration: *duration, warmup: *warmup, rooms: *rooms, perRoom: *perRoom, sample: *sample,
+		pprofAddr: *pprofAddr, cpuProfile: *cpuProfile, pacing: *pacing}
+	if *rooms > 0 {
+		return meetingRooms(srv, o, out)
+	}
+	return meetingFanout(srv, o, out)
+}
+
+type meetOpts struct {
+	subscribers      int
+	duration, warmup time.Duration
+	rooms, perRoom   int
+	sample           time.Duration
+	pprofAddr        string
+	cpuProfile       string
+	pacing           float64
+}
+
+// meetServer is the lookout under test.
+type meetServer struct {
+	api   *apiClient
+	wsURL string
+	// pid is lookout's process, 0 when it runs in this one.
+	pid  int
+	stop func()
+}
+
+// startMeetServer starts lookout (demo off, everything on loopback, the
+// log at warn) with a fresh data directory, as its own process or in this
+// one.
+func startMeetServer(binary string, inProcess bool, pprofAddr string) (*meetServer, error) {
+	dir, err := os.MkdirTemp("", "lookout-bench-meeting")
+	if err != nil {
+		return nil, err
+	}
+	var logOut io.Writer = io.Discard
+	if verbose {
+		logOut = os.Stderr
+	}
+	s := &meetServer{}
+	var httpAddr string
+	if inProcess {
+		cfg := config.Default()
+		cfg.DataDir = filepath.Join(dir, "data")
+		cfg.HTTP.Addr, cfg.MQTT.Embedded.Addr = "127.0.0.1:0", "127.0.0.1:0"
+		cfg.WebRTC.UDPAddr, cfg.WebRTC.TCPAddr = "127.0.0.1:0", "127.0.0.1:0"
+		cfg.Bootstrap.RootOrg = config.OrgSeed{ID: "cn", Name: "bench", Kind: "national"}
+		cfg.Bootstrap.AdminPassword = "bench-admin-password"
+		cfg.Log.Level = "warn"
+		cfg.Debug.PprofAddr = pprofAddr
+		if err := cfg.Validate(); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		lk := server.New(server.Params{Config: cfg, Log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn})), Version: "bench"})
+		if err := lk.Start(context.Background()); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		httpAddr = lk.HTTPAddr()
+		s.stop = func() {
+			ctx, cancel := context.WithTimeout(context.Background(), server.StopTimeout)
+			defer cancel()
+			_ = lk.Stop(ctx)
+			os.RemoveAll(dir)
+		}
+	} else {
+		conf := filepath.Join(dir, "lookout.yaml")
+		level := "warn"
+		if verbose {
+			level = "debug"
+		}
+		yaml := "bootstrap:\n  root_org: {id: cn, name: bench, kind: national}\nlog:\n  level: " + level + "\n"
+		if pprofAddr != "" {
+			yaml += "debug:\n  pprof_addr: " + pprofAddr + "\n"
+		}
+		if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		httpAddr, _ = freeAddr()
+		mqttAddr, _ := freeAddr()
+		lk := exec.Command(binary, "serve", "--config", conf)
+		lk.Env = append(os.Environ(), "LOOKOUT_WEBRTC_ADDR=127.0.0.1:0", "LOOKOUT_TURN_ADDR=127.0.0.1:0", "LOOKOUT_DATA_DIR="+filepath.Join(dir, "data"), "LOOKOUT_HTTP_ADDR="+httpAddr,
+			"LOOKOUT_MQTT_ADDR="+mqttAddr, "LOOKOUT_ADMIN_PASSWORD=bench-admin-password", "LOOKOUT_DEMO=0")
+		lk.Stdout, lk.Stderr = logOut, logOut
+		if err := lk.Start(); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		s.pid = lk.Process.Pid
+		s.stop = func() {
+			_ = lk.Process.Signal(syscall.SIGTERM)
+			_ = lk.Wait()
+			os.RemoveAll(dir)
+		}
+	}
+	s.api = &apiClient{base: "http://" + httpAddr}
+	s.api.http.Transport = &http.Transport{MaxIdleConnsPerHost: 16}
+	s.wsURL = "ws://" + httpAddr + "/rtc/signal"
+	if err := s.api.waitHealthy(20 * time.Second); err != nil {
+		s.stop()
+		return nil, err
+	}
+	if err := s.api.login(); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *meetServer) token(room, identity, role string) (string, error) {
+	var r struct{ Token string }
+	err := s.api.do("POST", "/api/v1/rooms/"+room+"/tokens", map[string]any{"identity": identity, "name": identity, "role": role}, &r)
+	return r.Token, err
+}
+
+// procSample is a process's memory and goroutines at one time.
+type procSample struct {
+	at         time.Duration
+	rssKiB     int64
+	heap       uint64
+	goroutines int
+}
+
+// sample reads lookout's resident memory (/proc) and its heap in use and
+// goroutines (its /metrics); in-process, this process's.
+func (s *meetServer) sample() procSample {
+	if s.pid == 0 {
+		return selfSample()
+	}
+	var p procSample
+	p.rssKiB, _ = residentKiB(s.pid)
+	if v, err := s.api.metric("go_memstats_heap_inuse_bytes"); err == nil {
+		p.heap = uint64(v)
+	}
+	if v, err := s.api.metric("go_goroutines"); err == nil {
+		p.goroutines = int(v)
+	}
+	return p
+}
+
+func selfSample() procSample {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	rss, _ := residentKiB(os.Getpid())
+	return procSample{rssKiB: rss, heap: ms.HeapInuse, goroutines: runtime.NumGoroutine()}
+}
+
+func (p procSample) String() string {
+	return fmt.Sprintf("RSS %.1f MiB, heap in use %.1f MiB, %d goroutines", float64(p.rssKiB)/1024, float64(p.heap)/(1<<20), p.goroutines)
+}
+
+// cpuMeter measures the CPU of lookout and of this process over a span,
+// and the UDP datagrams the machine's sockets dropped for a full receive
+// buffer (/proc/net/snmp).
+type cpuMeter struct {
+	srv            *meetServer
+	began          time.Time
+	lk, self       int64
+	lkPct, selfPct float64
+	drops          int64
+}
+
+// udpReceiveDrops is the machine's UDP RcvbufErrors count.
+func udpReceiveDrops() int64 {
+	data, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0
+	}
+	var names []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "RcvbufErrors" && i < len(f) {
+				v, _ := strconv.ParseInt(f[i], 10, 64)
+				return v
+			}
+		}
+	}
+	return 0
+}
+
+func (m *cpuMeter) start() {
+	m.began = time.Now()
+	m.drops = udpReceiveDrops()
+	m.self, _ = cpuTicks(os.Getpid())
+	if m.srv.pid != 0 {
+		m.lk, _ = cpuTicks(m.srv.pid)
+	}
+}
+
+func (m *cpuMeter) stop() {
+	secs := time.Since(m.began).Seconds()
+	m.drops = udpReceiveDrops() - m.drops
+	self, _ := cpuTicks(os.Getpid())
+	m.selfPct = 100 * float64(self-m.self) / float64(clockTicks()) / secs
+	if m.srv.pid != 0 {
+		lk, _ := cpuTicks(m.srv.pid)
+		m.lkPct = 100 * float64(lk-m.lk) / float64(clockTicks()) / secs
+	}
+}
+
+func (m *cpuMeter) String() string {
+	drops := fmt.Sprintf("; UDP datagrams dropped by full socket buffers (the machine's RcvbufErrors): %d", m.drops)
+	if m.srv.pid == 0 {
+		return fmt.Sprintf("lookout and the participants, one process: %.0f%% of one core", m.selfPct) + drops
+	}
+	return fmt.Sprintf("lookout %.0f%% of one core; the participants (this process) %.0f%%", m.lkPct, m.selfPct) + drops
+}
+
+// profiles takes, with --pprof, lookout's CPU profile over the next d (at
+// most 60 s) and, with --cpuprofile, this process's; done ends them and,
+// with --pprof, saves lookout's heap profile to lookout-meeting-heap.prof.
+func profiles(o meetOpts, d time.Duration) (done func() error) {
+	var wg sync.WaitGroup
+	var lkErr error
+	if o.pprofAddr != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			secs := int(min(d, time.Minute).Seconds())
+			lkErr = saveURL(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", o.pprofAddr, max(secs, 1)), "lookout-meeting-cpu.prof")
+		}()
+	}
+	var f *os.File
+	if o.cpuProfile != "" {
+		var err error
+		if f, err = os.Create(o.cpuProfile); err == nil {
+			if err = pprof.StartCPUProfile(f); err != nil {
+				f.Close()
+				f = nil
+			}
+		}
+	}
+	return func() error {
+		if f != nil {
+			pprof.StopCPUProfile()
+			f.Close()
+		}
+		wg.Wait()
+		if o.pprofAddr != "" && lkErr == nil {
+			// And what lookout's heap holds at the end.
+			lkErr = saveURL("http://"+o.pprofAddr+"/debug/pprof/heap", "lookout-meeting-heap.prof")
+		}
+		return lkErr
+	}
+}
+
+func saveURL(url, file string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
+}
+
+// joinAll joins n participants, 8 at a time: identity(i) with token(i),
+// then, if then is not nil, then(i, client).
+func joinAll(srv *meetServer, n int, phase *atomic.Int32, identity func(int) string, tokens []string, then func(int, *meetClient) error) ([]*meetClient, []error) {
+	clients := make([]*meetClient, n)
+	errs := make([]error, n)
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for range min(8, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				c, err := dialMeeting(srv.wsURL, identity(i), tokens[i], phase)
+				if err == nil && then != nil {
+					if err = then(i, c); err != nil {
+						c.close()
+					}
+				}
+				if err != nil {
+					errs[i] = err
+					continue
+				}
+				clients[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	return clients, errs
+}
+
+func closeAll(clients []*meetClient) {
+	var wg sync.WaitGroup
+	work := make(chan *meetClient)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				c.close()
+			}
+		}()
+	}
+	for _, c := range clients {
+		if c != nil {
+			work <- c
+		}
+	}
+	close(work)
+	wg.Wait()
+}
+
+// waitMedia waits, at most within, until every client has packets on
+// video tracks of video publishers and audio tracks of audio publishers;
+// it returns how many have.
+func waitMedia(clients []*meetClient, video, audio int, within time.Duration) int {
+	deadline := time.Now().Add(within)
+	for {
+		ready := 0
+		for _, c := range clients {
+			if c == nil {
+				continue
+			}
+			if v, a := c.receivedTracks(); v >= video && a >= audio {
+				ready++
+			}
+		}
+		if ready == len(clients) || time.Now().After(deadline) {
+			return ready
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// meetTotals are the receivers' measurements, summed.
+type meetTotals struct {
+	tracks int
+	// videoFlowing are the video tracks that had packets while measured.
+	videoFlowing                              int
+	expected, received, late, gaps, dups, bad uint64
+	videoReceived, audioReceived              uint64
+	// delay is every packet's, video and audio their own; toSocket to
+	// the arrival at the receivers' sockets.
+	delay, video, audio, toSocket histogram
+}
+
+func collect(clients []*meetClient) *meetTotals {
+	t := &meetTotals{}
+	for _, c := range clients {
+		if c == nil {
+			continue
+		}
+		c.mu.Lock()
+		tracks := append([]*recvTrack(nil), c.tracks...)
+		c.mu.Unlock()
+		for _, tr := range tracks {
+			var h histogram
+			r := tr.result(&h, &t.toSocket)
+			t.delay.merge(&h)
+			if r.audio {
+				t.audio.merge(&h)
+			} else {
+				t.video.merge(&h)
+			}
+			t.tracks++
+			t.expected += r.expected
+			t.received += r.received
+			t.late += r.late
+			t.gaps += r.gaps
+			t.dups += r.dups
+			t.bad += r.bad
+			if r.audio {
+				t.audioReceived += r.received
+			} else {
+				t.videoReceived += r.received
+				if r.received > 0 {
+					t.videoFlowing++
+				}
+			}
+		}
+	}
+	return t
+}
+
+func (t *meetTotals) report(out io.Writer, receivers int, d time.Duration) {
+	lost := int64(t.expected) - int64(t.received)
+	pct := 0.0
+	if t.expected > 0 {
+		pct = 100 * float64(lost) / float64(t.expected)
+	}
+	fmt.Fprintf(out, "  packets received %d of %d expected from the sequence numbers (video %d, audio %d; %.0f/s per receiver): lost %d (%.3f%%)\n",
+		t.received, t.expected, t.videoReceived, t.audioReceived, float64(t.received)/d.Seconds()/float64(max(receivers, 1)), lost, pct)
+	fmt.Fprintf(out, "  missing on arrival %d (%.3f%%), of which came late (retransmitted or reordered) %d; duplicates %d; without a send time %d\n",
+		t.gaps, 100*float64(t.gaps)/float64(max(t.expected, 1)), t.late, t.dups, t.bad)
+	q := func(h *histogram) string {
+		return fmt.Sprintf("p50 %s  p99 %s  p99.9 %s  max %s", roundDelay(h.quantile(0.5)), roundDelay(h.quantile(0.99)),
+			roundDelay(h.quantile(0.999)), roundDelay(h.quantile(1)))
+	}
+	fmt.Fprintf(out, "  delay from the publisher's write to the receiver's socket (through the SFU; %d packets): %s\n", t.toSocket.n, q(&t.toSocket))
+	fmt.Fprintf(out, "  delay from the publisher's write to the receiver's read (and through its pion; %d): %s\n", t.delay.n, q(&t.delay))
+	fmt.Fprintf(out, "    of it video (%d): %s\n", t.video.n, q(&t.video))
+	fmt.Fprintf(out, "    of it audio (%d): %s\n", t.audio.n, q(&t.audio))
+}
+
+func roundDelay(d time.Duration) time.Duration {
+	if d < time.Millisecond {
+		return d.Round(time.Microsecond)
+	}
+	return d.Round(10 * time.Microsecond)
+}
+
+// meetingFanout is the one-publisher fan-out.
+func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) error {
+	n := o.subscribers
+	if err := srv.api.post("/api/v1/rooms", map[string]any{"id": "fanout", "name": "fan-out", "org_id": "cn", "max_participants": max(n+1, 2)}); err != nil {
+		return err
+	}
+	tokens := make([]string, n)
+	for i := range n {
+		var err error
+		if tokens[i], err = srv.token("fanout", fmt.Sprintf("sub-%03d", i), "viewer"); err != nil {
+			return err
+		}
+	}
+	pubToken, err := srv.token("fanout", "pub", "participant")
+	if err != nil {
+		return err
+	}
+	idle, benchIdle := srv.sample(), selfSample()
+	var phase atomic.Int32
+	pub, err := dialMeeting(srv.wsURL, "pub", pubToken, &phase)
+	if err != nil {
+		return err
+	}
+	defer pub.close()
+	publisher, err := pub.publish([]int{150_000, 500_000, 900_000}, 30, o.pacing)
+	if err != nil {
+		return err
+	}
+	joinStart := time.Now()
+	subs, errs := joinAll(srv, n, &phase, func(i int) string { return fmt.Sprintf("sub-%03d", i) }, tokens, nil)
+	defer closeAll(subs)
+	joinTook := time.Since(joinStart)
+	connected := waitMedia(subs, 1, 1, 30*time.Second)
+	var joinErrs []string
+	for _, err := range errs {
+		if err != nil && len(joinErrs) < 5 {
+			joinErrs = append(joinErrs, err.Error())
+		}
+	}
+	start, benchStart := srv.sample(), selfSample()
+	time.Sleep(o.warmup)
+
+	var cpu cpuMeter
+	cpu.srv = srv
+	v0, a0, k0 := publisher.videoPackets.Load(), publisher.audioPackets.Load(), publisher.keyframes.Load()
+	stopProfiles := profiles(o, o.duration)
+	phase.Store(phaseMeasure)
+	cpu.start()
+	time.Sleep(o.duration)
+	phase.Store(phaseDone)
+	cpu.stop()
+	perr := stopProfiles()
+	v1, a1, k1 := publisher.videoPackets.Load(), publisher.audioPackets.Load(), publisher.keyframes.Load()
+	end, benchEnd := srv.sample(), selfSample()
+
+	// Where each receiver's video ended, as the server said, and the
+	// packets it received of it.
+	layers := map[string]int{}
+	for _, c := range subs {
+		if c == nil {
+			continue
+		}
+		c.mu.Lock()
+		l := "low (never changed)"
+		for _, v := range c.layers {
+			l = v
+		}
+		c.mu.Unlock()
+		layers[l]++
+	}
+	totals := collect(subs)
+
+	fmt.Fprintf(out, "meeting fan-out: 1 publisher (VP8 simulcast l/m/h 150/500/900 kbit/s, %d frames/s each, a keyframe every 2 s and on request, %s; Opus-sized audio 50/s) to %d subscribers asking for high\n",
+		frameRate, pacingString(o.pacing), n)
+	where := "lookout in its own process, the participants in the bench's"
+	if srv.pid == 0 {
+		where = "lookout and the participants in one process"
+	}
+	fmt.Fprintf(out, "  %s; %s warm-up, then measured for %s\n", where, o.warmup, o.duration)
+	fmt.Fprintf(out, "  subscribers receiving %d of %d (joined in %s)\n", connected, n, joinTook.Round(10*time.Millisecond))
+	if len(joinErrs) > 0 {
+		fmt.Fprintf(out, "  join failures (first %d): %s\n", len(joinErrs), strings.Join(joinErrs, "; "))
+	}
+	fmt.Fprintf(out, "  layers at the end (layer_changed): %s\n", countsString(layers))
+	secs := o.duration.Seconds()
+	fmt.Fprintf(out, "  publisher sent: video %d packets (%.0f/s over 3 layers), audio %d (%.1f/s), %d keyframes\n", v1-v0, float64(v1-v0)/secs, a1-a0, float64(a1-a0)/secs, k1-k0)
+	totals.report(out, connected, o.duration)
+	w := publisher.writeTimes()
+	fmt.Fprintf(out, "  the publisher's own writes (pion's WriteRTP, through SRTP to the socket), %d: p50 %s  p99 %s  max %s\n", w.n,
+		roundDelay(w.quantile(0.5)), roundDelay(w.quantile(0.99)), roundDelay(w.quantile(1)))
+	fmt.Fprintf(out, "  CPU: %s\n", &cpu)
+	fmt.Fprintf(out, "  lookout: idle %s; all joined %s; end %s\n", idle, start, end)
+	if srv.pid != 0 {
+		fmt.Fprintf(out, "  bench:   idle %s; all joined %s; end %s\n", benchIdle, benchStart, benchEnd)
+	}
+	if perr != nil {
+		return fmt.Errorf("profile: %w", perr)
+	}
+	if connected < n {
+		return fmt.Errorf("%d of %d subscribers received no media", n-connected, n)
+	}
+	return nil
+}
+
+func pacingString(f float64) string {
+	if f == 0 {
+		return "each frame's packets at once"
+	}
+	return fmt.Sprintf("paced at %gx", f)
+}
+
+func countsString(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	order := map[string]int{"high": 0, "medium": 1, "low": 2}
+	sort.Slice(keys, func(i, j int) bool {
+		oi, ok := order[keys[i]]
+		if !ok {
+			oi = 9
+		}
+		oj, ok := order[keys[j]]
+		if !ok {
+			oj = 9
+		}
+		return oi < oj || oi == oj && keys[i] < keys[j]
+	})
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// meetingRooms is the many-rooms run with memory sampled.
+func meetingRooms(srv *meetServer, o meetOpts, out io.Writer) error {
+	total := o.rooms * o.perRoom
+	identity := func(i int) string { return fmt.Sprintf("r%02d-p%02d", i/o.perRoom, i%o.perRoom) }
+	room := func(i int) string { return fmt.Sprintf("room-%02d", i/o.perRoom) }
+	for r := range o.rooms {
+		if err := srv.api.post("/api/v1/rooms", map[string]any{"id": room(r * o.perRoom), "name": "bench", "org_id": "cn", "max_participants": o.perRoom}); err != nil {
+			return err
+		}
+	}
+	tokens := make([]string, total)
+	for i := range total {
+		var err error
+		if tokens[i], err = srv.token(room(i), identity(i), "participant"); err != nil {
+			return err
+		}
+	}
+	idle, benchIdle := srv.sample(), selfSample()
+	var phase atomic.Int32
+	publishers := make([]*benchPublisher, total)
+	clients, errs := joinAll(srv, total, &phase, identity, tokens, func(i int, c *meetClient) error {
+		// Each speaks at its own level, so the speakers list is steady.
+		p, err := c.publish([]int{300_000}, byte(20+i%o.perRoom*10), o.pacing)
+		publishers[i] = p
+		return err
+	})
+	defer closeAll(clients)
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	// Everyone hears everyone; the videos may come later, as the
+	// allocator lets them (see below).
+	connected := waitMedia(clients, 0, o.perRoom-1, 30*time.Second)
+	time.Sleep(o.warmup)
+
+	fmt.Fprintf(out, "meeting rooms: %d rooms of %d, each participant publishing VP8 300 kbit/s (%d frames/s, no simulcast, %s) and Opus-sized audio and receiving the other %d; %d participants, %d tracks forwarded\n",
+		o.rooms, o.perRoom, frameRate, pacingString(o.pacing), o.perRoom-1, total, total*(o.perRoom-1)*2)
+	where := "lookout in its own process, the participants in the bench's"
+	if srv.pid == 0 {
+		where = "lookout and the participants in one process"
+	}
+	fmt.Fprintf(out, "  %s; hearing everyone: %d of %d; %s warm-up, then measured for %s, sampled every %s\n", where, connected, total, o.warmup, o.duration, o.sample)
+	fmt.Fprintf(out, "  idle before the joins: lookout %s; bench %s\n", idle, benchIdle)
+
+	var cpu cpuMeter
+	cpu.srv = srv
+	stopProfiles := profiles(o, o.duration)
+	phase.Store(phaseMeasure)
+	cpu.start()
+	began := time.Now()
+	var samples []procSample
+	take := func() {
+		s, b := srv.sample(), selfSample()
+		s.at = time.Since(began)
+		samples = append(samples, s)
+		if srv.pid == 0 {
+			fmt.Fprintf(out, "  t=%-5s %s\n", s.at.Round(time.Second), s)
+			return
+		}
+		fmt.Fprintf(out, "  t=%-5s lookout %s | bench %s\n", s.at.Round(time.Second), s, b)
+	}
+	take()
+	tick := time.NewTicker(o.sample)
+	stopAt := time.After(o.duration)
+loop:
+	for {
+		select {
+		case <-tick.C:
+			if time.Since(began) < o.duration-o.sample/2 {
+				take()
+			}
+		case <-stopAt:
+			break loop
+		}
+	}
+	tick.Stop()
+	phase.Store(phaseDone)
+	cpu.stop()
+	perr := stopProfiles()
+	take()
+
+	totals := collect(clients)
+	var video uint64
+	for _, p := range publishers {
+		if p != nil {
+			video += p.videoPackets.Load()
+		}
+	}
+	paused := 0
+	for _, c := range clients {
+		if c == nil {
+			continue
+		}
+		c.mu.Lock()
+		for _, l := range c.layers {
+			if l == "paused" {
+				paused++
+			}
+		}
+		c.mu.Unlock()
+	}
+	fmt.Fprintf(out, "  videos flowing while measured: %d of %d; paused by the allocator at the end (layer_changed): %d\n",
+		totals.videoFlowing, total*(o.perRoom-1), paused)
+	totals.report(out, connected, o.duration)
+	fmt.Fprintf(out, "  CPU: %s\n", &cpu)
+	rss := func(s procSample) float64 { return float64(s.rssKiB) / 1024 }
+	heap := func(s procSample) float64 { return float64(s.heap) / (1 << 20) }
+	gor := func(s procSample) float64 { return float64(s.goroutines) }
+	for _, m := range []struct {
+		name, unit string
+		f          func(procSample) float64
+	}{{"RSS", " MiB", rss}, {"heap in use", " MiB", heap}, {"goroutines", "", gor}} {
+		top := 0.0
+		for _, s := range samples {
+			top = max(top, m.f(s))
+		}
+		// The slope after the first minute too: pion's retransmission
+		// buffers fill in the first seconds of each stream.
+		var later []procSample
+		for _, s := range samples {
+			if s.at >= time.Minute-time.Second {
+				later = append(later, s)
+			}
+		}
+		after := ""
+		if len(later) >= 3 {
+			after = fmt.Sprintf(" (after the first minute %+.2f%s)", slope(later, m.f), m.unit)
+		}
+		fmt.Fprintf(out, "  lookout %s: first %.1f%s, last %.1f%s, max %.1f%s, slope %+.2f%s per minute%s\n", m.name, m.f(samples[0]), m.unit,
+			m.f(samples[len(samples)-1]), m.unit, top, m.unit, slope(samples, m.f), m.unit, after)
+	}
+	if perr != nil {
+		return fmt.Errorf("profile: %w", perr)
+	}
+	if connected < total {
+		return fmt.Errorf("%d of %d participants did not hear everyone", total-connected, total)
+	}
+	return nil
+}
+
+// slope is the least-squares slope of f over the samples, per minute.
+func slope(samples []procSample, f func(procSample) float64) float64 {
+	if len(samples) < 2 {
+		return 0
+	}
+	var sx, sy, sxx, sxy float64
+	for _, s := range samples {
+		x, y := s.at.Minutes(), f(s)
+		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	n := float64(len(samples))
+	d := n*sxx - sx*sx
+	if d == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / d
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The meeting bench runs, tiny, against a server in the test's process:
+// the fan-out to three subscribers and one room of three; every packet
+// expected arrives with its send time.
+func TestMeetingBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server and WebRTC participants")
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"fan-out", []string{"--subscribers", "3", "--warmup", "1s", "--duration", "3s"},
+			[]string{"subscribers receiving 3 of 3", "layers at the end", "through the SFU"}},
+		{"rooms", []string{"--rooms", "1", "--per-room", "3", "--warmup", "0s", "--duration", "3s", "--sample", "1s"},
+			[]string{"hearing everyone: 3 of 3", "videos flowing while measured: 6 of 6", "t=1s", "lookout RSS: first", "slope"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := meeting(append([]string{"--in-process"}, tc.args...), &out)
+			t.Log("\n" + out.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("no %q in the output", w)
+				}
+			}
+			m := regexp.MustCompile(`packets received (\d+) of (\d+) expected`).FindStringSubmatch(out.String())
+			if m == nil {
+				t.Fatal("no packet count")
+			}
+			got, _ := strconv.Atoi(m[1])
+			want, _ := strconv.Atoi(m[2])
+			// Loopback under the race detector: nothing should be lost,
+			// but allow a packet or two.
+			if want < 100 || got < want-2 {
+				t.Errorf("received %d of %d", got, want)
+			}
+			if !strings.Contains(out.String(), "without a send time 0") {
+				t.Error("packets without a readable send time")
+			}
+		})
+	}
+}
+
+func TestHistogram(t *testing.T) {
+	var h histogram
+	for i := 1; i <= 1000; i++ {
+		h.add(time.Duration(i) * time.Microsecond)
+	}
+	for _, tc := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500 * time.Microsecond}, {0.99, 990 * time.Microsecond}, {1, time.Millisecond}} {
+		got := h.quantile(tc.q)
+		if got < tc.want || float64(got) > float64(tc.want)*1.04 {
+			t.Errorf("quantile(%v) = %s, want %s within 4 %%", tc.q, got, tc.want)
+		}
+	}
+	// Every value falls in a bucket whose upper bound is at or above it,
+	// and the buckets are in order.
+	for v := int64(0); v < 1<<20; v = v*9/8 + 1 {
+		i := histIndex(v)
+		if histUpper(i) < v || i > 0 && histUpper(i-1) >= v {
+			t.Fatalf("%d in bucket %d (%d-%d)", v, i, histUpper(i-1)+1, histUpper(i))
+		}
+	}
+}
+
+// The receivers find the send time where the publisher put it, in every
+// kind of VP8 packet, and count losses, late packets and duplicates.
+func TestRecvTrack(t *testing.T) {
+	buf := make([]byte, 1200)
+	for _, tc := range []struct {
+		name        string
+		first, key  bool
+		wantDataOff int
+	}{{"keyframe start", true, true, 14}, {"interframe start", true, false, 7}, {"continuation", false, false, 4}} {
+		p := vp8Packet(buf, tc.first, tc.key, 300, [2]uint16{1280, 720}, 900)
+		if got := vp8DataOffset(p); got != tc.wantDataOff {
+			t.Errorf("%s: data at %d, want %d", tc.name, got, tc.wantDataOff)
+		}
+		if isKey := p[0]&0x10 != 0 && p[4]&1 == 0; isKey != tc.key {
+			t.Errorf("%s: keyframe %v", tc.name, isKey)
+		}
+	}
+
+	var phase atomic.Int32
+	phase.Store(phaseMeasure)
+	tr := &recvTrack{phase: &phase}
+	pkt := func(seq uint16) []byte {
+		b := make([]byte, 12, 1200)
+		b[0] = 0x80
+		b[2], b[3] = byte(seq>>8), byte(seq)
+		return append(b, vp8Packet(buf, false, false, 1, [2]uint16{}, 100)...)
+	}
+	for _, seq := range []uint16{65534, 65535, 1, 2, 0, 2, 5} { // 0 late, 2 twice, 3 and 4 lost
+		tr.take(pkt(seq), benchNow()+int64(time.Millisecond))
+	}
+	var h, sock histogram
+	r := tr.result(&h, &sock)
+	if r.expected != 8 || r.received != 6 || r.late != 1 || r.dups != 1 || r.gaps != 3 || h.n != 6 {
+		t.Errorf("%+v, %d delays", r, h.n)
+	}
+}
