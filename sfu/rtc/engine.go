@@ -21,6 +21,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/gcc"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -117,7 +118,7 @@ func New(p Params) (*Engine, error) {
 		return nil, err
 	}
 	var ir interceptor.Registry
-	if err := webrtc.RegisterDefaultInterceptors(&me, &ir); err != nil {
+	if err := registerInterceptors(&me, &ir); err != nil {
 		e.Close()
 		return nil, err
 	}
@@ -165,7 +166,7 @@ func (e *Engine) subscriberAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(&me, &ir); err != nil {
 		return nil, err
 	}
-	if err := webrtc.RegisterDefaultInterceptors(&me, &ir); err != nil {
+	if err := registerInterceptors(&me, &ir); err != nil {
 		return nil, err
 	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(&ir)), nil
@@ -188,6 +189,19 @@ func (e *Engine) NewSubscriberPeerConnection() (*webrtc.PeerConnection, cc.Bandw
 		return nil, nil, errors.New("webrtc: no bandwidth estimator was built for the connection")
 	}
 	return pc, est, nil
+}
+
+// nackHistory is how many packets of each video stream a connection keeps
+// to answer NACKs with: at the 120 packets/s of a 720p layer, 2 s, far
+// longer than a county link's round trip. pion's default, 1024 full-size
+// packets, held 1.5 MB for every video a participant receives.
+const nackHistory = 256
+
+// registerInterceptors registers pion's default interceptors (NACK
+// generator and responder, RTCP reports, simulcast header extensions,
+// statistics, TWCC feedback) with a shorter NACK history.
+func registerInterceptors(me *webrtc.MediaEngine, ir *interceptor.Registry) error {
+	return webrtc.RegisterDefaultInterceptorsWithOptions(me, ir, webrtc.WithNackResponderOptions(nack.ResponderSize(nackHistory)))
 }
 
 // audioLevelURI is the client-to-mixer audio level extension (RFC 6464),
