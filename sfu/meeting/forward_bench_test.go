@@ -1,6 +1,9 @@
 package meeting
 
 import (
+	"net"
+	"runtime"
+	"sync"
 	"testing"
 
 	"github.com/pion/rtp"
@@ -19,7 +22,12 @@ func (w *nopWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 func (w *nopWriter) Write(b []byte) (int, error) { return len(b), nil }
 
 func benchTrack(subscribers int) (*upTrack, []*downTrack) {
-	u := &upTrack{kind: webrtc.RTPCodecTypeVideo, codec: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, simulcast: true}
+	return benchTrackOn(subscribers, nil)
+}
+
+// benchTrackOn is benchTrack forwarding through fan.
+func benchTrackOn(subscribers int, fan *fanout) (*upTrack, []*downTrack) {
+	u := &upTrack{kind: webrtc.RTPCodecTypeVideo, codec: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, simulcast: true, fan: fan}
 	u.downs.Store(&[]*downTrack{})
 	downs := make([]*downTrack, subscribers)
 	for i := range downs {
@@ -33,11 +41,12 @@ func benchTrack(subscribers int) (*upTrack, []*downTrack) {
 // forward is the read loop's body after the packet was read: keyframe
 // detection and the write to every subscriber.
 func forward(u *upTrack, layer int, p *rtp.Packet, now int64) {
-	key := isVP8Keyframe(p.Payload)
-	for _, d := range *u.downs.Load() {
-		d.write(layer, p, key, now)
-	}
+	u.fan.forward(*u.downs.Load(), layer, p, isVP8Keyframe(p.Payload), now, &forwarded)
 }
+
+// forwarded is the tests' reader's wait group (they forward from one
+// goroutine).
+var forwarded sync.WaitGroup
 
 // BenchmarkForwardPacket: one video packet of the high layer to one
 // subscriber, the other layers' packets dropped as they come.
@@ -46,9 +55,17 @@ func BenchmarkForwardPacket(b *testing.B) {
 	benchForward(b, u)
 }
 
-// BenchmarkForwardPacket200: one packet to 200 subscribers.
+// BenchmarkForwardPacket200: one packet to 200 subscribers, in the reader.
 func BenchmarkForwardPacket200(b *testing.B) {
 	u, _ := benchTrack(200)
+	benchForward(b, u)
+}
+
+// BenchmarkForwardPacket200Fanout: the same on every core.
+func BenchmarkForwardPacket200Fanout(b *testing.B) {
+	fan := newFanout(runtime.GOMAXPROCS(0) - 1)
+	defer fan.stop()
+	u, _ := benchTrackOn(200, fan)
 	benchForward(b, u)
 }
 
@@ -69,28 +86,40 @@ func benchForward(b *testing.B, u *upTrack) {
 	}
 }
 
-// The forwarding path makes no allocation per packet.
+// The forwarding path makes no allocation per packet, in the reader and
+// through the fan-out's workers; every subscriber gets every packet.
 func TestForwardMakesNoAllocation(t *testing.T) {
-	u, downs := benchTrack(8)
-	payload := make([]byte, 1000)
-	payload[0] = 0x10
-	p := &rtp.Packet{Header: rtp.Header{Version: 2}, Payload: payload}
-	forward(u, layerHigh, p, 0)
-	payload[1] = 0x01
-	var seq uint16
-	allocs := testing.AllocsPerRun(1000, func() {
-		seq++
-		p.SequenceNumber = seq
-		forward(u, layerHigh, p, int64(seq))
-		forward(u, layerLow, p, int64(seq))
-	})
-	if allocs != 0 {
-		t.Fatalf("%.1f allocations per packet", allocs)
-	}
-	for _, d := range downs {
-		if d.packets.Load() < 1000 || d.ws.(*nopWriter).n == 0 {
-			t.Fatalf("subscriber got %d packets", d.packets.Load())
-		}
+	for _, tc := range []struct {
+		name        string
+		subscribers int
+		workers     int
+	}{{"reader", 8, 0}, {"fan-out", 4 * fanoutPart, 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			fan := newFanout(tc.workers)
+			defer fan.stop()
+			u, downs := benchTrackOn(tc.subscribers, fan)
+			payload := make([]byte, 1000)
+			payload[0] = 0x10
+			p := &rtp.Packet{Header: rtp.Header{Version: 2}, Payload: payload}
+			forward(u, layerHigh, p, 0)
+			payload[1] = 0x01
+			var seq uint16
+			allocs := testing.AllocsPerRun(1000, func() {
+				seq++
+				p.SequenceNumber = seq
+				forward(u, layerHigh, p, int64(seq))
+				forward(u, layerLow, p, int64(seq))
+			})
+			if allocs != 0 {
+				t.Fatalf("%.1f allocations per packet", allocs)
+			}
+			for _, d := range downs {
+				// The keyframe, AllocsPerRun's warm-up run and its 1000.
+				if n := d.packets.Load(); n != 1002 || d.ws.(*nopWriter).n != 1002*len(payload) {
+					t.Fatalf("subscriber got %d packets", n)
+				}
+			}
+		})
 	}
 }
 
@@ -174,3 +203,57 @@ func TestDownTrackLongRunAndLatePackets(t *testing.T) {
 		t.Fatal("a packet 5000 behind was forwarded")
 	}
 }
+
+// udpWriter writes each packet to a UDP socket, as a subscriber's
+// connection ends (without SRTP and pion's interceptors), to a reader
+// that discards it.
+type udpWriter struct {
+	conn *net.UDPConn
+	buf  []byte
+}
+
+func (w *udpWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	n, err := h.MarshalTo(w.buf)
+	if err != nil {
+		return 0, err
+	}
+	n += copy(w.buf[n:], payload)
+	return w.conn.Write(w.buf[:n])
+}
+
+func (w *udpWriter) Write(b []byte) (int, error) { return w.conn.Write(b) }
+
+// benchForwardUDP is benchForward with every subscriber writing to a
+// socket: the part of a write that the fan-out's workers share.
+func benchForwardUDP(b *testing.B, workers int) {
+	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sink.Close()
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, err := sink.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	fan := newFanout(workers)
+	defer fan.stop()
+	u, downs := benchTrackOn(200, fan)
+	for _, d := range downs {
+		c, err := net.DialUDP("udp4", nil, sink.LocalAddr().(*net.UDPAddr))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		d.ws = &udpWriter{conn: c, buf: make([]byte, 1500)}
+	}
+	benchForward(b, u)
+}
+
+// BenchmarkForwardPacket200UDP: one packet to 200 subscribers' sockets,
+// in the reader; BenchmarkForwardPacket200UDPFanout: on every core.
+func BenchmarkForwardPacket200UDP(b *testing.B)       { benchForwardUDP(b, 0) }
+func BenchmarkForwardPacket200UDPFanout(b *testing.B) { benchForwardUDP(b, runtime.GOMAXPROCS(0)-1) }

@@ -17,6 +17,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -78,6 +79,9 @@ type SFU struct {
 	metrics  *metrics
 	upgrader websocket.Upgrader
 
+	// fan forwards the packets of large rooms on every core.
+	fan *fanout
+
 	mu     sync.Mutex
 	live   map[string]*Room
 	closed bool
@@ -96,7 +100,7 @@ func New(p Params) (*SFU, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &SFU{p: p, log: p.Log, peers: p.Peers, rooms: p.Rooms, metrics: m, live: map[string]*Room{}}
+	s := &SFU{p: p, log: p.Log, peers: p.Peers, rooms: p.Rooms, metrics: m, live: map[string]*Room{}, fan: newFanout(runtime.GOMAXPROCS(0) - 1)}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   4096,
@@ -465,6 +469,7 @@ func (s *SFU) Close() {
 		s.end(r, signal.LeftClosed)
 	}
 	s.conns.Wait()
+	s.fan.stop()
 }
 
 // audit records a host action.

@@ -60,6 +60,10 @@ type upTrack struct {
 	levelSum atomic.Uint64
 	levelN   atomic.Uint64
 
+	// fan forwards to many subscribers on several cores (nil: in the
+	// reader).
+	fan *fanout
+
 	readers sync.WaitGroup
 }
 
@@ -74,6 +78,7 @@ func newUpTrack(pub *participant, remote *webrtc.TrackRemote, source string, lev
 		simulcast: remote.RID() != "",
 		levelExt:  levelExt,
 		createdAt: time.Now(),
+		fan:       pub.room.sfu.fan,
 	}
 	u.downs.Store(&[]*downTrack{})
 	return u
@@ -141,6 +146,7 @@ func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
 	defer u.pub.room.trackEnded(u, layer)
 	buf := make([]byte, 1500)
 	var p rtp.Packet
+	var forwarded sync.WaitGroup
 	audio := u.kind == webrtc.RTPCodecTypeAudio
 	isKey := isH264Keyframe
 	switch {
@@ -170,10 +176,7 @@ func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
 		if u.muted.Load() {
 			continue
 		}
-		key := audio || isKey(p.Payload)
-		for _, d := range *u.downs.Load() {
-			d.write(layer, &p, key, now)
-		}
+		u.fan.forward(*u.downs.Load(), layer, &p, audio || isKey(p.Payload), now, &forwarded)
 	}
 }
 
