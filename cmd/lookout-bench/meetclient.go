@@ -49,6 +49,20 @@ const (
 
 const audioLevelExtURI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 
+// publishers are the bench's publishers by the index each packet carries,
+// so that a receiver finds when the packet left its publisher's socket.
+var (
+	publishers     [512]atomic.Pointer[benchPublisher]
+	publisherCount atomic.Int32
+)
+
+// sentMark is what every packet carries after its send time: the
+// publisher's index (2 bytes), the stream (a video layer, or audioStream)
+// and the sequence number the publisher gave it (2 bytes).
+const sentMarkLen = 8 + 5
+
+const audioStream = 3
+
 // meetClient is one participant.
 type meetClient struct {
 	identity string
@@ -415,13 +429,15 @@ type recvTrack struct {
 	// packet (a retransmission, or out of order) from a duplicate.
 	seen     [1024 / 64]uint64
 	received uint64 // unique packets from base to highest
+	bytes    uint64 // their size, as RTP (before SRTP's tag)
 	late     uint64 // of those, arrived after a higher number
 	gaps     uint64 // numbers skipped when a higher one arrived
 	dups     uint64
 	noStamp  uint64 // packets without a readable send time
 	// delay is from the publisher's write to the read here; toSocket to
-	// the arrival at this receiver's socket.
-	delay, toSocket histogram
+	// the arrival at this receiver's socket; forward from the publisher's
+	// socket to this receiver's (the SFU's part).
+	delay, toSocket, forward histogram
 }
 
 // run reads the track into one buffer until it ends.
@@ -462,6 +478,7 @@ func (t *recvTrack) take(pkt []byte, now int64) {
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.bytes += uint64(len(pkt))
 	if !t.started {
 		t.started = true
 		t.base = 1<<16 + int64(seq)
@@ -528,10 +545,26 @@ func (t *recvTrack) stamp(p []byte, seq uint16, now int64) {
 	if t.arrivals == nil {
 		return
 	}
-	if at, ok := t.arrivals.arrival(seq); ok && at >= sent-int64(time.Millisecond) {
+	at, ok := t.arrivals.arrival(seq)
+	if !ok || at < sent-int64(time.Millisecond) {
 		// (The kernel's clock and the monotonic one may differ by a
 		// little.)
-		t.toSocket.add(time.Duration(max(at-sent, 0)))
+		return
+	}
+	t.toSocket.add(time.Duration(max(at-sent, 0)))
+	if len(p) < i+sentMarkLen {
+		return
+	}
+	idx, stream, pubSeq := binary.BigEndian.Uint16(p[i+8:]), p[i+10], binary.BigEndian.Uint16(p[i+11:])
+	if int(idx) >= len(publishers) || stream > audioStream {
+		return
+	}
+	if pub := publishers[idx].Load(); pub != nil {
+		if tab := pub.sent[stream].Load(); tab != nil {
+			if left, ok := tab.arrival(pubSeq); ok && at >= left-int64(time.Millisecond) {
+				t.forward.add(time.Duration(max(at-left, 0)))
+			}
+		}
 	}
 }
 
@@ -582,17 +615,19 @@ func vp8DataOffset(p []byte) int {
 type trackResult struct {
 	audio                                     bool
 	expected, received, late, gaps, dups, bad uint64
+	bytes                                     uint64
 }
 
-func (t *recvTrack) result(h, toSocket *histogram) trackResult {
+func (t *recvTrack) result(h, toSocket, forward *histogram) trackResult {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	r := trackResult{audio: t.audio, received: t.received, late: t.late, gaps: t.gaps, dups: t.dups, bad: t.noStamp}
+	r := trackResult{audio: t.audio, received: t.received, late: t.late, gaps: t.gaps, dups: t.dups, bad: t.noStamp, bytes: t.bytes}
 	if t.started {
 		r.expected = uint64(t.highest - t.base + 1)
 	}
 	h.merge(&t.delay)
 	toSocket.merge(&t.toSocket)
+	forward.merge(&t.forward)
 	return r
 }
 
@@ -621,6 +656,11 @@ type benchPublisher struct {
 	level        byte
 
 	videoPackets, audioPackets, keyframes atomic.Uint64
+
+	// index is the publisher's in publishers; sent are its socket's
+	// records of what it sent, by stream (layers, then audioStream).
+	index uint16
+	sent  [audioStream + 1]atomic.Pointer[stampTable]
 
 	// writes is how long pion's WriteRTP took, through the interceptors
 	// and SRTP to the socket: the part of the delay that is the
@@ -654,7 +694,11 @@ var layerSizes = [][2]uint16{{320, 180}, {640, 360}, {1280, 720}}
 // packets are paced at pacing times their bitrate, as browsers pace them
 // (Chrome: 2.5), or sent each frame at once when pacing is 0.
 func (c *meetClient) publish(rates []int, level byte, pacing float64) (*benchPublisher, error) {
-	pc, _, err := c.newPC(true)
+	idx := publisherCount.Add(1) - 1
+	if int(idx) >= len(publishers) {
+		return nil, errors.New("too many publishers for the bench")
+	}
+	pc, conn, err := c.newPC(true)
 	if err != nil {
 		return nil, err
 	}
@@ -662,7 +706,7 @@ func (c *meetClient) publish(rates []int, level byte, pacing float64) (*benchPub
 	c.mu.Lock()
 	c.pub = pc
 	c.mu.Unlock()
-	p := &benchPublisher{c: c, rates: rates, quit: make(chan struct{}), level: level}
+	p := &benchPublisher{c: c, rates: rates, quit: make(chan struct{}), level: level, index: uint16(idx)}
 	for _, r := range rates {
 		p.pacing += int64(pacing * float64(r))
 	}
@@ -750,6 +794,16 @@ func (c *meetClient) publish(rates []int, level byte, pacing float64) (*benchPub
 	if simulcast && (p.midID == 0 || p.ridID == 0 || p.mid == "") {
 		return nil, errors.New("the answer negotiated no mid and rid header extensions for simulcast")
 	}
+	// Where the socket notes what each stream sent.
+	for i, e := range vs.GetParameters().Encodings {
+		if i < len(rates) {
+			p.sent[i].Store(conn.table(uint32(e.SSRC)))
+		}
+	}
+	if enc := as.GetParameters().Encodings; len(enc) > 0 {
+		p.sent[audioStream].Store(conn.table(uint32(enc[0].SSRC)))
+	}
+	publishers[idx].Store(p)
 	c.mu.Lock()
 	c.publisher = p
 	c.mu.Unlock()
@@ -836,9 +890,9 @@ func (p *benchPublisher) sendVideo() {
 				if k == n-1 {
 					part = size - part*(n-1)
 				}
-				pl := vp8Packet(payload, k == 0, key, picture[l], sizes, part)
 				pk := &pkts[l]
 				pk.SequenceNumber++
+				pl := vp8Packet(payload, k == 0, key, picture[l], sizes, part, p.mark(l, pk.SequenceNumber))
 				pk.Timestamp = uint32(frame * 90000 / frameRate)
 				pk.Marker = k == n-1
 				pk.Payload = pl
@@ -860,7 +914,7 @@ func (p *benchPublisher) sendVideo() {
 // at a frame's start, partition 0, a 15-bit picture id), the frame header
 // at a frame's start (a keyframe's with its start code and size), then
 // the send time.
-func vp8Packet(buf []byte, first, key bool, picture uint16, size [2]uint16, n int) []byte {
+func vp8Packet(buf []byte, first, key bool, picture uint16, size [2]uint16, n int, mark [5]byte) []byte {
 	clear(buf[:max(n, 32)])
 	buf[0] = 0x80 // X
 	if first {
@@ -887,7 +941,16 @@ func vp8Packet(buf []byte, first, key bool, picture uint16, size [2]uint16, n in
 		}
 	}
 	binary.BigEndian.PutUint64(buf[i:], uint64(benchNow()))
-	return buf[:max(n, i+8)]
+	copy(buf[i+8:], mark[:])
+	return buf[:max(n, i+sentMarkLen)]
+}
+
+// mark is what a packet of stream carries after its send time (sentMark).
+func (p *benchPublisher) mark(stream int, seq uint16) (m [5]byte) {
+	binary.BigEndian.PutUint16(m[:], p.index)
+	m[2] = byte(stream)
+	binary.BigEndian.PutUint16(m[3:], seq)
+	return m
 }
 
 // sendAudio sends a 20 ms Opus-sized packet (80 bytes: 32 kbit/s) with
@@ -912,6 +975,8 @@ func (p *benchPublisher) sendAudio() {
 		pk.SequenceNumber++
 		pk.Timestamp += 960
 		binary.BigEndian.PutUint64(payload[1:], uint64(benchNow()))
+		m := p.mark(audioStream, pk.SequenceNumber)
+		copy(payload[9:], m[:])
 		if p.write(p.audio, &pk) {
 			p.audioPackets.Add(1)
 		}

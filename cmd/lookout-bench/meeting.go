@@ -433,10 +433,15 @@ type meetTotals struct {
 	// videoFlowing are the video tracks that had packets while measured.
 	videoFlowing                              int
 	expected, received, late, gaps, dups, bad uint64
-	videoReceived, audioReceived              uint64
+	// bytes are the RTP bytes received (duplicates included).
+	bytes                        uint64
+	videoReceived, audioReceived uint64
 	// delay is every packet's, video and audio their own; toSocket to
 	// the arrival at the receivers' sockets.
 	delay, video, audio, toSocket histogram
+	// forward is from the publisher's socket to the receivers': the SFU's
+	// part, with the kernel's loopback delivery at both ends.
+	forward histogram
 }
 
 func collect(clients []*meetClient) *meetTotals {
@@ -450,7 +455,7 @@ func collect(clients []*meetClient) *meetTotals {
 		c.mu.Unlock()
 		for _, tr := range tracks {
 			var h histogram
-			r := tr.result(&h, &t.toSocket)
+			r := tr.result(&h, &t.toSocket, &t.forward)
 			t.delay.merge(&h)
 			if r.audio {
 				t.audio.merge(&h)
@@ -464,6 +469,7 @@ func collect(clients []*meetClient) *meetTotals {
 			t.gaps += r.gaps
 			t.dups += r.dups
 			t.bad += r.bad
+			t.bytes += r.bytes
 			if r.audio {
 				t.audioReceived += r.received
 			} else {
@@ -491,7 +497,8 @@ func (t *meetTotals) report(out io.Writer, receivers int, d time.Duration) {
 		return fmt.Sprintf("p50 %s  p99 %s  p99.9 %s  max %s", roundDelay(h.quantile(0.5)), roundDelay(h.quantile(0.99)),
 			roundDelay(h.quantile(0.999)), roundDelay(h.quantile(1)))
 	}
-	fmt.Fprintf(out, "  delay from the publisher's write to the receiver's socket (through the SFU; %d packets): %s\n", t.toSocket.n, q(&t.toSocket))
+	fmt.Fprintf(out, "  forwarding delay, from the publisher's socket to the receiver's (the SFU's part; %d packets): %s\n", t.forward.n, q(&t.forward))
+	fmt.Fprintf(out, "  delay from the publisher's write to the receiver's socket (and through the publisher's pion; %d): %s\n", t.toSocket.n, q(&t.toSocket))
 	fmt.Fprintf(out, "  delay from the publisher's write to the receiver's read (and through its pion; %d): %s\n", t.delay.n, q(&t.delay))
 	fmt.Fprintf(out, "    of it video (%d): %s\n", t.video.n, q(&t.video))
 	fmt.Fprintf(out, "    of it audio (%d): %s\n", t.audio.n, q(&t.audio))
@@ -595,6 +602,13 @@ func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) error {
 	fmt.Fprintf(out, "  the publisher's own writes (pion's WriteRTP, through SRTP to the socket), %d: p50 %s  p99 %s  max %s\n", w.n,
 		roundDelay(w.quantile(0.5)), roundDelay(w.quantile(0.99)), roundDelay(w.quantile(1)))
 	fmt.Fprintf(out, "  CPU: %s\n", &cpu)
+	mbits := float64(totals.bytes) * 8 / 1e6 / secs
+	fmt.Fprintf(out, "  forwarded %.1f Mbit/s of RTP (%.2f per subscriber)", mbits, mbits/float64(max(connected, 1)))
+	if srv.pid != 0 && mbits > 0 {
+		fmt.Fprintf(out, ": lookout %.3f%% of one core per forwarded Mbit/s", cpu.lkPct/mbits)
+	}
+	fmt.Fprintf(out, "; lookout's memory per subscriber, from idle to the end: RSS %.2f MiB, heap in use %.2f MiB\n",
+		float64(end.rssKiB-idle.rssKiB)/1024/float64(n), (float64(end.heap)-float64(idle.heap))/(1<<20)/float64(n))
 	fmt.Fprintf(out, "  lookout: idle %s; all joined %s; end %s\n", idle, start, end)
 	if srv.pid != 0 {
 		fmt.Fprintf(out, "  bench:   idle %s; all joined %s; end %s\n", benchIdle, benchStart, benchEnd)

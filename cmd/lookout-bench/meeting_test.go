@@ -23,7 +23,7 @@ func TestMeetingBench(t *testing.T) {
 		want []string
 	}{
 		{"fan-out", []string{"--subscribers", "3", "--warmup", "1s", "--duration", "3s"},
-			[]string{"subscribers receiving 3 of 3", "layers at the end", "through the SFU"}},
+			[]string{"subscribers receiving 3 of 3", "layers at the end", "through the publisher's pion"}},
 		{"rooms", []string{"--rooms", "1", "--per-room", "3", "--warmup", "0s", "--duration", "3s", "--sample", "1s"},
 			[]string{"hearing everyone: 3 of 3", "videos flowing while measured: 6 of 6", "t=1s", "lookout RSS: first", "slope"}},
 	} {
@@ -49,6 +49,15 @@ func TestMeetingBench(t *testing.T) {
 			// but allow a packet or two.
 			if want < 100 || got < want-2 {
 				t.Errorf("received %d of %d", got, want)
+			}
+			// Nearly every packet is matched with its leaving the
+			// publisher's socket.
+			fm := regexp.MustCompile(`the SFU's part; (\d+) packets`).FindStringSubmatch(out.String())
+			if fm == nil {
+				t.Fatal("no forwarding delay")
+			}
+			if fwd, _ := strconv.Atoi(fm[1]); fwd < got*9/10 {
+				t.Errorf("forwarding delay of %d packets of %d", fwd, got)
 			}
 			if !strings.Contains(out.String(), "without a send time 0") {
 				t.Error("packets without a readable send time")
@@ -90,9 +99,12 @@ func TestRecvTrack(t *testing.T) {
 		first, key  bool
 		wantDataOff int
 	}{{"keyframe start", true, true, 14}, {"interframe start", true, false, 7}, {"continuation", false, false, 4}} {
-		p := vp8Packet(buf, tc.first, tc.key, 300, [2]uint16{1280, 720}, 900)
+		p := vp8Packet(buf, tc.first, tc.key, 300, [2]uint16{1280, 720}, 900, [5]byte{0, 7, 2, 1, 2})
 		if got := vp8DataOffset(p); got != tc.wantDataOff {
 			t.Errorf("%s: data at %d, want %d", tc.name, got, tc.wantDataOff)
+		}
+		if mark := p[tc.wantDataOff+8 : tc.wantDataOff+sentMarkLen]; string(mark) != "\x00\x07\x02\x01\x02" {
+			t.Errorf("%s: mark % x", tc.name, mark)
 		}
 		if isKey := p[0]&0x10 != 0 && p[4]&1 == 0; isKey != tc.key {
 			t.Errorf("%s: keyframe %v", tc.name, isKey)
@@ -106,13 +118,13 @@ func TestRecvTrack(t *testing.T) {
 		b := make([]byte, 12, 1200)
 		b[0] = 0x80
 		b[2], b[3] = byte(seq>>8), byte(seq)
-		return append(b, vp8Packet(buf, false, false, 1, [2]uint16{}, 100)...)
+		return append(b, vp8Packet(buf, false, false, 1, [2]uint16{}, 100, [5]byte{})...)
 	}
 	for _, seq := range []uint16{65534, 65535, 1, 2, 0, 2, 5} { // 0 late, 2 twice, 3 and 4 lost
 		tr.take(pkt(seq), benchNow()+int64(time.Millisecond))
 	}
-	var h, sock histogram
-	r := tr.result(&h, &sock)
+	var h, sock, fwd histogram
+	r := tr.result(&h, &sock, &fwd)
 	if r.expected != 8 || r.received != 6 || r.late != 1 || r.dups != 1 || r.gaps != 3 || h.n != 6 {
 		t.Errorf("%+v, %d delays", r, h.n)
 	}

@@ -29,6 +29,10 @@ import (
 // feedback from those arrival times, as a browser makes it from its
 // network layer (see newPC).
 //
+// On a publisher's connection it notes instead when each RTP packet was
+// handed to the kernel (noteSend), so that the receivers can measure the
+// SFU's part alone: from the publisher's socket to theirs.
+//
 // pion's UDP mux reads it through ReadFromAddrPort, from one goroutine.
 type stampConn struct {
 	*net.UDPConn
@@ -90,7 +94,26 @@ func (c *stampConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 }
 
 func (c *stampConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	c.noteSend(b)
 	return c.WriteToUDPAddrPort(b, addr)
+}
+
+// WriteTo is the same for writers without AddrPort.
+func (c *stampConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	c.noteSend(b)
+	return c.UDPConn.WriteTo(b, addr)
+}
+
+// noteSend records when an RTP packet is handed to the kernel, by SSRC and
+// sequence number (a publisher's connection receives no RTP, so its tables
+// hold what it sent): the start of the SFU's part of a packet's delay.
+func (c *stampConn) noteSend(b []byte) {
+	if len(b) < 12 || b[0]>>6 != 2 || b[1] >= 192 && b[1] <= 223 {
+		return
+	}
+	seq := binary.BigEndian.Uint16(b[2:4])
+	t := c.table(binary.BigEndian.Uint32(b[8:12]))
+	t.at[seq&1023].Store(uint64(seq)<<48 | uint64(benchNow())&stampTimeMask)
 }
 
 // ReadFrom is the same for readers without AddrPort.
