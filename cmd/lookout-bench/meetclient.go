@@ -303,7 +303,16 @@ func (c *meetClient) answer(offer string) error {
 		conn.twccID.Store(uint32(extmapID(offer, sdp.TransportCCURI)))
 		go conn.sendFeedback(pc, c.quit)
 		pc.OnICECandidate(func(ic *webrtc.ICECandidate) { c.sendCandidate(signal.TargetSubscriber, ic) })
-		pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		pc.OnTrack(func(tr *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+			// As a browser takes the sender reports (its receiver
+			// reports answer them).
+			go func() {
+				for {
+					if _, _, err := r.ReadRTCP(); err != nil {
+						return
+					}
+				}
+			}()
 			t := &recvTrack{id: tr.ID(), audio: tr.Kind() == webrtc.RTPCodecTypeAudio, phase: c.phase, arrivals: conn.table(uint32(tr.SSRC()))}
 			c.mu.Lock()
 			c.tracks = append(c.tracks, t)

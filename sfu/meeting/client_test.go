@@ -368,11 +368,21 @@ func (c *client) answer(sdp string) {
 			return
 		}
 		pc.OnICECandidate(func(ic *webrtc.ICECandidate) { c.sendCandidate("subscriber", ic) })
-		pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		pc.OnTrack(func(tr *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 			n := &atomic.Int64{}
 			c.mu.Lock()
 			c.received[tr.ID()] = n
 			c.mu.Unlock()
+			// Reading the receiver's RTCP lets pion's report interceptor
+			// take the SFU's sender reports, which its receiver reports
+			// then answer, as a browser's do.
+			go func() {
+				for {
+					if _, _, err := r.ReadRTCP(); err != nil {
+						return
+					}
+				}
+			}()
 			go func() {
 				buf := make([]byte, 1500)
 				for {

@@ -77,6 +77,8 @@ type downTrack struct {
 
 	packets atomic.Uint64
 	bytes   atomic.Uint64
+	// remote is what the subscriber reports of it.
+	remote remoteReport
 }
 
 func newDownTrack(up *upTrack, sub *participant) *downTrack {

@@ -61,6 +61,20 @@ func TestTwoParticipantsExchangeMedia(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
+	// The SFU's sender reports reach the subscribers: their receiver
+	// reports answer them, which gives the round-trip time.
+	deadline = time.Now().Add(6 * time.Second)
+	for {
+		rtt := metricValue(t, e, "lookout_meeting_rtt_seconds", "bob", "")
+		if rtt > 0 && rtt < 0.5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's round-trip time %v: no sender report answered", rtt)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	// Alice speaks (-20 dBov), Bob is silent.
 	pa.level.Store(20)
 	b.wait("alice speaking", func(m signal.ServerMessage) bool {

@@ -142,7 +142,7 @@ func (r *Room) tickStats(dt time.Duration) {
 		sub := p.sub
 		p.negMu.Unlock()
 		if sub != nil {
-			lossOut, rtt := remoteInbound(sub.GetStats())
+			lossOut, rtt := p.remoteInbound()
 			m.lost.WithLabelValues(r.id, p.identity, "out").Set(lossOut)
 			if rtt > 0 {
 				m.rtt.WithLabelValues(r.id, p.identity).Set(rtt)
@@ -152,25 +152,6 @@ func (r *Room) tickStats(dt time.Duration) {
 			m.lost.WithLabelValues(r.id, p.identity, "in").Set(inboundLoss(pub.GetStats(), key, p))
 		}
 	}
-}
-
-// remoteInbound reads the worst fraction lost and the mean round-trip time
-// the participant's receiver reports about what the SFU sends it.
-func remoteInbound(report webrtc.StatsReport) (lost, rtt float64) {
-	n := 0
-	for _, s := range report {
-		if ri, ok := s.(webrtc.RemoteInboundRTPStreamStats); ok {
-			lost = max(lost, ri.FractionLost)
-			if ri.RoundTripTime > 0 {
-				rtt += ri.RoundTripTime
-				n++
-			}
-		}
-	}
-	if n > 0 {
-		rtt /= float64(n)
-	}
-	return lost, rtt
 }
 
 // inboundLoss is the share of the publisher's packets lost since the last

@@ -593,7 +593,7 @@ func (p *participant) readSubscriberRTCP(d *downTrack) {
 			return
 		}
 		for _, pkt := range pkts {
-			switch pkt.(type) {
+			switch pkt := pkt.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				p.plisIn.Add(1)
 				cur, target := d.layers()
@@ -603,6 +603,8 @@ func (p *participant) readSubscriberRTCP(d *downTrack) {
 				d.up.requestKeyframe(cur)
 			case *rtcp.TransportLayerNack:
 				p.nacksIn.Add(1)
+			case *rtcp.ReceiverReport:
+				d.takeReceiverReport(pkt, time.Now())
 			}
 		}
 	}

@@ -405,6 +405,8 @@ func (r *Room) run() {
 	speak := time.NewTicker(speakerTick)
 	alloc := time.NewTicker(allocateTick)
 	stats := time.NewTicker(statsTick)
+	reports := time.NewTicker(reportInterval)
+	defer reports.Stop()
 	defer speak.Stop()
 	defer alloc.Stop()
 	defer stats.Stop()
@@ -423,6 +425,11 @@ func (r *Room) run() {
 		case now := <-stats.C:
 			r.tickStats(now.Sub(lastStats))
 			lastStats = now
+		case <-reports.C:
+			now := time.Now()
+			for _, p := range r.snapshot() {
+				p.sendReports(now)
+			}
 		}
 	}
 }
