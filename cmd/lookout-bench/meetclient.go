@@ -79,6 +79,7 @@ type meetClient struct {
 	mu      sync.Mutex
 	pub     *webrtc.PeerConnection
 	sub     *webrtc.PeerConnection
+	subConn *stampConn
 	sockets []net.PacketConn
 	// layers is the layer each received video is on ("paused" when the
 	// server paused it), by track id, from layer_changed.
@@ -300,7 +301,6 @@ func (c *meetClient) answer(offer string) error {
 		if pc, conn, err = c.newPC(false); err != nil {
 			return err
 		}
-		conn.twccID.Store(uint32(extmapID(offer, sdp.TransportCCURI)))
 		go conn.sendFeedback(pc, c.quit)
 		pc.OnICECandidate(func(ic *webrtc.ICECandidate) { c.sendCandidate(signal.TargetSubscriber, ic) })
 		pc.OnTrack(func(tr *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
@@ -320,7 +320,14 @@ func (c *meetClient) answer(offer string) error {
 			go t.run(tr)
 		})
 		c.mu.Lock()
-		c.sub = pc
+		c.sub, c.subConn = pc, conn
+		c.mu.Unlock()
+	}
+	// The first offer may have no media yet (the chat channel only): the
+	// extension's id comes with the first that has.
+	if id := extmapID(offer, sdp.TransportCCURI); id != 0 {
+		c.mu.Lock()
+		c.subConn.twccID.Store(uint32(id))
 		c.mu.Unlock()
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
@@ -699,7 +706,7 @@ var layerRIDs = []string{"l", "m", "h"}
 var layerSizes = [][2]uint16{{320, 180}, {640, 360}, {1280, 720}}
 
 // publish offers the video (simulcast when rates has three layers) and
-// audio at level (-dBov), and sends until the client closes. The video's
+// audio at level (-dBov; 0: no audio packets), and sends until the client closes. The video's
 // packets are paced at pacing times their bitrate, as browsers pace them
 // (Chrome: 2.5), or sent each frame at once when pacing is 0.
 func (c *meetClient) publish(rates []int, level byte, pacing float64) (*benchPublisher, error) {
@@ -966,6 +973,9 @@ func (p *benchPublisher) mark(stream int, seq uint16) (m [5]byte) {
 // the audio level.
 func (p *benchPublisher) sendAudio() {
 	defer p.done.Done()
+	if p.level == 0 {
+		return // a publisher without audio (level 0 would be the loudest)
+	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	pk := rtp.Packet{Header: rtp.Header{Version: 2}}

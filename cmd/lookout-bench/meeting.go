@@ -58,6 +58,8 @@ func meeting(argv []string, out io.Writer) error {
 	sample := fs.Duration("sample", 10*time.Second, "with --rooms: how often memory and goroutines are sampled")
 	pprofAddr := fs.String("pprof", "", "serve lookout's pprof on this address, and write its CPU profile over the measurement (at most 60 s) to lookout-meeting-cpu.prof")
 	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile over the measurement to this file")
+	ratesFlag := fs.String("rates", "150,500,900", "fan-out: the publisher's simulcast layers l,m,h in kbit/s (LiveKit's load tester sends about 150,500,1700)")
+	audio := fs.Bool("audio", true, "fan-out: the publisher sends audio too (50 packets/s)")
 	pacing := fs.Float64("pacing", 2.5, "publishers pace their video packets at this many times the video's bitrate, as browsers do (Chrome: 2.5); 0 sends each frame's packets at once")
 	if err := fs.Parse(argv); err != nil {
 		return err
@@ -74,13 +76,24 @@ func meeting(argv []string, out io.Writer) error {
 	case *pacing != 0 && (*pacing < 1 || *pacing > 100):
 		return errors.New("--pacing 0 or 1-100")
 	}
+	var rates []int
+	for _, f := range strings.Split(*ratesFlag, ",") {
+		kbit, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || kbit < 30 || kbit > 8000 {
+			return fmt.Errorf("--rates: %q is not a bitrate of 30-8000 kbit/s", f)
+		}
+		rates = append(rates, kbit*1000)
+	}
+	if len(rates) != 3 {
+		return errors.New("--rates: three layers, l,m,h")
+	}
 	srv, err := startMeetServer(*binary, *inProcess, *pprofAddr)
 	if err != nil {
 		return err
 	}
 	defer srv.stop()
 	o := meetOpts{subscribers: *subscribers, duration: *duration, warmup: *warmup, rooms: *rooms, perRoom: *perRoom, sample: *sample,
-		pprofAddr: *pprofAddr, cpuProfile: *cpuProfile, pacing: *pacing}
+		pprofAddr: *pprofAddr, cpuProfile: *cpuProfile, pacing: *pacing, rates: rates, audio: *audio}
 	if *rooms > 0 {
 		return meetingRooms(srv, o, out)
 	}
@@ -95,6 +108,10 @@ type meetOpts struct {
 	pprofAddr        string
 	cpuProfile       string
 	pacing           float64
+	// rates are the fan-out publisher's layers (bit/s); audio whether it
+	// sends audio.
+	rates []int
+	audio bool
 }
 
 // meetServer is the lookout under test.
@@ -535,7 +552,11 @@ func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) error {
 		return err
 	}
 	defer pub.close()
-	publisher, err := pub.publish([]int{150_000, 500_000, 900_000}, 30, o.pacing)
+	level := byte(30)
+	if !o.audio {
+		level = 0 // no audio packets at all
+	}
+	publisher, err := pub.publish(o.rates, level, o.pacing)
 	if err != nil {
 		return err
 	}
@@ -543,7 +564,7 @@ func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) error {
 	subs, errs := joinAll(srv, n, &phase, func(i int) string { return fmt.Sprintf("sub-%03d", i) }, tokens, nil)
 	defer closeAll(subs)
 	joinTook := time.Since(joinStart)
-	connected := waitMedia(subs, 1, 1, 30*time.Second)
+	connected := waitMedia(subs, 1, boolInt(o.audio), 30*time.Second)
 	var joinErrs []string
 	for _, err := range errs {
 		if err != nil && len(joinErrs) < 5 {
@@ -583,8 +604,12 @@ func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) error {
 	}
 	totals := collect(subs)
 
-	fmt.Fprintf(out, "meeting fan-out: 1 publisher (VP8 simulcast l/m/h 150/500/900 kbit/s, %d frames/s each, a keyframe every 2 s and on request, %s; Opus-sized audio 50/s) to %d subscribers asking for high\n",
-		frameRate, pacingString(o.pacing), n)
+	audioText := "Opus-sized audio 50/s"
+	if !o.audio {
+		audioText = "no audio"
+	}
+	fmt.Fprintf(out, "meeting fan-out: 1 publisher (VP8 simulcast l/m/h %d/%d/%d kbit/s, %d frames/s each, a keyframe every 2 s and on request, %s; %s) to %d subscribers asking for high\n",
+		o.rates[0]/1000, o.rates[1]/1000, o.rates[2]/1000, frameRate, pacingString(o.pacing), audioText, n)
 	where := "lookout in its own process, the participants in the bench's"
 	if srv.pid == 0 {
 		where = "lookout and the participants in one process"
@@ -594,7 +619,7 @@ func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) error {
 	if len(joinErrs) > 0 {
 		fmt.Fprintf(out, "  join failures (first %d): %s\n", len(joinErrs), strings.Join(joinErrs, "; "))
 	}
-	fmt.Fprintf(out, "  layers at the end (layer_changed): %s\n", countsString(layers))
+	fmt.Fprintf(out, "  layers at the end (layer_changed): %s; TWCC feedback packets from the receivers: %d\n", countsString(layers), feedbackSent.Load())
 	secs := o.duration.Seconds()
 	fmt.Fprintf(out, "  publisher sent: video %d packets (%.0f/s over 3 layers), audio %d (%.1f/s), %d keyframes\n", v1-v0, float64(v1-v0)/secs, a1-a0, float64(a1-a0)/secs, k1-k0)
 	totals.report(out, connected, o.duration)
@@ -811,4 +836,11 @@ func slope(samples []procSample, f func(procSample) float64) float64 {
 		return 0
 	}
 	return (n*sxy - sx*sy) / d
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -59,6 +59,16 @@ func TestMeetingBench(t *testing.T) {
 			if fwd, _ := strconv.Atoi(fm[1]); fwd < got*9/10 {
 				t.Errorf("forwarding delay of %d packets of %d", fwd, got)
 			}
+			// The receivers feed the SFU's bandwidth estimators.
+			if tc.name == "fan-out" {
+				fb := regexp.MustCompile(`TWCC feedback packets from the receivers: (\d+)`).FindStringSubmatch(out.String())
+				if fb == nil {
+					t.Fatal("no TWCC feedback count")
+				}
+				if n, _ := strconv.Atoi(fb[1]); n < 10 {
+					t.Errorf("TWCC feedback packets: %d", n)
+				}
+			}
 			if !strings.Contains(out.String(), "without a send time 0") {
 				t.Error("packets without a readable send time")
 			}

@@ -192,11 +192,15 @@ func (c *stampConn) sendFeedback(pc *webrtc.PeerConnection, quit <-chan struct{}
 		c.twccMu.Lock()
 		pkts := c.twcc.BuildFeedbackPacket()
 		c.twccMu.Unlock()
-		if len(pkts) > 0 {
-			_ = pc.WriteRTCP(pkts)
+		if len(pkts) > 0 && pc.WriteRTCP(pkts) == nil {
+			feedbackSent.Add(uint64(len(pkts)))
 		}
 	}
 }
+
+// feedbackSent counts the TWCC feedback packets all receivers sent: none
+// would leave the SFU's estimators at their first value.
+var feedbackSent atomic.Uint64
 
 // arrival is when the packet ssrc/seq reached the socket, if noted.
 func (t *stampTable) arrival(seq uint16) (int64, bool) {
