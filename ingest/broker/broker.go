@@ -99,9 +99,29 @@ func (b *Broker) Start() error {
 
 // Close disconnects every client and closes the listener. Calls after the
 // first do nothing.
+//
+// The clients are disconnected here before mochi's own Close: mochi
+// v2.7.9 lists a listener's clients holding its clients' read lock and
+// takes that read lock again inside (Clients.GetByListener calls Len), so
+// a session ending at that moment (its Delete waiting for the write lock
+// between the two) deadlocks the shutdown; it hung CI once. The list taken
+// here (GetAll) holds the lock once, and mochi's Close then finds the
+// listener closed and its clients gone.
 func (b *Broker) Close() error {
 	var err error
-	b.closeOnce.Do(func() { err = b.srv.Close() })
+	b.closeOnce.Do(func() {
+		disconnect := func(string) {
+			for _, cl := range b.srv.Clients.GetAll() {
+				if cl.Net.Listener == b.listener.ID() {
+					_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+				}
+			}
+		}
+		b.listener.Close(disconnect) // the socket closes after
+		disconnect("")               // any that came in meanwhile
+		b.srv.Listeners.ClientsWg.Wait()
+		err = b.srv.Close()
+	})
 	return err
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,5 +116,45 @@ func TestAddressInUse(t *testing.T) {
 	}
 	if err := b2.Start(); err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("second broker on %s: %v", b.Addr(), err)
+	}
+}
+
+// Closing the broker while its clients' sessions end at the same moment
+// finishes (mochi's own Close could deadlock on its clients' lock then).
+func TestCloseWhileSessionsEnd(t *testing.T) {
+	for round := 0; round < 10; round++ {
+		b, err := New(Params{Addr: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: prometheus.NewRegistry()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Start(); err != nil {
+			t.Fatal(err)
+		}
+		u, p := b.ServiceCredentials()
+		var clients []paho.Client
+		for range 16 {
+			c, err := connect(b.Addr(), u, p)
+			if err != nil {
+				b.Close()
+				t.Fatal(err)
+			}
+			clients = append(clients, c)
+		}
+		var wg sync.WaitGroup
+		for _, c := range clients[:8] {
+			wg.Add(1)
+			go func() { defer wg.Done(); c.Disconnect(0) }()
+		}
+		closed := make(chan struct{})
+		go func() { b.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: Close did not return", round)
+		}
+		wg.Wait()
+		for _, c := range clients[8:] {
+			c.Disconnect(0)
+		}
 	}
 }
