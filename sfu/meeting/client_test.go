@@ -166,8 +166,10 @@ type client struct {
 	notify chan struct{}
 	pub    *webrtc.PeerConnection
 	sub    *webrtc.PeerConnection
-	// received counts packets per remote track id.
+	// received counts packets per remote track id; seqs notes their
+	// sequence numbers.
 	received map[string]*atomic.Int64
+	seqs     map[string]*seqLog
 	chat     []string
 	closed   bool
 	readDone chan struct{}
@@ -181,7 +183,7 @@ func (e *env) dial(identity string) *client {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	c := &client{t: e.t, identity: identity, ws: ws, notify: make(chan struct{}, 1), received: map[string]*atomic.Int64{}, readDone: make(chan struct{})}
+	c := &client{t: e.t, identity: identity, ws: ws, notify: make(chan struct{}, 1), received: map[string]*atomic.Int64{}, seqs: map[string]*seqLog{}, readDone: make(chan struct{})}
 	go c.read()
 	e.t.Cleanup(c.close)
 	return c
@@ -383,13 +385,21 @@ func (c *client) answer(sdp string) {
 					}
 				}
 			}()
+			seqs := &seqLog{}
+			c.mu.Lock()
+			c.seqs[tr.ID()] = seqs
+			c.mu.Unlock()
 			go func() {
 				buf := make([]byte, 1500)
 				for {
-					if _, _, err := tr.Read(buf); err != nil {
+					k, _, err := tr.Read(buf)
+					if err != nil {
 						return
 					}
 					n.Add(1)
+					if k >= 4 {
+						seqs.note(uint16(buf[2])<<8 | uint16(buf[3]))
+					}
 				}
 			}()
 		})
@@ -793,4 +803,36 @@ func (p *publisher) shareScreen(stop chan struct{}) *webrtc.RTPSender {
 // mediaSample is a sample of silence-sized Opus for WriteSample.
 func mediaSample(d time.Duration) media.Sample {
 	return media.Sample{Data: make([]byte, 60), Duration: d}
+}
+
+// seqLog notes the sequence numbers a track received: how many distinct
+// ones, and the span from the first to the highest.
+type seqLog struct {
+	mu      sync.Mutex
+	seen    map[uint32]bool
+	first   uint32
+	highest uint32
+	started bool
+}
+
+func (l *seqLog) note(seq uint16) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.started {
+		l.started, l.seen = true, map[uint32]bool{}
+		l.first, l.highest = 1<<16+uint32(seq), 1<<16+uint32(seq)
+	}
+	ext := uint32(int64(l.highest) + int64(int16(seq-uint16(l.highest))))
+	l.seen[ext] = true
+	l.highest = max(l.highest, ext)
+}
+
+// counts is the distinct numbers received and the span they come from.
+func (l *seqLog) counts() (distinct, span int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.started {
+		return 0, 0
+	}
+	return len(l.seen), int(l.highest-l.first) + 1
 }

@@ -1,6 +1,8 @@
 package meeting
 
 import (
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,6 +81,15 @@ type downTrack struct {
 	bytes   atomic.Uint64
 	// remote is what the subscriber reports of it.
 	remote remoteReport
+
+	// Retransmission (history.go), for video: what was sent under each
+	// recent sequence number, and the RTX stream when negotiated.
+	sent    *sentLog
+	rtxSSRC uint32
+	rtxPT   uint8
+	rtxSeq  uint16
+	rtxBuf  []byte
+	rtxExt  [4]rtp.Extension
 }
 
 func newDownTrack(up *upTrack, sub *participant) *downTrack {
@@ -86,6 +97,10 @@ func newDownTrack(up *upTrack, sub *participant) *downTrack {
 	d.requested.Store(layerHigh)
 	if up.kind == webrtc.RTPCodecTypeAudio || !up.simulcast {
 		d.target = layerHigh // where a track without rids is kept
+	}
+	if up.kind == webrtc.RTPCodecTypeVideo {
+		d.sent = &sentLog{}
+		d.rtxBuf = make([]byte, 0, historySlotSize+2)
 	}
 	return d
 }
@@ -102,8 +117,16 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	if !ok {
 		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
 	}
+	rtxPT, rtx := rtxPayloadType(c.PayloadType, ctx.CodecParameters())
 	d.mu.Lock()
 	d.ws, d.ssrc, d.pt = ctx.WriteStream(), uint32(ctx.SSRC()), uint8(c.PayloadType)
+	d.rtxSSRC, d.rtxPT = 0, 0
+	if rtx && ctx.SSRCRetransmission() != 0 {
+		d.rtxSSRC, d.rtxPT = uint32(ctx.SSRCRetransmission()), rtxPT
+	}
+	if d.sent != nil {
+		*d.sent = sentLog{} // a new binding numbers afresh
+	}
 	d.current = layerOff // start at a keyframe
 	d.mu.Unlock()
 	d.up.requestKeyframe(d.wantLayer())
@@ -116,6 +139,22 @@ func (d *downTrack) Unbind(webrtc.TrackLocalContext) error {
 	d.ws = nil
 	d.mu.Unlock()
 	return nil
+}
+
+// rtxPayloadType is the negotiated RTX payload type that repairs pt
+// (fmtp apt=pt).
+func rtxPayloadType(pt webrtc.PayloadType, have []webrtc.RTPCodecParameters) (uint8, bool) {
+	want := "apt=" + strconv.Itoa(int(pt))
+	for _, c := range have {
+		if equalFold(c.MimeType, webrtc.MimeTypeRTX) {
+			for _, f := range strings.Split(c.SDPFmtpLine, ";") {
+				if strings.TrimSpace(f) == want {
+					return uint8(c.PayloadType), true
+				}
+			}
+		}
+	}
+	return 0, false
 }
 
 // matchCodec finds the negotiated codec that carries what the publisher
@@ -247,6 +286,10 @@ func (d *downTrack) write(layer int, p *rtp.Packet, key bool, now int64) {
 		// The floor follows the layer's newest packets, so that it stays
 		// within half the sequence space of them.
 		d.switchIn = p.SequenceNumber - lateWindow
+	}
+	if d.sent != nil {
+		d.sent[d.hdr.SequenceNumber%historySize] = sentPacket{valid: true, marker: d.hdr.Marker, layer: uint8(layer),
+			outSeq: d.hdr.SequenceNumber, upSeq: p.SequenceNumber, ts: d.hdr.Timestamp}
 	}
 	if !d.started || int16(d.hdr.SequenceNumber-d.lastSeq) > 0 {
 		// The newest sent; a retransmission the publisher sent late

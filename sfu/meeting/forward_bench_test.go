@@ -31,7 +31,8 @@ func benchTrackOn(subscribers int, fan *fanout) (*upTrack, []*downTrack) {
 	u.downs.Store(&[]*downTrack{})
 	downs := make([]*downTrack, subscribers)
 	for i := range downs {
-		d := &downTrack{up: u, ws: &nopWriter{}, ssrc: uint32(i + 1), pt: 96, current: layerOff, target: layerHigh}
+		d := &downTrack{up: u, ws: &nopWriter{}, ssrc: uint32(i + 1), pt: 96, current: layerOff, target: layerHigh,
+			sent: &sentLog{}, rtxBuf: make([]byte, 0, historySlotSize+2)}
 		downs[i] = d
 		u.addDown(d)
 	}
@@ -41,7 +42,7 @@ func benchTrackOn(subscribers int, fan *fanout) (*upTrack, []*downTrack) {
 // forward is the read loop's body after the packet was read: keyframe
 // detection and the write to every subscriber.
 func forward(u *upTrack, layer int, p *rtp.Packet, now int64) {
-	u.fan.forward(*u.downs.Load(), layer, p, isVP8Keyframe(p.Payload), now, &forwarded)
+	u.deliver(layer, p, isVP8Keyframe(p.Payload), now, &forwarded)
 }
 
 // forwarded is the tests' reader's wait group (they forward from one
@@ -101,6 +102,7 @@ func TestForwardMakesNoAllocation(t *testing.T) {
 			payload := make([]byte, 1000)
 			payload[0] = 0x10
 			p := &rtp.Packet{Header: rtp.Header{Version: 2}, Payload: payload}
+			forward(u, layerLow, p, 0) // each layer's history is made at its first packet
 			forward(u, layerHigh, p, 0)
 			payload[1] = 0x01
 			var seq uint16

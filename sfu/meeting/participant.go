@@ -584,8 +584,8 @@ func (p *participant) downTracks() []*downTrack {
 }
 
 // readSubscriberRTCP forwards the subscriber's keyframe requests to the
-// publisher (throttled there) and counts its NACKs, which the NACK
-// interceptor answers from what it sent.
+// publisher (throttled there), answers its NACKs from the published
+// track's history, and takes its receiver reports.
 func (p *participant) readSubscriberRTCP(d *downTrack) {
 	for {
 		pkts, _, err := d.sender.ReadRTCP()
@@ -603,6 +603,7 @@ func (p *participant) readSubscriberRTCP(d *downTrack) {
 				d.up.requestKeyframe(cur)
 			case *rtcp.TransportLayerNack:
 				p.nacksIn.Add(1)
+				d.retransmit(pkt)
 			case *rtcp.ReceiverReport:
 				d.takeReceiverReport(pkt, time.Now())
 			}

@@ -63,6 +63,9 @@ type upTrack struct {
 	// fan forwards to many subscribers on several cores (nil: in the
 	// reader).
 	fan *fanout
+	// history keeps each video layer's last packets for retransmission
+	// to any subscriber (history.go).
+	history [numLayers]packetHistory
 
 	readers sync.WaitGroup
 }
@@ -176,8 +179,17 @@ func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
 		if u.muted.Load() {
 			continue
 		}
-		u.fan.forward(*u.downs.Load(), layer, &p, audio || isKey(p.Payload), now, &forwarded)
+		u.deliver(layer, &p, audio || isKey(p.Payload), now, &forwarded)
 	}
+}
+
+// deliver keeps a video packet for retransmission and forwards it to every
+// subscriber; wg is the reader's own.
+func (u *upTrack) deliver(layer int, p *rtp.Packet, key bool, now int64, wg *sync.WaitGroup) {
+	if u.kind == webrtc.RTPCodecTypeVideo {
+		u.history[layer].add(p.SequenceNumber, p.Payload)
+	}
+	u.fan.forward(*u.downs.Load(), layer, p, key, now, wg)
 }
 
 // addDown and removeDown change the subscribers.

@@ -144,8 +144,9 @@ const (
 )
 
 // subscriberAPI builds the API of the connections that send meeting media:
-// NACK answers, TWCC sequence numbers on what is sent and the send-side
-// estimator reading the feedback; sender reports are the caller's. Packets are not paced: the
+// TWCC sequence numbers on what is sent and the send-side estimator
+// reading the feedback; retransmissions and sender reports are the
+// caller's. Packets are not paced: the
 // SFU forwards what publishers sent as it arrives (a layer is chosen to fit
 // the estimate instead).
 func (e *Engine) subscriberAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
@@ -156,7 +157,7 @@ func (e *Engine) subscriberAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
 	var ir interceptor.Registry
 	bwe, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
 		return gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(bweInitial), gcc.SendSideBWEMinBitrate(bweMin),
-			gcc.SendSideBWEMaxBitrate(bweMax), gcc.SendSideBWEPacer(gcc.NewNoOpPacer()))
+			gcc.SendSideBWEMaxBitrate(bweMax), gcc.SendSideBWEPacer(newPassPacer()))
 	})
 	if err != nil {
 		return nil, err
@@ -166,15 +167,14 @@ func (e *Engine) subscriberAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(&me, &ir); err != nil {
 		return nil, err
 	}
-	// Of pion's defaults, NACK answers, and the same SDP (transport-cc
-	// feedback, the simulcast extensions). Not the RTCP report and
-	// statistics interceptors: they take a lock and the time for every
-	// packet sent, a fifth of the forwarding CPU at 200 subscribers; the
-	// meeting SFU makes the sender reports and reads the receiver reports
-	// itself (sfu/meeting/reports.go).
-	if err := webrtc.ConfigureNackWithOptions(&me, &ir, nil, nack.ResponderSize(nackHistory)); err != nil {
-		return nil, err
-	}
+	// Of pion's defaults only the same SDP (transport-cc feedback, the
+	// simulcast extensions; NACK, PLI and RTX come with the codecs). The
+	// meeting SFU answers NACKs from one history per published layer
+	// (sfu/meeting/history.go) rather than pion's responder's copy of
+	// every packet for every subscriber, and makes its sender reports and
+	// reads the receiver reports itself (sfu/meeting/reports.go) rather
+	// than by pion's report and statistics interceptors, which take a
+	// lock and the time for every packet sent.
 	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
 		me.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, kind)
 	}
@@ -203,10 +203,11 @@ func (e *Engine) NewSubscriberPeerConnection() (*webrtc.PeerConnection, cc.Bandw
 	return pc, est, nil
 }
 
-// nackHistory is how many packets of each video stream a connection keeps
-// to answer NACKs with: at the 120 packets/s of a 720p layer, 2 s, far
-// longer than a county link's round trip. pion's default, 1024 full-size
-// packets, held 1.5 MB for every video a participant receives.
+// nackHistory is how many packets of each video stream a connection of the
+// main API keeps to answer NACKs with (a camera's WHEP viewers; meetings
+// answer from one history per published layer): at the 120 packets/s of a
+// 720p stream, 2 s, far longer than a county link's round trip. pion's
+// default, 1024 full-size packets, holds 1.5 MB for every stream sent.
 const nackHistory = 256
 
 // registerInterceptors registers pion's default interceptors (NACK

@@ -1,0 +1,149 @@
+package meeting
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+
+	"github.com/lookout-cc/lookout/sfu/signal"
+)
+
+// A subscriber's NACK is answered from the published layer's history, on
+// the RTX stream (the original sequence number before the payload), for
+// the packets the subscriber got under those numbers, across a layer
+// switch; numbers never sent or gone from the history get nothing.
+func TestRetransmissionFromTheSharedHistory(t *testing.T) {
+	for _, rtx := range []bool{true, false} {
+		u, downs := benchTrack(1)
+		d := downs[0]
+		type sent struct {
+			hdr     rtp.Header
+			payload []byte
+		}
+		var out []sent
+		d.ws = writerFunc(func(h *rtp.Header, p []byte) { out = append(out, sent{*h, append([]byte(nil), p...)}) })
+		if rtx {
+			d.rtxSSRC, d.rtxPT = 9999, 97
+		}
+		d.target = layerLow
+		pkt := func(seq uint16, key bool, fill byte) *rtp.Packet {
+			pl := bytes.Repeat([]byte{fill}, 40)
+			pl[0], pl[1] = 0x10, 0x01
+			if key {
+				pl[1] = 0
+			}
+			return &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 3000}, Payload: pl}
+		}
+		forward(u, layerLow, pkt(100, true, 1), 0)
+		forward(u, layerLow, pkt(101, false, 2), 0)
+		d.target = layerHigh
+		forward(u, layerHigh, pkt(7000, true, 3), 0) // the switch
+		forward(u, layerHigh, pkt(7001, false, 4), 0)
+		if len(out) != 4 {
+			t.Fatalf("%d packets forwarded", len(out))
+		}
+		first := out[0].hdr.SequenceNumber
+		out = out[:0]
+		// Lost: the second low packet and the first high one; and a
+		// number never sent.
+		n := d.retransmit(&rtcp.TransportLayerNack{Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{first + 1, first + 2, first + 40})})
+		if n != 2 || len(out) != 2 {
+			t.Fatalf("rtx %v: %d resent, %d written", rtx, n, len(out))
+		}
+		for i, want := range []struct {
+			seq  uint16
+			fill byte
+		}{{first + 1, 2}, {first + 2, 3}} {
+			h, p := out[i].hdr, out[i].payload
+			if rtx {
+				if h.SSRC != 9999 || h.PayloadType != 97 || h.SequenceNumber != uint16(i) || binary.BigEndian.Uint16(p) != want.seq {
+					t.Fatalf("rtx packet %d: %+v osn %d", i, h, binary.BigEndian.Uint16(p))
+				}
+				p = p[2:]
+			} else if h.SSRC != d.ssrc || h.PayloadType != d.pt || h.SequenceNumber != want.seq {
+				t.Fatalf("resent packet %d: %+v", i, h)
+			}
+			if len(p) != 40 || p[5] != want.fill {
+				t.Fatalf("packet %d payload % x", i, p)
+			}
+		}
+		// Timestamps are the subscriber's, as first sent.
+		if rtx && out[1].hdr.Timestamp == 7000*3000 {
+			t.Fatal("the high layer's own timestamp resent")
+		}
+		// The history keeps historySize packets of a layer: older ones
+		// are gone.
+		for s := uint16(7002); s < 7002+historySize; s++ {
+			forward(u, layerHigh, pkt(s, false, 5), 0)
+		}
+		out = out[:0]
+		if n := d.retransmit(&rtcp.TransportLayerNack{Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{first + 2})}); n != 0 {
+			t.Fatalf("a packet past the history resent: %d", n)
+		}
+	}
+}
+
+// lossyLink drops every 15th RTP packet arriving at a subscriber (media
+// and retransmissions alike); ICE, DTLS and RTCP pass.
+type lossyLink struct {
+	net.PacketConn
+	n, dropped atomic.Int64
+}
+
+func (l *lossyLink) wrap(pc net.PacketConn) net.PacketConn { l.PacketConn = pc; return l }
+
+func (l *lossyLink) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := l.PacketConn.ReadFrom(b)
+		rtpPacket := err == nil && n >= 2 && b[0] >= 128 && b[0] <= 191 && !(b[1] >= 192 && b[1] <= 223)
+		if rtpPacket && l.n.Add(1)%15 == 0 {
+			l.dropped.Add(1)
+			continue
+		}
+		return n, addr, err
+	}
+}
+
+// A subscriber behind a link that loses one packet in 15 gets its video
+// whole: its NACKs are answered on the RTX stream from the published
+// layer's history.
+func TestLostPacketsAreRetransmitted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	alice := e.join("alice", memberRights)
+	alice.publish(false)
+	bob := e.dial("bob")
+	var link lossyLink
+	bob.subFilter = link.wrap
+	bob.send(map[string]any{"type": "join", "token": e.token("bob", memberRights)})
+	bob.wait("joined", isType(signal.TypeJoined))
+	bob.waitPackets("alice-camera", 300, 15*time.Second)
+	time.Sleep(3 * time.Second)
+
+	bob.mu.Lock()
+	var video *seqLog
+	for id, l := range bob.seqs {
+		if strings.HasPrefix(id, "alice-camera") {
+			video = l
+		}
+	}
+	bob.mu.Unlock()
+	if video == nil {
+		t.Fatal("no video track")
+	}
+	distinct, span := video.counts()
+	// The newest packets may still be on their way back.
+	if link.dropped.Load() < 20 || distinct < span-10 {
+		t.Fatalf("%d packets dropped on the link; %d of %d video packets received", link.dropped.Load(), distinct, span)
+	}
+	if metricValue(t, e, "lookout_meeting_nacks_total", "bob", "") == 0 {
+		t.Fatal("no NACKs counted")
+	}
+}
