@@ -595,7 +595,7 @@ func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) error {
 			continue
 		}
 		c.mu.Lock()
-		l := "low (never changed)"
+		l := "none (kept the layer it started on)"
 		for _, v := range c.layers {
 			l = v
 		}

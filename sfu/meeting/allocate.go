@@ -38,6 +38,12 @@ const (
 	// drain (its queue, and the retransmissions of what it lost) before
 	// another step down.
 	downSettle = 3 * time.Second
+	// startGrace is how long a subscriber's link is not judged congested
+	// after its first allocation: the first feedback counts as lost the
+	// packets sent before the browser could decrypt them (Chromium's
+	// first reports said 64% lost, which paused the video of a healthy
+	// link for seconds).
+	startGrace = 2 * time.Second
 )
 
 // nominalRate is a layer's bitrate before it was measured: what browsers
@@ -48,6 +54,8 @@ const audioRate = 50_000
 
 // allocState is a subscriber's allocator memory.
 type allocState struct {
+	// started is the first allocation with a video to allocate.
+	started    time.Time
 	lastChange time.Time
 	lastUp     time.Time
 	lastDown   time.Time
@@ -235,10 +243,14 @@ func (r *Room) allocate(p *participant) {
 	if len(items) == 0 {
 		return
 	}
+	if st.started.IsZero() {
+		st.started = now
+	}
 	est, loss, overuse := linkState(bwe)
 	judged := now.Sub(st.lastChange) >= settle
 	sent := sending + audio
-	congested := judged && now.Sub(st.lastDown) >= downSettle && (loss > lossCongested || overuse && est < int64(float64(sent)*congestedRatio))
+	congested := judged && now.Sub(st.started) >= startGrace && now.Sub(st.lastDown) >= downSettle &&
+		(loss > lossCongested || overuse && est < int64(float64(sent)*congestedRatio))
 	budget := est
 	if loss > lossCongested {
 		// What arrived, less a margin: the estimate itself lags.

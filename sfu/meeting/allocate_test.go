@@ -1,0 +1,68 @@
+package meeting
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// fakeBWE is an estimator that says what the test sets.
+type fakeBWE struct {
+	estimate int
+	loss     float64
+}
+
+func (f *fakeBWE) AddStream(_ *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	return w
+}
+func (f *fakeBWE) WriteRTCP([]rtcp.Packet, interceptor.Attributes) error { return nil }
+func (f *fakeBWE) GetTargetBitrate() int                                 { return f.estimate }
+func (f *fakeBWE) OnTargetBitrateChange(func(int))                       {}
+func (f *fakeBWE) GetStats() map[string]any {
+	return map[string]any{"averageLoss": f.loss, "usage": "normal"}
+}
+func (f *fakeBWE) Close() error { return nil }
+
+// A subscriber's first feedback may count as lost what was sent before
+// its browser could decrypt: a link is not judged congested (and its
+// video not paused) in its first startGrace, and is after.
+func TestNoCongestionInTheFirstSeconds(t *testing.T) {
+	m, err := newMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Room{id: "r", sfu: &SFU{log: slog.New(slog.DiscardHandler), metrics: m}, participants: map[string]*participant{}}
+	pub := &participant{identity: "pub"}
+	u := &upTrack{pub: pub, id: "pub-camera", kind: webrtc.RTPCodecTypeVideo, simulcast: true, source: "camera",
+		codec: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, createdAt: time.Now()}
+	u.downs.Store(&[]*downTrack{})
+	for l := range numLayers {
+		u.layers[l] = &webrtc.TrackRemote{}
+		u.lastPacket[l].Store(nanotime())
+	}
+	bwe := &fakeBWE{estimate: 600_000, loss: 0.64}
+	sub := &participant{room: r, identity: "sub", bwe: bwe, downs: map[*upTrack]*downTrack{},
+		conn: &conn{out: make(chan []byte, 64), closing: make(chan struct{})}}
+	d := newDownTrack(u, sub)
+	d.target = layerLow
+	sub.downs[u] = d
+
+	r.allocate(sub) // the first allocation: the grace starts
+	if _, target := d.layers(); target == layerOff {
+		t.Fatal("paused at once on the first feedback's loss")
+	}
+	// Past the grace, and the settle of any step the first took, the
+	// same loss is congestion: one step down.
+	sub.alloc.started = sub.alloc.started.Add(-startGrace)
+	sub.alloc.lastChange = sub.alloc.lastChange.Add(-settle)
+	before := d.wantLayer()
+	r.allocate(sub)
+	if after := d.wantLayer(); after >= before {
+		t.Fatalf("not stepped down after the grace: %d -> %d", before, after)
+	}
+}
