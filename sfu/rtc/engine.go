@@ -156,8 +156,13 @@ func (e *Engine) subscriberAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
 	}
 	var ir interceptor.Registry
 	bwe, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
-		return gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(bweInitial), gcc.SendSideBWEMinBitrate(bweMin),
-			gcc.SendSideBWEMaxBitrate(bweMax), gcc.SendSideBWEPacer(newPassPacer()))
+		pacer := newPassPacer()
+		est, err := gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(bweInitial), gcc.SendSideBWEMinBitrate(bweMin),
+			gcc.SendSideBWEMaxBitrate(bweMax), gcc.SendSideBWEPacer(pacer))
+		if err != nil {
+			return nil, err
+		}
+		return &rtxAwareBWE{BandwidthEstimator: est, pacer: pacer}, nil
 	})
 	if err != nil {
 		return nil, err
