@@ -141,12 +141,21 @@ func plan(items []allocItem, est, audio int64, congested, probe bool) []int {
 }
 
 // clampLayer lowers l to the highest layer at or under both l and want
-// that the publisher sends.
+// that the publisher sends; when it sends none at or under l, the lowest
+// one it sends up to want (a layer it never sent is no reason to pause).
 func clampLayer(it allocItem, l int) int {
+	if l == layerOff {
+		return layerOff
+	}
 	l = min(l, it.want)
-	for ; l >= layerLow; l-- {
-		if it.has[l] {
-			return l
+	for n := l; n >= layerLow; n-- {
+		if it.has[n] {
+			return n
+		}
+	}
+	for n := l + 1; n <= it.want && n < numLayers; n++ {
+		if it.has[n] {
+			return n
 		}
 	}
 	return layerOff

@@ -66,3 +66,43 @@ func TestNoCongestionInTheFirstSeconds(t *testing.T) {
 		t.Fatalf("not stepped down after the grace: %d -> %d", before, after)
 	}
 }
+
+func TestClampLayer(t *testing.T) {
+	all := [numLayers]bool{true, true, true}
+	noLow := [numLayers]bool{false, true, true}
+	highOnly := [numLayers]bool{false, false, true}
+	for _, tc := range []struct {
+		name    string
+		has     [numLayers]bool
+		want, l int
+		out     int
+	}{
+		{"within", all, layerHigh, layerMedium, layerMedium},
+		{"above what is wanted", all, layerMedium, layerHigh, layerMedium},
+		{"a layer not sent: the next one down", [numLayers]bool{true, false, true}, layerHigh, layerMedium, layerLow},
+		{"none sent at or under: the lowest sent above", noLow, layerHigh, layerLow, layerMedium},
+		{"only high sent", highOnly, layerHigh, layerLow, layerHigh},
+		{"only high sent, medium wanted", highOnly, layerMedium, layerLow, layerOff},
+		{"paused stays paused", all, layerHigh, layerOff, layerOff},
+		{"nothing wanted", all, layerOff, layerLow, layerOff},
+	} {
+		if got := clampLayer(allocItem{has: tc.has, want: tc.want}, tc.l); got != tc.out {
+			t.Errorf("%s: clampLayer(%d) = %d, want %d", tc.name, tc.l, got, tc.out)
+		}
+	}
+}
+
+// A new simulcast track's layers count as sent until their packets say,
+// so that a subscriber starts on the low one whichever layer came first.
+func TestNewSimulcastTrackStartsLow(t *testing.T) {
+	u := &upTrack{kind: webrtc.RTPCodecTypeVideo, simulcast: true, createdAt: time.Now()}
+	u.layers[layerHigh] = &webrtc.TrackRemote{}
+	u.lastPacket[layerHigh].Store(nanotime())
+	if l := u.lowestLayer(); l != layerLow {
+		t.Fatalf("a new track with only its high layer yet: starts on %d", l)
+	}
+	u.createdAt = time.Now().Add(-newTrackGrace)
+	if l := u.lowestLayer(); l != layerHigh {
+		t.Fatalf("an older track that sends only its high layer: starts on %d", l)
+	}
+}

@@ -14,17 +14,23 @@ import (
 // each video each participant receives (113 of the 180 MB a room bench of
 // 60 participants held), and a copy per packet per subscriber.
 //
-// The upTrack keeps each layer's last historySize packets as it reads
+// The upTrack keeps each layer's last packets (historySlots) as it reads
 // them; each downTrack remembers, for its last historySize sequence
 // numbers, which layer's packet it sent under that number and its
 // timestamp. A subscriber's NACK is answered from the two: on the RTX
 // stream when one was negotiated (RFC 4588: the original sequence number
 // before the payload), else as the packet again.
 
-// historySize is how many packets of a layer are kept: 2 s of a 720p
-// layer (about 250 packets/s at 2.5 Mbit/s), far past a county link's
-// round trip.
+// historySize is how many sequence numbers a subscriber remembers, and
+// how many packets of a high layer (or of a video without simulcast) are
+// kept: 2 s of a 720p layer at 2.5 Mbit/s (about 250 packets/s), far past
+// a county link's round trip.
 const historySize = 512
+
+// historySlots is how many packets each layer keeps: the lower layers
+// send fewer packets a second (a 150 kbit/s low layer about 30), so fewer
+// cover the same time.
+var historySlots = [numLayers]int{historySize / 4, historySize / 2, historySize}
 
 // historySlotSize holds any packet a browser sends (about 1200 bytes);
 // larger ones are not kept.
@@ -33,37 +39,47 @@ const historySlotSize = 1500
 // packetHistory is one layer's last packets; add runs on the layer's read
 // goroutine, get on the subscribers' RTCP goroutines.
 type packetHistory struct {
-	mu    sync.Mutex
-	buf   []byte // historySize slots of historySlotSize, made at the first add
-	seq   [historySize]uint16
-	size  [historySize]uint16 // 0: empty
-	valid [historySize]bool
+	mu   sync.Mutex
+	buf  []byte // the slots of historySlotSize, made at the first add
+	meta []slotMeta
 }
 
-func (h *packetHistory) add(seq uint16, payload []byte) {
+type slotMeta struct {
+	seq   uint16
+	size  uint16
+	valid bool
+}
+
+// add keeps a packet; slots is the layer's historySlots (a power of two,
+// so that the slot of a sequence number stays the same across its wrap).
+func (h *packetHistory) add(seq uint16, payload []byte, slots int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.buf == nil {
-		h.buf = make([]byte, historySize*historySlotSize)
+		h.buf = make([]byte, slots*historySlotSize)
+		h.meta = make([]slotMeta, slots)
 	}
-	i := int(seq % historySize)
+	i := int(seq) % len(h.meta)
 	if len(payload) > historySlotSize {
-		h.valid[i] = false
+		h.meta[i].valid = false
 		return
 	}
 	copy(h.buf[i*historySlotSize:], payload)
-	h.seq[i], h.size[i], h.valid[i] = seq, uint16(len(payload)), true
+	h.meta[i] = slotMeta{seq: seq, size: uint16(len(payload)), valid: true}
 }
 
 // appendPayload appends the kept payload of seq to dst.
 func (h *packetHistory) appendPayload(dst []byte, seq uint16) ([]byte, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	i := int(seq % historySize)
-	if !h.valid[i] || h.seq[i] != seq {
+	if h.meta == nil {
 		return dst, false
 	}
-	return append(dst, h.buf[i*historySlotSize:i*historySlotSize+int(h.size[i])]...), true
+	i := int(seq) % len(h.meta)
+	if m := h.meta[i]; !m.valid || m.seq != seq {
+		return dst, false
+	}
+	return append(dst, h.buf[i*historySlotSize:i*historySlotSize+int(h.meta[i].size)]...), true
 }
 
 // sentPacket is what a downTrack sent under one of its sequence numbers.

@@ -147,3 +147,25 @@ func TestLostPacketsAreRetransmitted(t *testing.T) {
 		t.Fatal("no NACKs counted")
 	}
 }
+
+// Each layer keeps its own number of packets, across the sequence
+// numbers' wrap.
+func TestPacketHistorySlots(t *testing.T) {
+	for layer, slots := range historySlots {
+		var h packetHistory
+		if _, ok := h.appendPayload(nil, 1); ok {
+			t.Fatal("a packet from an empty history")
+		}
+		start := uint16(65536 - 100)
+		n := slots + 150
+		for i := range n {
+			h.add(start+uint16(i), []byte{byte(i), byte(i >> 8)}, slots)
+		}
+		for i := range n {
+			got, ok := h.appendPayload(nil, start+uint16(i))
+			if want := i >= n-slots; ok != want || ok && (got[0] != byte(i) || got[1] != byte(i>>8)) {
+				t.Fatalf("layer %d, packet %d of %d: kept %v (%v)", layer, i, n, ok, got)
+			}
+		}
+	}
+}

@@ -112,19 +112,29 @@ const layerSilence = time.Second
 
 // hasLayer reports whether the publisher sends layer: it has the layer
 // and a packet of it came lately (or the track is new).
+//
+// A new simulcast track's layers arrive one by one (pion announces each
+// rid at its first packet), so in its first newTrackGrace every layer is
+// taken as sent: a subscriber that comes in then starts on the low layer,
+// not on whichever arrived first.
 func (u *upTrack) hasLayer(layer int) bool {
 	u.mu.Lock()
 	present := u.layers[layer] != nil
 	u.mu.Unlock()
+	young := time.Since(u.createdAt) < newTrackGrace
 	if !present {
-		return false
+		return u.simulcast && young
 	}
 	last := u.lastPacket[layer].Load()
 	if last == 0 {
-		return time.Since(u.createdAt) < 3*time.Second
+		return young
 	}
 	return nanotime()-last < int64(layerSilence)
 }
+
+// newTrackGrace is how long a new track's layers are taken as sent before
+// their packets say.
+const newTrackGrace = 3 * time.Second
 
 // lowestLayer is the lowest layer the publisher sends, low when none yet.
 func (u *upTrack) lowestLayer() int {
@@ -187,7 +197,7 @@ func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
 // subscriber; wg is the reader's own.
 func (u *upTrack) deliver(layer int, p *rtp.Packet, key bool, now int64, wg *sync.WaitGroup) {
 	if u.kind == webrtc.RTPCodecTypeVideo {
-		u.history[layer].add(p.SequenceNumber, p.Payload)
+		u.history[layer].add(p.SequenceNumber, p.Payload, historySlots[layer])
 	}
 	u.fan.forward(*u.downs.Load(), layer, p, key, now, wg)
 }
