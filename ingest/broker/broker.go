@@ -107,23 +107,38 @@ func (b *Broker) Start() error {
 // between the two) deadlocks the shutdown; it hung CI once. The list taken
 // here (GetAll) holds the lock once, and mochi's Close then finds the
 // listener closed and its clients gone.
+//
+// Close waits at most closeWait for mochi's client goroutines: one that
+// accepted a connection which never sent CONNECT reads it without a
+// deadline and would hold the shutdown for as long as the peer stays.
 func (b *Broker) Close() error {
 	var err error
 	b.closeOnce.Do(func() {
-		disconnect := func(string) {
-			for _, cl := range b.srv.Clients.GetAll() {
-				if cl.Net.Listener == b.listener.ID() {
-					_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		done := make(chan error, 1)
+		go func() {
+			disconnect := func(string) {
+				for _, cl := range b.srv.Clients.GetAll() {
+					if cl.Net.Listener == b.listener.ID() {
+						_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+					}
 				}
 			}
+			b.listener.Close(disconnect) // the socket closes after
+			disconnect("")               // any that came in meanwhile
+			b.srv.Listeners.ClientsWg.Wait()
+			done <- b.srv.Close()
+		}()
+		select {
+		case err = <-done:
+		case <-time.After(closeWait):
+			err = fmt.Errorf("mqtt broker: a connection still open %s after closing (one that never sent CONNECT); not waiting for it", closeWait)
 		}
-		b.listener.Close(disconnect) // the socket closes after
-		disconnect("")               // any that came in meanwhile
-		b.srv.Listeners.ClientsWg.Wait()
-		err = b.srv.Close()
 	})
 	return err
 }
+
+// closeWait bounds Close's wait for the broker's connections to end.
+const closeWait = 3 * time.Second
 
 // Addr is the address the broker listens on (with the real port when the
 // configured one was 0).
