@@ -18,10 +18,11 @@ import (
 // busy machine degrades to forwarding in the reader and a stopped pool
 // costs nothing but that. Nothing is allocated per packet.
 type fanout struct {
-	jobs    chan fanoutJob
-	quit    chan struct{}
-	workers int
-	done    sync.WaitGroup
+	jobs     chan fanoutJob
+	quit     chan struct{}
+	stopOnce sync.Once
+	workers  int
+	done     sync.WaitGroup
 }
 
 // fanoutJob is one part of a packet's subscribers.
@@ -65,10 +66,11 @@ func (f *fanout) work() {
 	}
 }
 
-// stop ends the workers; forwarding goes on in the readers.
+// stop ends the workers; forwarding goes on in the readers. Calls after
+// the first do nothing.
 func (f *fanout) stop() {
 	if f != nil {
-		close(f.quit)
+		f.stopOnce.Do(func() { close(f.quit) })
 		f.done.Wait()
 	}
 }

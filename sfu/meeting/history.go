@@ -60,6 +60,9 @@ func (h *packetHistory) add(seq uint16, payload []byte, slots int) {
 		h.meta = make([]slotMeta, slots)
 	}
 	i := int(seq) % len(h.meta)
+	if m := h.meta[i]; m.valid && int16(seq-m.seq) < 0 {
+		return // a very late packet (the publisher's retransmission): the slot is a newer one's
+	}
 	if len(payload) > historySlotSize {
 		h.meta[i].valid = false
 		return

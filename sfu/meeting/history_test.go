@@ -169,3 +169,16 @@ func TestPacketHistorySlots(t *testing.T) {
 		}
 	}
 }
+
+// A packet far older than the one in its slot does not replace it.
+func TestPacketHistoryKeepsTheNewer(t *testing.T) {
+	var h packetHistory
+	h.add(1000, []byte{1}, 128)
+	h.add(1000-128, []byte{2}, 128) // the same slot, 128 numbers older
+	if p, ok := h.appendPayload(nil, 1000); !ok || p[0] != 1 {
+		t.Fatalf("the newer packet: %v %v", p, ok)
+	}
+	if _, ok := h.appendPayload(nil, 1000-128); ok {
+		t.Fatal("the older one kept")
+	}
+}

@@ -48,24 +48,40 @@ func (d *downTrack) senderReport(now time.Time, mono int64) (rtcp.SenderReport, 
 	}, true
 }
 
+// reportsPerPacket is how many sender reports go in one compound RTCP
+// packet: 28 bytes each, so that with SRTCP's trailer a packet stays well
+// under the MTU (a room of 30 cameras and microphones would otherwise send
+// datagrams of 1,700 bytes, which receivers reading 1,500 and networks
+// that drop fragments lose).
+const reportsPerPacket = 40
+
 // sendReports sends the sender reports of every track the participant
-// receives, in one compound packet.
-func (p *participant) sendReports(now time.Time) {
+// receives.
+func (p *participant) sendReports() {
 	p.negMu.Lock()
 	pc := p.sub
 	p.negMu.Unlock()
 	if pc == nil || pc.ConnectionState() != webrtc.PeerConnectionStateConnected {
 		return
 	}
-	mono := nanotime()
+	// The wall and monotonic clocks read together: the report's NTP time
+	// and RTP time are of one instant.
+	now, mono := time.Now(), nanotime()
 	var pkts []rtcp.Packet
 	for _, d := range p.downTracks() {
 		if sr, ok := d.senderReport(now, mono); ok {
 			pkts = append(pkts, &sr)
 		}
 	}
-	if len(pkts) > 0 {
-		_ = pc.WriteRTCP(pkts)
+	writeInChunks(pkts, reportsPerPacket, pc.WriteRTCP)
+}
+
+// writeInChunks writes pkts n at a time (the last chunk may be shorter).
+func writeInChunks(pkts []rtcp.Packet, n int, write func([]rtcp.Packet) error) {
+	for len(pkts) > 0 {
+		k := min(len(pkts), n)
+		_ = write(pkts[:k])
+		pkts = pkts[k:]
 	}
 }
 

@@ -59,3 +59,30 @@ func TestSenderAndReceiverReports(t *testing.T) {
 		t.Fatalf("lost %v, rtt %v", lost, rtt)
 	}
 }
+
+// Many sender reports go out in packets that stay under the MTU.
+func TestSenderReportsStayUnderTheMTU(t *testing.T) {
+	var pkts []rtcp.Packet
+	for i := range 97 {
+		pkts = append(pkts, &rtcp.SenderReport{SSRC: uint32(i + 1)})
+	}
+	var sizes []int
+	seen := 0
+	writeInChunks(pkts, reportsPerPacket, func(chunk []rtcp.Packet) error {
+		b, err := rtcp.Marshal(chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, len(b))
+		seen += len(chunk)
+		return nil
+	})
+	if seen != 97 || len(sizes) != 3 {
+		t.Fatalf("%d reports in %d packets", seen, len(sizes))
+	}
+	for _, n := range sizes {
+		if n+14 > 1200 { // SRTCP adds its index and tag
+			t.Fatalf("a packet of %d bytes", n)
+		}
+	}
+}

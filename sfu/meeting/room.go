@@ -426,9 +426,8 @@ func (r *Room) run() {
 			r.tickStats(now.Sub(lastStats))
 			lastStats = now
 		case <-reports.C:
-			now := time.Now()
 			for _, p := range r.snapshot() {
-				p.sendReports(now)
+				p.sendReports()
 			}
 		}
 	}

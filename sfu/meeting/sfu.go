@@ -5,7 +5,10 @@
 // others' on a second, which the server renegotiates as tracks come and
 // go. Each subscriber gets, per video, the layer its bandwidth estimate and
 // tile size allow, paused when not even the lowest fits; packets are
-// forwarded without transcoding and without an allocation per packet.
+// forwarded without transcoding and without an allocation per packet,
+// large rooms on every core (fanout.go). Retransmissions come from one
+// history per published layer (history.go) and the RTCP reports are the
+// SFU's own (reports.go), rather than pion's per-subscriber interceptors.
 // Hosts mute, remove, lock and call on participants (spotlight); the
 // audio levels publishers send drive active-speaker events.
 package meeting

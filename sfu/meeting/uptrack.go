@@ -225,15 +225,15 @@ func (u *upTrack) requestKeyframe(layer int) {
 	if u.kind != webrtc.RTPCodecTypeVideo || layer < 0 || layer >= numLayers {
 		return
 	}
-	now := nanotime()
-	last := u.lastKeyReq[layer].Load()
-	if now-last < int64(keyframeInterval) || !u.lastKeyReq[layer].CompareAndSwap(last, now) {
-		return
-	}
 	u.mu.Lock()
 	remote := u.layers[layer]
 	u.mu.Unlock()
 	if remote == nil {
+		return // not announced yet: its first packets are a keyframe anyway
+	}
+	now := nanotime()
+	last := u.lastKeyReq[layer].Load()
+	if now-last < int64(keyframeInterval) || !u.lastKeyReq[layer].CompareAndSwap(last, now) {
 		return
 	}
 	u.pub.plisSent.Add(1)
