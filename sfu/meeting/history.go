@@ -17,9 +17,8 @@ import (
 // The upTrack keeps each layer's last packets (historySlots) as it reads
 // them; each downTrack remembers, for its last historySize sequence
 // numbers, which layer's packet it sent under that number and its
-// timestamp. A subscriber's NACK is answered from the two: on the RTX
-// stream when one was negotiated (RFC 4588: the original sequence number
-// before the payload), else as the packet again.
+// timestamp. A subscriber's NACK is answered from the two on its RTX
+// stream (RFC 4588: the original sequence number before the payload).
 
 // historySize is how many sequence numbers a subscriber remembers, and
 // how many packets of a high layer (or of a video without simulcast) are
@@ -101,8 +100,16 @@ type sentLog [historySize]sentPacket
 // retransmit answers a NACK from the subscriber: every packet it names
 // that is still kept is sent again. It runs on the downTrack's RTCP
 // goroutine; the write takes the downTrack's lock, like forwarding.
+//
+// Without an RTX stream nothing is resent: the packet again under its own
+// sequence number would pass the transport-wide sequence interceptor anew,
+// and SRTP would encrypt the same index twice with a different header
+// (AES-GCM's nonce reused). Browsers all take the RTX this SFU offers.
 func (d *downTrack) retransmit(nack *rtcp.TransportLayerNack) (sent int) {
-	if d.sent == nil {
+	d.mu.Lock()
+	rtx := d.rtxSSRC != 0
+	d.mu.Unlock()
+	if d.sent == nil || !rtx {
 		return 0
 	}
 	for _, pair := range nack.Nacks {
@@ -123,22 +130,19 @@ func (d *downTrack) resend(seq uint16) bool {
 	if d.ws == nil || !e.valid || e.outSeq != seq || int(e.layer) >= numLayers {
 		return false
 	}
-	h := &d.up.history[e.layer]
-	payload := d.rtxBuf[:0]
-	if d.rtxSSRC != 0 {
-		payload = binary.BigEndian.AppendUint16(payload, seq)
+	if d.rtxSSRC == 0 {
+		return false
 	}
+	h := &d.up.history[e.layer]
+	payload := binary.BigEndian.AppendUint16(d.rtxBuf[:0], seq) // RFC 4588: the original sequence number first
 	payload, ok := h.appendPayload(payload, e.upSeq)
 	if !ok {
 		return false
 	}
 	d.rtxBuf = payload[:0]
-	hdr := rtp.Header{Version: 2, Marker: e.marker, SequenceNumber: seq, Timestamp: e.ts, SSRC: d.ssrc, PayloadType: d.pt,
+	hdr := rtp.Header{Version: 2, Marker: e.marker, SequenceNumber: d.rtxSeq, Timestamp: e.ts, SSRC: d.rtxSSRC, PayloadType: d.rtxPT,
 		Extensions: d.rtxExt[:0]}
-	if d.rtxSSRC != 0 {
-		hdr.SSRC, hdr.PayloadType, hdr.SequenceNumber = d.rtxSSRC, d.rtxPT, d.rtxSeq
-		d.rtxSeq++
-	}
+	d.rtxSeq++
 	_, err := d.ws.WriteRTP(&hdr, payload)
 	return err == nil
 }
