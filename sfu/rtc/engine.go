@@ -23,6 +23,8 @@ import (
 	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/lookout-cc/lookout/internal/pionlog"
 )
 
 // Params configure the engine.
@@ -65,7 +67,7 @@ func New(p Params) (*Engine, error) {
 	if p.Log == nil {
 		p.Log = slog.New(slog.DiscardHandler)
 	}
-	logs := slogFactory{log: p.Log}
+	logs := pionlog.Factory{Log: p.Log, ErrorLevel: slog.LevelError}
 	var err error
 	if e.udp, err = net.ListenPacket("udp", p.UDPAddr); err != nil {
 		return nil, fmt.Errorf("webrtc udp port: %w", err)

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	pionturn "github.com/pion/turn/v5"
+
+	"github.com/lookout-cc/lookout/internal/pionlog"
 )
 
 // MinSecretLen is the shortest shared secret New accepts, in bytes.
@@ -186,7 +188,7 @@ func New(p Params) (*Server, error) {
 	cfg := pionturn.ServerConfig{
 		Realm:         p.Realm,
 		AuthHandler:   s.authenticate,
-		LoggerFactory: slogFactory{log: p.Log},
+		LoggerFactory: pionlog.Factory{Log: p.Log, ErrorLevel: slog.LevelWarn},
 		EventHandler: pionturn.EventHandler{
 			OnAuth: s.logAuthFailure,
 			OnAllocationDeleted: func(net.Addr, net.Addr, string, string, string) {

@@ -18,6 +18,8 @@ import (
 
 	pionturn "github.com/pion/turn/v5"
 	"go.uber.org/goleak"
+
+	"github.com/lookout-cc/lookout/internal/pionlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -101,7 +103,7 @@ func newClient(t *testing.T, s *Server, transport, username, password string,
 		Conn:           conn,
 		Username:       username,
 		Password:       password,
-		LoggerFactory:  slogFactory{log: slog.New(slog.DiscardHandler)},
+		LoggerFactory:  pionlog.Factory{Log: slog.New(slog.DiscardHandler)},
 	})
 	if err != nil {
 		_ = conn.Close()
