@@ -164,18 +164,7 @@ func commands(argv []string, out io.Writer) error {
 		if *pprofAddr == "" {
 			return nil
 		}
-		resp, err := http.Get("http://" + *pprofAddr + "/debug/pprof/allocs")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		f, err := os.Create(file)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(f, resp.Body)
-		return err
+		return saveURL("http://"+*pprofAddr+"/debug/pprof/allocs", file)
 	}
 	if err := saveAllocs("lookout-allocs-before.prof"); err != nil {
 		return err

@@ -117,18 +117,9 @@ export class MeetingClient extends EventTarget {
     this._pingTimer = 0;
     this._lastRx = 0;
 
-    this.pub = null;
-    this.sub = null;
-    this._pubHold = false;
-    this._pubQueue = [];
-    this._remoteQueue = { publisher: [], subscriber: [] };
-    this._negotiating = false;
-    this._again = false;
-    this._againRestart = false;
+    this._resetConnections();
     this._offerSeq = 0;
     this._waitAnswer = null;
-    this._subChain = Promise.resolve();
-    this._chatOut = null;
     this._restartAt = { publisher: 0, subscriber: 0 };
     this._graceTimer = { publisher: 0, subscriber: 0 };
     // Subscriber tracks: sdp track id -> {track, streamId, kind}; and those
@@ -567,15 +558,9 @@ export class MeetingClient extends EventTarget {
     e.transceiver = this.pub.addTransceiver(e.track, init);
   }
 
-  _teardown() {
-    for (const id of this._timers) clearTimeout(id);
-    this._timers.clear();
-    for (const target of ['publisher', 'subscriber']) clearTimeout(this._graceTimer[target]);
-    if (this._waitAnswer) this._waitAnswer.reject(Object.assign(new Error('connection closed'), { code: 'closed' }));
-    this._waitAnswer = null;
-    for (const pc of [this.pub, this.sub]) {
-      if (pc) pc.close();
-    }
+  // _resetConnections forgets both peer connections and the negotiation
+  // state that goes with them (at the start, and after a teardown).
+  _resetConnections() {
     this.pub = null;
     this.sub = null;
     this._chatOut = null;
@@ -586,6 +571,18 @@ export class MeetingClient extends EventTarget {
     this._again = false;
     this._againRestart = false;
     this._subChain = Promise.resolve();
+  }
+
+  _teardown() {
+    for (const id of this._timers) clearTimeout(id);
+    this._timers.clear();
+    for (const target of ['publisher', 'subscriber']) clearTimeout(this._graceTimer[target]);
+    if (this._waitAnswer) this._waitAnswer.reject(Object.assign(new Error('connection closed'), { code: 'closed' }));
+    this._waitAnswer = null;
+    for (const pc of [this.pub, this.sub]) {
+      if (pc) pc.close();
+    }
+    this._resetConnections();
     for (const e of this.local.values()) {
       e.transceiver = null;
       e.pc = null;
