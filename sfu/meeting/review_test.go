@@ -77,15 +77,16 @@ func TestSubscriberTransceiversAreReused(t *testing.T) {
 		c := e.join("guest", memberRights)
 		pub := c.publish(false)
 		watcher.waitPackets("guest-camera", int64(30*(i+1)), 10*time.Second)
+		mark := watcher.mark()
 		pub.close()
 		c.send(map[string]any{"type": "leave"})
 		watcher.wait("guest left", func(m signal.ServerMessage) bool {
 			return m.Type == signal.TypeParticipantLeft && m.Identity == "guest" && m.Reason == signal.LeftLeft
 		})
 		c.close()
-		// Each guest's departure is a renegotiation; wait for its answer
-		// to be applied before the next guest's tracks come.
-		time.Sleep(300 * time.Millisecond)
+		// Each guest's departure is a renegotiation: its offer (kept
+		// once answered) before the next guest's tracks come.
+		watcher.waitSince(mark, "the renegotiation after the guest left", 10*time.Second, isType(signal.TypeOffer))
 	}
 	var last string
 	watcher.mu.Lock()

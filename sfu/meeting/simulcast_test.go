@@ -128,7 +128,6 @@ func TestSimulcastLayersFollowTheLink(t *testing.T) {
 	weak.waitSince(mark, "paused", 20*time.Second, func(m signal.ServerMessage) bool {
 		return m.Type == signal.TypeLayerChanged && m.Identity == "alice" && m.Paused != nil && *m.Paused && m.Reason == "bandwidth"
 	})
-	time.Sleep(time.Second)
 	audio := weak.packets("alice-microphone")
 	weak.waitPackets("alice-microphone", audio+25, 3*time.Second)
 
