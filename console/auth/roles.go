@@ -52,14 +52,17 @@ const (
 	// rooms and issuing their join tokens).
 	PermMeetingsRead Permission = "meetings:read"
 	PermMeetingsHost Permission = "meetings:host"
+	// Video walls: arranging them (layout, tiles, patrols, alert area);
+	// seeing them takes devices:read, as the cameras on them do.
+	PermWallsWrite Permission = "walls:write"
 )
 
 var rolePermissions = map[Role][]Permission{
 	RoleAdmin: {PermOrgsRead, PermOrgsWrite, PermUsersRead, PermUsersWrite, PermDevicesRead, PermDevicesWrite, PermDevicesCommand, PermAuditRead,
-		PermAlertsRead, PermAlertsAct, PermRulesWrite, PermMeetingsRead, PermMeetingsHost},
+		PermAlertsRead, PermAlertsAct, PermRulesWrite, PermMeetingsRead, PermMeetingsHost, PermWallsWrite},
 	RoleCommander: {PermOrgsRead, PermUsersRead, PermDevicesRead, PermDevicesCommand, PermAuditRead, PermAlertsRead, PermAlertsAct, PermRulesWrite,
-		PermMeetingsRead, PermMeetingsHost},
-	RoleOperator:       {PermOrgsRead, PermDevicesRead, PermDevicesCommand, PermAlertsRead, PermAlertsAct, PermMeetingsRead},
+		PermMeetingsRead, PermMeetingsHost, PermWallsWrite},
+	RoleOperator:       {PermOrgsRead, PermDevicesRead, PermDevicesCommand, PermAlertsRead, PermAlertsAct, PermMeetingsRead, PermWallsWrite},
 	RoleHearingOfficer: {PermOrgsRead, PermMeetingsRead, PermMeetingsHost},
 	RoleViewer:         {PermOrgsRead, PermDevicesRead, PermAlertsRead, PermMeetingsRead},
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/lookout-cc/lookout/console/meet"
 	"github.com/lookout-cc/lookout/console/player"
 	"github.com/lookout-cc/lookout/console/users"
+	"github.com/lookout-cc/lookout/console/walls"
 	"github.com/lookout-cc/lookout/devices"
 	"github.com/lookout-cc/lookout/ingest/cameras"
 	"github.com/lookout-cc/lookout/ingest/clips"
@@ -57,7 +58,9 @@ type Params struct {
 	// progress, whose signaling WebSocket is /rtc/signal (nil: off).
 	Rooms    *rooms.Store
 	Meetings Meetings
-	WHEP     *whep.Server
+	// Walls are the video walls; nil turns their routes off.
+	Walls *walls.Store
+	WHEP  *whep.Server
 	// Clips saves spans of the cameras' pre-alert buffers; nil turns the
 	// clip routes off.
 	Clips *clips.Store
@@ -179,6 +182,14 @@ func New(p Params) (http.Handler, error) {
 		authed.PATCH("/rooms/:id", a.require(auth.PermMeetingsHost), a.updateRoom)
 		authed.DELETE("/rooms/:id", a.require(auth.PermMeetingsHost), a.deleteRoom)
 		authed.POST("/rooms/:id/tokens", a.require(auth.PermMeetingsHost), a.issueRoomToken)
+	}
+	if p.Walls != nil {
+		authed.GET("/walls", a.require(auth.PermDevicesRead), a.listWalls)
+		authed.POST("/walls", a.require(auth.PermWallsWrite), a.createWall)
+		authed.GET("/walls/:id", a.require(auth.PermDevicesRead), a.getWall)
+		authed.PATCH("/walls/:id", a.require(auth.PermWallsWrite), a.updateWall)
+		authed.DELETE("/walls/:id", a.require(auth.PermWallsWrite), a.deleteWall)
+		authed.PUT("/walls/:id/tiles/:index", a.require(auth.PermWallsWrite), a.setWallTile)
 	}
 	if p.WHEP != nil && p.Cameras != nil {
 		authed.POST("/whep/cameras/:id", a.require(auth.PermDevicesRead), a.whepOffer)

@@ -23,6 +23,7 @@ import (
 	"github.com/lookout-cc/lookout/console/auth"
 	"github.com/lookout-cc/lookout/console/events"
 	"github.com/lookout-cc/lookout/console/users"
+	"github.com/lookout-cc/lookout/console/walls"
 	"github.com/lookout-cc/lookout/devices"
 	"github.com/lookout-cc/lookout/ingest/cameras"
 	"github.com/lookout-cc/lookout/ingest/clips"
@@ -52,6 +53,7 @@ type env struct {
 	broker   *noBroker
 	engine   *alerts.Engine
 	hub      *cameras.Hub
+	bus      *events.Bus
 	dbPath   string
 	dataDir  string
 }
@@ -187,12 +189,12 @@ func newEnv(t *testing.T) *env {
 		_ = eng.Close()
 	})
 	api, err := New(Params{Log: log, Metrics: prometheus.NewRegistry(), Health: hr, Orgs: tree, Users: us, Devices: reg, Audit: auditLog, Presence: presence, Commands: cmds, Rules: rules, Alerts: alertStore, Events: bus, Telemetry: store,
-		Cameras: hub, WHEP: whep.New(whep.Params{Log: log}), Clips: clipStore, Rooms: roomStore, Meetings: sfu, Signer: signer,
+		Cameras: hub, WHEP: whep.New(whep.Params{Log: log}), Clips: clipStore, Rooms: roomStore, Meetings: sfu, Walls: walls.NewStore(db, tree, reg), Signer: signer,
 		Throttle: auth.NewThrottle(3, 200*time.Millisecond, time.Second), TokenTTL: time.Hour, MaxBodyBytes: 4096, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, srv: httptest.NewServer(api), orgs: tree, users: us, signer: signer, api: api, store: store, devices: reg, presence: presence, broker: broker, engine: engine, hub: hub, dbPath: filepath.Join(dataDir, sqldb.FileName), dataDir: dataDir}
+	e := &env{t: t, srv: httptest.NewServer(api), orgs: tree, users: us, signer: signer, api: api, store: store, devices: reg, presence: presence, broker: broker, engine: engine, hub: hub, bus: bus, dbPath: filepath.Join(dataDir, sqldb.FileName), dataDir: dataDir}
 	t.Cleanup(e.srv.Close)
 	return e
 }

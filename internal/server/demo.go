@@ -9,8 +9,9 @@ import (
 // startDemoData seeds the demo sites and devices, starts the demo cameras'
 // RTSP server and registers the demo cameras with its URLs, or moves them
 // there when they exist (the server may listen on another port than at the
-// last start). It runs before the camera hub starts, so the hub pulls the
-// demo cameras at their new URLs from the first.
+// last start), and makes the demo's video wall once. It runs before the
+// camera hub starts, so the hub pulls the demo cameras at their new URLs
+// from the first.
 func (s *Server) startDemoData(ctx context.Context) error {
 	if !s.cfg.Demo.Enabled {
 		return nil
@@ -43,8 +44,16 @@ func (s *Server) startDemoData(ctx context.Context) error {
 		srv.Close()
 		return err
 	}
+	made, err := demo.SeedWall(ctx, s.walls, scope, f.Cameras)
+	if err != nil {
+		srv.Close()
+		return err
+	}
 	s.demoCams = srv
 	s.log.Info("demo cameras", "rtsp", srv.Addr(), "cameras", len(f.Cameras), "created", created, "moved", moved)
+	if made {
+		s.log.Info("demo wall created", "wall", demo.WallID)
+	}
 	return nil
 }
 

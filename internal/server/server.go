@@ -28,6 +28,7 @@ import (
 	"github.com/lookout-cc/lookout/console/events"
 	"github.com/lookout-cc/lookout/console/httpapi"
 	"github.com/lookout-cc/lookout/console/users"
+	"github.com/lookout-cc/lookout/console/walls"
 	"github.com/lookout-cc/lookout/devices"
 	"github.com/lookout-cc/lookout/ingest/broker"
 	"github.com/lookout-cc/lookout/ingest/cameras"
@@ -97,6 +98,9 @@ type Server struct {
 	alerts      *alerts.Store
 	alertEngine *alerts.Engine
 	rules       *alerts.Rules
+	// walls are the video walls; pinner puts alerts' cameras on them.
+	walls  *walls.Store
+	pinner *walls.Pinner
 	// rtc is the SFU's WebRTC engine; whep plays cameras to viewers;
 	// cameras pulls them; clips saves spans of their pre-alert buffers.
 	// alertClips are the clips being saved for new alerts; none starts
@@ -156,6 +160,7 @@ func (s *Server) components() []component {
 		{name: "bootstrap", start: s.bootstrap},
 		{name: "tsdb", start: s.startTSDB, stop: s.stopTSDB},
 		{name: "alerts", start: s.startAlerts, stop: s.stopAlerts},
+		{name: "walls", start: s.startWalls, stop: s.stopWalls},
 		{name: "ingest", start: s.startIngest, stop: s.stopIngest},
 		{name: "mqtt broker", start: s.startMQTT, stop: s.stopMQTT},
 		{name: "mqtt client", start: s.startMQTTClient, stop: s.stopMQTTClient},
@@ -455,6 +460,7 @@ func (s *Server) startHTTP(context.Context) error {
 		WHEP:         s.whep,
 		Rooms:        s.rooms,
 		Meetings:     s.meetings,
+		Walls:        s.walls,
 		Clips:        s.clips,
 		Telemetry:    s.tsdb,
 		Signer:       s.signer,
