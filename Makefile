@@ -27,12 +27,19 @@ APT_COMMANDS := /usr/sbin/mosquitto /usr/bin/mosquitto_passwd /usr/bin/ffmpeg /u
 # chromium above and never downloads a browser).
 BROWSER_DIR := tests/browser
 
+# The console's front end (Vue, TypeScript, Vite), built into
+# console/web/dist and embedded in the binary.
+WEB_DIR     := console/web
+WEB_BUILD   := $(WEB_DIR)/dist/index.html
+WEB_SOURCES := $(shell find $(WEB_DIR)/src $(WEB_DIR)/public -type f 2>/dev/null) \
+               $(WEB_DIR)/index.html $(WEB_DIR)/vite.config.ts $(WEB_DIR)/tsconfig.json $(WEB_DIR)/package-lock.json
+
 GO_SOURCES := $(shell find . -name '*.go' -not -path './node_modules/*' -not -name '*_test.go') go.mod go.sum \
               $(wildcard configs/*.yaml configs/demo/*.yaml internal/sqldb/migrations/*.sql internal/demo/clips/*.h264)
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help run build test test-deps apt-deps node-deps browser-deps influxd bench lint clean
+.PHONY: help run build web test test-deps apt-deps node-deps browser-deps web-deps influxd bench lint clean
 
 help:
 	@echo "make run    the whole system on the embedded default, demo data included"
@@ -42,22 +49,35 @@ help:
 
 build: bin/lookout bin/lookout-bench
 
-bin/lookout: $(GO_SOURCES)
+bin/lookout: $(GO_SOURCES) $(WEB_BUILD)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/lookout
 
 bin/lookout-bench: $(GO_SOURCES)
 	$(GO) build -o $@ ./cmd/lookout-bench
 
+# The front end is built when it is missing or older than its sources.
+web: $(WEB_BUILD)
+
+$(WEB_BUILD): $(WEB_SOURCES) $(WEB_DIR)/node_modules/.package-lock.json
+	cd $(WEB_DIR) && npm run --silent build
+
+web-deps: $(WEB_DIR)/node_modules/.package-lock.json
+
+$(WEB_DIR)/node_modules/.package-lock.json: $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json | node-deps
+	cd $(WEB_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 run: bin/lookout
 	./bin/lookout serve --config configs/lookout.yaml
 
-test: test-deps
+test: test-deps web
+	cd $(WEB_DIR) && npx vitest run
 	LOOKOUT_INFLUXD=$(INFLUXD) $(GO) test -race -count=1 -timeout 20m ./...
 	# Tests of third-party code paths the race detector flags by their own
 	# design (build tag norace_only), run without it.
 	$(GO) test -tags norace_only -count=1 -run NoRace ./ingest/broker/
 
-test-deps: apt-deps influxd browser-deps
+test-deps: apt-deps influxd browser-deps web-deps
 
 # Debian packages: installed only when one of their commands (or files) is missing.
 apt-deps:
@@ -109,3 +129,4 @@ lint: $(STATICCHECK)
 
 clean:
 	rm -rf bin
+	find $(WEB_DIR)/dist -mindepth 1 ! -name .gitkeep -delete

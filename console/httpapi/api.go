@@ -72,6 +72,24 @@ type Params struct {
 	// MaxBodyBytes caps every request body.
 	MaxBodyBytes int64
 	Version      string
+	// Console serves the web front end (console/web) on every GET path
+	// that no route takes; nil: none. ConsoleConfig is what the front end
+	// reads of the server's configuration (GET /api/v1/console/config).
+	Console       http.Handler
+	ConsoleConfig ConsoleConfig
+}
+
+// ConsoleConfig is the front end's part of the configuration.
+type ConsoleConfig struct {
+	Map MapConfig `json:"map"`
+}
+
+// MapConfig says where the map's base layer comes from: the shipped
+// boundaries alone, or an internal tile server too.
+type MapConfig struct {
+	Tiles       []string `json:"tiles"` // raster tile URL templates, {z}/{x}/{y}; empty: none
+	Attribution string   `json:"attribution,omitempty"`
+	MaxZoom     int      `json:"max_zoom,omitempty"`
 }
 
 // Meetings is the meeting SFU (sfu/meeting).
@@ -113,6 +131,14 @@ func New(p Params) (http.Handler, error) {
 				return
 			}
 		}
+		// Every other page is the console's: its files, or its index.html
+		// for the paths of the application (/wall, /devices/x, ...).
+		path := c.Request.URL.Path
+		if p.Console != nil && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) &&
+			!strings.HasPrefix(path, "/api/") && !strings.HasPrefix(path, "/rtc/") {
+			p.Console.ServeHTTP(c.Writer, c.Request)
+			return
+		}
 		writeError(c, http.StatusNotFound, "not_found", "", "no such endpoint")
 	})
 	r.NoMethod(func(c *gin.Context) {
@@ -139,6 +165,7 @@ func New(p Params) (http.Handler, error) {
 
 	authed := v1.Group("", a.authenticate)
 	authed.GET("/me", a.me)
+	authed.GET("/console/config", a.consoleConfig)
 	authed.GET("/orgs", a.require(auth.PermOrgsRead), a.listOrgs)
 	authed.POST("/orgs", a.require(auth.PermOrgsWrite), a.createOrg)
 	authed.GET("/orgs/:id", a.require(auth.PermOrgsRead), a.getOrg)

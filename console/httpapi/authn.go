@@ -154,3 +154,13 @@ func (a *API) me(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, meResponse{User: u, Org: org, Permissions: p.Role.Permissions()})
 }
+
+// consoleConfig answers GET /console/config: what the front end needs of
+// the server's configuration (the map's tile servers).
+func (a *API) consoleConfig(c *gin.Context) {
+	cfg := a.p.ConsoleConfig
+	if cfg.Map.Tiles == nil {
+		cfg.Map.Tiles = []string{}
+	}
+	c.JSON(http.StatusOK, cfg)
+}

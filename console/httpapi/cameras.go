@@ -13,12 +13,26 @@ import (
 // may carry the camera's password, which stays in the registry for the
 // puller.
 
+// listCameras answers GET /cameras: each camera as GET /cameras/{id}
+// answers it, with its state, so that a wall shows every camera's state
+// from one call.
 func (a *API) listCameras(c *gin.Context) {
 	cams := a.p.Devices.ListCameras(mustPrincipal(c).Scope, devices.SiteID(c.Query("site_id")))
+	views := make([]cameraView, len(cams))
 	for i := range cams {
-		cams[i] = cams[i].Redacted()
+		views[i] = a.cameraView(cams[i])
 	}
-	c.JSON(http.StatusOK, list(cams))
+	c.JSON(http.StatusOK, list(views))
+}
+
+func (a *API) cameraView(cam devices.Camera) cameraView {
+	view := cameraView{Camera: cam.Redacted(), State: "unknown"}
+	if a.p.Cameras != nil {
+		if st, ok := a.p.Cameras.Status(string(cam.ID)); ok {
+			view.State, view.Stream = string(st.State), &st
+		}
+	}
+	return view
 }
 
 // cameraView is a camera as GET /cameras/{id} answers: the record (its
@@ -35,13 +49,7 @@ func (a *API) getCamera(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	view := cameraView{Camera: cam.Redacted(), State: "unknown"}
-	if a.p.Cameras != nil {
-		if st, ok := a.p.Cameras.Status(string(cam.ID)); ok {
-			view.State, view.Stream = string(st.State), &st
-		}
-	}
-	c.JSON(http.StatusOK, view)
+	c.JSON(http.StatusOK, a.cameraView(cam))
 }
 
 func (a *API) createCamera(c *gin.Context) {

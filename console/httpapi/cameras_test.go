@@ -79,7 +79,7 @@ func TestCameraCRUD(t *testing.T) {
 	}{
 		{"get", "GET", "/api/v1/cameras/bht-dam", e.qj, nil, 200, []string{`"id":"bht-dam"`, `"url":"rtsp://admin:***@`}},
 		{"viewer reads", "GET", "/api/v1/cameras/bht-dam", e.viewer, nil, 200, nil},
-		{"county lists its own", "GET", "/api/v1/cameras", e.qj, nil, 200, []string{`"item_count":2`, `"bht-dam"`, `"bht-gate"`}},
+		{"county lists its own, each with its state", "GET", "/api/v1/cameras", e.qj, nil, 200, []string{`"item_count":2`, `"bht-dam"`, `"bht-gate"`, `"state":"`}},
 		{"province lists all", "GET", "/api/v1/cameras", e.prov, nil, 200, []string{`"item_count":3`, `"xld-dam"`}},
 		{"by site", "GET", "/api/v1/cameras?site_id=xld", e.prov, nil, 200, []string{`"item_count":1`, `"xld-dam"`}},
 		{"another county's site lists nothing", "GET", "/api/v1/cameras?site_id=xld", e.qj, nil, 200, []string{`"item_count":0`}},

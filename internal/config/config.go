@@ -33,6 +33,23 @@ type Config struct {
 	Cameras   Cameras   `yaml:"cameras"`
 	Demo      Demo      `yaml:"demo"`
 	Debug     Debug     `yaml:"debug"`
+	Console   Console   `yaml:"console"`
+}
+
+// Console configures the web front end.
+type Console struct {
+	Map ConsoleMap `yaml:"map"`
+}
+
+// ConsoleMap configures the map's base layer. Without tiles the map shows
+// the boundaries shipped with the console, which needs no network; with
+// them it draws the raster tiles of an internal tile server beneath.
+type ConsoleMap struct {
+	// Tiles are raster tile URL templates ({z}/{x}/{y}), http(s) on an
+	// internal server; the console's security policy allows their origins.
+	Tiles       []string `yaml:"tiles"`
+	Attribution string   `yaml:"attribution"`
+	MaxZoom     int      `yaml:"max_zoom"`
 }
 
 // Debug configures what operators use to look inside a running server.
@@ -268,6 +285,15 @@ func (c *Config) Validate() error {
 	}
 	if strings.TrimSpace(c.DataDir) == "" {
 		bad("data_dir", "must not be empty")
+	}
+	for i, raw := range c.Console.Map.Tiles {
+		u, err := url.Parse(strings.NewReplacer("{", "", "}", "").Replace(raw))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !strings.Contains(raw, "{z}") {
+			bad(fmt.Sprintf("console.map.tiles[%d]", i), "must be an http(s) URL template with a host and {z}, {x}, {y}, got %q", raw)
+		}
+	}
+	if c.Console.Map.MaxZoom < 0 || c.Console.Map.MaxZoom > 24 {
+		bad("console.map.max_zoom", "must be between 0 (default 18) and 24, got %d", c.Console.Map.MaxZoom)
 	}
 	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
 		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)

@@ -41,6 +41,9 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"short admin password", "bootstrap:\n  admin_password: abc\n", "'bootstrap.admin_password' must be at least 8"},
 		{"prebuffer too long", "cameras:\n  prebuffer: 1h\n", "'cameras.prebuffer' must be 0s (off) or between 1s and 10m"},
 		{"prebuffer too small", "cameras:\n  prebuffer_max_bytes: 1000\n", "'cameras.prebuffer_max_bytes' must be between 1048576"},
+		{"tile URL without a host", "console:\n  map:\n    tiles: [\"/tiles/{z}/{x}/{y}.png\"]\n", "'console.map.tiles[0]' must be an http(s) URL template"},
+		{"tile URL without {z}", "console:\n  map:\n    tiles: [\"https://tiles.internal/a.png\"]\n", "'console.map.tiles[0]'"},
+		{"max zoom too deep", "console:\n  map:\n    max_zoom: 30\n", "'console.map.max_zoom' must be between 0"},
 		{"two documents", "log:\n  level: info\n---\nlog:\n  level: info\n", "more than one document"},
 		{"not yaml", "http: [\n", "invalid YAML"},
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/lookout-cc/lookout/console/httpapi"
 	"github.com/lookout-cc/lookout/console/users"
 	"github.com/lookout-cc/lookout/console/walls"
+	"github.com/lookout-cc/lookout/console/web"
 	"github.com/lookout-cc/lookout/devices"
 	"github.com/lookout-cc/lookout/ingest/broker"
 	"github.com/lookout-cc/lookout/ingest/cameras"
@@ -443,6 +444,13 @@ func (s *Server) stopIngest(context.Context) error {
 }
 
 func (s *Server) startHTTP(context.Context) error {
+	front, err := web.New(s.cfg.Console.Map.Tiles)
+	if err != nil {
+		return err
+	}
+	if !front.Built() {
+		s.log.Warn("the console front end is not in this binary; the API works, pages answer 503", "why", web.ErrNotBuilt)
+	}
 	h, err := httpapi.New(httpapi.Params{
 		Log:          s.log.With("component", "http"),
 		Metrics:      s.metrics,
@@ -468,6 +476,9 @@ func (s *Server) startHTTP(context.Context) error {
 		TokenTTL:     s.cfg.Auth.TokenTTL.D(),
 		MaxBodyBytes: s.cfg.HTTP.MaxBodyBytes,
 		Version:      s.p.Version,
+		Console:      front,
+		ConsoleConfig: httpapi.ConsoleConfig{Map: httpapi.MapConfig{
+			Tiles: s.cfg.Console.Map.Tiles, Attribution: s.cfg.Console.Map.Attribution, MaxZoom: s.cfg.Console.Map.MaxZoom}},
 	})
 	if err != nil {
 		return err

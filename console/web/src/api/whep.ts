@@ -1,0 +1,122 @@
+// A WHEP client (RFC 9725) receiving one camera over WebRTC: one offer with
+// every ICE candidate in it (Lookout answers with all of its own and takes
+// no trickle ICE), then DELETE on the session's Location to leave. The same
+// protocol as console/player/whep.js, typed for the console.
+
+import { errorOf } from './client';
+
+/** gathered resolves once ICE gathering is complete, or after timeoutMs. */
+function gathered(pc: RTCPeerConnection, timeoutMs: number): Promise<void> {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener('icegatheringstatechange', check);
+      resolve();
+    };
+    const check = () => {
+      if (pc.iceGatheringState === 'complete') done();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    pc.addEventListener('icegatheringstatechange', check);
+  });
+}
+
+export interface WHEPSession {
+  pc: RTCPeerConnection;
+  location: string;
+  close: () => void;
+}
+
+export interface PlayOptions {
+  gatherTimeoutMs?: number;
+  onConnectionState?: (state: RTCPeerConnectionState) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * play offers to receive video from a WHEP endpoint and shows it in video.
+ * It resolves once the answer is applied; it rejects with an ApiError when
+ * the endpoint refuses.
+ */
+export async function play(endpoint: string, token: string, video: HTMLVideoElement, opts: PlayOptions = {}): Promise<WHEPSession> {
+  const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle' });
+  pc.addTransceiver('video', { direction: 'recvonly' });
+  pc.addEventListener('track', (ev) => {
+    video.srcObject = ev.streams[0] || new MediaStream([ev.track]);
+  });
+  if (opts.onConnectionState) {
+    const cb = opts.onConnectionState;
+    pc.addEventListener('connectionstatechange', () => cb(pc.connectionState));
+  }
+  const auth = { Authorization: `Bearer ${token}` };
+  try {
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc, opts.gatherTimeoutMs ?? 3000);
+    const resp = await fetch(endpoint, {
+      method: 'POST',
+      headers: { ...auth, 'Content-Type': 'application/sdp' },
+      body: pc.localDescription?.sdp ?? '',
+      signal: opts.signal,
+    });
+    if (resp.status !== 201) throw await errorOf(resp);
+    const loc = resp.headers.get('Location');
+    if (!loc) throw new Error('the WHEP answer has no Location');
+    const location = new URL(loc, resp.url).href;
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      // DELETE before closing: a closed peer connection ends the session on
+      // the server too, and the DELETE would then find none.
+      fetch(location, { method: 'DELETE', headers: auth, keepalive: true })
+        .catch(() => {})
+        .finally(() => pc.close());
+    };
+    try {
+      await pc.setRemoteDescription({ type: 'answer', sdp: await resp.text() });
+    } catch (err) {
+      close();
+      throw err;
+    }
+    return { pc, location, close };
+  } catch (err) {
+    pc.close();
+    throw err;
+  }
+}
+
+/** What a session's video receiver has counted so far. */
+export interface InboundVideo {
+  bytes: number;
+  frames: number; // decoded
+  received: number; // frames received (assembled)
+  dropped: number;
+  jitterDelay: number; // seconds, summed over emitted frames
+  emitted: number;
+  at: number; // ms
+}
+
+/**
+ * inboundVideo reads the received bytes and frames of a session's video,
+ * for the tile's bitrate, for telling a frozen picture from a live one,
+ * and for seeing frames pile up (the jitter buffer's delay growing).
+ */
+export async function inboundVideo(pc: RTCPeerConnection): Promise<InboundVideo | null> {
+  const stats = await pc.getStats();
+  let found: InboundVideo | null = null;
+  stats.forEach((r) => {
+    if (r.type === 'inbound-rtp' && r.kind === 'video') {
+      found = {
+        bytes: r.bytesReceived ?? 0,
+        frames: r.framesDecoded ?? 0,
+        received: r.framesReceived ?? 0,
+        dropped: r.framesDropped ?? 0,
+        jitterDelay: r.jitterBufferDelay ?? 0,
+        emitted: r.jitterBufferEmittedCount ?? 0,
+        at: r.timestamp,
+      };
+    }
+  });
+  return found;
+}
