@@ -222,6 +222,7 @@ func New(p Params) (http.Handler, error) {
 		authed.POST("/whep/cameras/:id", a.require(auth.PermDevicesRead), a.whepOffer)
 		authed.DELETE("/whep/sessions/:id", a.require(auth.PermDevicesRead), a.whepHangup)
 		authed.POST("/whep/sessions/:id/layer", a.require(auth.PermDevicesRead), a.whepLayer)
+		authed.POST("/whep/sessions/:id/camera", a.require(auth.PermDevicesRead), a.whepCamera)
 	}
 	authed.GET("/cameras", a.require(auth.PermDevicesRead), a.listCameras)
 	authed.POST("/cameras", a.require(auth.PermDevicesWrite), a.createCamera)

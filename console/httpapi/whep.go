@@ -106,7 +106,7 @@ func (a *API) whepLayer(c *gin.Context) {
 		a.fail(c, errclass.Invalidf("encodingId", "must be main or sub"))
 		return
 	}
-	src, stream, release, err := a.p.Cameras.Acquire(sess.Camera, in.EncodingID)
+	src, stream, release, err := a.p.Cameras.Acquire(sess.Camera(), in.EncodingID)
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -120,6 +120,69 @@ func (a *API) whepLayer(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"stream": stream})
+}
+
+// cameraRequest names the camera a session switches to, and its stream.
+type cameraRequest struct {
+	Camera string `json:"camera"`
+	Stream string `json:"stream"`
+}
+
+// whepCamera answers POST /whep/sessions/{id}/camera: the session plays
+// another camera (of the caller's scope) without a new offer, so a wall
+// tile given another camera shows it as soon as the camera's cached
+// keyframe arrives. A camera of another codec answers 409 codec_mismatch:
+// the viewer then makes a new offer for it.
+func (a *API) whepCamera(c *gin.Context) {
+	sess, ok := a.p.WHEP.Session(c.Param("id"))
+	if !ok {
+		writeError(c, http.StatusNotFound, "session_not_found", "", "no such WHEP session")
+		return
+	}
+	if !a.mayHandle(c, sess) {
+		return
+	}
+	var in cameraRequest
+	if !a.decode(c, &in) {
+		return
+	}
+	if in.Stream == "" {
+		in.Stream = cameras.Main
+	}
+	if in.Stream != cameras.Main && in.Stream != cameras.Sub {
+		a.fail(c, errclass.Invalidf("stream", "must be main or sub"))
+		return
+	}
+	if in.Camera == "" {
+		a.fail(c, errclass.Invalidf("camera", "must name a camera"))
+		return
+	}
+	cam, err := a.p.Devices.GetCamera(mustPrincipal(c).Scope, devices.CameraID(in.Camera))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	src, stream, release, err := a.p.Cameras.Acquire(string(cam.ID), in.Stream)
+	if errors.Is(err, cameras.ErrNotFound) {
+		writeError(c, http.StatusServiceUnavailable, "camera_not_pulled", "", "the camera is not being pulled yet; try again shortly")
+		return
+	}
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	switch err := sess.SwitchCamera(string(cam.ID), src, release); {
+	case errors.Is(err, whep.ErrSessionNotFound):
+		writeError(c, http.StatusNotFound, "session_not_found", "", "no such WHEP session")
+		return
+	case errors.Is(err, whep.ErrCodecMismatch):
+		writeError(c, http.StatusConflict, "codec_mismatch", "", "the camera sends "+src.Codec()+", which this session does not play; make a new offer")
+		return
+	case err != nil:
+		a.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"camera": cam.ID, "stream": stream})
 }
 
 // whepHangup answers DELETE /whep/sessions/{id}: the viewer leaves. Only
@@ -142,7 +205,7 @@ func (a *API) whepHangup(c *gin.Context) {
 // answered and returns false.
 func (a *API) mayHandle(c *gin.Context, sess *whep.Session) bool {
 	p := mustPrincipal(c)
-	if _, err := a.p.Devices.GetCamera(p.Scope, devices.CameraID(sess.Camera)); err != nil {
+	if _, err := a.p.Devices.GetCamera(p.Scope, devices.CameraID(sess.Camera())); err != nil {
 		a.fail(c, err)
 		return false
 	}

@@ -218,6 +218,110 @@ func TestWHEPSwitchesStreamsWithoutANewOffer(t *testing.T) {
 	}
 }
 
+// A WHEP session moves to another camera without a new offer (a wall tile
+// given another camera): the viewer's stream goes on with continuous
+// numbering and the new camera's picture; the cameras' viewer counts
+// follow; a camera of another codec, an unknown camera and a bad stream
+// are refused and change nothing.
+func TestWHEPSwitchesCamerasWithoutANewOffer(t *testing.T) {
+	camA := testpeers.StartRTSPCamera(t, testpeers.RTSPOptions{Path: "a", Size: "640x360"})
+	camB := testpeers.StartRTSPCamera(t, testpeers.RTSPOptions{Path: "b", Size: "320x180"})
+	camH := testpeers.StartRTSPCamera(t, testpeers.RTSPOptions{Path: "h", Codec: "h265"})
+	cfg := testConfig(t, t.TempDir())
+	cfg.Bootstrap.AdminPassword = "admin-password"
+	s := start(t, cfg, nil)
+	defer stop(t, s)
+	base := "http://" + s.HTTPAddr()
+	tok, _ := provision(t, base)
+	for id, url := range map[string]string{"cam-a": camA.URL, "cam-b": camB.URL, "cam-h": camH.URL} {
+		mustPost(t, base, tok, "/api/v1/cameras", map[string]any{"id": id, "name": id, "site_id": "bht", "url": url, "lat": 27.2, "lon": 102.9}, 201)
+	}
+	camera := func(id string) map[string]any {
+		_, c := getJSON(t, "GET", base+"/api/v1/cameras/"+id, tok, nil)
+		st, _ := c["stream"].(map[string]any)
+		return st
+	}
+	for _, id := range []string{"cam-a", "cam-b", "cam-h"} {
+		waitFor(t, 15*time.Second, func() bool {
+			st := camera(id)
+			return st != nil && st["source"].(map[string]any)["keyframes"].(float64) >= 1
+		})
+	}
+	v := testpeers.NewViewer(t)
+	req, _ := http.NewRequest("POST", base+"/api/v1/whep/cameras/cam-a", strings.NewReader(v.Offer(t)))
+	req.Header.Set("Content-Type", "application/sdp")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answer bytes.Buffer
+	answer.ReadFrom(resp.Body)
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != 201 {
+		t.Fatalf("offer: %d", resp.StatusCode)
+	}
+	v.Answer(t, answer.String())
+	widthSeen := func(w int) func() bool {
+		return func() bool {
+			for _, p := range v.Packets() {
+				if spsWidth(p.Payload) == w {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	waitFor(t, 10*time.Second, widthSeen(640))
+	viewers := func(id string) float64 { return camera(id)["viewers"].(float64) }
+
+	for _, tc := range []struct {
+		name   string
+		body   any
+		status int
+		code   string
+	}{
+		{"another codec", map[string]any{"camera": "cam-h"}, 409, "codec_mismatch"},
+		{"unknown camera", map[string]any{"camera": "cam-nope"}, 404, "camera_not_found"},
+		{"no camera", map[string]any{"stream": "sub"}, 422, "invalid_field"},
+		{"bad stream", map[string]any{"camera": "cam-b", "stream": "huge"}, 422, "invalid_field"},
+		{"not JSON", "{", 400, ""},
+	} {
+		st, b := getJSON(t, "POST", base+loc+"/camera", tok, tc.body)
+		e, _ := b["error"].(map[string]any)
+		if st != tc.status || (tc.code != "" && e["code"] != tc.code) {
+			t.Errorf("%s: %d %v, want %d %s", tc.name, st, b, tc.status, tc.code)
+		}
+	}
+	if viewers("cam-a") != 1 || viewers("cam-h") != 0 || viewers("cam-b") != 0 {
+		t.Fatalf("after the refusals: viewers a %v, h %v, b %v", viewers("cam-a"), viewers("cam-h"), viewers("cam-b"))
+	}
+	if st, b := getJSON(t, "POST", base+"/api/v1/whep/sessions/nope/camera", tok, map[string]any{"camera": "cam-b"}); st != 404 {
+		t.Fatalf("unknown session: %d %v", st, b)
+	}
+
+	if st, b := getJSON(t, "POST", base+loc+"/camera", tok, map[string]any{"camera": "cam-b", "stream": "sub"}); st != 200 || b["camera"] != "cam-b" || b["stream"] != "main" {
+		t.Fatalf("switch: %d %v", st, b)
+	}
+	waitFor(t, 10*time.Second, widthSeen(320))
+	got := v.Packets()
+	for i := 1; i < len(got); i++ {
+		if got[i].SequenceNumber != got[i-1].SequenceNumber+1 {
+			t.Fatalf("packet %d: sequence number %d after %d", i, got[i].SequenceNumber, got[i-1].SequenceNumber)
+		}
+		if int32(got[i].Timestamp-got[i-1].Timestamp) < 0 {
+			t.Fatalf("packet %d: the timestamp went back from %d to %d", i, got[i-1].Timestamp, got[i].Timestamp)
+		}
+	}
+	waitFor(t, 5*time.Second, func() bool { return viewers("cam-a") == 0 && viewers("cam-b") == 1 })
+	// Hanging up ends the viewer of the camera it plays now.
+	if st, _ := getJSON(t, "DELETE", base+loc, tok, nil); st != 204 {
+		t.Fatalf("hangup: %d", st)
+	}
+	waitFor(t, 5*time.Second, func() bool { return viewers("cam-b") == 0 })
+}
+
 // An H.265 camera plays without transcoding to a viewer that offers
 // H.265; one that offers only H.264 is told there is no common codec.
 func TestH265CameraOverWHEP(t *testing.T) {

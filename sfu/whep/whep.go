@@ -35,6 +35,9 @@ var (
 	ErrNoCodec = errors.New("the offer has no video codec the camera sends")
 	// ErrSessionNotFound: no such session.
 	ErrSessionNotFound = errors.New("no such session")
+	// ErrCodecMismatch: the new source sends another codec than the one
+	// the session negotiated; the viewer needs a new offer for it.
+	ErrCodecMismatch = errors.New("the camera sends another codec than the session plays")
 )
 
 // Params configure the server.
@@ -72,13 +75,14 @@ func New(p Params) *Server {
 
 // Session is one viewer's peer connection.
 type Session struct {
-	ID     string
-	Camera string
+	ID string
 	// Owner is who opened it (a user id), for the API's checks.
 	Owner   string
 	Created time.Time
 
 	srv     *Server
+	codec   string // the negotiated video codec (source.H264, source.H265)
+	camera  string // under mu: SwitchCamera changes it
 	src     *source.Source
 	pc      *webrtc.PeerConnection
 	track   *webrtc.TrackLocalStaticRTP
@@ -152,7 +156,7 @@ func (s *Server) Offer(camera, owner string, src *source.Source, offer string, o
 	if err != nil {
 		return "", nil, err
 	}
-	sess := &Session{ID: newSessionID(), Camera: camera, Owner: owner, Created: time.Now(), srv: s, src: src, pc: pc, done: make(chan struct{}), onClose: onClose}
+	sess := &Session{ID: newSessionID(), camera: camera, codec: codec, Owner: owner, Created: time.Now(), srv: s, src: src, pc: pc, done: make(chan struct{}), onClose: onClose}
 	fail := func(err error) (string, *Session, error) {
 		_ = pc.Close()
 		return "", nil, err
@@ -231,7 +235,7 @@ func (sess *Session) startViewer(track *webrtc.TrackLocalStaticRTP) {
 	sess.track = track
 	v, err := sess.src.AddViewer(sess.write)
 	if err != nil {
-		sess.srv.p.Log.Warn("whep viewer not started", "camera", sess.Camera, "err", err)
+		sess.srv.p.Log.Warn("whep viewer not started", "camera", sess.camera, "err", err)
 		go sess.close()
 		return
 	}
@@ -268,12 +272,45 @@ func (sess *Session) write(p *rtp.Packet) error {
 	return sess.track.WriteRTP(p)
 }
 
-// Switch moves the session to another source (a camera's other stream)
-// without a new offer: the viewer on the old source ends, one on the new
-// source starts from its cached keyframe. release (if not nil) is called
-// when the session no longer uses src; the old source's release is
+// Camera is the camera the session plays.
+func (sess *Session) Camera() string {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.camera
+}
+
+// Switch moves the session to another source of its camera (the other
+// stream) without a new offer: the viewer on the old source ends, one on
+// the new source starts from its cached keyframe. release (if not nil) is
+// called when the session no longer uses src; the old source's release is
 // called now.
 func (sess *Session) Switch(src *source.Source, release func()) error {
+	return sess.switchTo("", src, release)
+}
+
+// SwitchCamera moves the session to another camera's source, as Switch
+// does: a wall tile given another camera keeps its peer connection, so the
+// new picture needs no offer, ICE or DTLS, only the new camera's cached
+// keyframe. A source of another codec than the session's is refused with
+// ErrCodecMismatch (and release called); a source whose codec is not known
+// yet is taken as H.264, as Offer does.
+func (sess *Session) SwitchCamera(camera string, src *source.Source, release func()) error {
+	codec := src.Codec()
+	if codec == "" {
+		codec = source.H264
+	}
+	if codec != sess.codec {
+		if release != nil {
+			release()
+		}
+		return ErrCodecMismatch
+	}
+	return sess.switchTo(camera, src, release)
+}
+
+// switchTo is Switch, and when camera is not empty, the session's camera
+// changes with the source.
+func (sess *Session) switchTo(camera string, src *source.Source, release func()) error {
 	// One switch at a time, and none while the viewer starts: each sees
 	// the viewer the one before left.
 	sess.switchMu.Lock()
@@ -298,6 +335,9 @@ func (sess *Session) Switch(src *source.Source, release func()) error {
 		return ErrSessionNotFound
 	}
 	sess.src, sess.onClose = src, release
+	if camera != "" {
+		sess.camera = camera
+	}
 	sess.rebase = sess.started
 	if oldRelease != nil {
 		oldRelease()
@@ -346,7 +386,7 @@ func (sess *Session) close() {
 	v := sess.viewer
 	sess.mu.Unlock()
 	if sess.srv.p.Log != nil {
-		sess.srv.p.Log.Info("whep session ended", "camera", sess.Camera, "session", sess.ID, "user", sess.Owner,
+		sess.srv.p.Log.Info("whep session ended", "camera", sess.Camera(), "session", sess.ID, "user", sess.Owner,
 			"lasted", time.Since(sess.Created).Round(time.Second), "connection", sess.pc.ConnectionState().String())
 	}
 	// The peer connection first: a write blocked on a dead ICE-TCP link
@@ -394,7 +434,7 @@ func (s *Server) Sessions() map[string]int {
 	defer s.mu.Unlock()
 	out := map[string]int{}
 	for _, sess := range s.sessions {
-		out[sess.Camera]++
+		out[sess.Camera()]++
 	}
 	return out
 }

@@ -86,6 +86,30 @@ export async function play(endpoint: string, token: string, video: HTMLVideoElem
   }
 }
 
+async function postJSON(url: string, token: string, body: unknown): Promise<void> {
+  const resp = await fetch(url, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (!resp.ok) throw await errorOf(resp);
+}
+
+/**
+ * switchCamera moves a session to another camera without a new offer
+ * (Lookout's POST {session}/camera): the picture changes as soon as the
+ * camera's cached keyframe arrives. It rejects with an ApiError, e.g.
+ * 409 codec_mismatch, when a new offer is needed instead.
+ */
+export function switchCamera(location: string, token: string, camera: string, stream: 'main' | 'sub'): Promise<void> {
+  return postJSON(`${location}/camera`, token, { camera, stream });
+}
+
+/** switchLayer moves a session to the camera's main or sub stream (the WHEP layer extension). */
+export function switchLayer(location: string, token: string, stream: 'main' | 'sub'): Promise<void> {
+  return postJSON(`${location}/layer`, token, { encodingId: stream });
+}
+
 /** What a session's video receiver has counted so far. */
 export interface InboundVideo {
   bytes: number;
