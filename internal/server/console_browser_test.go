@@ -1,0 +1,178 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lookout-cc/lookout/internal/testpeers"
+)
+
+// consoleRun is what tests/browser/console.mjs prints.
+type consoleRun struct {
+	OK    bool   `json:"ok"`
+	Error string `json:"error"`
+	Steps []struct {
+		Name    string          `json:"name"`
+		OK      bool            `json:"ok"`
+		Skipped bool            `json:"skipped"`
+		MS      int             `json:"ms"`
+		Error   string          `json:"error"`
+		Detail  json.RawMessage `json:"detail"`
+	} `json:"steps"`
+	Figures map[string]float64 `json:"figures"`
+	Console []string           `json:"console"`
+}
+
+// The console in headless Chromium, as a county water bureau's duty
+// operator uses it: the login in Chinese (and English on the switch), the
+// wall with a real ffmpeg camera live and its frames advancing, a camera
+// dragged onto a tile, the camera dropping (its tile says so) and coming
+// back (the tile plays again by itself), a tile patrol, the big screen in a second window following a
+// layout change, a water level published over MQTT crossing the threshold
+// (the red alert appears, its camera is pinned to the wall's alert area
+// and its chart opens, the alarm sounds until acknowledged), a brightness
+// command to a lamp that acknowledges it, the language switch, and the
+// map. Screenshots of the wall, the alert panel, the big screen, the
+// device page and the map are kept (LOOKOUT_CONSOLE_SHOTS names where).
+func TestConsoleInBrowser(t *testing.T) {
+	node, chromium, scripts := browserTools(t)
+	camStreet := testpeers.StartRTSPCamera(t, testpeers.RTSPOptions{Path: "street"})
+	camDam := testpeers.StartRTSPCamera(t, testpeers.RTSPOptions{Path: "dam"})
+	cfg := testConfig(t, t.TempDir())
+	cfg.Bootstrap.AdminPassword = "admin-password"
+	s := start(t, cfg, nil)
+	defer stop(t, s)
+	base := "http://" + s.HTTPAddr()
+
+	st, login := getJSON(t, "POST", base+"/api/v1/auth/login", "", map[string]string{"username": "admin", "password": "admin-password"})
+	if st != 200 {
+		t.Fatalf("login: %d", st)
+	}
+	admin := login["token"].(string)
+	// The county water bureau (巧家县水务局, a demo organisation no demo
+	// site belongs to): its reservoir and a street, a camera at each, a
+	// gauge and a lamp.
+	mustPost(t, base, admin, "/api/v1/sites", map[string]any{"id": "xs-dam", "name": "响水水库", "kind": "reservoir", "org_id": "qj-water", "lat": 27.05, "lon": 102.95}, 201)
+	mustPost(t, base, admin, "/api/v1/sites", map[string]any{"id": "xs-street", "name": "新华街", "kind": "street", "org_id": "qj-water", "lat": 26.91, "lon": 102.92}, 201)
+	mustPost(t, base, admin, "/api/v1/cameras", map[string]any{"id": "cam-street", "name": "新华街口", "site_id": "xs-street", "url": camStreet.URL, "lat": 26.91, "lon": 102.92}, 201)
+	mustPost(t, base, admin, "/api/v1/cameras", map[string]any{"id": "cam-dam", "name": "响水坝前", "site_id": "xs-dam", "url": camDam.URL, "lat": 27.05, "lon": 102.95}, 201)
+	gauge := mustPost(t, base, admin, "/api/v1/devices", map[string]any{"id": "gauge-xs", "kind": "water_level", "name": "响水水位计", "site_id": "xs-dam", "lat": 27.05, "lon": 102.95}, 201)
+	lamp := mustPost(t, base, admin, "/api/v1/devices", map[string]any{"id": "lamp-xs", "kind": "streetlight", "name": "新华街 1 号灯", "site_id": "xs-street", "lat": 26.91, "lon": 102.92}, 201)
+	mustPost(t, base, admin, "/api/v1/rules", map[string]any{"id": "xs-level", "name": "响水水库超设计洪水位", "kind": "threshold", "device_id": "gauge-xs",
+		"metric": "water_level_m", "above": 1720.0, "clear_below": 1719.5, "severity": "red"}, 201)
+	mustPost(t, base, admin, "/api/v1/users", map[string]any{"id": "duty", "display_name": "值班员小李", "org_id": "qj-water", "role": "operator", "password": "duty-password-1"}, 201)
+	mustPost(t, base, admin, "/api/v1/walls", map[string]any{"id": "ops", "name": "水务局大屏", "org_id": "qj-water", "layout": "1+5", "alert_area": []int{0}}, 201)
+	if st, b := getJSON(t, "PUT", base+"/api/v1/walls/ops/tiles/1", admin, map[string]any{"source": map[string]any{"kind": "camera", "id": "cam-street"}}); st != 200 {
+		t.Fatalf("tile: %d %v", st, b)
+	}
+
+	lampClient := fakeLamp(t, s.MQTTAddr(), "lamp-xs", lamp["mqtt"].(map[string]any)["password"].(string), func(map[string]any) (bool, bool) { return true, true })
+	defer lampClient.Disconnect(100)
+	publish := mqttPublisher(t, s.MQTTAddr())
+	gaugePass := gauge["mqtt"].(map[string]any)["password"].(string)
+	// Some history for the alert's chart, below the threshold.
+	for _, v := range []float64{1717.2, 1718.0, 1718.9} {
+		publish("gauge-xs", gaugePass, fmt.Sprintf(`{"water_level_m": %g}`, v))
+	}
+	// What the browser script asks for on its way: the alert, and camera
+	// A dropping and coming back.
+	triggers := http.NewServeMux()
+	triggers.HandleFunc("POST /alert", func(w http.ResponseWriter, r *http.Request) {
+		publish("gauge-xs", gaugePass, `{"water_level_m": 1720.6}`)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	triggers.HandleFunc("POST /camera-a/stop", func(w http.ResponseWriter, r *http.Request) {
+		camStreet.Stop()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	triggers.HandleFunc("POST /camera-a/start", func(w http.ResponseWriter, r *http.Request) {
+		camStreet.Start()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	trigger := httptest.NewServer(triggers)
+	defer trigger.Close()
+
+	for _, cam := range []string{"cam-street", "cam-dam"} {
+		waitFor(t, 20*time.Second, func() bool {
+			_, c := getJSON(t, "GET", base+"/api/v1/cameras/"+cam, admin, nil)
+			return c["state"] == "live"
+		})
+	}
+
+	shots := os.Getenv("LOOKOUT_CONSOLE_SHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join(scripts, "console.mjs"))
+	cmd.Dir = scripts
+	cmd.Env = append(os.Environ(),
+		"LOOKOUT_BASE="+base,
+		"LOOKOUT_USER=duty", "LOOKOUT_PASSWORD=duty-password-1", "LOOKOUT_ORG_NAME=巧家县水务局",
+		"LOOKOUT_WALL=ops", "LOOKOUT_CAMERA_A=cam-street", "LOOKOUT_CAMERA_B=cam-dam", "LOOKOUT_LAMP=lamp-xs",
+		"LOOKOUT_TRIGGER="+trigger.URL,
+		"LOOKOUT_SHOTS="+shots,
+		"LOOKOUT_CHROMIUM="+chromium,
+		"LOOKOUT_TIMEOUT_MS=140000",
+		"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1",
+	)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	runErr := cmd.Run()
+	var res consoleRun
+	line := strings.TrimSpace(stdout.String())
+	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
+		line = line[i+1:]
+	}
+	if err := json.Unmarshal([]byte(line), &res); err != nil {
+		t.Fatalf("console.mjs (%v): no result: %v\nstdout: %s\nstderr: %s", runErr, err, stdout.String(), stderr.String())
+	}
+	for _, s := range res.Steps {
+		switch {
+		case s.Skipped:
+			t.Logf("skipped  %s", s.Name)
+		case s.OK:
+			t.Logf("ok %6d ms  %s %s", s.MS, s.Name, s.Detail)
+		default:
+			t.Errorf("FAILED after %d ms: %s: %s", s.MS, s.Name, s.Error)
+		}
+	}
+	t.Logf("figures: %v; screenshots in %s", res.Figures, shots)
+	if len(res.Console) > 0 {
+		t.Logf("the page's console: %q", res.Console)
+	}
+	if runErr != nil || !res.OK {
+		t.Fatalf("the console run failed (%v): %s\nstderr: %s", runErr, res.Error, stderr.String())
+	}
+	for _, name := range []string{"wall.png", "alerts.png", "screen.png", "device.png", "map.png"} {
+		if fi, err := os.Stat(filepath.Join(shots, name)); err != nil || fi.Size() < 5000 {
+			t.Errorf("screenshot %s: %v", name, err)
+		}
+	}
+
+	// What the browser did is on the record: the tile the operator set,
+	// the pin the server made, the acknowledgement and the command.
+	_, audit := getJSON(t, "GET", base+"/api/v1/audit?limit=500", admin, nil)
+	seen := map[string]bool{}
+	for _, it := range audit["items"].([]any) {
+		e := it.(map[string]any)
+		seen[fmt.Sprint(e["action"], " by ", e["actor"])] = true
+	}
+	for _, want := range []string{"wall.tile by duty", "wall.pin by system", "alert.ack by duty", "command.send by duty"} {
+		if !seen[want] {
+			t.Errorf("audit log lacks %q", want)
+		}
+	}
+}

@@ -1,0 +1,261 @@
+// Drives Lookout's console in headless Chromium (Debian's, never a
+// downloaded one) through what a duty operator does in a day, and prints
+// one JSON line: every step with whether it passed, how long it took and
+// what it saw, plus the figures measured on the way. Exits 0 when every
+// step passed.
+//
+// The server must hold (the Go test sets it up): a user, a wall whose
+// tile 1 shows camera A and whose tile 0 is its alert area, camera B, a
+// rule that raises a red alert with camera B as its feed when the trigger
+// URL is called, and a lamp that acknowledges commands.
+//
+// Environment:
+//   LOOKOUT_BASE        the server, e.g. http://127.0.0.1:8080
+//   LOOKOUT_USER, LOOKOUT_PASSWORD
+//   LOOKOUT_ORG_NAME    the user's organisation as the top bar shows it
+//   LOOKOUT_WALL        the wall's id
+//   LOOKOUT_CAMERA_A, LOOKOUT_CAMERA_B
+//   LOOKOUT_LAMP        the lamp's device id
+//   LOOKOUT_TRIGGER     a URL: POST {url}/alert makes the water level cross the
+//                       threshold, {url}/camera-a/stop and /start stop and start camera A
+//   LOOKOUT_SHOTS       a directory for the screenshots (wall, alerts, map, screen, device)
+//   LOOKOUT_CHROMIUM    the browser (default /usr/bin/chromium)
+//   LOOKOUT_TIMEOUT_MS  the whole run's bound (default 120000)
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const env = (k, d) => process.env[k] ?? d;
+const base = env('LOOKOUT_BASE');
+const shots = env('LOOKOUT_SHOTS', '.');
+const camA = env('LOOKOUT_CAMERA_A');
+const camB = env('LOOKOUT_CAMERA_B');
+const wallId = env('LOOKOUT_WALL');
+const timeoutMs = Number(env('LOOKOUT_TIMEOUT_MS', 120000));
+mkdirSync(shots, { recursive: true });
+
+const args = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+const result = { ok: false, steps: [], figures: {}, console: [] };
+const watchdog = setTimeout(() => {
+  result.error = `no result within ${timeoutMs} ms`;
+  console.log(JSON.stringify(result));
+  process.exit(1);
+}, timeoutMs);
+
+let failed = false;
+async function step(name, fn) {
+  if (failed) {
+    result.steps.push({ name, ok: false, skipped: true });
+    return;
+  }
+  const t0 = Date.now();
+  try {
+    const detail = await fn();
+    result.steps.push({ name, ok: true, ms: Date.now() - t0, detail });
+  } catch (err) {
+    failed = true;
+    result.steps.push({ name, ok: false, ms: Date.now() - t0, error: String(err && err.message ? err.message : err).slice(0, 2000) });
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const tile = (i) => `.cell[data-index="${i}"] .tile`;
+
+let browser;
+try {
+  browser = await chromium.launch({ executablePath: env('LOOKOUT_CHROMIUM', '/usr/bin/chromium'), args, timeout: 30000 });
+  const context = await browser.newContext({ viewport: { width: 1600, height: 900 }, locale: 'zh-CN' });
+  const page = await context.newPage();
+  page.setDefaultTimeout(20000);
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') result.console.push(`${m.type()}: ${m.text()}`.slice(0, 500)); });
+  page.on('pageerror', (e) => result.console.push(`pageerror: ${e.message}`));
+
+  await step('login page in Chinese, first paint measured', async () => {
+    await page.goto(`${base}/login`);
+    await page.getByText('登录指挥中心').waitFor();
+    // The paint entry is recorded after the frame that painted.
+    const fcp = await page.waitForFunction(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime, null, { timeout: 5000 }).then((h) => h.jsonValue());
+    result.figures.first_contentful_paint_ms = Math.round(fcp);
+    return { fcp_ms: Math.round(fcp) };
+  });
+
+  await step('language switch on the login page', async () => {
+    await page.click('[data-test=lang]');
+    await page.getByText('Sign in to the command center').waitFor();
+    if ((await page.getAttribute('html', 'lang')) !== 'en') throw new Error('html lang is not en');
+    await page.click('[data-test=lang]');
+    await page.getByText('登录指挥中心').waitFor();
+  });
+
+  await step('a wrong password is refused with the reason', async () => {
+    await page.fill('#u', env('LOOKOUT_USER'));
+    await page.fill('#p', 'wrong-password');
+    await page.click('button[type=submit]');
+    await page.getByText('用户名或密码错误').waitFor();
+  });
+
+  await step('log in, the organisation shown', async () => {
+    await page.fill('#p', env('LOOKOUT_PASSWORD'));
+    await page.click('button[type=submit]');
+    await page.waitForURL(/\/wall/);
+    const org = page.locator('[data-test=org]');
+    await org.waitFor();
+    const text = (await org.innerText()).trim();
+    if (text !== env('LOOKOUT_ORG_NAME')) throw new Error(`top bar says organisation ${JSON.stringify(text)}`);
+    return { org: text };
+  });
+
+  await step('the wall shows camera A live, frames advancing', async () => {
+    const t = page.locator(`${tile(1)}[data-camera="${camA}"][data-state="live"]`);
+    await t.waitFor({ timeout: 20000 });
+    const f0 = Number(await t.getAttribute('data-frames'));
+    await sleep(2500);
+    const f1 = Number(await t.getAttribute('data-frames'));
+    const overlay = await page.locator(`${tile(1)} .overlay`).innerText();
+    if (f1 - f0 < 20) throw new Error(`frames went from ${f0} to ${f1} in 2.5 s`);
+    if (!overlay.includes('直播')) throw new Error(`the overlay says ${JSON.stringify(overlay)}`);
+    return { frames_in_2_5s: f1 - f0, overlay };
+  });
+
+  await step('drag camera B onto tile 2: a picture within the switch time', async () => {
+    const started = await page.evaluate(() => performance.now());
+    await page.dragAndDrop(`li[data-camera="${camB}"]`, '.cell[data-index="2"]');
+    const t = page.locator(`${tile(2)}[data-camera="${camB}"][data-state="live"]`);
+    await t.waitFor({ timeout: 10000 });
+    const seen = await page.evaluate(() => performance.now());
+    const switchMs = Number(await t.getAttribute('data-switch-ms'));
+    result.figures.tile_switch_first_frame_ms = switchMs;
+    result.figures.tile_switch_drop_to_live_ms = Math.round(seen - started);
+    return { first_frame_ms: switchMs, drop_to_live_ms: Math.round(seen - started) };
+  });
+
+  await step('camera A drops: its tile says offline, then plays again by itself', async () => {
+    const t0 = Date.now();
+    await fetch(`${env('LOOKOUT_TRIGGER')}/camera-a/stop`, { method: 'POST' });
+    const down = page.locator(`${tile(1)}[data-camera="${camA}"]:is([data-state="offline"],[data-state="failed"])`);
+    await down.waitFor({ timeout: 20000 });
+    const said = (await page.locator(`${tile(1)}`).innerText()).replace(/\s+/g, ' ');
+    const downMs = Date.now() - t0;
+    await fetch(`${env('LOOKOUT_TRIGGER')}/camera-a/start`, { method: 'POST' });
+    const t1 = Date.now();
+    await page.locator(`${tile(1)}[data-camera="${camA}"][data-state="live"]`).waitFor({ timeout: 40000 });
+    if (!/离线|播放失败/.test(said) || /not_found|timeout|stream_ended/.test(said)) throw new Error(`the dead tile says ${JSON.stringify(said)}`);
+    return { said, seen_down_ms: downMs, back_live_ms: Date.now() - t1 };
+  });
+
+  await step('a tile patrol through two cameras, 5 s each', async () => {
+    await page.click('.cell[data-index="3"]');
+    await page.click('[data-test=patrol-tile]');
+    await page.click(`li[data-camera="${camA}"]`);
+    await page.click(`li[data-camera="${camB}"]`);
+    await page.fill('input.dwell', '5');
+    await page.click('[data-test=patrol-save]');
+    const first = page.locator(`${tile(3)}[data-camera]:not([data-camera=""])`);
+    await first.waitFor({ timeout: 5000 });
+    const a = await first.getAttribute('data-camera');
+    const badge = await page.locator(`${tile(3)} .badge`).innerText();
+    const other = a === camA ? camB : camA;
+    await page.locator(`${tile(3)}[data-camera="${other}"]`).waitFor({ timeout: 8000 });
+    if (!badge.startsWith('轮巡')) throw new Error(`the patrol's badge says ${JSON.stringify(badge)}`);
+    return { from: a, to: other, badge };
+  });
+
+  await step('screenshot of the wall', async () => {
+    await sleep(500);
+    await page.screenshot({ path: join(shots, 'wall.png') });
+  });
+
+  const screen = await context.newPage();
+  await step('the big screen follows a layout change within a second', async () => {
+    await screen.goto(`${base}/screen/${wallId}`);
+    await screen.locator('[data-test=wall][data-layout="1+5"]').waitFor();
+    await screen.locator(`${tile(1)}[data-state="live"]`).waitFor({ timeout: 20000 });
+    await page.click('button[data-layout="4"]');
+    const t0 = Date.now();
+    await screen.locator('[data-test=wall][data-layout="4"]').waitFor({ timeout: 5000 });
+    const ms = Date.now() - t0;
+    result.figures.screen_follows_ms = ms;
+    if (ms > 1000) throw new Error(`the screen followed after ${ms} ms`);
+    await page.click('button[data-layout="1+5"]');
+    await screen.locator('[data-test=wall][data-layout="1+5"]').waitFor({ timeout: 5000 });
+    return { ms };
+  });
+
+  await step('a water level over the threshold: red alert, camera pinned, chart open', async () => {
+    const resp = await fetch(`${env('LOOKOUT_TRIGGER')}/alert`, { method: 'POST' });
+    if (!resp.ok) throw new Error(`trigger: HTTP ${resp.status}`);
+    const item = page.locator('[data-test=alert-panel] li[data-severity="red"][data-state="active"]');
+    await item.waitFor({ timeout: 15000 });
+    await page.locator(`${tile(0)}.pinned[data-camera="${camB}"]`).waitFor({ timeout: 10000 });
+    await page.locator(`${tile(0)}[data-state="live"]`).waitFor({ timeout: 15000 });
+    await page.locator('[data-test=alert-detail] [data-test=alert-chart][data-state="ready"]').waitFor({ timeout: 15000 });
+    await screen.locator(`${tile(0)}.pinned[data-camera="${camB}"]`).waitFor({ timeout: 5000 });
+    const sounding = await page.getAttribute('[data-test=alert-panel]', 'data-sounding');
+    if (sounding !== 'true') throw new Error('no alarm for an unacknowledged red alert');
+    return { item: (await item.innerText()).replace(/\s+/g, ' ') };
+  });
+
+  await step('screenshots of the alert panel and the big screen', async () => {
+    await sleep(800);
+    await page.screenshot({ path: join(shots, 'alerts.png') });
+    await screen.screenshot({ path: join(shots, 'screen.png') });
+  });
+
+  await step('mute, then acknowledge with a note', async () => {
+    await page.click('[data-test=mute]');
+    if ((await page.getAttribute('[data-test=alert-panel]', 'data-sounding')) !== 'false') throw new Error('still sounding after mute');
+    await page.click('[data-test=mute]'); // sound back on for the next operator
+    const item = page.locator('[data-test=alert-panel] li[data-severity="red"]').first();
+    await item.locator('[data-step=ack]').click();
+    await page.fill('[data-test=step-dialog] textarea', '已通知水库管理处 / reservoir office told');
+    await page.click('[data-test=step-confirm]');
+    await page.locator('[data-test=alert-panel] li[data-severity="red"][data-state="acknowledged"]').waitFor({ timeout: 10000 });
+    await page.locator('[data-test=alert-detail]').getByText('已通知水库管理处').waitFor({ timeout: 10000 });
+    if ((await page.getAttribute('[data-test=alert-panel]', 'data-sounding')) !== 'false') throw new Error('still sounding after acknowledgement');
+  });
+
+  await step('the language switch changes the console\'s texts', async () => {
+    await page.click('[data-test=lang]');
+    await page.locator('nav').getByText('Video wall').waitFor();
+    await page.getByText('Live alerts').waitFor();
+    await page.locator('[data-test=alert-panel]').getByText('Acknowledged').first().waitFor();
+    await page.click('[data-test=lang]');
+    await page.locator('nav').getByText('视频墙').waitFor();
+  });
+
+  await step('a brightness command goes to acked', async () => {
+    await page.goto(`${base}/devices/${env('LOOKOUT_LAMP')}`);
+    await page.locator('[data-test=controls]').waitFor();
+    await page.locator('#lvl').fill('30');
+    await page.click('[data-test=brightness]');
+    await page.locator('[data-test=command][data-state="acked"]').waitFor({ timeout: 15000 });
+    const text = await page.locator('[data-test=command]').innerText();
+    await page.screenshot({ path: join(shots, 'device.png') });
+    return { text };
+  });
+
+  await step('the map with its layers, and a screenshot', async () => {
+    await page.goto(`${base}/map`);
+    await page.locator('[data-test=map][data-ready="true"]').waitFor({ timeout: 20000 });
+    await page.waitForFunction(() => document.querySelector('.maplibregl-canvas') !== null);
+    await sleep(1500);
+    await page.screenshot({ path: join(shots, 'map.png') });
+  });
+
+  await screen.close();
+  result.ok = !failed;
+} catch (err) {
+  result.error = String(err && err.message ? err.message : err);
+} finally {
+  clearTimeout(watchdog);
+  if (browser) await browser.close().catch(() => {});
+  console.log(JSON.stringify(result));
+  process.exit(result.ok ? 0 : 1);
+}
