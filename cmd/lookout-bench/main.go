@@ -34,7 +34,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: lookout-bench startup|ingest|commands|alerts|cameras|meeting [flags]")
+		fmt.Fprintln(os.Stderr, "usage: lookout-bench startup|ingest|commands|alerts|cameras|meeting|console [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -51,6 +51,8 @@ func main() {
 		err = cameras(os.Args[2:], os.Stdout)
 	case "meeting":
 		err = meeting(os.Args[2:], os.Stdout)
+	case "console":
+		err = consoleBench(os.Args[2:], os.Stdout)
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}
