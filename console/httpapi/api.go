@@ -31,7 +31,9 @@ import (
 	"github.com/lookout-cc/lookout/internal/audit"
 	"github.com/lookout-cc/lookout/internal/health"
 	"github.com/lookout-cc/lookout/internal/orgs"
+	"github.com/lookout-cc/lookout/sfu/meeting"
 	"github.com/lookout-cc/lookout/sfu/rooms"
+	"github.com/lookout-cc/lookout/sfu/source"
 	"github.com/lookout-cc/lookout/sfu/whep"
 )
 
@@ -97,6 +99,10 @@ type Meetings interface {
 	ServeWS(w http.ResponseWriter, r *http.Request)
 	SetLocked(room string, locked bool, by string)
 	CloseRoom(room string)
+	// RoomParticipants lists who is in a room now; Tap takes a
+	// participant's camera video out for a WHEP viewer (a wall tile).
+	RoomParticipants(room string) []meeting.ParticipantInfo
+	Tap(room, identity, stream string) (*source.Source, func(), error)
 }
 
 // API holds the handlers.
@@ -223,6 +229,9 @@ func New(p Params) (http.Handler, error) {
 		authed.DELETE("/whep/sessions/:id", a.require(auth.PermDevicesRead), a.whepHangup)
 		authed.POST("/whep/sessions/:id/layer", a.require(auth.PermDevicesRead), a.whepLayer)
 		authed.POST("/whep/sessions/:id/camera", a.require(auth.PermDevicesRead), a.whepCamera)
+		if p.Meetings != nil {
+			authed.POST("/whep/rooms/:id/participants/:identity", a.require(auth.PermMeetingsRead), a.whepParticipant)
+		}
 	}
 	authed.GET("/cameras", a.require(auth.PermDevicesRead), a.listCameras)
 	authed.POST("/cameras", a.require(auth.PermDevicesWrite), a.createCamera)

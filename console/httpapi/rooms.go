@@ -12,6 +12,7 @@ import (
 	"github.com/lookout-cc/lookout/console/auth"
 	"github.com/lookout-cc/lookout/internal/errclass"
 	"github.com/lookout-cc/lookout/internal/orgs"
+	"github.com/lookout-cc/lookout/sfu/meeting"
 	"github.com/lookout-cc/lookout/sfu/rooms"
 )
 
@@ -24,13 +25,24 @@ func (a *API) listRooms(c *gin.Context) {
 	c.JSON(http.StatusOK, list(rs))
 }
 
+// roomView is a room as GET /rooms/{id} answers: the record, and who is
+// in it now.
+type roomView struct {
+	rooms.Room
+	Participants []meeting.ParticipantInfo `json:"participants"`
+}
+
 func (a *API) getRoom(c *gin.Context) {
 	r, err := a.p.Rooms.Get(c.Request.Context(), mustPrincipal(c).Scope, c.Param("id"))
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, r)
+	view := roomView{Room: r, Participants: []meeting.ParticipantInfo{}}
+	if a.p.Meetings != nil {
+		view.Participants = a.p.Meetings.RoomParticipants(r.ID)
+	}
+	c.JSON(http.StatusOK, view)
 }
 
 func (a *API) createRoom(c *gin.Context) {

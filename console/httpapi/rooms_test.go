@@ -1,7 +1,10 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +156,54 @@ func TestRoomInProgressFollowsTheConsole(t *testing.T) {
 	_ = ws2.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if err := ws2.ReadJSON(&m); err != nil || m["code"] != "room_not_found" {
 		t.Fatalf("join to a deleted room: %v %v", m, err)
+	}
+}
+
+// A room says who is in it now (nobody outside a meeting), and a wall tile
+// asking for a participant's video is told plainly what is missing: the
+// room (or its scope), the participant, or a proper offer.
+func TestRoomParticipantsAndTheirVideo(t *testing.T) {
+	e := newEnv(t)
+	prov := e.login("admin", adminPassword)
+	e.mustStatus(e.do("POST", "/api/v1/users", prov, map[string]any{"id": "ys-op", "org_id": "ys", "role": "operator", "password": "yongshan-op-pw"}), 201)
+	ys := e.login("ys-op", "yongshan-op-pw")
+	e.mustStatus(e.do("POST", "/api/v1/rooms", prov, map[string]any{"id": "qj-room", "name": "会商", "org_id": "qj"}), 201)
+	r := e.do("GET", "/api/v1/rooms/qj-room", prov, nil)
+	e.mustStatus(r, 200)
+	if ps, ok := r.body["participants"].([]any); !ok || len(ps) != 0 {
+		t.Fatalf("an empty room's participants: %s", r.raw)
+	}
+
+	offer := func(path, token, contentType, body string) response {
+		t.Helper()
+		req, _ := http.NewRequest("POST", e.srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", contentType)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		out := response{status: resp.StatusCode, raw: string(raw)}
+		_ = json.Unmarshal(raw, &out.body)
+		return out
+	}
+	sdp := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n"
+	for _, tc := range []struct {
+		name, path, token, ctype string
+		status                   int
+		code                     string
+	}{
+		{"nobody of that name in the meeting", "/api/v1/whep/rooms/qj-room/participants/bob", prov, "application/sdp", 404, "participant_not_found"},
+		{"no such room", "/api/v1/whep/rooms/nope/participants/bob", prov, "application/sdp", 404, "room_not_found"},
+		{"a room outside the caller's subtree", "/api/v1/whep/rooms/qj-room/participants/bob", ys, "application/sdp", 403, "out_of_scope"},
+		{"not an SDP offer", "/api/v1/whep/rooms/qj-room/participants/bob", prov, "application/json", 415, "unsupported_media_type"},
+		{"a bad stream", "/api/v1/whep/rooms/qj-room/participants/bob?stream=huge", prov, "application/sdp", 422, "invalid_field"},
+	} {
+		r := offer(tc.path, tc.token, tc.ctype, sdp)
+		if r.status != tc.status || r.errCode() != tc.code {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, r.status, r.raw, tc.status, tc.code)
+		}
 	}
 }

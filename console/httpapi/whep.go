@@ -13,6 +13,8 @@ import (
 	"github.com/lookout-cc/lookout/devices"
 	"github.com/lookout-cc/lookout/ingest/cameras"
 	"github.com/lookout-cc/lookout/internal/errclass"
+	"github.com/lookout-cc/lookout/sfu/meeting"
+	"github.com/lookout-cc/lookout/sfu/source"
 	"github.com/lookout-cc/lookout/sfu/whep"
 )
 
@@ -28,22 +30,8 @@ func (a *API) whepOffer(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/sdp" {
-		writeError(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "", "the body must be an SDP offer (application/sdp)")
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(c.Request.Body, maxOfferBytes+1))
-	if err != nil {
-		writeError(c, http.StatusBadRequest, "invalid_offer", "", "the offer could not be read")
-		return
-	}
-	if len(body) > maxOfferBytes {
-		writeError(c, http.StatusRequestEntityTooLarge, "body_too_large", "", "the offer is larger than 64 KiB")
-		return
-	}
-	stream := c.DefaultQuery("stream", cameras.Main)
-	if stream != cameras.Main && stream != cameras.Sub {
-		a.fail(c, errclass.Invalidf("stream", "must be main or sub"))
+	body, stream, ok := a.readOffer(c)
+	if !ok {
 		return
 	}
 	src, stream, release, err := a.p.Cameras.Acquire(string(cam.ID), stream)
@@ -55,7 +43,80 @@ func (a *API) whepOffer(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	answer, sess, err := a.p.WHEP.Offer(string(cam.ID), p.UserID, src, string(body), release)
+	a.answerOffer(c, string(cam.ID), src, release, body, stream)
+}
+
+// participantPrefix names a WHEP session that plays a meeting participant
+// (participant:{room}/{identity}) where others name a camera.
+const participantPrefix = "participant:"
+
+func participantOf(name string) (room, identity string, ok bool) {
+	rest, ok := strings.CutPrefix(name, participantPrefix)
+	if !ok {
+		return "", "", false
+	}
+	return strings.Cut(rest, "/")
+}
+
+// whepParticipant answers POST /whep/rooms/{id}/participants/{identity}:
+// the participant's camera video (the top layer they send, or the lowest
+// for ?stream=sub) over WHEP, for a wall tile. The participant's meeting
+// sees nothing of it.
+func (a *API) whepParticipant(c *gin.Context) {
+	p := mustPrincipal(c)
+	room, err := a.p.Rooms.Get(c.Request.Context(), p.Scope, c.Param("id"))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	body, stream, ok := a.readOffer(c)
+	if !ok {
+		return
+	}
+	identity := c.Param("identity")
+	src, release, err := a.p.Meetings.Tap(room.ID, identity, stream)
+	switch {
+	case errors.Is(err, meeting.ErrParticipantNotFound):
+		writeError(c, http.StatusNotFound, "participant_not_found", "", "no such participant in the meeting now")
+		return
+	case errors.Is(err, meeting.ErrNoVideo):
+		writeError(c, http.StatusConflict, "no_video", "", "the participant publishes no camera video (or one in a codec other than VP8 or H.264)")
+		return
+	case err != nil:
+		a.fail(c, err)
+		return
+	}
+	a.answerOffer(c, participantPrefix+room.ID+"/"+identity, src, release, body, stream)
+}
+
+// readOffer reads a WHEP offer's body and its ?stream=; false when it
+// answered an error.
+func (a *API) readOffer(c *gin.Context) (body []byte, stream string, ok bool) {
+	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/sdp" {
+		writeError(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "", "the body must be an SDP offer (application/sdp)")
+		return nil, "", false
+	}
+	body, err := io.ReadAll(io.LimitReader(c.Request.Body, maxOfferBytes+1))
+	if err != nil {
+		writeError(c, http.StatusBadRequest, "invalid_offer", "", "the offer could not be read")
+		return nil, "", false
+	}
+	if len(body) > maxOfferBytes {
+		writeError(c, http.StatusRequestEntityTooLarge, "body_too_large", "", "the offer is larger than 64 KiB")
+		return nil, "", false
+	}
+	stream = c.DefaultQuery("stream", cameras.Main)
+	if stream != cameras.Main && stream != cameras.Sub {
+		a.fail(c, errclass.Invalidf("stream", "must be main or sub"))
+		return nil, "", false
+	}
+	return body, stream, true
+}
+
+// answerOffer answers an offer for src, which release gives back if no
+// session takes it.
+func (a *API) answerOffer(c *gin.Context, name string, src *source.Source, release func(), body []byte, stream string) {
+	answer, sess, err := a.p.WHEP.Offer(name, mustPrincipal(c).UserID, src, string(body), release)
 	switch {
 	case errors.Is(err, whep.ErrBadOffer):
 		release()
@@ -63,7 +124,7 @@ func (a *API) whepOffer(c *gin.Context) {
 		return
 	case errors.Is(err, whep.ErrNoCodec):
 		release()
-		writeError(c, http.StatusUnprocessableEntity, "no_common_codec", "", "the offer has no video codec the camera sends ("+src.Codec()+")")
+		writeError(c, http.StatusUnprocessableEntity, "no_common_codec", "", "the offer has no video codec the source sends ("+src.Codec()+")")
 		return
 	case err != nil:
 		release()
@@ -104,6 +165,10 @@ func (a *API) whepLayer(c *gin.Context) {
 	}
 	if in.EncodingID != cameras.Main && in.EncodingID != cameras.Sub {
 		a.fail(c, errclass.Invalidf("encodingId", "must be main or sub"))
+		return
+	}
+	if _, _, ok := participantOf(sess.Camera()); ok {
+		writeError(c, http.StatusConflict, "not_a_camera", "", "the session plays a meeting participant: make a new offer for the other stream")
 		return
 	}
 	src, stream, release, err := a.p.Cameras.Acquire(sess.Camera(), in.EncodingID)
@@ -205,7 +270,12 @@ func (a *API) whepHangup(c *gin.Context) {
 // answered and returns false.
 func (a *API) mayHandle(c *gin.Context, sess *whep.Session) bool {
 	p := mustPrincipal(c)
-	if _, err := a.p.Devices.GetCamera(p.Scope, devices.CameraID(sess.Camera())); err != nil {
+	if room, _, ok := participantOf(sess.Camera()); ok {
+		if _, err := a.p.Rooms.Get(c.Request.Context(), p.Scope, room); err != nil {
+			a.fail(c, err)
+			return false
+		}
+	} else if _, err := a.p.Devices.GetCamera(p.Scope, devices.CameraID(sess.Camera())); err != nil {
 		a.fail(c, err)
 		return false
 	}

@@ -137,6 +137,7 @@ func (r *Room) trackEnded(u *upTrack, layer int) {
 	if left > 0 {
 		return
 	}
+	u.closeTaps()
 	p := u.pub
 	p.mu.Lock()
 	_, ok := p.published[u]

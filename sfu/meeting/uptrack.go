@@ -46,6 +46,9 @@ type upTrack struct {
 
 	// downs is replaced, never changed, so the read loops take no lock.
 	downs atomic.Pointer[[]*downTrack]
+	// taps take a layer out of the meeting (tap.go); nil when none, so a
+	// packet costs one atomic load for them. Replaced like downs.
+	taps  atomic.Pointer[[]*tap]
 	muted atomic.Bool
 
 	lastKeyReq [numLayers]atomic.Int64
@@ -198,6 +201,15 @@ func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
 func (u *upTrack) deliver(layer int, p *rtp.Packet, key bool, now int64, wg *sync.WaitGroup) {
 	if u.kind == webrtc.RTPCodecTypeVideo {
 		u.history[layer].add(p.SequenceNumber, p.Payload, historySlots[layer])
+		if taps := u.taps.Load(); taps != nil {
+			// Before the fan-out, which may still read p on other
+			// goroutines; the source copies what it keeps.
+			for _, t := range *taps {
+				if t.layer == layer {
+					t.src.WriteRTP(p)
+				}
+			}
+		}
 	}
 	u.fan.forward(*u.downs.Load(), layer, p, key, now, wg)
 }

@@ -6,10 +6,12 @@ import "encoding/binary"
 // as forwarding needs them: which NAL units a payload carries, whether it
 // starts a keyframe, and splitting a payload too large for WebRTC.
 
-// Codecs.
+// Codecs. VP8 comes from meeting participants (a wall tile showing one);
+// cameras send H.264 or H.265.
 const (
 	H264 = "H264"
 	H265 = "H265"
+	VP8  = "VP8"
 )
 
 // H.264 NAL unit and payload types.

@@ -134,6 +134,19 @@ func (s *Source) WriteRTP(pkt *rtp.Packet) {
 		s.rebase = false
 	}
 	ts := pkt.Timestamp + s.tsOffset
+	if s.codec == VP8 {
+		// A participant's VP8: no parameter sets, and packets a browser
+		// already sized for WebRTC.
+		key := IsVP8Keyframe(pkt.Payload)
+		if key {
+			s.keyframes.Add(1)
+		}
+		s.cur = pkt.Header
+		s.curTS, s.curKey, s.curAt = ts, key, time.Now()
+		s.piece(pkt.Payload, true)
+		s.lastTS, s.lastWall, s.haveOutput = ts, time.Now(), true
+		return
+	}
 	keyframe := inspect(s.codec, pkt.Payload, s)
 	if keyframe {
 		s.keyframes.Add(1)

@@ -113,8 +113,11 @@ func newSessionID() string {
 
 // mimeOf is the WebRTC codec of a source's codec.
 func mimeOf(codec string) string {
-	if codec == source.H265 {
+	switch codec {
+	case source.H265:
 		return webrtc.MimeTypeH265
+	case source.VP8:
+		return webrtc.MimeTypeVP8
 	}
 	return webrtc.MimeTypeH264
 }

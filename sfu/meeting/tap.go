@@ -1,0 +1,177 @@
+package meeting
+
+import (
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/lookout-cc/lookout/sfu/source"
+)
+
+// A tap takes one layer of a participant's camera video out of the meeting
+// into a source.Source, the same kind a camera feeds: a command room's
+// wall then plays the participant over WHEP like any camera (its cached
+// group of pictures at once, a session switched without a new offer), and
+// the participant's meeting sees nothing of it.
+
+// Errors of Tap.
+var (
+	// ErrParticipantNotFound: no such participant in the room in
+	// progress (or the room is not in progress).
+	ErrParticipantNotFound = errors.New("no such participant in the meeting")
+	// ErrNoVideo: the participant publishes no camera video.
+	ErrNoVideo = errors.New("the participant publishes no camera video")
+)
+
+// tap is one viewer outside the meeting of one layer of an upTrack.
+type tap struct {
+	layer int
+	src   *source.Source
+}
+
+// Tap returns a source fed with identity's camera video in room: the top
+// layer the participant sends for "main", the lowest for "sub". The
+// publisher is asked for a keyframe so that the source's viewers start at
+// once. release ends the tap (and the source); the source ends by itself
+// when the participant stops publishing or leaves.
+func (s *SFU) Tap(room, identity, stream string) (src *source.Source, release func(), err error) {
+	s.mu.Lock()
+	r := s.live[room]
+	s.mu.Unlock()
+	if r == nil {
+		return nil, nil, ErrParticipantNotFound
+	}
+	r.mu.Lock()
+	p := r.participants[identity]
+	r.mu.Unlock()
+	if p == nil {
+		return nil, nil, ErrParticipantNotFound
+	}
+	var u *upTrack
+	p.mu.Lock()
+	for t := range p.published {
+		if t.kind == webrtc.RTPCodecTypeVideo && t.source == "camera" {
+			u = t
+		}
+	}
+	p.mu.Unlock()
+	if u == nil {
+		return nil, nil, ErrNoVideo
+	}
+	codec := ""
+	switch mime := strings.ToUpper(u.codec.MimeType); {
+	case strings.HasSuffix(mime, "/VP8"):
+		codec = source.VP8
+	case strings.HasSuffix(mime, "/H264"):
+		codec = source.H264
+	default:
+		return nil, nil, ErrNoVideo // VP9, AV1: not forwarded outside a meeting
+	}
+	layer := u.tapLayer(stream == "main")
+	if layer < 0 {
+		return nil, nil, ErrNoVideo
+	}
+	t := &tap{layer: layer, src: source.New()}
+	t.src.Start(codec, nil)
+	if !u.addTap(t) {
+		t.src.Close()
+		return nil, nil, ErrNoVideo
+	}
+	u.requestKeyframe(layer)
+	return t.src, func() { u.removeTap(t) }, nil
+}
+
+// tapLayer is the layer a tap takes: the highest (top) or lowest the
+// publisher sends, -1 when it sends none.
+func (u *upTrack) tapLayer(top bool) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	best := -1
+	for l := range numLayers {
+		if u.layers[l] == nil {
+			continue
+		}
+		if best < 0 || top {
+			best = l
+		}
+	}
+	return best
+}
+
+// addTap and removeTap change the taps; addTap is false on an ended track.
+func (u *upTrack) addTap(t *tap) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.ended {
+		return false
+	}
+	old := u.taps.Load()
+	var list []*tap
+	if old != nil {
+		list = slices.Clip(*old)
+	}
+	u.taps.Store(ptr(append(list, t)))
+	return true
+}
+
+func (u *upTrack) removeTap(t *tap) {
+	u.mu.Lock()
+	old := u.taps.Load()
+	if old != nil {
+		if i := slices.Index(*old, t); i >= 0 {
+			u.taps.Store(ptr(slices.Delete(slices.Clone(*old), i, i+1)))
+		}
+	}
+	u.mu.Unlock()
+	t.src.Close()
+}
+
+// closeTaps ends every tap: the track ended.
+func (u *upTrack) closeTaps() {
+	u.mu.Lock()
+	old := u.taps.Swap(nil)
+	u.mu.Unlock()
+	if old != nil {
+		for _, t := range *old {
+			t.src.Close()
+		}
+	}
+}
+
+// ParticipantInfo is who is in a room in progress, as the console lists
+// them for its wall.
+type ParticipantInfo struct {
+	Identity string `json:"identity"`
+	Name     string `json:"name"`
+	Role     string `json:"role"`
+	// Video says whether they publish camera video (a wall tile can show
+	// them).
+	Video bool `json:"video"`
+}
+
+// RoomParticipants lists who is in room now, by identity; none when the
+// room is not in progress.
+func (s *SFU) RoomParticipants(room string) []ParticipantInfo {
+	s.mu.Lock()
+	r := s.live[room]
+	s.mu.Unlock()
+	if r == nil {
+		return []ParticipantInfo{}
+	}
+	out := []ParticipantInfo{}
+	for _, p := range r.snapshot() {
+		info := ParticipantInfo{Identity: p.identity, Name: p.name, Role: p.role}
+		p.mu.Lock()
+		for u := range p.published {
+			if u.kind == webrtc.RTPCodecTypeVideo && u.source == "camera" {
+				info.Video = true
+			}
+		}
+		p.mu.Unlock()
+		out = append(out, info)
+	}
+	slices.SortFunc(out, func(a, b ParticipantInfo) int { return strings.Compare(a.Identity, b.Identity) })
+	return out
+}

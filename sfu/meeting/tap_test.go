@@ -1,0 +1,151 @@
+package meeting
+
+import (
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/lookout-cc/lookout/sfu/source"
+)
+
+// A participant's camera video taken out of the meeting for a wall tile:
+// the top layer for main, the lowest for sub, as VP8 sources that start
+// from a keyframe; unknown rooms, participants and participants without
+// video are refused; a tap ends when released, and when the participant
+// leaves.
+func TestTapTakesAParticipantsVideoOut(t *testing.T) {
+	e := newEnv(t)
+	a := e.join("alice", hostRights)
+	for _, tc := range []struct {
+		room, identity string
+		want           error
+	}{
+		{"nope", "alice", ErrParticipantNotFound},
+		{"r1", "bob", ErrParticipantNotFound},
+		{"r1", "alice", ErrNoVideo}, // not publishing yet
+	} {
+		if _, _, err := e.sfu.Tap(tc.room, tc.identity, "main"); !errors.Is(err, tc.want) {
+			t.Errorf("Tap(%s, %s): %v, want %v", tc.room, tc.identity, err, tc.want)
+		}
+	}
+
+	a.publish(true)
+	var main, sub *source.Source
+	var releaseMain, releaseSub func()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		main, releaseMain, err = e.sfu.Tap("r1", "alice", "main")
+		if err == nil {
+			// Every layer seen, so that main and sub differ.
+			if e.layersOf("alice") == numLayers {
+				break
+			}
+			releaseMain()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no tap of alice's video: %v (layers %d)", err, e.layersOf("alice"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	sub, releaseSub, err := e.sfu.Tap("r1", "alice", "sub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer releaseSub()
+	if main.Codec() != source.VP8 || sub.Codec() != source.VP8 {
+		t.Fatalf("codecs %q %q", main.Codec(), sub.Codec())
+	}
+
+	type count struct {
+		packets, keyframes atomic.Int64
+		bytes              atomic.Int64
+	}
+	watch := func(src *source.Source) (*count, *source.Viewer) {
+		c := &count{}
+		v, err := src.AddViewer(func(p *rtp.Packet) error {
+			c.packets.Add(1)
+			c.bytes.Add(int64(len(p.Payload)))
+			if source.IsVP8Keyframe(p.Payload) {
+				c.keyframes.Add(1)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, v
+	}
+	cm, vm := watch(main)
+	cs, vs := watch(sub)
+	waitUntil := func(what string, d time.Duration, cond func() bool) {
+		t.Helper()
+		for end := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("%s within %s", what, d)
+			}
+		}
+	}
+	waitUntil("a keyframe and a second of video on both taps", 10*time.Second, func() bool {
+		return cm.keyframes.Load() >= 1 && cs.keyframes.Load() >= 1 && cm.packets.Load() > 60 && cs.packets.Load() > 30
+	})
+	// The test publisher sends 1.2 Mbit/s on the top layer and 150 kbit/s
+	// on the lowest.
+	if m, s := cm.bytes.Load(), cs.bytes.Load(); m < 3*s {
+		t.Errorf("main took %d bytes, sub %d: not the top and lowest layers", m, s)
+	}
+
+	releaseMain()
+	waitUntil("the released tap's viewer ends", 5*time.Second, func() bool {
+		select {
+		case <-vm.Done():
+			return true
+		default:
+			return false
+		}
+	})
+	a.close()
+	waitUntil("the other tap ends when alice leaves", 10*time.Second, func() bool {
+		select {
+		case <-vs.Done():
+			return true
+		default:
+			return false
+		}
+	})
+}
+
+// layersOf counts the layers of identity's camera video the SFU reads.
+func (e *env) layersOf(identity string) int {
+	e.sfu.mu.Lock()
+	r := e.sfu.live["r1"]
+	e.sfu.mu.Unlock()
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	p := r.participants[identity]
+	r.mu.Unlock()
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for u := range p.published {
+		if u.source != "camera" {
+			continue
+		}
+		u.mu.Lock()
+		for _, l := range u.layers {
+			if l != nil {
+				n++
+			}
+		}
+		u.mu.Unlock()
+	}
+	return n
+}
