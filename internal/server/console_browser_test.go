@@ -37,7 +37,9 @@ type consoleRun struct {
 // operator uses it: the login in Chinese (and English on the switch), the
 // wall with a real ffmpeg camera live and its frames advancing, a camera
 // dragged onto a tile, the camera dropping (its tile says so) and coming
-// back (the tile plays again by itself), a tile patrol, the big screen in a second window following a
+// back (the tile plays again by itself), a tile patrol, a meeting
+// participant (Chromium's fake camera on the meeting page) dragged onto a
+// tile and leaving again, the big screen in a second window following a
 // layout change, a water level published over MQTT crossing the threshold
 // (the red alert appears, its camera is pinned to the wall's alert area
 // and its chart opens, the alarm sounds until acknowledged), a brightness
@@ -75,6 +77,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	if st, b := getJSON(t, "PUT", base+"/api/v1/walls/ops/tiles/1", admin, map[string]any{"source": map[string]any{"kind": "camera", "id": "cam-street"}}); st != 200 {
 		t.Fatalf("tile: %d %v", st, b)
 	}
+
+	// A meeting of the bureau, and a join link for a resettlement
+	// officer whose camera the operator puts on the wall.
+	mustPost(t, base, admin, "/api/v1/rooms", map[string]any{"id": "xs-room", "name": "防汛会商", "org_id": "qj-water"}, 201)
+	join := mustPost(t, base, admin, "/api/v1/rooms/xs-room/tokens", map[string]any{"identity": "xiaowang", "name": "小王（安置点）"}, 201)
+	meetURL := base + "/meet/#room=xs-room&token=" + join["token"].(string)
 
 	lampClient := fakeLamp(t, s.MQTTAddr(), "lamp-xs", lamp["mqtt"].(map[string]any)["password"].(string), func(map[string]any) (bool, bool) { return true, true })
 	defer lampClient.Disconnect(100)
@@ -122,6 +130,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		"LOOKOUT_USER=duty", "LOOKOUT_PASSWORD=duty-password-1", "LOOKOUT_ORG_NAME=巧家县水务局",
 		"LOOKOUT_WALL=ops", "LOOKOUT_CAMERA_A=cam-street", "LOOKOUT_CAMERA_B=cam-dam", "LOOKOUT_LAMP=lamp-xs",
 		"LOOKOUT_TRIGGER="+trigger.URL,
+		"LOOKOUT_MEET_URL="+meetURL, "LOOKOUT_PARTICIPANT=xiaowang",
 		"LOOKOUT_SHOTS="+shots,
 		"LOOKOUT_CHROMIUM="+chromium,
 		"LOOKOUT_TIMEOUT_MS=140000",

@@ -18,6 +18,8 @@
 //   LOOKOUT_LAMP        the lamp's device id
 //   LOOKOUT_TRIGGER     a URL: POST {url}/alert makes the water level cross the
 //                       threshold, {url}/camera-a/stop and /start stop and start camera A
+//   LOOKOUT_MEET_URL    a meeting page link (/meet/#room=..&token=..) for a participant
+//                       whose camera goes onto the wall; LOOKOUT_PARTICIPANT their identity
 //   LOOKOUT_SHOTS       a directory for the screenshots (wall, alerts, map, screen, device)
 //   LOOKOUT_CHROMIUM    the browser (default /usr/bin/chromium)
 //   LOOKOUT_TIMEOUT_MS  the whole run's bound (default 120000)
@@ -167,9 +169,36 @@ try {
     return { from: a, to: other, badge };
   });
 
+  let meet;
+  await step('a meeting participant (a fake camera in another page) dragged onto tile 4', async () => {
+    meet = await context.newPage();
+    await meet.goto(env('LOOKOUT_MEET_URL'));
+    await meet.waitForFunction(() => document.body.dataset.media === 'ready', null, { timeout: 20000 });
+    await meet.click('#join');
+    await meet.waitForFunction(() => document.body.dataset.state === 'joined', null, { timeout: 20000 });
+    const who = env('LOOKOUT_PARTICIPANT');
+    const item = page.locator(`li[data-participant="${who}"]:not(.novideo)`);
+    await item.waitFor({ timeout: 20000 });
+    await page.dragAndDrop(`li[data-participant="${who}"]`, '.cell[data-index="4"]');
+    const t = page.locator(`${tile(4)}[data-camera="${who}"][data-state="live"]`);
+    await t.waitFor({ timeout: 20000 });
+    const f0 = Number(await t.getAttribute('data-frames'));
+    await sleep(2000);
+    const f1 = Number(await t.getAttribute('data-frames'));
+    if (f1 - f0 < 10) throw new Error(`the participant's frames went from ${f0} to ${f1} in 2 s`);
+    return { frames_in_2s: f1 - f0, overlay: (await page.locator(`${tile(4)} .overlay`).innerText()).replace(/\s+/g, ' ') };
+  });
+
   await step('screenshot of the wall', async () => {
     await sleep(500);
     await page.screenshot({ path: join(shots, 'wall.png') });
+  });
+
+  await step('the participant leaves: the tile says so', async () => {
+    await meet?.close();
+    const who = env('LOOKOUT_PARTICIPANT');
+    await page.locator(`${tile(4)}[data-camera="${who}"]:is([data-state="failed"],[data-state="offline"])`).waitFor({ timeout: 20000 });
+    return { said: (await page.locator(tile(4)).innerText()).replace(/\s+/g, ' ') };
   });
 
   const screen = await context.newPage();
