@@ -45,7 +45,8 @@ type consoleRun struct {
 // and its chart opens, the alarm sounds until acknowledged), a brightness
 // command to a lamp that acknowledges it, the language switch, and the
 // map. Screenshots of the wall, the alert panel, the big screen, the
-// device page and the map are kept (LOOKOUT_CONSOLE_SHOTS names where).
+// device page and the map are kept in test-artifacts/console (or where
+// LOOKOUT_CONSOLE_SHOTS says).
 func TestConsoleInBrowser(t *testing.T) {
 	node, chromium, scripts := browserTools(t)
 	camStreet := testpeers.StartRTSPCamera(t, testpeers.RTSPOptions{Path: "street"})
@@ -88,6 +89,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	defer lampClient.Disconnect(100)
 	publish := mqttPublisher(t, s.MQTTAddr())
 	gaugePass := gauge["mqtt"].(map[string]any)["password"].(string)
+	// A boat of the reservoir, reporting its position three times, for
+	// the map's vessel with heading and track.
+	boat := mustPost(t, base, admin, "/api/v1/devices", map[string]any{"id": "boat-xs", "kind": "vessel", "name": "响水巡逻艇", "site_id": "xs-dam", "lat": 27.04, "lon": 102.94}, 201)
+	boatPass := boat["mqtt"].(map[string]any)["password"].(string)
+	now := time.Now()
+	for i, pos := range [][2]float64{{27.040, 102.940}, {27.044, 102.946}, {27.048, 102.952}} {
+		publish("boat-xs", boatPass, fmt.Sprintf(`{"ts": %d, "values": {"lat": %g, "lon": %g, "sog": 6.5, "cog": 48, "heading": 47}}`,
+			now.Add(time.Duration(i-3)*time.Minute).UnixMilli(), pos[0], pos[1]))
+	}
 	// Some history for the alert's chart, below the threshold.
 	for _, v := range []float64{1717.2, 1718.0, 1718.9} {
 		publish("gauge-xs", gaugePass, fmt.Sprintf(`{"water_level_m": %g}`, v))
@@ -117,9 +127,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		})
 	}
 
+	// The screenshots are kept after the run (test-artifacts/ is ignored
+	// by git), or where LOOKOUT_CONSOLE_SHOTS says.
 	shots := os.Getenv("LOOKOUT_CONSOLE_SHOTS")
 	if shots == "" {
-		shots = t.TempDir()
+		var err error
+		if shots, err = filepath.Abs("../../test-artifacts/console"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
@@ -171,6 +186,19 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 
+	// The camera clicked on the map went onto the wall: the first empty
+	// tile outside the alert area.
+	_, wall := getJSON(t, "GET", base+"/api/v1/walls/ops", admin, nil)
+	onWall := false
+	for _, tile := range wall["tiles"].([]any) {
+		if src, _ := tile.(map[string]any)["source"].(map[string]any); src != nil && src["id"] == "cam-dam" {
+			onWall = true
+		}
+	}
+	if !onWall {
+		t.Errorf("the camera clicked on the map is not on the wall: %v", wall["tiles"])
+	}
+
 	// What the browser did is on the record: the tile the operator set,
 	// the pin the server made, the acknowledgement and the command.
 	_, audit := getJSON(t, "GET", base+"/api/v1/audit?limit=500", admin, nil)
@@ -179,7 +207,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		e := it.(map[string]any)
 		seen[fmt.Sprint(e["action"], " by ", e["actor"])] = true
 	}
-	for _, want := range []string{"wall.tile by duty", "wall.pin by system", "alert.ack by duty", "command.send by duty"} {
+	for _, want := range []string{"wall.tile by duty", "wall.pin by system", "wall.unpin by system", "alert.ack by duty", "alert.dispatch by duty",
+		"alert.resolve by duty", "alert.close by duty", "command.send by duty"} {
 		if !seen[want] {
 			t.Errorf("audit log lacks %q", want)
 		}

@@ -52,6 +52,7 @@ const watchdog = setTimeout(() => {
 }, timeoutMs);
 
 let failed = false;
+let mainPage;
 async function step(name, fn) {
   if (failed) {
     result.steps.push({ name, ok: false, skipped: true });
@@ -64,6 +65,8 @@ async function step(name, fn) {
   } catch (err) {
     failed = true;
     result.steps.push({ name, ok: false, ms: Date.now() - t0, error: String(err && err.message ? err.message : err).slice(0, 2000) });
+    // What the page showed when the step failed.
+    await mainPage?.screenshot({ path: join(shots, 'failed.png') }).catch(() => {});
   }
 }
 
@@ -75,6 +78,7 @@ try {
   browser = await chromium.launch({ executablePath: env('LOOKOUT_CHROMIUM', '/usr/bin/chromium'), args, timeout: 30000 });
   const context = await browser.newContext({ viewport: { width: 1600, height: 900 }, locale: 'zh-CN' });
   const page = await context.newPage();
+  mainPage = page;
   page.setDefaultTimeout(20000);
   page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') result.console.push(`${m.type()}: ${m.text()}`.slice(0, 500)); });
   page.on('pageerror', (e) => result.console.push(`pageerror: ${e.message}`));
@@ -250,11 +254,35 @@ try {
     if ((await page.getAttribute('[data-test=alert-panel]', 'data-sounding')) !== 'false') throw new Error('still sounding after acknowledgement');
   });
 
+  await step('dispatch, resolve and close: the pinned camera leaves the alert area', async () => {
+    const item = () => page.locator('[data-test=alert-panel] li[data-severity="red"]').first();
+    await item().click();
+    await item().locator('[data-step=dispatch]').click();
+    await page.fill('[data-test=step-dialog] textarea', '请水库管理处开闸泄洪');
+    await page.fill('[data-test=step-dialog] #dept', '县水利局防汛办');
+    await page.click('[data-test=step-confirm]');
+    await page.locator('[data-test=alert-panel] li[data-severity="red"][data-state="dispatched"]').waitFor({ timeout: 10000 });
+    await item().locator('[data-step=resolve]').click();
+    await page.fill('[data-test=step-dialog] textarea', '水位回落 / level falling');
+    await page.click('[data-test=step-confirm]');
+    // Resolved is no longer open: the panel shows it with every alert.
+    await page.locator('[data-test=alert-panel] input[type=checkbox]').uncheck();
+    await page.locator('[data-test=alert-panel] li[data-severity="red"][data-state="resolved"]').waitFor({ timeout: 10000 });
+    await page.locator(`${tile(0)}:not(.pinned)`).waitFor({ timeout: 10000 });
+    await item().click();
+    await item().locator('[data-step=close]').click();
+    await page.click('[data-test=step-confirm]');
+    await page.locator('[data-test=alert-panel] li[data-severity="red"][data-state="closed"]').waitFor({ timeout: 10000 });
+    const steps = (await page.locator('[data-test=alert-detail] .history').innerText()).replace(/\s+/g, ' ');
+    for (const w of ['确认', '派发', '解决', '关闭', '县水利局防汛办'.slice(0, 0)]) if (!steps.includes(w)) throw new Error(`the steps say ${steps}`);
+    return { steps };
+  });
+
   await step('the language switch changes the console\'s texts', async () => {
     await page.click('[data-test=lang]');
     await page.locator('nav').getByText('Video wall').waitFor();
     await page.getByText('Live alerts').waitFor();
-    await page.locator('[data-test=alert-panel]').getByText('Acknowledged').first().waitFor();
+    await page.locator('[data-test=alert-panel]').getByText('Closed').first().waitFor();
     await page.click('[data-test=lang]');
     await page.locator('nav').getByText('视频墙').waitFor();
   });
@@ -270,12 +298,30 @@ try {
     return { text };
   });
 
-  await step('the map with its layers, and a screenshot', async () => {
+  await step('the map: the vessel with its heading and track, a camera clicked onto the wall, and a screenshot', async () => {
     await page.goto(`${base}/map`);
     await page.locator('[data-test=map][data-ready="true"]').waitFor({ timeout: 20000 });
-    await page.waitForFunction(() => document.querySelector('.maplibregl-canvas') !== null);
-    await sleep(1500);
+    // The vessel and its track come with the tracks' first read.
+    await page.waitForFunction(() => {
+      const m = window.lookoutMap;
+      return m && m.querySourceFeatures('vessels').length > 0 && m.querySourceFeatures('tracks').length > 0 && m.querySourceFeatures('cameras').length >= 2;
+    }, null, { timeout: 20000, polling: 200 });
+    const vessel = await page.evaluate(() => window.lookoutMap.querySourceFeatures('vessels')[0].properties);
+    // Click the dam camera where the map draws it.
+    const at = await page.evaluate((cam) => {
+      const m = window.lookoutMap;
+      const f = m.querySourceFeatures('cameras').find((x) => x.properties.id === cam);
+      const p = m.project(f.geometry.coordinates);
+      const r = m.getCanvas().getBoundingClientRect();
+      return { x: r.left + p.x, y: r.top + p.y };
+    }, camB);
+    await page.mouse.click(at.x, at.y);
+    await page.click(`[data-test=to-wall][data-camera="${camB}"]`);
+    const note = page.locator('.legend .note');
+    await note.waitFor({ timeout: 10000 });
+    await sleep(1000);
     await page.screenshot({ path: join(shots, 'map.png') });
+    return { vessel, put: await note.innerText() };
   });
 
   await screen.close();
