@@ -206,8 +206,13 @@ func (s *Server) Stop(ctx context.Context) error {
 		if c.stop == nil {
 			continue
 		}
+		began := time.Now()
 		if err := c.stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop %s: %w", c.name, err))
+		}
+		// A stop an operator waits for should say what it waited for.
+		if took := time.Since(began); took > time.Second {
+			s.log.Warn("component slow to stop", "component", c.name, "took", took.Round(time.Millisecond))
 		}
 	}
 	s.started = nil

@@ -40,6 +40,10 @@ type Params struct {
 	Log       *slog.Logger
 }
 
+// firstSTUNTimeout bounds the wait for an ICE-TCP connection's first STUN
+// message.
+const firstSTUNTimeout = 5 * time.Second
+
 // Engine owns the ICE sockets and the configured API.
 //
 // Lifecycle: New opens the sockets; Close closes them, after which the
@@ -59,6 +63,9 @@ type Engine struct {
 	tcp     net.Listener
 	udpMux  ice.UDPMux
 	tcpMux  ice.TCPMux
+	// tcpConns is the ICE-TCP listener as the mux sees it: Close ends its
+	// connections (tcplisten.go).
+	tcpConns *connTracker
 }
 
 // New opens the ICE sockets and builds the API.
@@ -92,8 +99,12 @@ func New(p Params) (*Engine, error) {
 		// and dropped when the queue is full, so one stalled TCP peer
 		// never holds up the goroutine forwarding a publisher's packets
 		// to everyone.
-		e.tcpMux = ice.NewTCPMuxDefault(ice.TCPMuxParams{Listener: e.tcp, Logger: logs.NewLogger("ice-tcp"),
-			ReadBufferSize: 8, WriteBufferSize: 1 << 20})
+		e.tcpConns = newConnTracker(e.tcp)
+		// A connection must send its first STUN message within 5 s (pion's
+		// default is 30 s): one that sends nothing holds a goroutine and a
+		// socket until then.
+		e.tcpMux = ice.NewTCPMuxDefault(ice.TCPMuxParams{Listener: e.tcpConns, Logger: logs.NewLogger("ice-tcp"),
+			ReadBufferSize: 8, WriteBufferSize: 1 << 20, FirstStunBindTimeout: firstSTUNTimeout})
 		se.SetICETCPMux(e.tcpMux)
 		// The server only answers ICE-TCP; it never dials a candidate a
 		// client names (which would let a client make it connect to any
@@ -283,6 +294,9 @@ func (e *Engine) TCPAddr() net.Addr {
 // Close closes the ICE sockets.
 func (e *Engine) Close() error {
 	var errs []error
+	if e.tcpConns != nil {
+		e.tcpConns.closeConns()
+	}
 	if e.tcpMux != nil {
 		errs = append(errs, e.tcpMux.Close())
 	} else if e.tcp != nil {

@@ -238,3 +238,43 @@ func TestPublicIPsAdvertised(t *testing.T) {
 		t.Fatalf("answer does not advertise only the public address:\n%s", sdp)
 	}
 }
+
+// An ICE-TCP connection that never sends its first STUN message (a
+// browser that opened one and then chose UDP) does not hold up Close:
+// pion's mux would wait for it until its first-message timeout.
+func TestCloseEndsSilentICETCPConnections(t *testing.T) {
+	e, err := New(Params{UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var silent []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", e.TCPAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		silent = append(silent, c)
+	}
+	defer func() {
+		for _, c := range silent {
+			c.Close()
+		}
+	}()
+	// The mux has taken them (its goroutines wait for their first message).
+	time.Sleep(100 * time.Millisecond)
+	closed := make(chan error, 1)
+	go func() { closed <- e.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(firstSTUNTimeout / 2):
+		t.Fatalf("Close waited for the silent connections (over %s)", firstSTUNTimeout/2)
+	}
+	// The server closed them: a read sees the end.
+	_ = silent[0].SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := silent[0].Read(make([]byte, 1)); err == nil {
+		t.Fatal("a silent connection is still open")
+	}
+}
