@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -136,50 +137,14 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(scripts, "console.mjs"))
-	cmd.Dir = scripts
-	cmd.Env = append(os.Environ(),
+	runConsole(t, node, chromium, scripts, 150*time.Second,
 		"LOOKOUT_BASE="+base,
 		"LOOKOUT_USER=duty", "LOOKOUT_PASSWORD=duty-password-1", "LOOKOUT_ORG_NAME=巧家县水务局",
 		"LOOKOUT_WALL=ops", "LOOKOUT_CAMERA_A=cam-street", "LOOKOUT_CAMERA_B=cam-dam", "LOOKOUT_LAMP=lamp-xs",
 		"LOOKOUT_TRIGGER="+trigger.URL,
 		"LOOKOUT_MEET_URL="+meetURL, "LOOKOUT_PARTICIPANT=xiaowang",
 		"LOOKOUT_SHOTS="+shots,
-		"LOOKOUT_CHROMIUM="+chromium,
-		"LOOKOUT_TIMEOUT_MS=140000",
-		"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1",
 	)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	runErr := cmd.Run()
-	var res consoleRun
-	line := strings.TrimSpace(stdout.String())
-	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
-		line = line[i+1:]
-	}
-	if err := json.Unmarshal([]byte(line), &res); err != nil {
-		t.Fatalf("console.mjs (%v): no result: %v\nstdout: %s\nstderr: %s", runErr, err, stdout.String(), stderr.String())
-	}
-	for _, s := range res.Steps {
-		switch {
-		case s.Skipped:
-			t.Logf("skipped  %s", s.Name)
-		case s.OK:
-			t.Logf("ok %6d ms  %s %s", s.MS, s.Name, s.Detail)
-		default:
-			t.Errorf("FAILED after %d ms: %s: %s", s.MS, s.Name, s.Error)
-		}
-	}
-	t.Logf("figures: %v; screenshots in %s", res.Figures, shots)
-	if len(res.Console) > 0 {
-		t.Logf("the page's console: %q", res.Console)
-	}
-	if runErr != nil || !res.OK {
-		t.Fatalf("the console run failed (%v): %s\nstderr: %s", runErr, res.Error, stderr.String())
-	}
 	for _, name := range []string{"wall.png", "alerts.png", "screen.png", "device.png", "map.png"} {
 		if fi, err := os.Stat(filepath.Join(shots, name)); err != nil || fi.Size() < 5000 {
 			t.Errorf("screenshot %s: %v", name, err)
@@ -213,4 +178,111 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("audit log lacks %q", want)
 		}
 	}
+}
+
+// runConsole runs tests/browser/console.mjs with env (LOOKOUT_* settings)
+// within timeout, logs its steps and figures, and fails the test on a
+// failed step.
+func runConsole(t *testing.T, node, chromium, scripts string, timeout time.Duration, env ...string) consoleRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join(scripts, "console.mjs"))
+	cmd.Dir = scripts
+	cmd.Env = append(append(os.Environ(), env...),
+		"LOOKOUT_CHROMIUM="+chromium,
+		fmt.Sprintf("LOOKOUT_TIMEOUT_MS=%d", (timeout-10*time.Second).Milliseconds()),
+		"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1",
+	)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	runErr := cmd.Run()
+	var res consoleRun
+	line := strings.TrimSpace(stdout.String())
+	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
+		line = line[i+1:]
+	}
+	if err := json.Unmarshal([]byte(line), &res); err != nil {
+		t.Fatalf("console.mjs (%v): no result: %v\nstdout: %s\nstderr: %s", runErr, err, stdout.String(), stderr.String())
+	}
+	for _, s := range res.Steps {
+		switch {
+		case s.Skipped:
+			t.Logf("skipped  %s", s.Name)
+		case s.OK:
+			t.Logf("ok %6d ms  %s %s", s.MS, s.Name, s.Detail)
+		default:
+			t.Errorf("FAILED after %d ms: %s: %s", s.MS, s.Name, s.Error)
+		}
+	}
+	t.Logf("figures: %v", res.Figures)
+	if len(res.Console) > 0 {
+		t.Logf("the page's console: %q", res.Console)
+	}
+	if runErr != nil || !res.OK {
+		t.Fatalf("the console run failed (%v): %s\nstderr: %s", runErr, res.Error, stderr.String())
+	}
+	return res
+}
+
+// The server restarts (on the same address, as after an upgrade) under a
+// console showing a live wall: the page is not reloaded, its live
+// indicator shows the loss, the tile plays again by itself on the new
+// server, and a change made there reaches the page.
+func TestConsoleSurvivesServerRestart(t *testing.T) {
+	node, chromium, scripts := browserTools(t)
+	cam := testpeers.StartRTSPCamera(t, testpeers.RTSPOptions{Path: "street"})
+	cfg := testConfig(t, t.TempDir())
+	cfg.Bootstrap.AdminPassword = "admin-password"
+	var mu sync.Mutex
+	s := start(t, cfg, nil)
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stop(t, s)
+	}()
+	addr := s.HTTPAddr()
+	base := "http://" + addr
+	_, login := getJSON(t, "POST", base+"/api/v1/auth/login", "", map[string]string{"username": "admin", "password": "admin-password"})
+	admin := login["token"].(string)
+	mustPost(t, base, admin, "/api/v1/sites", map[string]any{"id": "xs-street", "name": "新华街", "kind": "street", "org_id": "qj-water", "lat": 26.91, "lon": 102.92}, 201)
+	mustPost(t, base, admin, "/api/v1/cameras", map[string]any{"id": "cam-street", "name": "新华街口", "site_id": "xs-street", "url": cam.URL, "lat": 26.91, "lon": 102.92}, 201)
+	mustPost(t, base, admin, "/api/v1/users", map[string]any{"id": "duty", "display_name": "值班员小李", "org_id": "qj-water", "role": "operator", "password": "duty-password-1"}, 201)
+	mustPost(t, base, admin, "/api/v1/walls", map[string]any{"id": "ops", "name": "水务局大屏", "org_id": "qj-water", "layout": "1+5"}, 201)
+	if st, b := getJSON(t, "PUT", base+"/api/v1/walls/ops/tiles/1", admin, map[string]any{"source": map[string]any{"kind": "camera", "id": "cam-street"}}); st != 200 {
+		t.Fatalf("tile: %d %v", st, b)
+	}
+	waitFor(t, 20*time.Second, func() bool {
+		_, c := getJSON(t, "GET", base+"/api/v1/cameras/cam-street", admin, nil)
+		return c["state"] == "live"
+	})
+	triggers := http.NewServeMux()
+	triggers.HandleFunc("POST /restart", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		stop(t, s)
+		again := cfg
+		again.HTTP.Addr = addr
+		s = start(t, again, nil)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	triggers.HandleFunc("POST /layout-4", func(w http.ResponseWriter, r *http.Request) {
+		_, login := getJSON(t, "POST", base+"/api/v1/auth/login", "", map[string]string{"username": "admin", "password": "admin-password"})
+		if st, _ := getJSON(t, "PATCH", base+"/api/v1/walls/ops", login["token"].(string), map[string]any{"layout": "4"}); st != 200 {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	trigger := httptest.NewServer(triggers)
+	defer trigger.Close()
+	runConsole(t, node, chromium, scripts, 120*time.Second,
+		"LOOKOUT_SCENARIO=restart",
+		"LOOKOUT_BASE="+base,
+		"LOOKOUT_USER=duty", "LOOKOUT_PASSWORD=duty-password-1", "LOOKOUT_ORG_NAME=巧家县水务局",
+		"LOOKOUT_WALL=ops", "LOOKOUT_CAMERA_A=cam-street",
+		"LOOKOUT_TRIGGER="+trigger.URL,
+		"LOOKOUT_SHOTS="+t.TempDir(),
+	)
 }

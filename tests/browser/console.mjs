@@ -53,7 +53,12 @@ const watchdog = setTimeout(() => {
 
 let failed = false;
 let mainPage;
-async function step(name, fn) {
+// LOOKOUT_SCENARIO picks the run: "day" (default), a duty operator's day;
+// "restart", the server restarting under a live wall. Steps of the other
+// scenario are left out.
+const scenario = env('LOOKOUT_SCENARIO', 'day');
+async function step(name, fn, scenarios = ['day']) {
+  if (!scenarios.includes(scenario)) return;
   if (failed) {
     result.steps.push({ name, ok: false, skipped: true });
     return;
@@ -90,7 +95,7 @@ try {
     const fcp = await page.waitForFunction(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime, null, { timeout: 5000 }).then((h) => h.jsonValue());
     result.figures.first_contentful_paint_ms = Math.round(fcp);
     return { fcp_ms: Math.round(fcp) };
-  });
+  }, ['day', 'restart']);
 
   await step('language switch on the login page', async () => {
     await page.click('[data-test=lang]');
@@ -105,7 +110,7 @@ try {
     await page.fill('#p', 'wrong-password');
     await page.click('button[type=submit]');
     await page.getByText('用户名或密码错误').waitFor();
-  });
+  }, ['day', 'restart']);
 
   await step('log in, the organisation shown', async () => {
     await page.fill('#p', env('LOOKOUT_PASSWORD'));
@@ -116,7 +121,7 @@ try {
     const text = (await org.innerText()).trim();
     if (text !== env('LOOKOUT_ORG_NAME')) throw new Error(`top bar says organisation ${JSON.stringify(text)}`);
     return { org: text };
-  });
+  }, ['day', 'restart']);
 
   await step('the wall shows camera A live, frames advancing', async () => {
     const t = page.locator(`${tile(1)}[data-camera="${camA}"][data-state="live"]`);
@@ -128,7 +133,32 @@ try {
     if (f1 - f0 < 20) throw new Error(`frames went from ${f0} to ${f1} in 2.5 s`);
     if (!overlay.includes('直播')) throw new Error(`the overlay says ${JSON.stringify(overlay)}`);
     return { frames_in_2_5s: f1 - f0, overlay };
-  });
+  }, ['day', 'restart']);
+
+  await step('the server restarts: the console reconnects, the tile plays again by itself, changes arrive', async () => {
+    await page.evaluate((sel) => {
+      window.__tileStates = [];
+      const el = document.querySelector(sel);
+      new MutationObserver(() => window.__tileStates.push(el.dataset.state)).observe(el, { attributes: true, attributeFilter: ['data-state'] });
+      window.__liveStates = [];
+      const live = document.querySelector('.livestate');
+      new MutationObserver(() => window.__liveStates.push(live.className)).observe(live, { attributes: true, attributeFilter: ['class'] });
+    }, tile(1));
+    const t0 = Date.now();
+    const resp = await fetch(`${env('LOOKOUT_TRIGGER')}/restart`, { method: 'POST' });
+    if (!resp.ok) throw new Error(`restart: HTTP ${resp.status}`);
+    const restartedMs = Date.now() - t0;
+    await page.waitForFunction(() => window.__tileStates.some((s) => s !== 'live') && document.querySelector('.cell[data-index="1"] .tile').dataset.state === 'live', null, { timeout: 40000, polling: 100 });
+    const backMs = Date.now() - t0;
+    await page.locator('.livestate.open').waitFor({ timeout: 20000 });
+    // A change made on the restarted server reaches the console.
+    const r = await fetch(`${env('LOOKOUT_TRIGGER')}/layout-4`, { method: 'POST' });
+    if (!r.ok) throw new Error(`layout: HTTP ${r.status}`);
+    await page.locator('[data-test=wall][data-layout="4"]').waitFor({ timeout: 10000 });
+    const states = await page.evaluate(() => ({ tile: window.__tileStates, live: window.__liveStates }));
+    if (!states.live.some((c) => c.includes('closed') || c.includes('connecting'))) throw new Error(`the live indicator never showed the loss: ${states.live}`);
+    return { restarted_ms: restartedMs, tile_live_again_ms: backMs, tile_states: states.tile };
+  }, ['restart']);
 
   await step('drag camera B onto tile 2: a picture within the switch time', async () => {
     const started = await page.evaluate(() => performance.now());
