@@ -57,11 +57,8 @@ func cameras(argv []string, out io.Writer) error {
 
 	// The clip: 20 s of 720p25, a keyframe every 2 s, encoded once.
 	clip := filepath.Join(dir, "clip.mp4")
-	enc := exec.Command(*ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25",
-		"-t", "20", "-c:v", "libx264", "-profile:v", "baseline", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-b:v", *bitrate,
-		"-maxrate", *bitrate, "-bufsize", *bitrate, "-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-bf", "0", clip)
-	if b, err := enc.CombinedOutput(); err != nil {
-		return fmt.Errorf("encode the clip: %v %s", err, b)
+	if err := encodeClip(*ffmpeg, "1280x720", *bitrate, clip); err != nil {
+		return err
 	}
 
 	// The RTSP server the cameras are published to and pulled from.
@@ -70,46 +67,20 @@ func cameras(argv []string, out io.Writer) error {
 		return err
 	}
 	defer relay.close()
-	var pubs []*exec.Cmd
-	defer func() {
-		for _, p := range pubs {
-			_ = p.Process.Signal(syscall.SIGTERM)
-			_ = p.Wait()
-		}
-	}()
+	var pubs rtspPublishers
+	defer pubs.stop()
 	for i := range *n {
-		p := exec.Command(*ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-stream_loop", "-1", "-i", clip,
-			"-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", relay.url(fmt.Sprintf("cam%d", i)))
-		if err := p.Start(); err != nil {
+		if err := pubs.start(*ffmpeg, clip, relay.url(fmt.Sprintf("cam%d", i))); err != nil {
 			return err
 		}
-		pubs = append(pubs, p)
 	}
 
 	// Lookout, with a camera for each.
-	httpAddr, _ := freeAddr()
-	mqttAddr, _ := freeAddr()
-	lk := exec.Command(*binary, "serve")
-	lk.Env = append(os.Environ(), "LOOKOUT_DATA_DIR="+filepath.Join(dir, "data"), "LOOKOUT_HTTP_ADDR="+httpAddr,
-		"LOOKOUT_MQTT_ADDR="+mqttAddr, "LOOKOUT_ADMIN_PASSWORD=bench-admin-password", "LOOKOUT_DEMO=0", "LOOKOUT_WEBRTC_ADDR=127.0.0.1:0", "LOOKOUT_TURN_ADDR=127.0.0.1:0")
-	if err := lk.Start(); err != nil {
+	lk, api, _, err := startBenchLookout(*binary, dir)
+	if err != nil {
 		return err
 	}
 	defer func() { _ = lk.Process.Signal(syscall.SIGTERM); _ = lk.Wait() }()
-	api := &apiClient{base: "http://" + httpAddr}
-	if err := api.waitHealthy(20 * time.Second); err != nil {
-		return err
-	}
-	if err := api.login(); err != nil {
-		return err
-	}
-	var orgs struct{ Items []struct{ ID string } }
-	if err := api.do("GET", "/api/v1/orgs", nil, &orgs); err != nil || len(orgs.Items) == 0 {
-		return fmt.Errorf("orgs: %v", err)
-	}
-	if err := api.post("/api/v1/sites", map[string]any{"id": "bench", "name": "bench", "kind": "street", "org_id": orgs.Items[0].ID, "lat": 27, "lon": 102}); err != nil {
-		return err
-	}
 	for i := range *n {
 		if err := api.post("/api/v1/cameras", map[string]any{"id": fmt.Sprintf("cam%d", i), "name": "bench", "site_id": "bench",
 			"url": relay.url(fmt.Sprintf("cam%d", i)), "lat": 27, "lon": 102}); err != nil {
@@ -207,6 +178,79 @@ func cameras(argv []string, out io.Writer) error {
 		return fmt.Errorf("%d joins got no frame", *joins-len(firsts))
 	}
 	return nil
+}
+
+// encodeClip makes 20 s of testsrc2 at size (25 fps, H.264 baseline, a
+// keyframe every 2 s, no B-frames) into path; bitrate "" leaves it to
+// the encoder.
+func encodeClip(ffmpeg, size, bitrate, path string) error {
+	args := []string{"-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=" + size + ":rate=25",
+		"-t", "20", "-c:v", "libx264", "-profile:v", "baseline", "-pix_fmt", "yuv420p", "-preset", "veryfast"}
+	if bitrate != "" {
+		args = append(args, "-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate)
+	}
+	args = append(args, "-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-bf", "0", path)
+	if b, err := exec.Command(ffmpeg, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("encode a %s clip: %v %s", size, err, b)
+	}
+	return nil
+}
+
+// rtspPublishers are ffmpeg processes publishing clips, looped, into RTSP.
+type rtspPublishers []*exec.Cmd
+
+// start publishes clip, copied, to url.
+func (ps *rtspPublishers) start(ffmpeg, clip, url string) error {
+	p := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-stream_loop", "-1", "-i", clip,
+		"-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", url)
+	if err := p.Start(); err != nil {
+		return err
+	}
+	*ps = append(*ps, p)
+	return nil
+}
+
+func (ps rtspPublishers) stop() {
+	for _, p := range ps {
+		_ = p.Process.Signal(syscall.SIGTERM)
+		_ = p.Wait()
+	}
+}
+
+// startBenchLookout starts binary on fresh loopback ports with its data in
+// dir (demo off), logs in as admin and makes a site "bench" in the root
+// organisation, whose id it returns. The caller stops the process.
+func startBenchLookout(binary, dir string) (*exec.Cmd, *apiClient, string, error) {
+	httpAddr, _ := freeAddr()
+	mqttAddr, _ := freeAddr()
+	lk := exec.Command(binary, "serve")
+	lk.Env = append(os.Environ(), "LOOKOUT_DATA_DIR="+filepath.Join(dir, "data"), "LOOKOUT_HTTP_ADDR="+httpAddr,
+		"LOOKOUT_MQTT_ADDR="+mqttAddr, "LOOKOUT_ADMIN_PASSWORD=bench-admin-password", "LOOKOUT_DEMO=0",
+		"LOOKOUT_WEBRTC_ADDR=127.0.0.1:0", "LOOKOUT_TURN_ADDR=127.0.0.1:0")
+	if err := lk.Start(); err != nil {
+		return nil, nil, "", err
+	}
+	fail := func(err error) (*exec.Cmd, *apiClient, string, error) {
+		_ = lk.Process.Signal(syscall.SIGTERM)
+		_ = lk.Wait()
+		return nil, nil, "", err
+	}
+	api := &apiClient{base: "http://" + httpAddr}
+	if err := api.waitHealthy(20 * time.Second); err != nil {
+		return fail(err)
+	}
+	if err := api.login(); err != nil {
+		return fail(err)
+	}
+	var orgs struct{ Items []struct{ ID string } }
+	if err := api.do("GET", "/api/v1/orgs", nil, &orgs); err != nil || len(orgs.Items) == 0 {
+		return fail(fmt.Errorf("orgs: %v", err))
+	}
+	root := orgs.Items[0].ID
+	if err := api.post("/api/v1/sites", map[string]any{"id": "bench", "name": "bench", "kind": "street", "org_id": root, "lat": 27, "lon": 102}); err != nil {
+		return fail(err)
+	}
+	return lk, api, root, nil
 }
 
 // relay is a multi-path RTSP server: ffmpeg publishes each camera to it,

@@ -59,11 +59,8 @@ func consoleBench(argv []string, out io.Writer) error {
 	defer os.RemoveAll(dir)
 	clips := map[string]string{"main": "1280x720", "sub": "640x360"}
 	for name, size := range clips {
-		enc := exec.Command(*ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size="+size+":rate=25",
-			"-t", "20", "-c:v", "libx264", "-profile:v", "baseline", "-pix_fmt", "yuv420p", "-preset", "veryfast",
-			"-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-bf", "0", filepath.Join(dir, name+".mp4"))
-		if b, err := enc.CombinedOutput(); err != nil {
-			return fmt.Errorf("encode the %s clip: %v %s", name, err, b)
+		if err := encodeClip(*ffmpeg, size, "", filepath.Join(dir, name+".mp4")); err != nil {
+			return err
 		}
 	}
 	relay, err := startRelay()
@@ -71,49 +68,21 @@ func consoleBench(argv []string, out io.Writer) error {
 		return err
 	}
 	defer relay.close()
-	var pubs []*exec.Cmd
-	defer func() {
-		for _, p := range pubs {
-			_ = p.Process.Signal(syscall.SIGTERM)
-			_ = p.Wait()
-		}
-	}()
+	var pubs rtspPublishers
+	defer pubs.stop()
 	for i := range *n {
 		for name := range clips {
-			p := exec.Command(*ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-stream_loop", "-1", "-i", filepath.Join(dir, name+".mp4"),
-				"-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", relay.url(fmt.Sprintf("cam%d-%s", i, name)))
-			if err := p.Start(); err != nil {
+			if err := pubs.start(*ffmpeg, filepath.Join(dir, name+".mp4"), relay.url(fmt.Sprintf("cam%d-%s", i, name))); err != nil {
 				return err
 			}
-			pubs = append(pubs, p)
 		}
 	}
 
-	httpAddr, _ := freeAddr()
-	mqttAddr, _ := freeAddr()
-	lk := exec.Command(*binary, "serve")
-	lk.Env = append(os.Environ(), "LOOKOUT_DATA_DIR="+filepath.Join(dir, "data"), "LOOKOUT_HTTP_ADDR="+httpAddr,
-		"LOOKOUT_MQTT_ADDR="+mqttAddr, "LOOKOUT_ADMIN_PASSWORD=bench-admin-password", "LOOKOUT_DEMO=0",
-		"LOOKOUT_WEBRTC_ADDR=127.0.0.1:0", "LOOKOUT_TURN_ADDR=127.0.0.1:0")
-	if err := lk.Start(); err != nil {
+	lk, api, root, err := startBenchLookout(*binary, dir)
+	if err != nil {
 		return err
 	}
 	defer func() { _ = lk.Process.Signal(syscall.SIGTERM); _ = lk.Wait() }()
-	api := &apiClient{base: "http://" + httpAddr}
-	if err := api.waitHealthy(20 * time.Second); err != nil {
-		return err
-	}
-	if err := api.login(); err != nil {
-		return err
-	}
-	var orgs struct{ Items []struct{ ID string } }
-	if err := api.do("GET", "/api/v1/orgs", nil, &orgs); err != nil || len(orgs.Items) == 0 {
-		return fmt.Errorf("orgs: %v", err)
-	}
-	root := orgs.Items[0].ID
-	if err := api.post("/api/v1/sites", map[string]any{"id": "bench", "name": "bench", "kind": "street", "org_id": root, "lat": 27, "lon": 102}); err != nil {
-		return err
-	}
 	var cams []string
 	for i := range *n {
 		id := fmt.Sprintf("cam%d", i)

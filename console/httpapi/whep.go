@@ -151,12 +151,8 @@ type layerRequest struct {
 // to the camera's main or sub stream, without a new offer (a wall tile
 // made large, or small again).
 func (a *API) whepLayer(c *gin.Context) {
-	sess, ok := a.p.WHEP.Session(c.Param("id"))
+	sess, ok := a.sessionOf(c)
 	if !ok {
-		writeError(c, http.StatusNotFound, "session_not_found", "", "no such WHEP session")
-		return
-	}
-	if !a.mayHandle(c, sess) {
 		return
 	}
 	var in layerRequest
@@ -176,15 +172,9 @@ func (a *API) whepLayer(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	if err := sess.Switch(src, release); err != nil {
-		if errors.Is(err, whep.ErrSessionNotFound) {
-			writeError(c, http.StatusNotFound, "session_not_found", "", "no such WHEP session")
-			return
-		}
-		a.fail(c, err)
-		return
+	if a.switched(c, sess.Switch(src, release), src) {
+		c.JSON(http.StatusOK, gin.H{"stream": stream})
 	}
-	c.JSON(http.StatusOK, gin.H{"stream": stream})
 }
 
 // cameraRequest names the camera a session switches to, and its stream.
@@ -199,12 +189,8 @@ type cameraRequest struct {
 // keyframe arrives. A camera of another codec answers 409 codec_mismatch:
 // the viewer then makes a new offer for it.
 func (a *API) whepCamera(c *gin.Context) {
-	sess, ok := a.p.WHEP.Session(c.Param("id"))
+	sess, ok := a.sessionOf(c)
 	if !ok {
-		writeError(c, http.StatusNotFound, "session_not_found", "", "no such WHEP session")
-		return
-	}
-	if !a.mayHandle(c, sess) {
 		return
 	}
 	var in cameraRequest
@@ -236,33 +222,47 @@ func (a *API) whepCamera(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	switch err := sess.SwitchCamera(string(cam.ID), src, release); {
-	case errors.Is(err, whep.ErrSessionNotFound):
-		writeError(c, http.StatusNotFound, "session_not_found", "", "no such WHEP session")
-		return
-	case errors.Is(err, whep.ErrCodecMismatch):
-		writeError(c, http.StatusConflict, "codec_mismatch", "", "the camera sends "+src.Codec()+", which this session does not play; make a new offer")
-		return
-	case err != nil:
-		a.fail(c, err)
-		return
+	if a.switched(c, sess.SwitchCamera(string(cam.ID), src, release), src) {
+		c.JSON(http.StatusOK, gin.H{"camera": cam.ID, "stream": stream})
 	}
-	c.JSON(http.StatusOK, gin.H{"camera": cam.ID, "stream": stream})
 }
 
 // whepHangup answers DELETE /whep/sessions/{id}: the viewer leaves. Only
 // who may see the session's camera may end it.
 func (a *API) whepHangup(c *gin.Context) {
-	sess, ok := a.p.WHEP.Session(c.Param("id"))
+	sess, ok := a.sessionOf(c)
 	if !ok {
-		writeError(c, http.StatusNotFound, "session_not_found", "", "no such WHEP session")
-		return
-	}
-	if !a.mayHandle(c, sess) {
 		return
 	}
 	_ = a.p.WHEP.Hangup(sess.ID)
 	c.Status(http.StatusNoContent)
+}
+
+// sessionOf finds the session of the path's {id} that the caller may
+// handle; otherwise it has answered and returns false.
+func (a *API) sessionOf(c *gin.Context) (*whep.Session, bool) {
+	sess, ok := a.p.WHEP.Session(c.Param("id"))
+	if !ok {
+		writeError(c, http.StatusNotFound, "session_not_found", "", "no such WHEP session")
+		return nil, false
+	}
+	return sess, a.mayHandle(c, sess)
+}
+
+// switched answers a failed switch of a session to src; true when err is
+// nil and the caller answers the success.
+func (a *API) switched(c *gin.Context, err error, src *source.Source) bool {
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, whep.ErrSessionNotFound):
+		writeError(c, http.StatusNotFound, "session_not_found", "", "no such WHEP session")
+	case errors.Is(err, whep.ErrCodecMismatch):
+		writeError(c, http.StatusConflict, "codec_mismatch", "", "the camera sends "+src.Codec()+", which this session does not play; make a new offer")
+	default:
+		a.fail(c, err)
+	}
+	return false
 }
 
 // mayHandle lets the session's own viewer end or switch it (and an admin

@@ -68,6 +68,15 @@ type playerResult struct {
 	Console        []string `json:"console"`
 }
 
+// lastLine is the last line of a script's output: its result.
+func lastLine(out string) string {
+	out = strings.TrimSpace(out)
+	if i := strings.LastIndexByte(out, '\n'); i >= 0 {
+		return out[i+1:]
+	}
+	return out
+}
+
 // runPlayer opens page in Chromium through whep_player.mjs, within 40 s,
 // and returns what it saw and whether it exited 0.
 func runPlayer(t *testing.T, node, chromium, scripts, page, shot string) (playerResult, error) {
@@ -89,11 +98,7 @@ func runPlayer(t *testing.T, node, chromium, scripts, page, shot string) (player
 	cmd.WaitDelay = 5 * time.Second
 	runErr := cmd.Run()
 	var res playerResult
-	line := strings.TrimSpace(stdout.String())
-	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
-		line = line[i+1:]
-	}
-	if err := json.Unmarshal([]byte(line), &res); err != nil {
+	if err := json.Unmarshal([]byte(lastLine(stdout.String())), &res); err != nil {
 		t.Fatalf("whep_player.mjs (%v): no result: %v\nstdout: %s\nstderr: %s", runErr, err, stdout.String(), stderr.String())
 	}
 	if runErr != nil && stderr.Len() > 0 {

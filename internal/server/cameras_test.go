@@ -16,6 +16,8 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/pion/rtp"
+
 	"github.com/lookout-cc/lookout/internal/testpeers"
 )
 
@@ -166,31 +168,11 @@ func TestWHEPSwitchesStreamsWithoutANewOffer(t *testing.T) {
 		return st["source"].(map[string]any)["keyframes"].(float64) >= 1 && sub["source"].(map[string]any)["keyframes"].(float64) >= 1
 	})
 	v := testpeers.NewViewer(t)
-	req, _ := http.NewRequest("POST", base+"/api/v1/whep/cameras/cam-gate?stream=sub", strings.NewReader(v.Offer(t)))
-	req.Header.Set("Content-Type", "application/sdp")
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	loc, header := whepSession(t, base, tok, "/api/v1/whep/cameras/cam-gate?stream=sub", v)
+	if header.Get("X-Lookout-Stream") != "sub" || !strings.Contains(header.Get("Link"), loc+"/layer") {
+		t.Fatalf("offer: %v", header)
 	}
-	var answer bytes.Buffer
-	answer.ReadFrom(resp.Body)
-	resp.Body.Close()
-	loc := resp.Header.Get("Location")
-	if resp.StatusCode != 201 || resp.Header.Get("X-Lookout-Stream") != "sub" || !strings.Contains(resp.Header.Get("Link"), loc+"/layer") {
-		t.Fatalf("offer: %d %v", resp.StatusCode, resp.Header)
-	}
-	v.Answer(t, answer.String())
-	widthSeen := func(w int) func() bool {
-		return func() bool {
-			for _, p := range v.Packets() {
-				if spsWidth(p.Payload) == w {
-					return true
-				}
-			}
-			return false
-		}
-	}
+	widthSeen := func(w int) func() bool { return func() bool { return widthSeenBy(v, w) } }
 	waitFor(t, 10*time.Second, widthSeen(320))
 
 	if st, b := getJSON(t, "POST", base+loc+"/layer", tok, map[string]any{"encodingId": "huge"}); st != 422 {
@@ -203,15 +185,7 @@ func TestWHEPSwitchesStreamsWithoutANewOffer(t *testing.T) {
 		t.Fatalf("switch: %d %v", st, b)
 	}
 	waitFor(t, 10*time.Second, widthSeen(640))
-	got := v.Packets()
-	for i := 1; i < len(got); i++ {
-		if got[i].SequenceNumber != got[i-1].SequenceNumber+1 {
-			t.Fatalf("packet %d: sequence number %d after %d", i, got[i].SequenceNumber, got[i-1].SequenceNumber)
-		}
-		if int32(got[i].Timestamp-got[i-1].Timestamp) < 0 {
-			t.Fatalf("packet %d: the timestamp went back from %d to %d", i, got[i-1].Timestamp, got[i].Timestamp)
-		}
-	}
+	continuous(t, v.Packets())
 	_, c := getJSON(t, "GET", base+"/api/v1/cameras/cam-gate", tok, nil)
 	if c["stream"].(map[string]any)["viewers"].(float64) != 1 {
 		t.Fatalf("viewers after the switch: %v", c["stream"])
@@ -248,31 +222,8 @@ func TestWHEPSwitchesCamerasWithoutANewOffer(t *testing.T) {
 		})
 	}
 	v := testpeers.NewViewer(t)
-	req, _ := http.NewRequest("POST", base+"/api/v1/whep/cameras/cam-a", strings.NewReader(v.Offer(t)))
-	req.Header.Set("Content-Type", "application/sdp")
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var answer bytes.Buffer
-	answer.ReadFrom(resp.Body)
-	resp.Body.Close()
-	loc := resp.Header.Get("Location")
-	if resp.StatusCode != 201 {
-		t.Fatalf("offer: %d", resp.StatusCode)
-	}
-	v.Answer(t, answer.String())
-	widthSeen := func(w int) func() bool {
-		return func() bool {
-			for _, p := range v.Packets() {
-				if spsWidth(p.Payload) == w {
-					return true
-				}
-			}
-			return false
-		}
-	}
+	loc, _ := whepSession(t, base, tok, "/api/v1/whep/cameras/cam-a", v)
+	widthSeen := func(w int) func() bool { return func() bool { return widthSeenBy(v, w) } }
 	waitFor(t, 10*time.Second, widthSeen(640))
 	viewers := func(id string) float64 { return camera(id)["viewers"].(float64) }
 
@@ -305,7 +256,50 @@ func TestWHEPSwitchesCamerasWithoutANewOffer(t *testing.T) {
 		t.Fatalf("switch: %d %v", st, b)
 	}
 	waitFor(t, 10*time.Second, widthSeen(320))
-	got := v.Packets()
+	continuous(t, v.Packets())
+	waitFor(t, 5*time.Second, func() bool { return viewers("cam-a") == 0 && viewers("cam-b") == 1 })
+	// Hanging up ends the viewer of the camera it plays now.
+	if st, _ := getJSON(t, "DELETE", base+loc, tok, nil); st != 204 {
+		t.Fatalf("hangup: %d", st)
+	}
+	waitFor(t, 5*time.Second, func() bool { return viewers("cam-b") == 0 })
+}
+
+// whepSession offers v's offer at path and applies the answer; it returns
+// the session's Location and the answer's header.
+func whepSession(t *testing.T, base, tok, path string, v *testpeers.Viewer) (string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+path, strings.NewReader(v.Offer(t)))
+	req.Header.Set("Content-Type", "application/sdp")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answer bytes.Buffer
+	answer.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("offer to %s: %d %s", path, resp.StatusCode, answer.String())
+	}
+	v.Answer(t, answer.String())
+	return resp.Header.Get("Location"), resp.Header
+}
+
+// widthSeenBy says whether v received an SPS of a picture w pixels wide.
+func widthSeenBy(v *testpeers.Viewer, w int) bool {
+	for _, p := range v.Packets() {
+		if spsWidth(p.Payload) == w {
+			return true
+		}
+	}
+	return false
+}
+
+// continuous fails the test unless the packets are one stream: sequence
+// numbers one apart, timestamps never going back.
+func continuous(t *testing.T, got []rtp.Packet) {
+	t.Helper()
 	for i := 1; i < len(got); i++ {
 		if got[i].SequenceNumber != got[i-1].SequenceNumber+1 {
 			t.Fatalf("packet %d: sequence number %d after %d", i, got[i].SequenceNumber, got[i-1].SequenceNumber)
@@ -314,12 +308,6 @@ func TestWHEPSwitchesCamerasWithoutANewOffer(t *testing.T) {
 			t.Fatalf("packet %d: the timestamp went back from %d to %d", i, got[i-1].Timestamp, got[i].Timestamp)
 		}
 	}
-	waitFor(t, 5*time.Second, func() bool { return viewers("cam-a") == 0 && viewers("cam-b") == 1 })
-	// Hanging up ends the viewer of the camera it plays now.
-	if st, _ := getJSON(t, "DELETE", base+loc, tok, nil); st != 204 {
-		t.Fatalf("hangup: %d", st)
-	}
-	waitFor(t, 5*time.Second, func() bool { return viewers("cam-b") == 0 })
 }
 
 // An H.265 camera plays without transcoding to a viewer that offers

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -199,11 +198,7 @@ func runConsole(t *testing.T, node, chromium, scripts string, timeout time.Durat
 	cmd.WaitDelay = 5 * time.Second
 	runErr := cmd.Run()
 	var res consoleRun
-	line := strings.TrimSpace(stdout.String())
-	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
-		line = line[i+1:]
-	}
-	if err := json.Unmarshal([]byte(line), &res); err != nil {
+	if err := json.Unmarshal([]byte(lastLine(stdout.String())), &res); err != nil {
 		t.Fatalf("console.mjs (%v): no result: %v\nstdout: %s\nstderr: %s", runErr, err, stdout.String(), stderr.String())
 	}
 	for _, s := range res.Steps {

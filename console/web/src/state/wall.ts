@@ -176,6 +176,14 @@ export function applyWallEvent(walls: Map<string, Wall>, data: WallEventData): b
 /** dropPayload is what a camera being dragged carries (DataTransfer type below). */
 export const dragType = 'application/x-lookout-source';
 
+/** startDrag puts a source on a drag, for a tile to take (parseDrop). */
+export function startDrag(ev: DragEvent, source: Source) {
+  if (!ev.dataTransfer) return;
+  ev.dataTransfer.setData(dragType, JSON.stringify(source));
+  ev.dataTransfer.setData('text/plain', source.id);
+  ev.dataTransfer.effectAllowed = 'copy';
+}
+
 /** parseDrop reads a dragged source, or null when it is not one. */
 export function parseDrop(raw: string): Source | null {
   try {
