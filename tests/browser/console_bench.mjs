@@ -115,6 +115,9 @@ try {
     window.__long = [];
     new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(Math.round(e.duration)); }).observe({ type: 'longtask', buffered: false });
   });
+  if (env('LOOKOUT_TRACE')) {
+    await browser.startTracing(page, { path: env('LOOKOUT_TRACE'), categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline'] });
+  }
   let cdp;
   if (env('LOOKOUT_PROFILE')) {
     cdp = await ctx.newCDPSession(page);
@@ -167,6 +170,7 @@ try {
     .filter((e) => e.name.endsWith('/camera'))
     .map((e) => ({ queued: Math.round(e.requestStart - e.startTime), server: Math.round(e.responseStart - e.requestStart), total: Math.round(e.responseEnd - e.startTime) })));
   out.long_tasks_during_switches_ms = await page.evaluate(() => window.__long);
+  if (env('LOOKOUT_TRACE')) await browser.stopTracing();
   if (cdp) {
     const { profile } = await cdp.send('Profiler.stop');
     const self = new Map();
