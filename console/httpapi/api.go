@@ -226,8 +226,10 @@ func New(p Params) (http.Handler, error) {
 	}
 	if p.WHEP != nil && p.Cameras != nil {
 		authed.POST("/whep/cameras/:id", a.require(auth.PermDevicesRead), a.whepOffer)
-		authed.DELETE("/whep/sessions/:id", a.require(auth.PermDevicesRead), a.whepHangup)
-		authed.POST("/whep/sessions/:id/layer", a.require(auth.PermDevicesRead), a.whepLayer)
+		// A session plays a camera (devices:read) or a meeting participant
+		// (meetings:read); mayHandle checks the one its kind needs.
+		authed.DELETE("/whep/sessions/:id", a.requireAny(auth.PermDevicesRead, auth.PermMeetingsRead), a.whepHangup)
+		authed.POST("/whep/sessions/:id/layer", a.requireAny(auth.PermDevicesRead, auth.PermMeetingsRead), a.whepLayer)
 		authed.POST("/whep/sessions/:id/camera", a.require(auth.PermDevicesRead), a.whepCamera)
 		if p.Meetings != nil {
 			authed.POST("/whep/rooms/:id/participants/:identity", a.require(auth.PermMeetingsRead), a.whepParticipant)

@@ -66,6 +66,21 @@ func (a *API) authenticate(c *gin.Context) {
 	c.Next()
 }
 
+// requireAny admits callers whose role grants one of ps; the handler
+// checks the one that applies.
+func (a *API) requireAny(ps ...auth.Permission) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		role := mustPrincipal(c).Role
+		for _, p := range ps {
+			if role.Can(p) {
+				c.Next()
+				return
+			}
+		}
+		writeError(c, http.StatusForbidden, "forbidden", "", "your role does not allow this")
+	}
+}
+
 // require admits callers whose role grants permission p.
 func (a *API) require(p auth.Permission) gin.HandlerFunc {
 	return func(c *gin.Context) {

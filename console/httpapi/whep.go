@@ -86,6 +86,12 @@ func (a *API) whepParticipant(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
+	// Watching a meeting from outside it is on the record: the room's
+	// people do not see the wall.
+	if !a.record(c, room.OrgID, "meeting.watch", room.ID, "ok", map[string]any{"identity": identity, "stream": stream}) {
+		release()
+		return
+	}
 	a.answerOffer(c, participantPrefix+room.ID+"/"+identity, src, release, body, stream)
 }
 
@@ -168,6 +174,10 @@ func (a *API) whepLayer(c *gin.Context) {
 		return
 	}
 	src, stream, release, err := a.p.Cameras.Acquire(sess.Camera(), in.EncodingID)
+	if errors.Is(err, cameras.ErrNotFound) {
+		writeError(c, http.StatusServiceUnavailable, "camera_not_pulled", "", "the camera is not being pulled now; try again shortly")
+		return
+	}
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -266,20 +276,32 @@ func (a *API) switched(c *gin.Context, err error, src *source.Source) bool {
 }
 
 // mayHandle lets the session's own viewer end or switch it (and an admin
-// whose subtree holds its camera, to clear a wall); otherwise it has
-// answered and returns false.
+// whose subtree holds its camera or room end it, to clear a wall);
+// otherwise it has answered and returns false.
 func (a *API) mayHandle(c *gin.Context, sess *whep.Session) bool {
 	p := mustPrincipal(c)
 	if room, _, ok := participantOf(sess.Camera()); ok {
+		if !p.Role.Can(auth.PermMeetingsRead) {
+			writeError(c, http.StatusForbidden, "forbidden", "", "your role does not allow this")
+			return false
+		}
 		if _, err := a.p.Rooms.Get(c.Request.Context(), p.Scope, room); err != nil {
 			a.fail(c, err)
 			return false
 		}
-	} else if _, err := a.p.Devices.GetCamera(p.Scope, devices.CameraID(sess.Camera())); err != nil {
-		a.fail(c, err)
-		return false
+	} else {
+		if !p.Role.Can(auth.PermDevicesRead) {
+			writeError(c, http.StatusForbidden, "forbidden", "", "your role does not allow this")
+			return false
+		}
+		if _, err := a.p.Devices.GetCamera(p.Scope, devices.CameraID(sess.Camera())); err != nil {
+			a.fail(c, err)
+			return false
+		}
 	}
-	if sess.Owner != p.UserID && p.Role != auth.RoleAdmin {
+	// Only the session's own viewer changes what it plays; an admin of
+	// its subtree may also end it (to clear a wall).
+	if sess.Owner != p.UserID && (p.Role != auth.RoleAdmin || c.Request.Method != http.MethodDelete) {
 		writeError(c, http.StatusForbidden, "not_your_session", "", "the session is another user's")
 		return false
 	}

@@ -172,7 +172,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		seen[fmt.Sprint(e["action"], " by ", e["actor"])] = true
 	}
 	for _, want := range []string{"wall.tile by duty", "wall.pin by system", "wall.unpin by system", "alert.ack by duty", "alert.dispatch by duty",
-		"alert.resolve by duty", "alert.close by duty", "command.send by duty"} {
+		"alert.resolve by duty", "alert.close by duty", "command.send by duty", "meeting.watch by duty"} {
 		if !seen[want] {
 			t.Errorf("audit log lacks %q", want)
 		}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 
@@ -29,6 +31,22 @@ var (
 type tap struct {
 	layer int
 	src   *source.Source
+	done  chan struct{}
+	once  sync.Once
+}
+
+// tapKeyframeEvery is how often a tap asks the publisher for a keyframe: a
+// browser's encoder makes one mostly when asked, and the source keeps the
+// group of pictures since the last, which a new or recovering viewer
+// starts from. Every 2 s keeps that short, as a camera's would be.
+const tapKeyframeEvery = 2 * time.Second
+
+// end stops the tap's keyframe requests and its source, once.
+func (t *tap) end() {
+	t.once.Do(func() {
+		close(t.done)
+		t.src.Close()
+	})
 }
 
 // Tap returns a source fed with identity's camera video in room: the top
@@ -73,27 +91,45 @@ func (s *SFU) Tap(room, identity, stream string) (src *source.Source, release fu
 	if layer < 0 {
 		return nil, nil, ErrNoVideo
 	}
-	t := &tap{layer: layer, src: source.New()}
+	t := &tap{layer: layer, src: source.New(), done: make(chan struct{})}
+	// A viewer's keyframe request (a loss retransmission could not
+	// repair) goes to the publisher, throttled by requestKeyframe.
+	t.src.RequestKeyframe = func() { u.requestKeyframe(layer) }
 	t.src.Start(codec, nil)
 	if !u.addTap(t) {
-		t.src.Close()
+		t.end()
 		return nil, nil, ErrNoVideo
 	}
 	u.requestKeyframe(layer)
+	go func() {
+		tick := time.NewTicker(tapKeyframeEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-t.done:
+				return
+			case <-tick.C:
+				u.requestKeyframe(layer)
+			}
+		}
+	}()
 	return t.src, func() { u.removeTap(t) }, nil
 }
 
 // tapLayer is the layer a tap takes: the highest (top) or lowest the
-// publisher sends, -1 when it sends none.
+// publisher is sending, -1 when it sends none.
 func (u *upTrack) tapLayer(top bool) int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
 	best := -1
 	for l := range numLayers {
-		if u.layers[l] == nil {
+		// hasLayer: present and sending lately (a browser short of
+		// uplink stops its top layers, which stay announced).
+		if !u.hasLayer(l) {
 			continue
 		}
-		if best < 0 || top {
+		u.mu.Lock()
+		present := u.layers[l] != nil
+		u.mu.Unlock()
+		if present && (best < 0 || top) {
 			best = l
 		}
 	}
@@ -125,7 +161,7 @@ func (u *upTrack) removeTap(t *tap) {
 		}
 	}
 	u.mu.Unlock()
-	t.src.Close()
+	t.end()
 }
 
 // closeTaps ends every tap: the track ended.
@@ -135,7 +171,7 @@ func (u *upTrack) closeTaps() {
 	u.mu.Unlock()
 	if old != nil {
 		for _, t := range *old {
-			t.src.Close()
+			t.end()
 		}
 	}
 }

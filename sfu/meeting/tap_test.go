@@ -98,6 +98,12 @@ func TestTapTakesAParticipantsVideoOut(t *testing.T) {
 		t.Errorf("main took %d bytes, sub %d: not the top and lowest layers", m, s)
 	}
 
+	// While tapped, the publisher is asked for a keyframe every
+	// tapKeyframeEvery, so the sources' cached group of pictures stays
+	// short.
+	plis := e.plisOf("alice")
+	waitUntil("keyframe requests while tapped", 3*tapKeyframeEvery, func() bool { return e.plisOf("alice") >= plis+2 })
+
 	releaseMain()
 	waitUntil("the released tap's viewer ends", 5*time.Second, func() bool {
 		select {
@@ -148,4 +154,21 @@ func (e *env) layersOf(identity string) int {
 		u.mu.Unlock()
 	}
 	return n
+}
+
+// plisOf is how many keyframe requests the SFU sent identity.
+func (e *env) plisOf(identity string) uint64 {
+	e.sfu.mu.Lock()
+	r := e.sfu.live["r1"]
+	e.sfu.mu.Unlock()
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	p := r.participants[identity]
+	r.mu.Unlock()
+	if p == nil {
+		return 0
+	}
+	return p.plisSent.Load()
 }

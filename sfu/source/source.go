@@ -56,6 +56,12 @@ type Source struct {
 	curKey bool
 	curAt  time.Time
 
+	// RequestKeyframe, when set before the first viewer, is called when a
+	// viewer asks for a keyframe (a PLI): a source whose sender can make
+	// one on demand (a meeting participant's browser) is asked, where a
+	// camera's next keyframe comes by its own interval.
+	RequestKeyframe func()
+
 	// OnForward, when set before viewers come, is told for every packet a
 	// viewer sent how long it took from the camera's packet reaching the
 	// source (cached packets replayed to a new viewer are not counted).

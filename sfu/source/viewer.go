@@ -105,8 +105,15 @@ func (v *Viewer) replay() bool {
 }
 
 // RequestKeyframe asks for the cached keyframe again (a viewer's PLI or
-// FIR): it is answered from the cache, never passed to the camera.
-func (v *Viewer) RequestKeyframe() { v.keyAsked.Store(true) }
+// FIR): it is answered from the cache, and passed on only to a sender
+// that makes keyframes on demand (Source.RequestKeyframe), never to a
+// camera.
+func (v *Viewer) RequestKeyframe() {
+	v.keyAsked.Store(true)
+	if f := v.src.RequestKeyframe; f != nil {
+		f()
+	}
+}
 
 func (v *Viewer) run() {
 	defer close(v.done)

@@ -287,8 +287,12 @@ func (sess *Session) Camera() string {
 // the new source starts from its cached keyframe. release (if not nil) is
 // called when the session no longer uses src; the old source's release is
 // called now.
+//
+// A stream of another codec than the session's (H.265 main and H.264 sub
+// streams are common) is refused with ErrCodecMismatch, as by
+// SwitchCamera.
 func (sess *Session) Switch(src *source.Source, release func()) error {
-	return sess.switchTo("", src, release)
+	return sess.SwitchCamera("", src, release)
 }
 
 // SwitchCamera moves the session to another camera's source, as Switch
@@ -297,6 +301,8 @@ func (sess *Session) Switch(src *source.Source, release func()) error {
 // keyframe. A source of another codec than the session's is refused with
 // ErrCodecMismatch (and release called); a source whose codec is not known
 // yet is taken as H.264, as Offer does.
+//
+// camera "" keeps the session's camera (Switch).
 func (sess *Session) SwitchCamera(camera string, src *source.Source, release func()) error {
 	codec := src.Codec()
 	if codec == "" {
@@ -321,6 +327,9 @@ func (sess *Session) switchTo(camera string, src *source.Source, release func())
 	sess.mu.Lock()
 	if sess.closed {
 		sess.mu.Unlock()
+		if release != nil {
+			release() // the caller acquired src for this session
+		}
 		return ErrSessionNotFound
 	}
 	old, oldRelease := sess.viewer, sess.onClose

@@ -190,3 +190,38 @@ func TestSourceGoneEndsTheSession(t *testing.T) {
 		t.Fatal("the session's claim on the camera was not released")
 	}
 }
+
+// A switch gives back what it was handed when it cannot take it: a source
+// of another codec (a camera's H.265 main stream for an H.264 session),
+// and any source once the session has ended.
+func TestSwitchReleasesWhatItCannotTake(t *testing.T) {
+	s, _ := newServer(t)
+	src := source.New()
+	defer src.Close()
+	src.Start(source.H264, nil)
+	c := testpeers.NewViewer(t)
+	_, sess, err := s.Offer("cam-1", "alice", src, c.Offer(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h265 := source.New()
+	defer h265.Close()
+	h265.Start(source.H265, nil)
+	released := 0
+	release := func() { released++ }
+	if err := sess.Switch(h265, release); !errors.Is(err, ErrCodecMismatch) || released != 1 {
+		t.Fatalf("switch to H.265: %v, released %d", err, released)
+	}
+	if err := sess.SwitchCamera("cam-2", h265, release); !errors.Is(err, ErrCodecMismatch) || released != 2 || sess.Camera() != "cam-1" {
+		t.Fatalf("switch to an H.265 camera: %v, released %d, camera %s", err, released, sess.Camera())
+	}
+	if err := s.Hangup(sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	other := source.New()
+	defer other.Close()
+	other.Start(source.H264, nil)
+	if err := sess.SwitchCamera("cam-3", other, release); !errors.Is(err, ErrSessionNotFound) || released != 3 {
+		t.Fatalf("switch of an ended session: %v, released %d", err, released)
+	}
+}
