@@ -42,6 +42,22 @@ describe('SSEParser', () => {
     expect(parse(['data: a\r', '\n\r', '\n']).msgs).toEqual([{ event: 'message', data: 'a', id: '' }]);
   });
 
+  it('moves the last event id only when its message is dispatched', () => {
+    const { p } = parse(['id: 1-1\n\nid: 1-2\nevent: alert\ndata: {}\n']);
+    expect(p.lastEventId).toBe('1-1'); // the connection ended inside 1-2: resume before it
+  });
+
+  it('skips a message its handler throws on, and goes on', () => {
+    const seen: string[] = [];
+    const p = new SSEParser((m) => {
+      if (m.data === 'bad') throw new Error('cannot take it');
+      seen.push(m.data);
+    });
+    p.push('id: 1\ndata: bad\n\nid: 2\ndata: good\n\n');
+    expect(seen).toEqual(['good']);
+    expect(p.lastEventId).toBe('2');
+  });
+
   it('ignores unknown fields, a bad retry, an id with NUL, and an unfinished message', () => {
     const { msgs, p } = parse(['id: 7\nretry: soon\nfoo: bar\nid: x\0y\ndata\n\ndata: never dispatched']);
     expect(msgs).toEqual([{ event: 'message', data: '', id: '7' }]);

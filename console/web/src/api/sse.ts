@@ -3,9 +3,10 @@
 // server and proxy logs), so the console reads GET /api/v1/events as a
 // stream and parses it here, following the HTML standard's rules for
 // text/event-stream: lines end in CRLF, LF or CR; "data" lines join with
-// LF; "id" sets the last event id (unless it contains NUL); "retry" sets the
-// reconnection delay; a line starting with ":" is a comment; an empty line
-// dispatches.
+// LF; "id" sets the id buffer (unless it contains NUL), which becomes the
+// last event id when its message is dispatched (a connection lost in the
+// middle of a message resumes before it); "retry" sets the reconnection
+// delay; a line starting with ":" is a comment; an empty line dispatches.
 
 export interface SSEMessage {
   event: string; // "message" when the stream named none
@@ -18,8 +19,11 @@ export interface SSEMessage {
  * yet seen the end of, so chunks may split lines and messages anywhere.
  */
 export class SSEParser {
+  /** lastEventId is the id of the last message dispatched (resume sets it). */
   lastEventId = '';
   retryMs: number | undefined;
+
+  private idBuf = '';
 
   private buf = '';
   private data: string[] = [];
@@ -29,6 +33,12 @@ export class SSEParser {
 
   constructor(onMessage: (m: SSEMessage) => void) {
     this.onMessage = onMessage;
+  }
+
+  /** resume starts from the id a reconnection sent as Last-Event-ID. */
+  resume(id: string) {
+    this.lastEventId = id;
+    this.idBuf = id;
   }
 
   /** push feeds a chunk of the stream. */
@@ -75,7 +85,7 @@ export class SSEParser {
         this.data.push(value);
         break;
       case 'id':
-        if (!value.includes('\0')) this.lastEventId = value;
+        if (!value.includes('\0')) this.idBuf = value;
         break;
       case 'retry':
         if (/^[0-9]+$/.test(value)) this.retryMs = Number(value);
@@ -86,6 +96,7 @@ export class SSEParser {
   }
 
   private dispatch() {
+    this.lastEventId = this.idBuf;
     const hadData = this.data.length > 0;
     const data = this.data.join('\n');
     const event = this.event || 'message';
@@ -93,7 +104,14 @@ export class SSEParser {
     this.event = '';
     // A message without data lines only moves the last event id.
     if (!hadData) return;
-    this.onMessage({ event, data, id: this.lastEventId });
+    try {
+      this.onMessage({ event, data, id: this.lastEventId });
+    } catch (err) {
+      // One message the handler cannot take is skipped; the stream, and
+      // the messages after it, go on (a throw here would reconnect and
+      // replay it for ever).
+      console.error('event not handled', event, err);
+    }
   }
 }
 
@@ -137,7 +155,7 @@ export function follow(opts: FollowOptions): () => void {
         if (!resp.ok || !resp.body) throw new Error(`HTTP ${resp.status}`);
         opts.onState?.('open');
         const parser = new SSEParser(opts.onMessage);
-        parser.lastEventId = lastId;
+        parser.resume(lastId);
         const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
         for (;;) {
           const { value, done } = await reader.read();

@@ -30,6 +30,8 @@ export interface WHEPSession {
 
 export interface PlayOptions {
   gatherTimeoutMs?: number;
+  /** isCurrent, when given, says whether the caller still wants this session's picture: a superseded one never takes the video element. */
+  isCurrent?: () => boolean;
   onConnectionState?: (state: RTCPeerConnectionState) => void;
   signal?: AbortSignal;
 }
@@ -43,6 +45,7 @@ export async function play(endpoint: string, token: string, video: HTMLVideoElem
   const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle' });
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.addEventListener('track', (ev) => {
+    if (opts.isCurrent && !opts.isCurrent()) return;
     video.srcObject = ev.streams[0] || new MediaStream([ev.track]);
   });
   if (opts.onConnectionState) {

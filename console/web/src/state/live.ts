@@ -3,12 +3,13 @@
 // events stream. A gap in the stream (the server restarted, or the client
 // was away too long) reloads everything; views only read from here.
 
-import { reactive, ref } from 'vue';
+import { reactive, ref, watchEffect } from 'vue';
 import { api } from '../api/client';
 import { follow, type SSEMessage } from '../api/sse';
 import type { Alert, Camera, CameraState, Command, Device, ListResponse, LiveEvent, Me, Site, StreamStatus, Wall } from '../api/types';
 import { session } from './session';
-import { foldAlert, type AlertEventData, type Folded } from './alerts';
+import { foldAlert, unackedRed, type AlertEventData, type Folded } from './alerts';
+import { setAlarm } from './alarm';
 import { applyWallEvent, type WallEventData } from './wall';
 
 export const me = ref<Me | null>(null);
@@ -20,6 +21,12 @@ export const walls = reactive(new Map<string, Wall>());
 export const alerts = reactive(new Map<string, Alert>());
 export const commands = reactive(new Map<string, Command>());
 export const stream = reactive({ state: 'connecting' as 'connecting' | 'open' | 'closed', detail: '', loaded: false, error: '' });
+/** currentWall is the wall the operator last worked on (the map puts cameras there). */
+export const currentWall = ref('');
+
+// The alarm sounds while a red alert waits for acknowledgement, whichever
+// page is open; never when nobody is signed in (stopLive empties alerts).
+watchEffect(() => setAlarm(unackedRed(alerts)));
 
 type AlertListener = (a: Alert, f: Folded) => void;
 const alertListeners = new Set<AlertListener>();
@@ -40,23 +47,48 @@ export function cameraState(id: string): CameraState | 'unknown' {
   return cameraStatus.get(id)?.state ?? cameras.get(id)?.state ?? 'unknown';
 }
 
-// Events that arrive while load runs wait in held and are applied after
-// it, so a change made during the load is not overwritten by its older copy.
+// Events that arrive while a load runs wait in held and are applied after
+// it, so a change made during the load is not overwritten by its older
+// copy. One load runs at a time; asking for another while one runs makes
+// it run again once after (a gap during a load).
 let held: SSEMessage[] | null = null;
+let loading: Promise<void> | null = null;
+let again = false;
+// generation changes at stopLive: a load that began before it is dropped.
+let generation = 0;
 
-/** load reads everything the console shows, replacing what was held. */
-export async function load(): Promise<void> {
-  held = held ?? [];
-  try {
-    await loadAll();
-  } finally {
-    const waiting = held;
-    held = null;
-    for (const m of waiting) handle(m);
+/** load reads everything the console shows, replacing what was held; a failure is retried with backoff until it succeeds or the session stops. */
+export function load(): Promise<void> {
+  if (loading) {
+    again = true;
+    return loading;
   }
+  const gen = generation;
+  held = held ?? [];
+  loading = (async () => {
+    for (let attempt = 0; gen === generation; attempt++) {
+      again = false;
+      try {
+        await loadAll(gen);
+        if (gen !== generation) return;
+        stream.error = '';
+        if (!again) break;
+      } catch (err) {
+        if (gen !== generation) return;
+        stream.error = err instanceof Error ? err.message : String(err);
+        await new Promise((r) => setTimeout(r, Math.min(30000, 1000 * 2 ** Math.min(attempt, 5))));
+      }
+    }
+  })().finally(() => {
+    loading = null;
+    const waiting = held ?? [];
+    held = null;
+    if (gen === generation) for (const m of waiting) handle(m);
+  });
+  return loading;
 }
 
-async function loadAll(): Promise<void> {
+async function loadAll(gen: number): Promise<void> {
   const [m, cams, devs, ss, ws, as] = await Promise.all([
     api<Me>('/me'),
     api<ListResponse<Camera>>('/cameras'),
@@ -65,6 +97,7 @@ async function loadAll(): Promise<void> {
     api<ListResponse<Wall>>('/walls').catch(() => ({ items: [] as Wall[] })),
     api<ListResponse<Alert>>('/alerts?limit=500'),
   ]);
+  if (gen !== generation) return; // signed out meanwhile
   me.value = m;
   replace(cameras, cams.items);
   cameraStatus.clear();
@@ -83,7 +116,7 @@ function handle(m: SSEMessage) {
     return;
   }
   if (m.event === 'gap') {
-    void load().catch((err) => (stream.error = String(err)));
+    void load();
     return;
   }
   let ev: LiveEvent;
@@ -93,6 +126,7 @@ function handle(m: SSEMessage) {
     return; // not an event of ours; the stream goes on
   }
   const d = ev.data as Record<string, unknown>;
+  if (!d || typeof d !== 'object') return; // not an event of ours
   switch (ev.type) {
     case 'alert': {
       const data = d as unknown as AlertEventData;
@@ -146,17 +180,18 @@ export async function startLive(): Promise<void> {
     },
     onUnauthorized: () => session.end('expired'),
   });
-  try {
-    await load();
-    stream.error = '';
-  } catch (err) {
-    stream.error = err instanceof Error ? err.message : String(err);
-  }
+  await load();
 }
 
 export function stopLive() {
   stop?.();
   stop = null;
+  generation++;
+  held = null;
   stream.loaded = false;
+  stream.error = '';
   me.value = null;
+  currentWall.value = '';
+  // Nothing of this user stays for the next one to see.
+  for (const m of [cameras, cameraStatus, devices, sites, walls, alerts, commands] as Map<string, unknown>[]) m.clear();
 }

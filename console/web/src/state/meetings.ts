@@ -26,7 +26,8 @@ export const liveRooms = reactive(new Map<string, LiveRoom>());
 export async function refreshMeetings(): Promise<void> {
   const rooms = await api<ListResponse<{ id: string; name: string }>>('/rooms');
   const seen = new Set<string>();
-  await Promise.all(
+  // A room deleted between the two calls fails alone.
+  await Promise.allSettled(
     rooms.items.map(async (r) => {
       const full = await api<{ id: string; name: string; participants?: Participant[] }>(`/rooms/${encodeURIComponent(r.id)}`);
       const ps = full.participants ?? [];

@@ -97,7 +97,14 @@ armExpiry();
 if (typeof window !== 'undefined') {
   window.addEventListener('storage', (ev) => {
     if (ev.key !== storageKey) return;
-    state.current = parseStored(ev.newValue, Date.now());
+    const next = parseStored(ev.newValue, Date.now());
+    if (next && state.current && next.userId !== state.current.userId) {
+      // Another user signed in in this browser: start afresh as them,
+      // rather than show one user's data with the other's token.
+      window.location.reload();
+      return;
+    }
+    state.current = next;
     if (!state.current) state.ended = 'logout';
     armExpiry();
   });
