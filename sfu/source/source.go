@@ -142,7 +142,16 @@ func (s *Source) WriteRTP(pkt *rtp.Packet) {
 	ts := pkt.Timestamp + s.tsOffset
 	if s.codec == VP8 {
 		// A participant's VP8: no parameter sets, and packets a browser
-		// already sized for WebRTC.
+		// already sized for WebRTC. One larger (a publisher with another
+		// MTU) cannot be split here as an H.264 one is: it is dropped and
+		// counted, as is padding without a payload.
+		if len(pkt.Payload) == 0 {
+			return
+		}
+		if len(pkt.Payload) > MaxPayload {
+			s.oversized.Add(1)
+			return
+		}
 		key := IsVP8Keyframe(pkt.Payload)
 		if key {
 			s.keyframes.Add(1)
@@ -249,7 +258,7 @@ func (s *Source) Viewers() int {
 type Stats struct {
 	PacketsIn     uint64 `json:"packets_in"`
 	Keyframes     uint64 `json:"keyframes"`
-	Oversized     uint64 `json:"oversized"`      // camera packets split for WebRTC
+	Oversized     uint64 `json:"oversized"`      // camera packets split for WebRTC (VP8: dropped)
 	ViewerDropped uint64 `json:"viewer_dropped"` // packets dropped for slow viewers
 	Viewers       int    `json:"viewers"`
 	CachedPackets int    `json:"cached_packets"`

@@ -38,11 +38,13 @@ func TestVP8SourceStartsViewersAtTheKeyframe(t *testing.T) {
 	write := func(seq uint16, ts uint32, payload ...byte) {
 		s.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: ts, Marker: true}, Payload: payload})
 	}
-	write(1, 3000, 0x10, 0x01)       // an interframe before any keyframe: nothing to start from
+	write(1, 3000, 0x10, 0x01) // an interframe before any keyframe: nothing to start from
+	write(9, 3000)             // padding: no payload, nothing forwarded
+	s.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 10}, Payload: make([]byte, MaxPayload+1)})
 	write(2, 6000, 0x10, 0x00, 0xaa) // the keyframe
 	write(3, 9000, 0x10, 0x01, 0xbb) // and the frame after it
-	if st := s.Stats(); st.Keyframes != 1 || st.CachedPackets != 2 {
-		t.Fatalf("stats %+v, want one keyframe and two cached packets", st)
+	if st := s.Stats(); st.Keyframes != 1 || st.CachedPackets != 2 || st.Oversized != 1 {
+		t.Fatalf("stats %+v, want one keyframe, two cached packets and one oversized", st)
 	}
 	var mu sync.Mutex
 	var got [][]byte

@@ -186,7 +186,9 @@ try {
     return { said, seen_down_ms: downMs, back_live_ms: Date.now() - t1 };
   });
 
-  await step('a tile patrol through two cameras, 5 s each', async () => {
+  await step('a tile patrol through two cameras, 5 s each, in place of the tile\'s camera', async () => {
+    await page.dragAndDrop(`li[data-camera="${camA}"]`, '.cell[data-index="3"]');
+    await page.locator(`${tile(3)}[data-camera="${camA}"][data-state="live"]`).waitFor({ timeout: 10000 });
     await page.click('.cell[data-index="3"]');
     await page.click('[data-test=patrol-tile]');
     await page.click(`li[data-camera="${camA}"]`);
