@@ -21,15 +21,26 @@ type Cameras interface {
 	GetCamera(scope orgs.Scope, id devices.CameraID) (devices.Camera, error)
 }
 
+// Rooms finds meeting rooms (sfu/rooms' Store): a participant's tile names
+// a room of the wall's organisation subtree.
+type Rooms interface {
+	Exists(ctx context.Context, scope orgs.Scope, id string) error
+}
+
 // Store keeps walls in the state database. Every change is a
 // compare-and-swap on the wall's version, so concurrent changes (two
 // editors, or an editor and the Pinner) never overwrite each other.
 type Store struct {
-	db   *sql.DB
-	tree *orgs.Store
-	cams Cameras
-	now  func() time.Time
+	db    *sql.DB
+	tree  *orgs.Store
+	cams  Cameras
+	rooms Rooms // nil: a participant's room is checked for its form only
+	now   func() time.Time
 }
+
+// CheckRooms makes the store refuse a participant tile whose room is not
+// in the wall's organisation subtree (422 room_id), as it does cameras.
+func (s *Store) CheckRooms(r Rooms) { s.rooms = r }
 
 // NewStore makes a store; cams checks the cameras put on walls.
 func NewStore(db *sql.DB, tree *orgs.Store, cams Cameras) *Store {
@@ -293,7 +304,7 @@ func (s *Store) SetTile(ctx context.Context, scope orgs.Scope, actor, id string,
 		}
 		t := Tile{Source: in.Source.clone(), Patrol: in.Patrol.clone()}
 		if t.Source != nil {
-			if err := s.checkSource(wallScope, "source", t.Source); err != nil {
+			if err := s.checkSource(ctx, wallScope, "source", t.Source); err != nil {
 				return err
 			}
 		}
@@ -381,7 +392,7 @@ func save(ctx context.Context, db execer, w Wall, prev int) (bool, error) {
 
 // checkSource accepts a camera of the wall's organisation subtree, or a
 // meeting participant with its room.
-func (s *Store) checkSource(wallScope orgs.Scope, field string, src *Source) error {
+func (s *Store) checkSource(ctx context.Context, wallScope orgs.Scope, field string, src *Source) error {
 	switch src.Kind {
 	case SourceCamera:
 		if src.RoomID != "" {
@@ -397,6 +408,14 @@ func (s *Store) checkSource(wallScope orgs.Scope, field string, src *Source) err
 		}
 		if !orgs.IDPattern.MatchString(src.RoomID) {
 			return errclass.Invalidf(field+".room_id", "must be a room id")
+		}
+		if s.rooms != nil {
+			if err := s.rooms.Exists(ctx, wallScope, src.RoomID); err != nil {
+				if errclass.KindOf(err) == errclass.Internal {
+					return err
+				}
+				return errclass.Invalidf(field+".room_id", "no such room in the wall's organisation")
+			}
 		}
 		return nil
 	default:

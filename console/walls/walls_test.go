@@ -1,6 +1,7 @@
 package walls
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lookout-cc/lookout/internal/errclass"
 	"github.com/lookout-cc/lookout/internal/orgs"
 )
 
@@ -428,6 +430,43 @@ func TestWallJSON(t *testing.T) {
 		var typeErr *json.UnmarshalTypeError
 		if err := json.Unmarshal([]byte(body), &p); !errors.As(err, &typeErr) || typeErr.Field != "patrol" {
 			t.Errorf("%s: %v", body, err)
+		}
+	}
+}
+
+// fakeRooms has the rooms of qj only.
+type fakeRooms struct{ tree *orgs.Store }
+
+func (f fakeRooms) Exists(_ context.Context, scope orgs.Scope, id string) error {
+	if id != "hearing-1" {
+		return errclass.New(errclass.NotFound, "room_not_found", "room not found")
+	}
+	if !f.tree.Contains(scope, "qj") {
+		return orgs.ErrOutOfScope
+	}
+	return nil
+}
+
+// With rooms to check, a participant's tile names a room of the wall's
+// subtree: one elsewhere, or none, is refused and the wall stays as it was.
+func TestParticipantTileRoomIsChecked(t *testing.T) {
+	e := newTestEnv(t)
+	e.store.CheckRooms(fakeRooms{e.tree})
+	e.mustCreate("w", "qj", "4")
+	e.mustCreate("y", "ys", "4")
+	participant := func(room string) TileInput {
+		return TileInput{Source: &Source{Kind: SourceParticipant, ID: "resident-7", RoomID: room}}
+	}
+	if _, err := e.store.SetTile(e.ctx, e.scope("qj"), "op", "w", 0, participant("hearing-1")); err != nil {
+		t.Fatalf("a room of the wall's organisation: %v", err)
+	}
+	for _, tc := range []struct{ wall, room string }{{"w", "no-such-room"}, {"y", "hearing-1"}} {
+		_, err := e.store.SetTile(e.ctx, e.scope("zt"), "op", tc.wall, 1, participant(tc.room))
+		if errclass.KindOf(err) != errclass.Invalid || !strings.Contains(err.Error(), "room_id") {
+			t.Errorf("wall %s, room %s: %v, want invalid source.room_id", tc.wall, tc.room, err)
+		}
+		if w, _ := e.store.Get(e.ctx, e.scope("zt"), tc.wall); w.Tiles[1].Source != nil {
+			t.Errorf("wall %s changed: %+v", tc.wall, w.Tiles[1])
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lookout-cc/lookout/internal/orgs"
 	"github.com/lookout-cc/lookout/sfu/meeting"
 	"github.com/lookout-cc/lookout/sfu/rooms"
 	"github.com/lookout-cc/lookout/sfu/signal"
@@ -16,6 +17,8 @@ import (
 // server when configured.
 func (s *Server) startMeetings(context.Context) error {
 	s.rooms = rooms.NewStore(s.db, s.orgs)
+	// A participant's wall tile names a room of the wall's subtree.
+	s.walls.CheckRooms(roomsExist{s.rooms})
 	tc := s.cfg.TURN
 	if tc.UDPAddr != "" || tc.TCPAddr != "" {
 		srv, err := turn.New(turn.Params{UDPAddr: tc.UDPAddr, TCPAddr: tc.TCPAddr, RelayIP: tc.RelayIP,
@@ -68,4 +71,12 @@ func (s *Server) iceServers(identity, host string, expires time.Time) []signal.I
 		out = append(out, signal.ICEServer{URLs: is.URLs, Username: is.Username, Credential: is.Credential})
 	}
 	return out
+}
+
+// roomsExist tells the walls whether a room is in a subtree.
+type roomsExist struct{ rooms *rooms.Store }
+
+func (r roomsExist) Exists(ctx context.Context, scope orgs.Scope, id string) error {
+	_, err := r.rooms.Get(ctx, scope, id)
+	return err
 }
