@@ -73,9 +73,6 @@ run: bin/lookout
 test: test-deps web
 	cd $(WEB_DIR) && npx vitest run
 	LOOKOUT_INFLUXD=$(INFLUXD) $(GO) test -race -count=1 -timeout 20m ./...
-	# Tests of third-party code paths the race detector flags by their own
-	# design (build tag norace_only), run without it.
-	$(GO) test -tags norace_only -count=1 -run NoRace ./ingest/broker/
 
 test-deps: apt-deps influxd browser-deps web-deps
 

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -57,7 +56,7 @@ type Params struct {
 // Lifecycle: New, then Start once, then Close once.
 type Broker struct {
 	srv             *mqtt.Server
-	listener        *listeners.TCP
+	listener        *tcpListener
 	servicePassword string
 	refused         *prometheus.CounterVec
 	closeOnce       sync.Once
@@ -85,7 +84,7 @@ func New(p Params) (*Broker, error) {
 	if err := b.srv.AddHook(&accessHook{b: b, devices: p.Devices, log: p.Log}, nil); err != nil {
 		return nil, err
 	}
-	b.listener = listeners.NewTCP(listeners.Config{Type: listeners.TypeTCP, ID: "tcp", Address: p.Addr})
+	b.listener = newTCPListener("tcp", p.Addr)
 	return b, nil
 }
 
@@ -100,39 +99,26 @@ func (b *Broker) Start() error {
 // Close disconnects every client and closes the listener. Calls after the
 // first do nothing.
 //
-// The clients are disconnected here before mochi's own Close: mochi
-// v2.7.9 lists a listener's clients holding its clients' read lock and
-// takes that read lock again inside (Clients.GetByListener calls Len), so
-// a session ending at that moment (its Delete waiting for the write lock
-// between the two) deadlocks the shutdown; it hung CI once. The list taken
-// here (GetAll) holds the lock once, and mochi's Close then finds the
-// listener closed and its clients gone.
-//
-// Close waits at most closeWait for mochi's client goroutines: one that
-// accepted a connection which never sent CONNECT reads it without a
-// deadline and would hold the shutdown for as long as the peer stays.
+// The listener goes first (listener.go): it stops accepting, disconnects
+// its clients and waits for every connection, at most closeWait for one
+// that never sent CONNECT. The clients are listed here with GetAll rather
+// than by mochi's Close: mochi v2.7.9 lists a listener's clients holding
+// its clients' read lock and takes that read lock again inside
+// (Clients.GetByListener calls Len), so a session ending at that moment
+// (its Delete waiting for the write lock between the two) deadlocks the
+// shutdown; it hung CI once. mochi's Close then finds the listener closed
+// and its clients gone.
 func (b *Broker) Close() error {
 	var err error
 	b.closeOnce.Do(func() {
-		done := make(chan error, 1)
-		go func() {
-			disconnect := func(string) {
-				for _, cl := range b.srv.Clients.GetAll() {
-					if cl.Net.Listener == b.listener.ID() {
-						_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
-					}
+		b.listener.Close(func(string) {
+			for _, cl := range b.srv.Clients.GetAll() {
+				if cl.Net.Listener == b.listener.ID() {
+					_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
 				}
 			}
-			b.listener.Close(disconnect) // the socket closes after
-			disconnect("")               // any that came in meanwhile
-			b.srv.Listeners.ClientsWg.Wait()
-			done <- b.srv.Close()
-		}()
-		select {
-		case err = <-done:
-		case <-time.After(closeWait):
-			err = fmt.Errorf("mqtt broker: a connection still open %s after closing (one that never sent CONNECT); not waiting for it", closeWait)
-		}
+		})
+		err = errors.Join(b.srv.Close(), b.listener.closeErr)
 	})
 	return err
 }
