@@ -1,6 +1,10 @@
 package web
 
 import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -109,5 +113,60 @@ func TestEmbeddedBuild(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `<div id="app">`) || !strings.Contains(rec.Body.String(), "/assets/") {
 		t.Fatalf("index: %d %q", rec.Code, rec.Body.String())
+	}
+}
+
+// Text files go gzipped to a browser that takes gzip, whole and with their
+// own type; others, and browsers that do not, get them as they are.
+func TestHandlerGzipsTextFiles(t *testing.T) {
+	big := strings.Repeat("console.log('lookout');\n", 200)
+	h, err := NewFS(fstest.MapFS{
+		"index.html":         {Data: []byte("<!doctype html>")},
+		"assets/index-1.js":  {Data: []byte(big)},
+		"assets/small-1.js":  {Data: []byte("x=1")},
+		"assets/logo-1.png":  {Data: bytes.Repeat([]byte{0x89}, 4096)},
+		"geo/region.geojson": {Data: []byte(strings.Repeat(`{"type":"Feature"},`, 200))},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(name, accept string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/"+name, nil)
+		if accept != "" {
+			req.Header.Set("Accept-Encoding", accept)
+		}
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	for _, tc := range []struct {
+		name, accept, encoding, ctype string
+	}{
+		{"assets/index-1.js", "gzip, deflate, br", "gzip", "text/javascript; charset=utf-8"},
+		{"geo/region.geojson", "gzip", "gzip", "application/geo+json"},
+		{"assets/index-1.js", "", "", "text/javascript; charset=utf-8"},
+		{"assets/index-1.js", "gzip;q=0", "", "text/javascript; charset=utf-8"},
+		{"assets/small-1.js", "gzip", "", "text/javascript; charset=utf-8"},
+		{"assets/logo-1.png", "gzip", "", "image/png"},
+	} {
+		rec := get(tc.name, tc.accept)
+		if rec.Code != 200 || rec.Header().Get("Content-Encoding") != tc.encoding || rec.Header().Get("Content-Type") != tc.ctype {
+			t.Errorf("%s (%q): %d, encoding %q, type %q", tc.name, tc.accept, rec.Code, rec.Header().Get("Content-Encoding"), rec.Header().Get("Content-Type"))
+			continue
+		}
+		body := rec.Body.Bytes()
+		if tc.encoding == "gzip" {
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if body, err = io.ReadAll(zr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, _ := fs.ReadFile(h.files, tc.name)
+		if !bytes.Equal(body, want) {
+			t.Errorf("%s (%q): the body is not the file", tc.name, tc.accept)
+		}
 	}
 }
