@@ -5,6 +5,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -34,6 +35,10 @@ func (a *API) whepOffer(c *gin.Context) {
 	if !ok {
 		return
 	}
+	wall, tile, ok := a.offerTile(c)
+	if !ok {
+		return
+	}
 	src, stream, release, err := a.p.Cameras.Acquire(string(cam.ID), stream)
 	if errors.Is(err, cameras.ErrNotFound) {
 		writeError(c, http.StatusServiceUnavailable, "camera_not_pulled", "", "the camera is not being pulled yet; try again shortly")
@@ -43,7 +48,31 @@ func (a *API) whepOffer(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	a.answerOffer(c, string(cam.ID), src, release, body, stream)
+	if sess := a.answerOffer(c, string(cam.ID), src, release, body, stream); sess != nil && wall != "" {
+		sess.SetTile(wall, tile)
+	}
+}
+
+// offerTile reads an offer's ?wall=&tile=: the wall tile the viewer plays
+// it on, so that the server switches the session when the tile changes
+// (internal/server's tile follower) without waiting for the viewer to
+// ask. The wall must be the caller's and have the tile.
+func (a *API) offerTile(c *gin.Context) (wall string, tile int, ok bool) {
+	wall = c.Query("wall")
+	if wall == "" || a.p.Walls == nil {
+		return "", 0, true
+	}
+	w, err := a.p.Walls.Get(c.Request.Context(), mustPrincipal(c).Scope, wall)
+	if err != nil {
+		a.fail(c, err)
+		return "", 0, false
+	}
+	tile, err = strconv.Atoi(c.Query("tile"))
+	if err != nil || tile < 0 || tile >= len(w.Tiles) {
+		a.fail(c, errclass.Invalidf("tile", "must be a tile of wall %s, 0 to %d", wall, len(w.Tiles)-1))
+		return "", 0, false
+	}
+	return wall, tile, true
 }
 
 // participantPrefix names a WHEP session that plays a meeting participant
@@ -121,22 +150,23 @@ func (a *API) readOffer(c *gin.Context) (body []byte, stream string, ok bool) {
 
 // answerOffer answers an offer for src, which release gives back if no
 // session takes it.
-func (a *API) answerOffer(c *gin.Context, name string, src *source.Source, release func(), body []byte, stream string) {
+func (a *API) answerOffer(c *gin.Context, name string, src *source.Source, release func(), body []byte, stream string) *whep.Session {
 	answer, sess, err := a.p.WHEP.Offer(name, mustPrincipal(c).UserID, src, string(body), release)
 	switch {
 	case errors.Is(err, whep.ErrBadOffer):
 		release()
 		writeError(c, http.StatusBadRequest, "invalid_offer", "", strings.TrimPrefix(err.Error(), "bad offer: "))
-		return
+		return nil
 	case errors.Is(err, whep.ErrNoCodec):
 		release()
 		writeError(c, http.StatusUnprocessableEntity, "no_common_codec", "", "the offer has no video codec the source sends ("+src.Codec()+")")
-		return
+		return nil
 	case err != nil:
 		release()
 		a.fail(c, err)
-		return
+		return nil
 	}
+	sess.SetStream(stream)
 	loc := "/api/v1/whep/sessions/" + sess.ID
 	c.Header("Location", loc)
 	// The WHEP layer extension: POST {"encodingId": "main"|"sub"} there
@@ -144,6 +174,7 @@ func (a *API) answerOffer(c *gin.Context, name string, src *source.Source, relea
 	c.Header("Link", "<"+loc+`/layer>; rel="urn:ietf:params:whep:ext:core:layer"`)
 	c.Header("X-Lookout-Stream", stream)
 	c.Data(http.StatusCreated, "application/sdp", []byte(answer))
+	return sess
 }
 
 // layerRequest is the WHEP layer extension's body: encodingId names the
@@ -183,6 +214,7 @@ func (a *API) whepLayer(c *gin.Context) {
 		return
 	}
 	if a.switched(c, sess.Switch(src, release), src) {
+		sess.SetStream(stream)
 		c.JSON(http.StatusOK, gin.H{"stream": stream})
 	}
 }
@@ -232,8 +264,16 @@ func (a *API) whepCamera(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
+	if sess.Plays(src) {
+		// The server switched it already (the session's wall tile
+		// changed), or it plays this camera anyway.
+		release()
+		c.JSON(http.StatusOK, gin.H{"camera": cam.ID, "stream": stream, "already": true})
+		return
+	}
 	if a.switched(c, sess.SwitchCamera(string(cam.ID), src, release), src) {
-		c.JSON(http.StatusOK, gin.H{"camera": cam.ID, "stream": stream})
+		sess.SetStream(stream)
+		c.JSON(http.StatusOK, gin.H{"camera": cam.ID, "stream": stream, "already": false})
 	}
 }
 

@@ -408,3 +408,69 @@ func TestCameraClip(t *testing.T) {
 		t.Fatal("another file after a restart")
 	}
 }
+
+// A WHEP session that says which wall tile it plays is switched by the
+// server when that tile gets another camera: its viewer sees the new
+// camera without asking, and asking afterwards is answered "already". An
+// offer naming a tile the wall does not have, or another's wall, is
+// refused.
+func TestWallTileSessionsFollowTheWall(t *testing.T) {
+	camA := testpeers.StartRTSPCamera(t, testpeers.RTSPOptions{Path: "a", Size: "640x360"})
+	camB := testpeers.StartRTSPCamera(t, testpeers.RTSPOptions{Path: "b", Size: "320x180"})
+	cfg := testConfig(t, t.TempDir())
+	cfg.Bootstrap.AdminPassword = "admin-password"
+	s := start(t, cfg, nil)
+	defer stop(t, s)
+	base := "http://" + s.HTTPAddr()
+	tok, _ := provision(t, base)
+	for id, url := range map[string]string{"cam-a": camA.URL, "cam-b": camB.URL} {
+		mustPost(t, base, tok, "/api/v1/cameras", map[string]any{"id": id, "name": id, "site_id": "bht", "url": url, "lat": 27.2, "lon": 102.9}, 201)
+	}
+	for _, id := range []string{"cam-a", "cam-b"} {
+		waitFor(t, 15*time.Second, func() bool {
+			_, c := getJSON(t, "GET", base+"/api/v1/cameras/"+id, tok, nil)
+			st, _ := c["stream"].(map[string]any)
+			return st != nil && st["source"].(map[string]any)["keyframes"].(float64) >= 1
+		})
+	}
+	mustPost(t, base, tok, "/api/v1/walls", map[string]any{"id": "w", "name": "墙", "org_id": "qj", "layout": "4"}, 201)
+	setTile := func(cam string) {
+		t.Helper()
+		if st, b := getJSON(t, "PUT", base+"/api/v1/walls/w/tiles/0", tok, map[string]any{"source": map[string]any{"kind": "camera", "id": cam}}); st != 200 {
+			t.Fatalf("tile: %d %v", st, b)
+		}
+	}
+	setTile("cam-a")
+
+	for _, bad := range []struct {
+		query  string
+		status int
+	}{{"?wall=w&tile=4", 422}, {"?wall=w&tile=x", 422}, {"?wall=nope&tile=0", 404}} {
+		req, _ := http.NewRequest("POST", base+"/api/v1/whep/cameras/cam-a"+bad.query, strings.NewReader(testpeers.NewViewer(t).Offer(t)))
+		req.Header.Set("Content-Type", "application/sdp")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != bad.status {
+			t.Errorf("offer %s: %d, want %d", bad.query, resp.StatusCode, bad.status)
+		}
+	}
+
+	v := testpeers.NewViewer(t)
+	loc, _ := whepSession(t, base, tok, "/api/v1/whep/cameras/cam-a?wall=w&tile=0", v)
+	waitFor(t, 10*time.Second, func() bool { return widthSeenBy(v, 640) })
+	setTile("cam-b") // the server switches the session: nobody asks
+	waitFor(t, 10*time.Second, func() bool { return widthSeenBy(v, 320) })
+	continuous(t, v.Packets())
+	if st, b := getJSON(t, "POST", base+loc+"/camera", tok, map[string]any{"camera": "cam-b"}); st != 200 || b["already"] != true {
+		t.Fatalf("asking afterwards: %d %v", st, b)
+	}
+	camera := func(id string) float64 {
+		_, c := getJSON(t, "GET", base+"/api/v1/cameras/"+id, tok, nil)
+		return c["stream"].(map[string]any)["viewers"].(float64)
+	}
+	waitFor(t, 5*time.Second, func() bool { return camera("cam-a") == 0 && camera("cam-b") == 1 })
+}

@@ -102,6 +102,8 @@ type Server struct {
 	// walls are the video walls; pinner puts alerts' cameras on them.
 	walls  *walls.Store
 	pinner *walls.Pinner
+	// tilesStop ends the follower of the walls' tiles (tiles.go).
+	tilesStop, tilesDone chan struct{}
 	// rtc is the SFU's WebRTC engine; whep plays cameras to viewers;
 	// cameras pulls them; clips saves spans of their pre-alert buffers.
 	// alertClips are the clips being saved for new alerts; none starts
@@ -170,6 +172,7 @@ func (s *Server) components() []component {
 		{name: "meetings", start: s.startMeetings, stop: s.stopMeetings},
 		{name: "demo data", start: s.startDemoData, stop: s.stopDemoData}, // before the cameras are pulled: it moves the demo cameras
 		{name: "cameras", start: s.startCameras, stop: s.stopCameras},
+		{name: "wall tiles", start: s.startTiles, stop: s.stopTiles},
 		{name: "demo", start: s.startDemo, stop: s.stopDemo},
 		{name: "alert rules", start: s.loadRuleFiles},
 		{name: "http", start: s.startHTTP, stop: s.stopHTTP},

@@ -83,6 +83,11 @@ type Session struct {
 	srv     *Server
 	codec   string // the negotiated video codec (source.H264, source.H265)
 	camera  string // under mu: SwitchCamera changes it
+	// Under mu: the wall tile the session plays, when its viewer said
+	// (SetTile), and the camera stream it plays (SetStream).
+	wall   string
+	tile   int
+	stream string
 	src     *source.Source
 	pc      *webrtc.PeerConnection
 	track   *webrtc.TrackLocalStaticRTP
@@ -275,6 +280,35 @@ func (sess *Session) write(p *rtp.Packet) error {
 	return sess.track.WriteRTP(p)
 }
 
+// SetTile notes that the session plays tile index of wall: the server may
+// then switch it when the tile changes (TileSessions).
+func (sess *Session) SetTile(wall string, index int) {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	sess.wall, sess.tile = wall, index
+}
+
+// SetStream notes which of its camera's streams the session plays.
+func (sess *Session) SetStream(stream string) {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	sess.stream = stream
+}
+
+// Stream is the camera stream the session plays ("" when not said).
+func (sess *Session) Stream() string {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.stream
+}
+
+// Plays says whether the session plays src now.
+func (sess *Session) Plays(src *source.Source) bool {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.src == src && !sess.closed
+}
+
 // Camera is the camera the session plays.
 func (sess *Session) Camera() string {
 	sess.mu.Lock()
@@ -447,6 +481,25 @@ func (s *Server) Sessions() map[string]int {
 	out := map[string]int{}
 	for _, sess := range s.sessions {
 		out[sess.Camera()]++
+	}
+	return out
+}
+
+// TileSessions are the sessions that play tile index of wall.
+func (s *Server) TileSessions(wall string, index int) []*Session {
+	s.mu.Lock()
+	all := make([]*Session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	var out []*Session
+	for _, sess := range all {
+		sess.mu.Lock()
+		if sess.wall == wall && sess.tile == index && !sess.closed {
+			out = append(out, sess)
+		}
+		sess.mu.Unlock()
 	}
 	return out
 }

@@ -89,27 +89,29 @@ export async function play(endpoint: string, token: string, video: HTMLVideoElem
   }
 }
 
-async function postJSON(url: string, token: string, body: unknown): Promise<void> {
+async function postJSON<T>(url: string, token: string, body: unknown): Promise<T> {
   const resp = await fetch(url, {
     method: 'POST',
     headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
     body: JSON.stringify(body),
   });
   if (!resp.ok) throw await errorOf(resp);
+  return (await resp.json()) as T;
 }
 
 /**
  * switchCamera moves a session to another camera without a new offer
  * (Lookout's POST {session}/camera): the picture changes as soon as the
- * camera's cached keyframe arrives. It rejects with an ApiError, e.g.
+ * camera's cached keyframe arrives. already says the server had switched
+ * it (the session's wall tile changed). It rejects with an ApiError, e.g.
  * 409 codec_mismatch, when a new offer is needed instead.
  */
-export function switchCamera(location: string, token: string, camera: string, stream: 'main' | 'sub'): Promise<void> {
+export function switchCamera(location: string, token: string, camera: string, stream: 'main' | 'sub'): Promise<{ already?: boolean }> {
   return postJSON(`${location}/camera`, token, { camera, stream });
 }
 
 /** switchLayer moves a session to the camera's main or sub stream (the WHEP layer extension). */
-export function switchLayer(location: string, token: string, stream: 'main' | 'sub'): Promise<void> {
+export function switchLayer(location: string, token: string, stream: 'main' | 'sub'): Promise<{ stream?: string }> {
   return postJSON(`${location}/layer`, token, { encodingId: stream });
 }
 
