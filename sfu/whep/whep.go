@@ -80,14 +80,14 @@ type Session struct {
 	Owner   string
 	Created time.Time
 
-	srv     *Server
-	codec   string // the negotiated video codec (source.H264, source.H265)
-	camera  string // under mu: SwitchCamera changes it
+	srv    *Server
+	codec  string // the negotiated video codec (source.H264, source.H265)
+	camera string // under mu: SwitchCamera changes it
 	// Under mu: the wall tile the session plays, when its viewer said
 	// (SetTile), and the camera stream it plays (SetStream).
-	wall   string
-	tile   int
-	stream string
+	wall    string
+	tile    int
+	stream  string
 	src     *source.Source
 	pc      *webrtc.PeerConnection
 	track   *webrtc.TrackLocalStaticRTP
