@@ -55,15 +55,22 @@ const (
 	// Video walls: arranging them (layout, tiles, patrols, alert area);
 	// seeing them takes devices:read, as the cameras on them do.
 	PermWallsWrite Permission = "walls:write"
+	// Petitions (信访): reading them (the petitioner masked), recording
+	// them and taking their steps, and reading the petitioner's personal
+	// data whole.
+	PermPetitionsRead  Permission = "petitions:read"
+	PermPetitionsWrite Permission = "petitions:write"
+	PermPetitionsPII   Permission = "petitions:pii"
 )
 
 var rolePermissions = map[Role][]Permission{
 	RoleAdmin: {PermOrgsRead, PermOrgsWrite, PermUsersRead, PermUsersWrite, PermDevicesRead, PermDevicesWrite, PermDevicesCommand, PermAuditRead,
-		PermAlertsRead, PermAlertsAct, PermRulesWrite, PermMeetingsRead, PermMeetingsHost, PermWallsWrite},
+		PermAlertsRead, PermAlertsAct, PermRulesWrite, PermMeetingsRead, PermMeetingsHost, PermWallsWrite,
+		PermPetitionsRead, PermPetitionsWrite, PermPetitionsPII},
 	RoleCommander: {PermOrgsRead, PermUsersRead, PermDevicesRead, PermDevicesCommand, PermAuditRead, PermAlertsRead, PermAlertsAct, PermRulesWrite,
-		PermMeetingsRead, PermMeetingsHost, PermWallsWrite},
+		PermMeetingsRead, PermMeetingsHost, PermWallsWrite, PermPetitionsRead},
 	RoleOperator:       {PermOrgsRead, PermDevicesRead, PermDevicesCommand, PermAlertsRead, PermAlertsAct, PermMeetingsRead, PermWallsWrite},
-	RoleHearingOfficer: {PermOrgsRead, PermMeetingsRead, PermMeetingsHost},
+	RoleHearingOfficer: {PermOrgsRead, PermMeetingsRead, PermMeetingsHost, PermPetitionsRead, PermPetitionsWrite, PermPetitionsPII},
 	RoleViewer:         {PermOrgsRead, PermDevicesRead, PermAlertsRead, PermMeetingsRead},
 }
 

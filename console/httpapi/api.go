@@ -22,6 +22,7 @@ import (
 	"github.com/lookout-cc/lookout/console/auth"
 	"github.com/lookout-cc/lookout/console/events"
 	"github.com/lookout-cc/lookout/console/meet"
+	"github.com/lookout-cc/lookout/console/petitions"
 	"github.com/lookout-cc/lookout/console/player"
 	"github.com/lookout-cc/lookout/console/users"
 	"github.com/lookout-cc/lookout/console/walls"
@@ -62,7 +63,10 @@ type Params struct {
 	Meetings Meetings
 	// Walls are the video walls; nil turns their routes off.
 	Walls *walls.Store
-	WHEP  *whep.Server
+	// Petitions are the residents' petitions (信访); nil turns their
+	// routes off.
+	Petitions *petitions.Store
+	WHEP      *whep.Server
 	// Clips saves spans of the cameras' pre-alert buffers; nil turns the
 	// clip routes off.
 	Clips *clips.Store
@@ -215,6 +219,12 @@ func New(p Params) (http.Handler, error) {
 		authed.PATCH("/rooms/:id", a.require(auth.PermMeetingsHost), a.updateRoom)
 		authed.DELETE("/rooms/:id", a.require(auth.PermMeetingsHost), a.deleteRoom)
 		authed.POST("/rooms/:id/tokens", a.require(auth.PermMeetingsHost), a.issueRoomToken)
+	}
+	if p.Petitions != nil {
+		authed.GET("/petitions", a.require(auth.PermPetitionsRead), a.listPetitions)
+		authed.POST("/petitions", a.require(auth.PermPetitionsWrite), a.createPetition)
+		authed.GET("/petitions/:id", a.require(auth.PermPetitionsRead), a.getPetition)
+		authed.POST("/petitions/:id/steps", a.require(auth.PermPetitionsWrite), a.stepPetition)
 	}
 	if p.Walls != nil {
 		authed.GET("/walls", a.require(auth.PermDevicesRead), a.listWalls)

@@ -27,6 +27,7 @@ import (
 	"github.com/lookout-cc/lookout/console/auth"
 	"github.com/lookout-cc/lookout/console/events"
 	"github.com/lookout-cc/lookout/console/httpapi"
+	"github.com/lookout-cc/lookout/console/petitions"
 	"github.com/lookout-cc/lookout/console/users"
 	"github.com/lookout-cc/lookout/console/walls"
 	"github.com/lookout-cc/lookout/console/web"
@@ -102,6 +103,8 @@ type Server struct {
 	// walls are the video walls; pinner puts alerts' cameras on them.
 	walls  *walls.Store
 	pinner *walls.Pinner
+	// petitions are the residents' petitions.
+	petitions *petitions.Store
 	// tilesStop ends the follower of the walls' tiles (tiles.go).
 	tilesStop, tilesDone chan struct{}
 	// rtc is the SFU's WebRTC engine; whep plays cameras to viewers;
@@ -452,6 +455,11 @@ func (s *Server) stopIngest(context.Context) error {
 }
 
 func (s *Server) startHTTP(context.Context) error {
+	seal, err := petitions.NewSealer(s.signer.Derive("petitions personal data"))
+	if err != nil {
+		return err
+	}
+	s.petitions = petitions.NewStore(s.db, s.orgs, seal, siteOrgs{s.registry})
 	front, err := web.New(s.cfg.Console.Map.Tiles)
 	if err != nil {
 		return err
@@ -477,6 +485,7 @@ func (s *Server) startHTTP(context.Context) error {
 		Rooms:        s.rooms,
 		Meetings:     s.meetings,
 		Walls:        s.walls,
+		Petitions:    s.petitions,
 		Clips:        s.clips,
 		Telemetry:    s.tsdb,
 		Signer:       s.signer,
@@ -675,4 +684,15 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// siteOrgs tells the petitions which organisation a site belongs to.
+type siteOrgs struct{ reg *devices.Registry }
+
+func (s siteOrgs) SiteOrg(ctx context.Context, scope orgs.Scope, id string) (orgs.ID, error) {
+	site, err := s.reg.GetSite(ctx, scope, devices.SiteID(id))
+	if err != nil {
+		return "", err
+	}
+	return site.OrgID, nil
 }
