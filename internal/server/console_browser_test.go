@@ -281,3 +281,37 @@ func TestConsoleSurvivesServerRestart(t *testing.T) {
 		"LOOKOUT_SHOTS="+t.TempDir(),
 	)
 }
+
+// A hearing officer's console: the petitions page instead of the wall,
+// a petition recorded (a wrong ID number refused on the form), the
+// petitioner whole in the officer's view and masked in the list, its
+// hearing scheduled.
+func TestConsolePetitionsInBrowser(t *testing.T) {
+	node, chromium, scripts := browserTools(t)
+	cfg := testConfig(t, t.TempDir())
+	cfg.Bootstrap.AdminPassword = "admin-password"
+	s := start(t, cfg, nil)
+	defer stop(t, s)
+	base := "http://" + s.HTTPAddr()
+	_, login := getJSON(t, "POST", base+"/api/v1/auth/login", "", map[string]string{"username": "admin", "password": "admin-password"})
+	admin := login["token"].(string)
+	mustPost(t, base, admin, "/api/v1/users", map[string]any{"id": "officer-li", "display_name": "接访员李", "org_id": "qj-water", "role": "hearing_officer", "password": "hearing-password-1"}, 201)
+	shots := os.Getenv("LOOKOUT_CONSOLE_SHOTS")
+	if shots == "" {
+		var err error
+		if shots, err = filepath.Abs("../../test-artifacts/console"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runConsole(t, node, chromium, scripts, 90*time.Second,
+		"LOOKOUT_SCENARIO=petitions",
+		"LOOKOUT_BASE="+base,
+		"LOOKOUT_USER=officer-li", "LOOKOUT_PASSWORD=hearing-password-1", "LOOKOUT_ORG_NAME=巧家县水务局",
+		"LOOKOUT_SHOTS="+shots,
+	)
+	_, list := getJSON(t, "GET", base+"/api/v1/petitions", admin, nil)
+	items, _ := list["items"].([]any)
+	if len(items) != 1 || items[0].(map[string]any)["state"] != "scheduled" {
+		t.Fatalf("petitions after the run: %v", list)
+	}
+}

@@ -18,6 +18,7 @@ export const router = createRouter({
     { path: '/devices', component: () => import('./views/DevicesView.vue') },
     { path: '/devices/:id', component: () => import('./views/DeviceView.vue') },
     { path: '/meetings', component: () => import('./views/MeetingsView.vue') },
+    { path: '/petitions', component: () => import('./views/PetitionsView.vue') },
     { path: '/:rest(.*)*', redirect: '/wall' },
   ],
 });

@@ -152,6 +152,11 @@ export function follow(opts: FollowOptions): () => void {
           opts.onUnauthorized?.();
           return;
         }
+        if (resp.status === 403) {
+          // The role may read none of the event types: nothing to follow.
+          opts.onState?.('closed', 'forbidden');
+          return;
+        }
         if (!resp.ok || !resp.body) throw new Error(`HTTP ${resp.status}`);
         opts.onState?.('open');
         const parser = new SSEParser(opts.onMessage);

@@ -20,7 +20,7 @@ export const sites = reactive(new Map<string, Site>());
 export const walls = reactive(new Map<string, Wall>());
 export const alerts = reactive(new Map<string, Alert>());
 export const commands = reactive(new Map<string, Command>());
-export const stream = reactive({ state: 'connecting' as 'connecting' | 'open' | 'closed', detail: '', loaded: false, error: '' });
+export const stream = reactive({ state: 'connecting' as 'connecting' | 'open' | 'closed', detail: '', loaded: false, error: '', none: false });
 /** currentWall is the wall the operator last worked on (the map puts cameras there). */
 export const currentWall = ref('');
 
@@ -89,13 +89,17 @@ export function load(): Promise<void> {
 }
 
 async function loadAll(gen: number): Promise<void> {
-  const [m, cams, devs, ss, ws, as] = await Promise.all([
-    api<Me>('/me'),
-    api<ListResponse<Camera>>('/cameras'),
-    api<ListResponse<Device>>('/devices'),
-    api<ListResponse<Site>>('/sites'),
-    api<ListResponse<Wall>>('/walls').catch(() => ({ items: [] as Wall[] })),
-    api<ListResponse<Alert>>('/alerts?limit=500'),
+  // What the role may read, and nothing else: a hearing officer's console
+  // has no cameras or alerts to load.
+  const m = await api<Me>('/me');
+  const may = (p: string) => m.permissions.includes(p);
+  const none = <T>() => Promise.resolve({ items: [] as T[] });
+  const [cams, devs, ss, ws, as] = await Promise.all([
+    may('devices:read') ? api<ListResponse<Camera>>('/cameras') : none<Camera>(),
+    may('devices:read') ? api<ListResponse<Device>>('/devices') : none<Device>(),
+    may('devices:read') ? api<ListResponse<Site>>('/sites') : none<Site>(),
+    may('devices:read') ? api<ListResponse<Wall>>('/walls').catch(() => ({ items: [] as Wall[] })) : none<Wall>(),
+    may('alerts:read') ? api<ListResponse<Alert>>('/alerts?limit=500') : none<Alert>(),
   ]);
   if (gen !== generation) return; // signed out meanwhile
   me.value = m;
@@ -177,6 +181,8 @@ export async function startLive(): Promise<void> {
     onState: (s, detail) => {
       stream.state = s;
       stream.detail = detail ?? '';
+      // A role without any event to follow has no live state to show.
+      stream.none = detail === 'forbidden';
     },
     onUnauthorized: () => session.end('expired'),
   });
