@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/lookout-cc/lookout/internal/errclass"
 	"github.com/lookout-cc/lookout/internal/orgs"
+	"github.com/lookout-cc/lookout/internal/orgs/orgstest"
 	"github.com/lookout-cc/lookout/internal/sqldb"
 )
 
@@ -33,36 +32,15 @@ func (f fakeSites) SiteOrg(_ context.Context, _ orgs.Scope, id string) (orgs.ID,
 	return "", errors.New("no such site")
 }
 
-// newEnv: 云南省 (yn) > 昭通市 (zt) > {巧家县 (qj), 永善县 (ys)} over a real
-// SQLite database.
+// newEnv is the petitions of orgstest's tree over a real SQLite database.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := sqldb.Open(ctx, dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	tree, err := orgs.NewStore(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tree.EnsureRoot(ctx, orgs.NewOrg{ID: "yn", Name: "云南省", Kind: "province"}); err != nil {
-		t.Fatal(err)
-	}
-	root, _ := tree.ScopeOf("yn")
-	for _, o := range []orgs.NewOrg{{ID: "zt", ParentID: "yn", Name: "昭通市"}, {ID: "qj", ParentID: "zt", Name: "巧家县"}, {ID: "ys", ParentID: "zt", Name: "永善县"}} {
-		o.Kind = "county"
-		if _, err := tree.Create(ctx, root, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db, tree, dir := orgstest.Tree(t)
 	seal, err := NewSealer(bytes.Repeat([]byte{1}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{ctx: ctx, store: NewStore(db, tree, seal, fakeSites{"bht": "qj", "xld": "ys"}), tree: tree, dir: dir}
+	return &env{ctx: context.Background(), store: NewStore(db, tree, seal, fakeSites{"bht": "qj", "xld": "ys"}), tree: tree, dir: dir}
 }
 
 func (e *env) scope(t *testing.T, id orgs.ID) orgs.Scope {

@@ -13,7 +13,7 @@ import (
 	"github.com/lookout-cc/lookout/internal/audit"
 	"github.com/lookout-cc/lookout/internal/errclass"
 	"github.com/lookout-cc/lookout/internal/orgs"
-	"github.com/lookout-cc/lookout/internal/sqldb"
+	"github.com/lookout-cc/lookout/internal/orgs/orgstest"
 )
 
 // testEnv is a wall store over a real SQLite database, with the org tree
@@ -32,29 +32,9 @@ type testEnv struct {
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
 	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := sqldb.Open(ctx, t.TempDir(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	tree, err := orgs.NewStore(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tree.EnsureRoot(ctx, orgs.NewOrg{ID: "yn", Name: "云南省", Kind: "province"}); err != nil {
-		t.Fatal(err)
-	}
+	db, tree, _ := orgstest.Tree(t)
 	root, _ := tree.ScopeOf("yn")
-	for _, o := range []orgs.NewOrg{
-		{ID: "zt", ParentID: "yn", Name: "昭通市", Kind: "prefecture"},
-		{ID: "qj", ParentID: "zt", Name: "巧家县", Kind: "county"},
-		{ID: "ys", ParentID: "zt", Name: "永善县", Kind: "county"},
-	} {
-		if _, err := tree.Create(ctx, root, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg, err := devices.NewRegistry(ctx, db, tree)
 	if err != nil {
 		t.Fatal(err)

@@ -127,15 +127,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		})
 	}
 
-	// The screenshots are kept after the run (test-artifacts/ is ignored
-	// by git), or where LOOKOUT_CONSOLE_SHOTS says.
-	shots := os.Getenv("LOOKOUT_CONSOLE_SHOTS")
-	if shots == "" {
-		var err error
-		if shots, err = filepath.Abs("../../test-artifacts/console"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	shots := artifactsDir(t)
 	runConsole(t, node, chromium, scripts, 150*time.Second,
 		"LOOKOUT_BASE="+base,
 		"LOOKOUT_USER=duty", "LOOKOUT_PASSWORD=duty-password-1", "LOOKOUT_ORG_NAME=巧家县水务局",
@@ -296,13 +288,7 @@ func TestConsolePetitionsInBrowser(t *testing.T) {
 	_, login := getJSON(t, "POST", base+"/api/v1/auth/login", "", map[string]string{"username": "admin", "password": "admin-password"})
 	admin := login["token"].(string)
 	mustPost(t, base, admin, "/api/v1/users", map[string]any{"id": "officer-li", "display_name": "接访员李", "org_id": "qj-water", "role": "hearing_officer", "password": "hearing-password-1"}, 201)
-	shots := os.Getenv("LOOKOUT_CONSOLE_SHOTS")
-	if shots == "" {
-		var err error
-		if shots, err = filepath.Abs("../../test-artifacts/console"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	shots := artifactsDir(t)
 	runConsole(t, node, chromium, scripts, 90*time.Second,
 		"LOOKOUT_SCENARIO=petitions",
 		"LOOKOUT_BASE="+base,
@@ -314,4 +300,18 @@ func TestConsolePetitionsInBrowser(t *testing.T) {
 	if len(items) != 1 || items[0].(map[string]any)["state"] != "scheduled" {
 		t.Fatalf("petitions after the run: %v", list)
 	}
+}
+
+// artifactsDir is where the browser tests keep their screenshots after the
+// run: test-artifacts/console (ignored by git), or LOOKOUT_CONSOLE_SHOTS.
+func artifactsDir(t *testing.T) string {
+	t.Helper()
+	if dir := os.Getenv("LOOKOUT_CONSOLE_SHOTS"); dir != "" {
+		return dir
+	}
+	dir, err := filepath.Abs("../../test-artifacts/console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
