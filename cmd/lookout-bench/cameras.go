@@ -88,18 +88,8 @@ func cameras(argv []string, out io.Writer) error {
 		}
 	}
 	for i := range *n {
-		id := fmt.Sprintf("cam%d", i)
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			var c struct {
-				State  string
-				Stream struct{ Source struct{ Keyframes int } }
-			}
-			if err := api.do("GET", "/api/v1/cameras/"+id, nil, &c); err == nil && c.State == "live" && c.Stream.Source.Keyframes > 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("camera %s not live", id)
-			}
+		if err := api.waitLive(fmt.Sprintf("cam%d", i), false); err != nil {
+			return err
 		}
 	}
 
@@ -178,6 +168,27 @@ func cameras(argv []string, out io.Writer) error {
 		return fmt.Errorf("%d joins got no frame", *joins-len(firsts))
 	}
 	return nil
+}
+
+// waitLive waits up to 30 s for a camera to be live with a keyframe cached
+// (and its sub stream live too, with sub).
+func (a *apiClient) waitLive(id string, sub bool) error {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var c struct {
+			State  string
+			Stream struct {
+				Source struct{ Keyframes int }
+				Sub    *struct{ State string }
+			}
+		}
+		if err := a.do("GET", "/api/v1/cameras/"+id, nil, &c); err == nil && c.State == "live" && c.Stream.Source.Keyframes > 0 &&
+			(!sub || (c.Stream.Sub != nil && c.Stream.Sub.State == "live")) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("camera %s not live (sub stream asked: %v)", id, sub)
+		}
+	}
 }
 
 // encodeClip makes 20 s of testsrc2 at size (25 fps, H.264 baseline, a

@@ -101,19 +101,8 @@ func consoleBench(argv []string, out io.Writer) error {
 		}
 	}
 	for _, id := range cams {
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			var c struct {
-				State  string
-				Stream struct {
-					Sub *struct{ State string }
-				}
-			}
-			if err := api.do("GET", "/api/v1/cameras/"+id, nil, &c); err == nil && c.State == "live" && c.Stream.Sub != nil && c.Stream.Sub.State == "live" {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("camera %s (and its sub stream) not live", id)
-			}
+		if err := api.waitLive(id, true); err != nil {
+			return err
 		}
 	}
 

@@ -39,13 +39,8 @@ func (a *API) whepOffer(c *gin.Context) {
 	if !ok {
 		return
 	}
-	src, stream, release, err := a.p.Cameras.Acquire(string(cam.ID), stream)
-	if errors.Is(err, cameras.ErrNotFound) {
-		writeError(c, http.StatusServiceUnavailable, "camera_not_pulled", "", "the camera is not being pulled yet; try again shortly")
-		return
-	}
-	if err != nil {
-		a.fail(c, err)
+	src, stream, release, ok := a.acquire(c, string(cam.ID), stream)
+	if !ok {
 		return
 	}
 	if sess := a.answerOffer(c, string(cam.ID), src, release, body, stream); sess != nil && wall != "" {
@@ -204,13 +199,8 @@ func (a *API) whepLayer(c *gin.Context) {
 		writeError(c, http.StatusConflict, "not_a_camera", "", "the session plays a meeting participant: make a new offer for the other stream")
 		return
 	}
-	src, stream, release, err := a.p.Cameras.Acquire(sess.Camera(), in.EncodingID)
-	if errors.Is(err, cameras.ErrNotFound) {
-		writeError(c, http.StatusServiceUnavailable, "camera_not_pulled", "", "the camera is not being pulled now; try again shortly")
-		return
-	}
-	if err != nil {
-		a.fail(c, err)
+	src, stream, release, ok := a.acquire(c, sess.Camera(), in.EncodingID)
+	if !ok {
 		return
 	}
 	if a.switched(c, sess.Switch(src, release), src) {
@@ -255,13 +245,8 @@ func (a *API) whepCamera(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	src, stream, release, err := a.p.Cameras.Acquire(string(cam.ID), in.Stream)
-	if errors.Is(err, cameras.ErrNotFound) {
-		writeError(c, http.StatusServiceUnavailable, "camera_not_pulled", "", "the camera is not being pulled yet; try again shortly")
-		return
-	}
-	if err != nil {
-		a.fail(c, err)
+	src, stream, release, ok := a.acquire(c, string(cam.ID), in.Stream)
+	if !ok {
 		return
 	}
 	if sess.Plays(src) {
@@ -286,6 +271,22 @@ func (a *API) whepHangup(c *gin.Context) {
 	}
 	_ = a.p.WHEP.Hangup(sess.ID)
 	c.Status(http.StatusNoContent)
+}
+
+// acquire takes a camera's stream for a session; otherwise it has answered
+// (503 camera_not_pulled when the hub does not pull the camera) and
+// returns false.
+func (a *API) acquire(c *gin.Context, camera, stream string) (*source.Source, string, func(), bool) {
+	src, got, release, err := a.p.Cameras.Acquire(camera, stream)
+	if errors.Is(err, cameras.ErrNotFound) {
+		writeError(c, http.StatusServiceUnavailable, "camera_not_pulled", "", "the camera is not being pulled now; try again shortly")
+		return nil, "", nil, false
+	}
+	if err != nil {
+		a.fail(c, err)
+		return nil, "", nil, false
+	}
+	return src, got, release, true
 }
 
 // sessionOf finds the session of the path's {id} that the caller may

@@ -4,7 +4,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,7 +29,7 @@ func TestCloseDoesNotWaitForASilentConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	time.Sleep(100 * time.Millisecond) // accepted
+	waitAccepted(t, b, 1)
 	began := time.Now()
 	err = b.Close()
 	if took := time.Since(began); took > closeWait+time.Second {
@@ -58,6 +60,7 @@ func TestCloseWhileConnectionsArrive(t *testing.T) {
 		addr := b.Addr()
 		stop := make(chan struct{})
 		dialed := make(chan struct{})
+		var dials atomic.Int64
 		go func() {
 			defer close(dialed)
 			for i := 0; ; i++ {
@@ -67,6 +70,7 @@ func TestCloseWhileConnectionsArrive(t *testing.T) {
 				default:
 				}
 				c, err := net.DialTimeout("tcp", addr, time.Second)
+				dials.Add(1)
 				if err != nil {
 					continue // closed: keep trying until told to stop
 				}
@@ -77,11 +81,31 @@ func TestCloseWhileConnectionsArrive(t *testing.T) {
 				c.Close()
 			}
 		}()
-		time.Sleep(time.Duration(round) * 3 * time.Millisecond)
+		// Close after a number of connections that grows with the round,
+		// so the rounds close at different points of the dialing.
+		for dials.Load() < int64(round) {
+			runtime.Gosched()
+		}
 		if err := b.Close(); err != nil && !strings.Contains(err.Error(), "never sent CONNECT") {
 			t.Fatalf("round %d: Close: %v", round, err)
 		}
 		close(stop)
 		<-dialed
+	}
+}
+
+// waitAccepted waits until the listener holds n accepted connections.
+func waitAccepted(t *testing.T, b *Broker, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		b.listener.mu.Lock()
+		got := len(b.listener.open)
+		b.listener.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections accepted, want %d", got, n)
+		}
 	}
 }

@@ -124,17 +124,22 @@ func TestTapTakesAParticipantsVideoOut(t *testing.T) {
 	})
 }
 
-// layersOf counts the layers of identity's camera video the SFU reads.
-func (e *env) layersOf(identity string) int {
+// participant finds identity in room r1 now, nil when not there.
+func (e *env) participant(identity string) *participant {
 	e.sfu.mu.Lock()
 	r := e.sfu.live["r1"]
 	e.sfu.mu.Unlock()
 	if r == nil {
-		return 0
+		return nil
 	}
 	r.mu.Lock()
-	p := r.participants[identity]
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	return r.participants[identity]
+}
+
+// layersOf counts the layers of identity's camera video the SFU reads.
+func (e *env) layersOf(identity string) int {
+	p := e.participant(identity)
 	if p == nil {
 		return 0
 	}
@@ -158,17 +163,8 @@ func (e *env) layersOf(identity string) int {
 
 // plisOf is how many keyframe requests the SFU sent identity.
 func (e *env) plisOf(identity string) uint64 {
-	e.sfu.mu.Lock()
-	r := e.sfu.live["r1"]
-	e.sfu.mu.Unlock()
-	if r == nil {
-		return 0
+	if p := e.participant(identity); p != nil {
+		return p.plisSent.Load()
 	}
-	r.mu.Lock()
-	p := r.participants[identity]
-	r.mu.Unlock()
-	if p == nil {
-		return 0
-	}
-	return p.plisSent.Load()
+	return 0
 }

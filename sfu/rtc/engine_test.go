@@ -261,7 +261,17 @@ func TestCloseEndsSilentICETCPConnections(t *testing.T) {
 		}
 	}()
 	// The mux has taken them (its goroutines wait for their first message).
-	time.Sleep(100 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		e.tcpConns.mu.Lock()
+		taken := len(e.tcpConns.conns)
+		e.tcpConns.mu.Unlock()
+		if taken == len(silent) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the mux took %d of %d connections", taken, len(silent))
+		}
+	}
 	closed := make(chan error, 1)
 	go func() { closed <- e.Close() }()
 	select {
