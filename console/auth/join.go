@@ -33,6 +33,10 @@ type JoinClaims struct {
 	Org    string     `json:"org"`
 	Role   string     `json:"role"` // host, participant or viewer: what the console shows
 	Rights RoomRights `json:"rights"`
+	// Lobby says the participant waits in the room's lobby until a host
+	// admits them (a resident joining a hearing by its link), unless they
+	// were admitted before while the room lasts.
+	Lobby bool `json:"lobby,omitempty"`
 }
 
 // IssueJoin returns a signed join token valid for ttl.

@@ -57,6 +57,17 @@ type participant struct {
 	candidates int
 	joinedAt   time.Time
 
+	// What enter needs, kept from the join: the join message's id, the
+	// host the client reached, when its token expires.
+	joinID  string
+	host    string
+	expires time.Time
+	// waiting is set while p waits in the lobby: its messages other than
+	// ping and leave are refused. entering is held while a host's
+	// admission enters p, so that p's first messages wait for it.
+	waiting  atomic.Bool
+	entering sync.Mutex
+
 	// The subscriber connection and its negotiation, under negMu: one
 	// offer at a time, a change while one waits makes another after the
 	// answer.
@@ -152,6 +163,19 @@ func firstLine(s string) string {
 
 // handle acts on one message of the joined client.
 func (p *participant) handle(m signal.ClientMessage) {
+	if p.waiting.Load() {
+		if m.Type == signal.TypePing {
+			p.send(&signal.ServerMessage{Type: signal.TypePong, ID: m.ID})
+		} else {
+			p.fail(&signal.Error{Code: "in_lobby", Message: "you wait in the lobby until the host admits you"}, m.ID)
+		}
+		return
+	}
+	// A barrier: the first messages after an admission wait for its
+	// enter to finish.
+	p.entering.Lock()
+	//lint:ignore SA2001 the empty section is the barrier
+	p.entering.Unlock()
 	switch m.Type {
 	case signal.TypeOffer:
 		p.onOffer(m)

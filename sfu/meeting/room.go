@@ -3,6 +3,7 @@ package meeting
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -28,15 +29,19 @@ type Room struct {
 
 	mu           sync.Mutex
 	participants map[string]*participant
-	locked       bool
-	spotlight    string
+	// maxParticipants is the room's limit, as last read from the store.
+	maxParticipants int
+	locked          bool
+	spotlight       string
 	// removed are the identities a host removed: refused until the room
 	// ends.
 	removed map[string]bool
 	// admitted are the identities that were in the room: they come back
 	// into a locked room.
 	admitted map[string]bool
-	closed   bool
+	// lobby are those who wait for a host to admit them (lobby.go).
+	lobby  map[string]*participant
+	closed bool
 
 	speakers []string
 	done     chan struct{}
@@ -110,6 +115,7 @@ func (r *Room) publish(p *participant, remote *webrtc.TrackRemote, layer int, so
 		return
 	}
 	r.sfu.log.Debug("meeting track published", "room", r.id, "identity", p.identity, "track", u.id, "kind", u.kind.String(), "source", source, "codec", u.codec.MimeType, "simulcast", u.simulcast)
+	r.sfu.recordTrack(r, u)
 	info := u.info()
 	r.broadcast(&signal.ServerMessage{Type: signal.TypeTrackPublished, Identity: p.identity, Track: &info}, nil)
 	for _, s := range r.snapshot() {
@@ -161,6 +167,11 @@ func (r *Room) trackEnded(u *upTrack, layer int) {
 // leave removes p from the room and tells the others why.
 func (r *Room) leave(p *participant, reason string) {
 	r.mu.Lock()
+	if r.lobby[p.identity] == p {
+		r.mu.Unlock()
+		r.leaveLobby(p, reason)
+		return
+	}
 	if r.participants[p.identity] != p {
 		r.mu.Unlock()
 		return
@@ -170,7 +181,7 @@ func (r *Room) leave(p *participant, reason string) {
 	if spotlightEnded {
 		r.spotlight = ""
 	}
-	empty := len(r.participants) == 0
+	empty := r.emptyLocked()
 	r.mu.Unlock()
 
 	r.unpublishAll(p)
@@ -298,6 +309,20 @@ func (r *Room) host(p *participant, m signal.ClientMessage) {
 	if !p.rights.Admin {
 		p.fail(errForbidden("action", "host controls need the admin right"), m.ID)
 		return
+	}
+	switch m.Action {
+	case signal.HostAdmit, signal.HostReject:
+		err := r.admit
+		if m.Action == signal.HostReject {
+			err = r.reject
+		}
+		switch e := err(m.Identity, p.identity); {
+		case errors.Is(e, ErrNotWaiting):
+			p.fail(&signal.Error{Code: "not_waiting", Field: "identity", Message: "no one of that identity waits in the lobby"}, m.ID)
+		case errors.Is(e, ErrRoomFull):
+			p.fail(&signal.Error{Code: "room_full", Message: "the meeting has its maximum of participants"}, m.ID)
+		}
+		return // audited by admit and reject
 	}
 	var target *participant
 	if m.Identity != "" {
@@ -498,6 +523,15 @@ func (r *Room) tickSpeakers(levels map[*upTrack]float64) {
 
 // close ends the room: everyone leaves with reason.
 func (r *Room) close(reason string) {
+	r.mu.Lock()
+	waiting := make([]*participant, 0, len(r.lobby))
+	for _, p := range r.lobby {
+		waiting = append(waiting, p)
+	}
+	r.mu.Unlock()
+	for _, p := range waiting {
+		r.leave(p, reason)
+	}
 	for _, p := range r.snapshot() {
 		r.leave(p, reason)
 	}

@@ -68,6 +68,11 @@ type Params struct {
 	// CheckOrigin decides on a browser's Origin header; nil allows the
 	// same host only (and clients that send none).
 	CheckOrigin func(r *http.Request) bool
+	// OnAdmit, when set, is told that a host admitted identity from
+	// room's lobby (a hearing's recording starts then); OnLobby of who
+	// waits in a room's lobby at each change. Neither may block.
+	OnAdmit func(room, identity, by string)
+	OnLobby func(room string, waiting []signal.LobbyEntry)
 }
 
 // SFU holds the rooms in progress.
@@ -88,7 +93,9 @@ type SFU struct {
 	mu     sync.Mutex
 	live   map[string]*Room
 	closed bool
-	conns  sync.WaitGroup
+	// recordings are the rooms being recorded (record.go).
+	recordings map[string]*roomRecording
+	conns      sync.WaitGroup
 }
 
 // New makes the SFU.
@@ -284,31 +291,46 @@ func (s *SFU) join(c *conn, host string) *participant {
 	r := s.live[rec.ID]
 	if r == nil {
 		r = &Room{sfu: s, id: rec.ID, name: rec.Name, org: rec.OrgID, participants: map[string]*participant{},
-			locked: rec.Locked, removed: map[string]bool{}, admitted: map[string]bool{}, done: make(chan struct{})}
+			locked: rec.Locked, removed: map[string]bool{}, admitted: map[string]bool{}, lobby: map[string]*participant{}, done: make(chan struct{})}
 		s.live[rec.ID] = r
 		s.metrics.rooms.Set(float64(len(s.live)))
 		r.wg.Add(1)
 		go r.run()
 	}
 	p := newParticipant(r, claims, c)
+	p.joinID, p.host = m.ID, host
+	p.expires = time.Now().Add(4 * time.Hour)
+	if claims.ExpiresAt != nil {
+		p.expires = claims.ExpiresAt.Time
+	}
 	r.mu.Lock()
+	r.maxParticipants = max(rec.MaxParticipants, 1)
 	var refusal *signal.Error
+	var waitingOld *participant
 	old := r.participants[p.identity]
+	waits := false
 	switch {
 	case r.removed[p.identity]:
 		refusal = &signal.Error{Code: "removed", Message: "the host removed you from this meeting"}
+	case claims.Lobby && !p.rights.Admin && !r.admitted[p.identity]:
+		// Waits for a host, however full or locked the room is: the
+		// host decides on admission.
+		waits = true
+		waitingOld = r.lobby[p.identity]
+		p.waiting.Store(true)
+		r.lobby[p.identity] = p
 	case r.locked && !p.rights.Admin && !r.admitted[p.identity]:
 		refusal = &signal.Error{Code: "room_locked", Message: "the meeting is locked: ask the host to unlock it"}
-	case old == nil && len(r.participants) >= max(rec.MaxParticipants, 1):
+	case old == nil && len(r.participants) >= r.maxParticipants:
 		refusal = &signal.Error{Code: "room_full", Message: "the meeting has its maximum of participants"}
 	}
-	if refusal == nil {
+	if refusal == nil && !waits {
 		r.participants[p.identity] = p
 		// Admitted once, admitted again while the room lasts: a lock
 		// keeps newcomers out, not someone whose phone dropped.
 		r.admitted[p.identity] = true
 	}
-	empty := len(r.participants) == 0
+	empty := r.emptyLocked()
 	r.mu.Unlock()
 	s.mu.Unlock()
 	if refusal != nil {
@@ -318,13 +340,30 @@ func (s *SFU) join(c *conn, host string) *participant {
 		}
 		return nil
 	}
+	if waits {
+		if waitingOld != nil {
+			waitingOld.send(&signal.ServerMessage{Type: signal.TypeParticipantLeft, Identity: waitingOld.identity, Reason: signal.LeftReplaced})
+			waitingOld.conn.closeAfter(signal.LeftReplaced)
+		}
+		p.send(&signal.ServerMessage{Type: signal.TypeLobby, ID: m.ID, State: "waiting", Self: p.self(), Room: &signal.RoomInfo{ID: r.id, Name: r.name}})
+		s.log.Info("meeting participant waits in the lobby", "room", r.id, "identity", p.identity)
+		r.tellLobby()
+		return p
+	}
 	if old != nil {
 		// The same identity again (a reconnect, another device): the
 		// new connection wins.
 		old.send(&signal.ServerMessage{Type: signal.TypeParticipantLeft, Identity: old.identity, Reason: signal.LeftReplaced})
 		r.replaced(old)
 	}
+	r.enter(p)
+	return p
+}
 
+// enter tells p it joined and the others that it came, and subscribes it
+// to what is published.
+func (r *Room) enter(p *participant) {
+	s := r.sfu
 	others := []signal.Participant{}
 	for _, o := range r.snapshot() {
 		if o != p {
@@ -334,20 +373,19 @@ func (s *SFU) join(c *conn, host string) *participant {
 	r.mu.Lock()
 	spot, locked := r.spotlight, r.locked
 	r.mu.Unlock()
-	joined := &signal.ServerMessage{Type: signal.TypeJoined, ID: m.ID, Self: p.self(),
+	joined := &signal.ServerMessage{Type: signal.TypeJoined, ID: p.joinID, Self: p.self(),
 		Room: &signal.RoomInfo{ID: r.id, Name: r.name, Locked: locked}, Participants: others, Spotlight: signal.Ptr(spot)}
 	if s.p.ICEServers != nil {
-		exp := time.Now().Add(4 * time.Hour)
-		if claims.ExpiresAt != nil {
-			exp = claims.ExpiresAt.Time
-		}
-		joined.ICEServers = s.p.ICEServers(p.identity, host, exp)
+		joined.ICEServers = s.p.ICEServers(p.identity, p.host, p.expires)
 	}
 	p.send(joined)
 	info := p.info()
 	r.broadcast(&signal.ServerMessage{Type: signal.TypeParticipantJoined, Participant: &info}, p)
 	s.log.Info("meeting participant joined", "room", r.id, "identity", p.identity, "role", p.role)
 	s.metrics.joined(r.id)
+	if p.rights.Admin {
+		p.send(r.lobbyMessage())
+	}
 
 	if p.rights.Subscribe {
 		if err := p.startSubscriber(); err != nil {
@@ -371,7 +409,6 @@ func (s *SFU) join(c *conn, host string) *participant {
 			p.negotiate()
 		}
 	}
-	return p
 }
 
 // replaced ends an earlier connection of the same identity, which the new
@@ -385,7 +422,7 @@ func (r *Room) replaced(old *participant) {
 func (s *SFU) roomEmpty(r *Room) {
 	s.mu.Lock()
 	r.mu.Lock()
-	end := len(r.participants) == 0 && !r.closed && s.live[r.id] == r
+	end := r.emptyLocked() && !r.closed && s.live[r.id] == r
 	if end {
 		r.closed = true
 		delete(s.live, r.id)
@@ -467,9 +504,17 @@ func (s *SFU) Close() {
 	for _, r := range s.live {
 		rooms = append(rooms, r)
 	}
+	recorded := make([]string, 0, len(s.recordings))
+	for room := range s.recordings {
+		recorded = append(recorded, room)
+	}
 	s.mu.Unlock()
 	for _, r := range rooms {
 		s.end(r, signal.LeftClosed)
+	}
+	// The recordings' files are finished: the server is stopping.
+	for _, room := range recorded {
+		s.StopRecording(room)
 	}
 	s.conns.Wait()
 	s.fan.stop()

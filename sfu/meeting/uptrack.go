@@ -48,7 +48,10 @@ type upTrack struct {
 	downs atomic.Pointer[[]*downTrack]
 	// taps take a layer out of the meeting (tap.go); nil when none, so a
 	// packet costs one atomic load for them. Replaced like downs.
-	taps  atomic.Pointer[[]*tap]
+	taps atomic.Pointer[[]*tap]
+	// rec is the source's recording (record.go), nil when the room is
+	// not recorded.
+	rec   atomic.Pointer[recSource]
 	muted atomic.Bool
 
 	lastKeyReq [numLayers]atomic.Int64
@@ -210,6 +213,9 @@ func (u *upTrack) deliver(layer int, p *rtp.Packet, key bool, now int64, wg *syn
 				}
 			}
 		}
+	}
+	if rs := u.rec.Load(); rs != nil {
+		rs.write(u, layer, p, key, now)
 	}
 	u.fan.forward(*u.downs.Load(), layer, p, key, now, wg)
 }

@@ -18,6 +18,9 @@ const (
 	TypeLayerChanged      = "layer_changed"      // {identity, track, layer, paused, reason}
 	TypeError             = "error"              // {code, message, field, id}
 	TypePong              = "pong"               // {}
+	// TypeLobby tells one who joined with a lobby token that they wait for
+	// a host ({state: waiting}), and tells hosts who waits ({lobby}).
+	TypeLobby = "lobby"
 )
 
 // Why a participant left.
@@ -28,7 +31,16 @@ const (
 	LeftTimeout      = "timeout"      // the media connection failed (ICE timed out)
 	LeftReplaced     = "replaced"     // the same identity joined again from elsewhere
 	LeftClosed       = "closed"       // the room was closed (deleted, or the server stopping)
+	LeftRejected     = "rejected"     // a host did not admit them from the lobby
 )
+
+// LobbyEntry is one who waits in the lobby, as hosts see them.
+type LobbyEntry struct {
+	Identity string `json:"identity"`
+	Name     string `json:"name"`
+	Role     string `json:"role"`
+	Since    string `json:"since"` // RFC 3339
+}
 
 // Participant is a participant as others see them.
 type Participant struct {
@@ -112,6 +124,10 @@ type ServerMessage struct {
 	Text          string       `json:"text,omitempty"`
 	Name          string       `json:"name,omitempty"`
 	At            string       `json:"at,omitempty"`
+	// lobby: State "waiting" to the one waiting; Lobby (possibly empty)
+	// to hosts.
+	State string        `json:"state,omitempty"`
+	Lobby *[]LobbyEntry `json:"lobby,omitempty"`
 
 	// error
 	Code    string `json:"code,omitempty"`

@@ -40,6 +40,8 @@ const (
 	HostRemove    = "remove"    // identity: remove a participant
 	HostLock      = "lock"      // locked: lock or unlock the room
 	HostSpotlight = "spotlight" // identity ("" ends it): roll call, one participant to everyone's main view
+	HostAdmit     = "admit"     // identity: let one who waits in the lobby in
+	HostReject    = "reject"    // identity: turn one who waits in the lobby away (refused until the room ends)
 )
 
 // ClientMessage is one decoded message of a client; the fields of its type
@@ -237,7 +239,7 @@ func (m *ClientMessage) check() error {
 			if m.Kind != "audio" && m.Kind != "video" {
 				return badField("kind", "must be audio or video")
 			}
-		case HostRemove:
+		case HostRemove, HostAdmit, HostReject:
 			if m.Identity == "" {
 				return badField("identity", "is required")
 			}
@@ -247,7 +249,7 @@ func (m *ClientMessage) check() error {
 			}
 		case HostSpotlight:
 		default:
-			return badField("action", "must be mute, remove, lock or spotlight")
+			return badField("action", "must be mute, remove, lock, spotlight, admit or reject")
 		}
 		if len(m.Identity) > 64 {
 			return badField("identity", "at most 64 bytes")

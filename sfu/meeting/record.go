@@ -1,0 +1,277 @@
+package meeting
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// Recording: a room being recorded hands each participant's sources
+// (camera, microphone, screen) to a Recorder, one TrackSink per source for
+// the whole recording. A source's packets reach its sink as one continuous
+// stream whatever happens in the meeting: when the participant reconnects
+// (a new track) or the recorded simulcast layer changes, the sink's
+// stream goes on with the same SSRC, its sequence numbers following on
+// and its timestamps advanced by the time that passed, so that a gap in
+// the meeting is a gap in the file's timeline (which the recorder keeps
+// as a pause) and never a jump back. Video changes stream only at a
+// keyframe.
+//
+// The recording lasts from Record to StopRecording, across the room's
+// end and return (the officer's browser reloads), so it belongs to the SFU
+// and not to a Room.
+
+// TrackSink takes one recorded source's packets.
+type TrackSink interface {
+	// WriteRTP is called on the track's read loop: it must copy what it
+	// keeps and never block.
+	WriteRTP(pkt *rtp.Packet)
+	// Close ends the source's recording (StopRecording).
+	Close()
+}
+
+// RecordedSource is what a Recorder is told of a source it records.
+type RecordedSource struct {
+	Room     string
+	Identity string
+	Name     string
+	Role     string
+	Source   string // camera, microphone, screen, screen_audio
+	Kind     string // audio or video
+	// MimeType is the codec, e.g. video/VP8; ClockRate its RTP clock.
+	MimeType  string
+	ClockRate uint32
+	// RequestKeyframe asks the publisher for a keyframe of the recorded
+	// layer (throttled); a no-op for audio.
+	RequestKeyframe func()
+}
+
+// Recorder makes the sinks of a recorded room.
+type Recorder interface {
+	// Open is called the first time a source publishes during the
+	// recording; an error leaves that source unrecorded (and is logged).
+	Open(src RecordedSource) (TrackSink, error)
+}
+
+// ErrRecording: the room is being recorded already.
+var ErrRecording = errors.New("the room is being recorded already")
+
+// roomRecording is a room's recording: its sources by identity, source
+// and codec (a codec change is a new sink: a container holds one).
+type roomRecording struct {
+	rec Recorder
+
+	mu      sync.Mutex
+	sources map[recKey]*recSource
+	stopped bool
+}
+
+type recKey struct{ identity, source, mime string }
+
+// recSource is one source's recording across its tracks.
+type recSource struct {
+	sink      TrackSink
+	clockRate uint32
+	video     bool
+
+	mu      sync.Mutex
+	cur     *upTrack
+	layer   int
+	since   int64 // nanotime the current track and layer were taken
+	started bool
+	// The offsets from the current stream to the sink's, and the last
+	// packet the sink had.
+	seqOff   uint16
+	tsOff    uint32
+	ssrc     uint32
+	lastSeq  uint16
+	lastTS   uint32
+	lastWall int64
+	scratch  rtp.Packet
+}
+
+// Record starts recording room: every source published in it from now on,
+// and those published now. The room need not be in progress.
+func (s *SFU) Record(room string, rec Recorder) error {
+	s.mu.Lock()
+	if s.recordings == nil {
+		s.recordings = map[string]*roomRecording{}
+	}
+	if s.recordings[room] != nil {
+		s.mu.Unlock()
+		return ErrRecording
+	}
+	rr := &roomRecording{rec: rec, sources: map[recKey]*recSource{}}
+	s.recordings[room] = rr
+	r := s.live[room]
+	s.mu.Unlock()
+	if r != nil {
+		for _, p := range r.snapshot() {
+			p.mu.Lock()
+			tracks := make([]*upTrack, 0, len(p.published))
+			for u := range p.published {
+				tracks = append(tracks, u)
+			}
+			p.mu.Unlock()
+			for _, u := range tracks {
+				s.recordTrack(r, u)
+			}
+		}
+	}
+	return nil
+}
+
+// Recording says whether room is being recorded.
+func (s *SFU) Recording(room string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recordings[room] != nil
+}
+
+// StopRecording ends room's recording: every sink is closed (after its
+// tracks stop handing it packets).
+func (s *SFU) StopRecording(room string) {
+	s.mu.Lock()
+	rr := s.recordings[room]
+	delete(s.recordings, room)
+	r := s.live[room]
+	s.mu.Unlock()
+	if rr == nil {
+		return
+	}
+	rr.mu.Lock()
+	rr.stopped = true
+	sources := rr.sources
+	rr.sources = nil
+	rr.mu.Unlock()
+	if r != nil {
+		for _, p := range r.snapshot() {
+			p.mu.Lock()
+			for u := range p.published {
+				u.rec.Store(nil)
+			}
+			p.mu.Unlock()
+		}
+	}
+	for _, rs := range sources {
+		// A read loop may be inside write: closing under rs.mu waits
+		// for it, and marks the source so that no later packet goes in.
+		rs.mu.Lock()
+		rs.cur = nil
+		sink := rs.sink
+		rs.sink = nil
+		rs.mu.Unlock()
+		if sink != nil {
+			sink.Close()
+		}
+	}
+}
+
+// recordTrack hands u's packets to its source's recording, when its room
+// is being recorded.
+func (s *SFU) recordTrack(r *Room, u *upTrack) {
+	s.mu.Lock()
+	rr := s.recordings[r.id]
+	s.mu.Unlock()
+	if rr == nil {
+		return
+	}
+	key := recKey{u.pub.identity, u.source, u.codec.MimeType}
+	rr.mu.Lock()
+	if rr.stopped {
+		rr.mu.Unlock()
+		return
+	}
+	rs := rr.sources[key]
+	if rs == nil {
+		var holder *recSource
+		sink, err := rr.rec.Open(RecordedSource{Room: r.id, Identity: u.pub.identity, Name: u.pub.name, Role: u.pub.role,
+			Source: u.source, Kind: u.kind.String(), MimeType: u.codec.MimeType, ClockRate: u.codec.ClockRate,
+			RequestKeyframe: func() {
+				holder.mu.Lock()
+				cur, layer := holder.cur, holder.layer
+				holder.mu.Unlock()
+				if cur != nil {
+					cur.requestKeyframe(layer)
+				}
+			}})
+		if err != nil {
+			rr.mu.Unlock()
+			s.log.Error("meeting source not recorded", "room", r.id, "identity", u.pub.identity, "source", u.source, "err", err)
+			return
+		}
+		rs = &recSource{sink: sink, clockRate: max(u.codec.ClockRate, 1), video: u.kind == webrtc.RTPCodecTypeVideo, layer: -1}
+		holder = rs
+		rr.sources[key] = rs
+	}
+	rr.mu.Unlock()
+	u.rec.Store(rs)
+	u.requestKeyframe(u.tapLayer(true))
+}
+
+// recordSwitchGrace is how long after a track starts the recording may
+// move up to a better layer (a simulcast track's layers come one by one);
+// after it, the layer changes only when the recorded one stops.
+const recordSwitchGrace = 3 * time.Second
+
+// write hands one packet of u's layer to the sink, rewritten into the
+// sink's stream. It is called on the read loop, before the fan-out, and
+// makes no allocation.
+func (rs *recSource) write(u *upTrack, layer int, p *rtp.Packet, key bool, now int64) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.sink == nil {
+		return
+	}
+	if u != rs.cur || layer != rs.layer {
+		if !rs.takes(u, layer, key, now) {
+			return
+		}
+		rs.cur, rs.layer, rs.since = u, layer, now
+		if rs.started {
+			// Go on from the sink's last packet, as much later as
+			// time has passed.
+			elapsed := uint64(max(now-rs.lastWall, 0))
+			ts := rs.lastTS + uint32(elapsed*uint64(rs.clockRate)/uint64(time.Second)) + 1
+			rs.tsOff = ts - p.Timestamp
+			rs.seqOff = rs.lastSeq + 1 - p.SequenceNumber
+		} else {
+			rs.started, rs.ssrc, rs.tsOff, rs.seqOff = true, p.SSRC, 0, 0
+		}
+	}
+	rs.scratch.Header = p.Header
+	rs.scratch.SSRC = rs.ssrc
+	rs.scratch.SequenceNumber = p.SequenceNumber + rs.seqOff
+	rs.scratch.Timestamp = p.Timestamp + rs.tsOff
+	rs.scratch.Payload = p.Payload
+	// Only forward progress counts as the last: a retransmitted or late
+	// packet must not move the base of a switch back.
+	if int16(rs.scratch.SequenceNumber-rs.lastSeq) > 0 || rs.lastWall == 0 {
+		rs.lastSeq, rs.lastTS, rs.lastWall = rs.scratch.SequenceNumber, rs.scratch.Timestamp, now
+	}
+	rs.sink.WriteRTP(&rs.scratch)
+	rs.scratch.Payload = nil
+}
+
+// takes decides whether a packet of another track or layer than the
+// recorded one becomes the recorded stream.
+func (rs *recSource) takes(u *upTrack, layer int, key bool, now int64) bool {
+	if rs.video && !key {
+		return false // video changes stream only at a keyframe
+	}
+	switch {
+	case rs.cur == nil:
+		return true
+	case u != rs.cur:
+		// A newer track of the source (a reconnect), or the recorded one
+		// has ended.
+		return u.createdAt.After(rs.cur.createdAt) || rs.cur.isEnded()
+	case layer > rs.layer:
+		return now-rs.since < int64(recordSwitchGrace)
+	default:
+		return !u.hasLayer(rs.layer)
+	}
+}

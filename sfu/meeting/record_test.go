@@ -1,0 +1,150 @@
+package meeting
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/lookout-cc/lookout/sfu/signal"
+)
+
+// memRecorder keeps what each recorded source receives.
+type memRecorder struct {
+	mu      sync.Mutex
+	sources map[string]*memSink
+}
+
+type memSink struct {
+	src RecordedSource
+
+	mu     sync.Mutex
+	pkts   []rtp.Header
+	closed bool
+}
+
+func (m *memRecorder) Open(src RecordedSource) (TrackSink, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := &memSink{src: src}
+	m.sources[src.Identity+"-"+src.Source] = s
+	return s, nil
+}
+
+func (m *memRecorder) sink(key string) *memSink {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sources[key]
+}
+
+func (s *memSink) WriteRTP(p *rtp.Packet) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		panic("a packet after Close")
+	}
+	s.pkts = append(s.pkts, p.Header)
+}
+
+func (s *memSink) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+}
+
+func (s *memSink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pkts)
+}
+
+func (m *memRecorder) waitPackets(t *testing.T, key string, n int) *memSink {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if s := m.sink(key); s != nil && s.count() >= n {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: fewer than %d packets recorded", key, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A recorded room hands each participant's sources to the recorder, one
+// sink per source for the whole recording: when the participant
+// reconnects, the sink's stream goes on (same SSRC, sequence numbers
+// following on, timestamps advanced by the time that passed), so the gap
+// is a gap in its timeline. StopRecording closes the sinks.
+func TestRecordingFollowsASourceAcrossReconnects(t *testing.T) {
+	e := newEnv(t)
+	rec := &memRecorder{sources: map[string]*memSink{}}
+	officer := e.join("officer", hostRights)
+	officer.publish(false)
+	if err := e.sfu.Record("r1", rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sfu.Record("r1", rec); err != ErrRecording {
+		t.Fatalf("recording twice: %v", err)
+	}
+	// Already published when the recording started: recorded too.
+	rec.waitPackets(t, "officer-camera", 30)
+
+	res := e.join("resident", memberRights)
+	pub := res.publish(false)
+	audio := rec.waitPackets(t, "resident-microphone", 50)
+	video := rec.waitPackets(t, "resident-camera", 30)
+	if audio.src.Kind != "audio" || video.src.Kind != "video" || video.src.ClockRate != 90000 || video.src.Name != "name of resident" {
+		t.Fatalf("sources: %+v %+v", audio.src, video.src)
+	}
+
+	// The resident's phone drops for a while and comes back.
+	pub.close()
+	res.close()
+	officer.wait("resident left", func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeParticipantLeft && m.Identity == "resident"
+	})
+	audio.mu.Lock()
+	before := len(audio.pkts)
+	last := audio.pkts[before-1]
+	audio.mu.Unlock()
+	gap := 700 * time.Millisecond
+	time.Sleep(gap)
+	back := e.join("resident", memberRights)
+	back.publish(false)
+	rec.waitPackets(t, "resident-microphone", before+50)
+	if rec.sink("resident-microphone") != audio {
+		t.Fatal("the reconnect opened another sink")
+	}
+	audio.mu.Lock()
+	next := audio.pkts[before]
+	ssrcs := map[uint32]bool{}
+	for _, h := range audio.pkts {
+		ssrcs[h.SSRC] = true
+	}
+	audio.mu.Unlock()
+	if len(ssrcs) != 1 {
+		t.Fatalf("the sink saw %d SSRCs", len(ssrcs))
+	}
+	if next.SequenceNumber != last.SequenceNumber+1 {
+		t.Fatalf("sequence %d after %d", next.SequenceNumber, last.SequenceNumber)
+	}
+	if advanced := time.Duration(next.Timestamp-last.Timestamp) * time.Second / 48000; advanced < gap || advanced > 10*time.Second {
+		t.Fatalf("the timestamps advanced %v over a gap of at least %v", advanced, gap)
+	}
+
+	e.sfu.StopRecording("r1")
+	if e.sfu.Recording("r1") {
+		t.Fatal("still recording")
+	}
+	for _, s := range []*memSink{audio, video, rec.sink("officer-camera")} {
+		s.mu.Lock()
+		closed := s.closed
+		s.mu.Unlock()
+		if !closed {
+			t.Fatalf("%s not closed", s.src.Identity+"-"+s.src.Source)
+		}
+	}
+}
