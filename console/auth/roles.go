@@ -61,12 +61,15 @@ const (
 	PermPetitionsRead  Permission = "petitions:read"
 	PermPetitionsWrite Permission = "petitions:write"
 	PermPetitionsPII   Permission = "petitions:pii"
+	// Deleting a hearing's recording before its retention ends: an
+	// administrator's decision, audited.
+	PermRecordingsDelete Permission = "recordings:delete"
 )
 
 var rolePermissions = map[Role][]Permission{
 	RoleAdmin: {PermOrgsRead, PermOrgsWrite, PermUsersRead, PermUsersWrite, PermDevicesRead, PermDevicesWrite, PermDevicesCommand, PermAuditRead,
 		PermAlertsRead, PermAlertsAct, PermRulesWrite, PermMeetingsRead, PermMeetingsHost, PermWallsWrite,
-		PermPetitionsRead, PermPetitionsWrite, PermPetitionsPII},
+		PermPetitionsRead, PermPetitionsWrite, PermPetitionsPII, PermRecordingsDelete},
 	RoleCommander: {PermOrgsRead, PermUsersRead, PermDevicesRead, PermDevicesCommand, PermAuditRead, PermAlertsRead, PermAlertsAct, PermRulesWrite,
 		PermMeetingsRead, PermMeetingsHost, PermWallsWrite, PermPetitionsRead},
 	RoleOperator:       {PermOrgsRead, PermDevicesRead, PermDevicesCommand, PermAlertsRead, PermAlertsAct, PermMeetingsRead, PermWallsWrite},

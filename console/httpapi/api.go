@@ -21,6 +21,7 @@ import (
 	"github.com/lookout-cc/lookout/console/alerts"
 	"github.com/lookout-cc/lookout/console/auth"
 	"github.com/lookout-cc/lookout/console/events"
+	"github.com/lookout-cc/lookout/console/hearings"
 	"github.com/lookout-cc/lookout/console/meet"
 	"github.com/lookout-cc/lookout/console/petitions"
 	"github.com/lookout-cc/lookout/console/player"
@@ -66,7 +67,10 @@ type Params struct {
 	// Petitions are the residents' petitions (信访); nil turns their
 	// routes off.
 	Petitions *petitions.Store
-	WHEP      *whep.Server
+	// Hearings are the petitions' remote hearings; nil turns their
+	// endpoints and the resident's link off.
+	Hearings *hearings.Service
+	WHEP     *whep.Server
 	// Clips saves spans of the cameras' pre-alert buffers; nil turns the
 	// clip routes off.
 	Clips *clips.Store
@@ -225,6 +229,45 @@ func New(p Params) (http.Handler, error) {
 		authed.POST("/petitions", a.require(auth.PermPetitionsWrite), a.createPetition)
 		authed.GET("/petitions/:id", a.require(auth.PermPetitionsRead), a.getPetition)
 		authed.POST("/petitions/:id/steps", a.require(auth.PermPetitionsWrite), a.stepPetition)
+		authed.GET("/petitions/:id/attachments", a.require(auth.PermPetitionsRead), a.listAttachments)
+		authed.POST("/petitions/:id/attachments", a.require(auth.PermPetitionsWrite), a.addAttachment)
+		authed.GET("/petitions/:id/attachments/:att", a.require(auth.PermPetitionsPII), a.getAttachment)
+		authed.DELETE("/petitions/:id/attachments/:att", a.require(auth.PermPetitionsWrite), a.deleteAttachment)
+	}
+	if p.Hearings != nil {
+		// The resident's link: no console token; see hearings.go.
+		v1.POST("/hearing-link/open", a.openHearingLink)
+		v1.POST("/hearing-link/join", a.joinHearingLink)
+		svc := func(do func(h *hearings.Service, c *gin.Context, p auth.Principal) (hearings.Hearing, error)) func(*hearings.Service, *gin.Context) (hearings.Hearing, error) {
+			return func(h *hearings.Service, c *gin.Context) (hearings.Hearing, error) { return do(h, c, mustPrincipal(c)) }
+		}
+		authed.POST("/petitions/:id/hearings", a.require(auth.PermPetitionsWrite), a.scheduleHearing)
+		authed.GET("/hearings", a.require(auth.PermPetitionsRead), a.listHearings)
+		authed.GET("/hearings/record-key", a.require(auth.PermPetitionsRead), a.hearingRecordKey)
+		authed.GET("/hearings/:id", a.require(auth.PermPetitionsRead), a.getHearing)
+		authed.POST("/hearings/:id/link", a.require(auth.PermPetitionsWrite), a.issueHearingLink)
+		authed.DELETE("/hearings/:id/link", a.require(auth.PermPetitionsWrite), a.hearingStep("hearing.link_revoke",
+			svc(func(h *hearings.Service, c *gin.Context, p auth.Principal) (hearings.Hearing, error) {
+				return h.RevokeLink(c.Request.Context(), p.Scope, c.Param("id"))
+			})))
+		authed.POST("/hearings/:id/link/allow-device", a.require(auth.PermPetitionsWrite), a.hearingStep("hearing.link_allow_device",
+			svc(func(h *hearings.Service, c *gin.Context, p auth.Principal) (hearings.Hearing, error) {
+				return h.AllowOtherDevice(c.Request.Context(), p.Scope, c.Param("id"))
+			})))
+		authed.POST("/hearings/:id/admit", a.require(auth.PermPetitionsWrite), a.hearingStep("hearing.admit",
+			svc(func(h *hearings.Service, c *gin.Context, p auth.Principal) (hearings.Hearing, error) {
+				return h.Admit(c.Request.Context(), p.Scope, c.Param("id"), p.UserID)
+			})))
+		authed.POST("/hearings/:id/reject", a.require(auth.PermPetitionsWrite), a.hearingStep("hearing.reject",
+			svc(func(h *hearings.Service, c *gin.Context, p auth.Principal) (hearings.Hearing, error) {
+				return h.Reject(c.Request.Context(), p.Scope, c.Param("id"), p.UserID)
+			})))
+		authed.POST("/hearings/:id/host-token", a.require(auth.PermMeetingsHost), a.require(auth.PermPetitionsRead), a.hearingHostToken)
+		authed.POST("/hearings/:id/notes", a.require(auth.PermPetitionsWrite), a.addHearingNote)
+		authed.POST("/hearings/:id/end", a.require(auth.PermPetitionsWrite), a.endHearing)
+		authed.GET("/hearings/:id/record", a.require(auth.PermPetitionsRead), a.hearingRecord)
+		authed.GET("/hearings/:id/recordings/:rec", a.require(auth.PermPetitionsPII), a.playRecording)
+		authed.DELETE("/hearings/:id/recordings/:rec", a.require(auth.PermRecordingsDelete), a.deleteRecording)
 	}
 	if p.Walls != nil {
 		authed.GET("/walls", a.require(auth.PermDevicesRead), a.listWalls)

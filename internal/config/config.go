@@ -34,6 +34,7 @@ type Config struct {
 	Demo      Demo      `yaml:"demo"`
 	Debug     Debug     `yaml:"debug"`
 	Console   Console   `yaml:"console"`
+	Hearings  Hearings  `yaml:"hearings"`
 }
 
 // Console configures the web front end.
@@ -198,6 +199,14 @@ type ExternalMQTT struct {
 	SharedGroup string `yaml:"shared_group"`
 }
 
+// Hearings configures the petitions' remote hearings.
+type Hearings struct {
+	// RecordingRetention is how long a hearing's recordings are kept
+	// after it ended; the sweep deletes them then, each deletion audited.
+	// 0 keeps them until deleted by hand.
+	RecordingRetention Duration `yaml:"recording_retention"`
+}
+
 // TSDB selects the time-series store.
 type TSDB struct {
 	// Backend is "embedded" (SQLite next to the state database) or "influxdb".
@@ -236,6 +245,8 @@ func Default() Config {
 	return Config{
 		DataDir: "data",
 		Log:     Log{Level: "info", Format: "text"},
+		// Three years: a petition's file is reviewed long after it closes.
+		Hearings: Hearings{RecordingRetention: Duration(3 * 365 * 24 * time.Hour)},
 		HTTP: HTTP{
 			Addr:              "127.0.0.1:8080",
 			MaxBodyBytes:      1 << 20,
@@ -356,6 +367,9 @@ func (c *Config) Validate() error {
 		}
 	default:
 		bad("mqtt.mode", "must be embedded or external, got %q", c.MQTT.Mode)
+	}
+	if r := c.Hearings.RecordingRetention.D(); r != 0 && r < 24*time.Hour {
+		bad("hearings.recording_retention", "must be 0 (keep) or at least 24h, got %s", c.Hearings.RecordingRetention)
 	}
 	switch c.TSDB.Backend {
 	case "embedded":

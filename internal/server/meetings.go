@@ -16,7 +16,7 @@ import (
 // startMeetings starts the meeting SFU on the WebRTC engine, and the TURN
 // server when configured.
 func (s *Server) startMeetings(context.Context) error {
-	s.rooms = rooms.NewStore(s.db, s.orgs)
+	s.rooms = s.roomStore()
 	// A participant's wall tile names a room of the wall's subtree.
 	s.walls.CheckRooms(roomsExist{s.rooms})
 	tc := s.cfg.TURN
@@ -37,6 +37,8 @@ func (s *Server) startMeetings(context.Context) error {
 		Audit:      s.audit,
 		Log:        s.log.With("component", "meeting"),
 		Metrics:    s.metrics,
+		// The first admission to a hearing's room starts its recording.
+		OnAdmit: s.hearings.OnAdmit,
 	})
 	if err != nil {
 		if s.turn != nil {
@@ -45,6 +47,7 @@ func (s *Server) startMeetings(context.Context) error {
 		return err
 	}
 	s.meetings = m
+	s.hearings.SetMeetings(m)
 	return nil
 }
 
@@ -54,6 +57,15 @@ func (s *Server) stopMeetings(context.Context) error {
 		return s.turn.Close()
 	}
 	return nil
+}
+
+// roomStore is the meeting rooms' store, made once (the hearings make
+// their rooms in it, and start before the meetings).
+func (s *Server) roomStore() *rooms.Store {
+	if s.rooms == nil {
+		s.rooms = rooms.NewStore(s.db, s.orgs)
+	}
+	return s.rooms
 }
 
 // iceServers are a participant's TURN servers with credentials until the

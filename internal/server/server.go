@@ -26,6 +26,7 @@ import (
 	"github.com/lookout-cc/lookout/console/alerts"
 	"github.com/lookout-cc/lookout/console/auth"
 	"github.com/lookout-cc/lookout/console/events"
+	"github.com/lookout-cc/lookout/console/hearings"
 	"github.com/lookout-cc/lookout/console/httpapi"
 	"github.com/lookout-cc/lookout/console/petitions"
 	"github.com/lookout-cc/lookout/console/users"
@@ -103,8 +104,12 @@ type Server struct {
 	// walls are the video walls; pinner puts alerts' cameras on them.
 	walls  *walls.Store
 	pinner *walls.Pinner
-	// petitions are the residents' petitions.
-	petitions *petitions.Store
+	// petitions are the residents' petitions; hearings their remote
+	// hearings (hearings.go).
+	petitions    *petitions.Store
+	hearings     *hearings.Service
+	stopHearings context.CancelFunc
+	hearingsDone chan struct{}
 	// tilesStop ends the follower of the walls' tiles (tiles.go).
 	tilesStop, tilesDone chan struct{}
 	// rtc is the SFU's WebRTC engine; whep plays cameras to viewers;
@@ -172,6 +177,7 @@ func (s *Server) components() []component {
 		{name: "mqtt client", start: s.startMQTTClient, stop: s.stopMQTTClient},
 		{name: "commands", start: s.startCommands, stop: s.stopCommands},
 		{name: "webrtc", start: s.startWebRTC, stop: s.stopWebRTC},
+		{name: "petitions", start: s.startPetitions, stop: s.stopPetitions},
 		{name: "meetings", start: s.startMeetings, stop: s.stopMeetings},
 		{name: "demo data", start: s.startDemoData, stop: s.stopDemoData}, // before the cameras are pulled: it moves the demo cameras
 		{name: "cameras", start: s.startCameras, stop: s.stopCameras},
@@ -455,11 +461,6 @@ func (s *Server) stopIngest(context.Context) error {
 }
 
 func (s *Server) startHTTP(context.Context) error {
-	seal, err := petitions.NewSealer(s.signer.Derive("petitions personal data"))
-	if err != nil {
-		return err
-	}
-	s.petitions = petitions.NewStore(s.db, s.orgs, seal, siteOrgs{s.registry})
 	front, err := web.New(s.cfg.Console.Map.Tiles)
 	if err != nil {
 		return err
@@ -486,6 +487,7 @@ func (s *Server) startHTTP(context.Context) error {
 		Meetings:     s.meetings,
 		Walls:        s.walls,
 		Petitions:    s.petitions,
+		Hearings:     s.hearings,
 		Clips:        s.clips,
 		Telemetry:    s.tsdb,
 		Signer:       s.signer,
