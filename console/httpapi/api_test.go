@@ -22,6 +22,7 @@ import (
 	"github.com/lookout-cc/lookout/console/alerts"
 	"github.com/lookout-cc/lookout/console/auth"
 	"github.com/lookout-cc/lookout/console/events"
+	"github.com/lookout-cc/lookout/console/hearings"
 	"github.com/lookout-cc/lookout/console/petitions"
 	"github.com/lookout-cc/lookout/console/users"
 	"github.com/lookout-cc/lookout/console/walls"
@@ -189,11 +190,17 @@ func newEnv(t *testing.T) *env {
 		sfu.Close()
 		_ = eng.Close()
 	})
+	pets := petitions.NewStore(db, tree, mustSealer(t), nil)
+	hs, err := hearings.New(hearings.Params{DB: db, Tree: tree, Petitions: pets, Rooms: roomStore, Signer: signer, Meetings: sfu,
+		RecordingsDir: filepath.Join(dataDir, "recordings"), Audit: auditLog, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
 	api, err := New(Params{Log: log, Metrics: prometheus.NewRegistry(), Health: hr, Orgs: tree, Users: us, Devices: reg, Audit: auditLog, Presence: presence, Commands: cmds, Rules: rules, Alerts: alertStore, Events: bus, Telemetry: store,
 		Cameras: hub, WHEP: whep.New(whep.Params{Log: log}), Clips: clipStore, Rooms: roomStore, Meetings: sfu, Walls: walls.NewStore(db, tree, reg), Signer: signer,
 		Throttle: auth.NewThrottle(3, 200*time.Millisecond, time.Second), TokenTTL: time.Hour, MaxBodyBytes: 4096, Version: "test",
-		Petitions: petitions.NewStore(db, tree, mustSealer(t), nil),
-		Console:   fakeConsole(t), ConsoleConfig: ConsoleConfig{Map: MapConfig{Tiles: []string{"https://tiles.internal.example/{z}/{x}/{y}.png"}, MaxZoom: 16}}})
+		Petitions: pets, Hearings: hs,
+		Console: fakeConsole(t), ConsoleConfig: ConsoleConfig{Map: MapConfig{Tiles: []string{"https://tiles.internal.example/{z}/{x}/{y}.png"}, MaxZoom: 16}}})
 	if err != nil {
 		t.Fatal(err)
 	}
