@@ -13,10 +13,12 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// limitBody caps every request body at MaxBodyBytes.
+// limitBody caps every request body at MaxBodyBytes, or an upload route's
+// at its own larger cap (bodyCaps).
 func (a *API) limitBody(c *gin.Context) {
 	if c.Request.Body != nil {
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, a.p.MaxBodyBytes)
+		limit := max(a.p.MaxBodyBytes, bodyCaps[c.Request.Method+" "+c.FullPath()])
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 	}
 	c.Next()
 }

@@ -5,9 +5,10 @@
 // The petitioner's name, phone and ID number are personal data: stored
 // encrypted (Sealer), answered whole only to roles that need them
 // (auth.PermPetitionsPII) and masked everywhere else, lists and the audit
-// log included. Each petition belongs to an organisation, scoped by the
-// tier tree like every resource, and every step is kept with who, when and
-// a note.
+// log included. Its attachments (photos, scans: attachments.go) are
+// personal data too: their names and content are sealed the same way.
+// Each petition belongs to an organisation, scoped by the tier tree like
+// every resource, and every step is kept with who, when and a note.
 //
 // States: received -> scheduled -> heard -> resolved -> closed; withdrawn
 // from any state before resolved.

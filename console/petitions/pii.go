@@ -34,9 +34,16 @@ func NewSealer(key []byte) (*Sealer, error) {
 
 // Seal encrypts plain for petition id.
 func (s *Sealer) Seal(id, plain string) []byte {
+	return s.SealBytes(id, []byte(plain))
+}
+
+// SealBytes encrypts plain with ad as the additional data: the sealed
+// value opens only with the same ad. The result is nonce || ciphertext,
+// allocated once (attachments are up to megabytes).
+func (s *Sealer) SealBytes(ad string, plain []byte) []byte {
 	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
 	_, _ = rand.Read(nonce)
-	return s.aead.Seal(nonce, nonce, []byte(plain), []byte(id))
+	return s.aead.Seal(nonce, nonce, plain, []byte(ad))
 }
 
 // ErrUnsealed is a stored value that does not open: another key, another
@@ -45,15 +52,21 @@ var ErrUnsealed = errors.New("petitions: personal data does not decrypt")
 
 // Open decrypts a value sealed for petition id.
 func (s *Sealer) Open(id string, sealed []byte) (string, error) {
+	plain, err := s.OpenBytes(id, sealed)
+	return string(plain), err
+}
+
+// OpenBytes decrypts a value sealed with SealBytes and the same ad.
+func (s *Sealer) OpenBytes(ad string, sealed []byte) ([]byte, error) {
 	n := s.aead.NonceSize()
 	if len(sealed) < n {
-		return "", ErrUnsealed
+		return nil, ErrUnsealed
 	}
-	plain, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(id))
+	plain, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(ad))
 	if err != nil {
-		return "", ErrUnsealed
+		return nil, ErrUnsealed
 	}
-	return string(plain), nil
+	return plain, nil
 }
 
 // MaskName keeps a name's first character: 张三丰 -> 张**.
