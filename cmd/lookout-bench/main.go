@@ -7,6 +7,7 @@
 //	lookout-bench commands [--devices 1000] [--concurrency 100]
 //	lookout-bench meeting [--subscribers 200] [--duration 30s] [--warmup 10s]
 //	lookout-bench meeting --rooms 10 --per-room 6 [--duration 5m] [--sample 10s]
+//	lookout-bench hearings [--hearings 20] [--duration 60s]
 //
 // startup starts the server on the embedded default (demo on) with a fresh
 // data directory (first start) and again on the same directory (restart),
@@ -34,7 +35,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: lookout-bench startup|ingest|commands|alerts|cameras|meeting|console [flags]")
+		fmt.Fprintln(os.Stderr, "usage: lookout-bench startup|ingest|commands|alerts|cameras|meeting|console|hearings [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -53,6 +54,8 @@ func main() {
 		err = meeting(os.Args[2:], os.Stdout)
 	case "console":
 		err = consoleBench(os.Args[2:], os.Stdout)
+	case "hearings":
+		err = hearingsBench(os.Args[2:], os.Stdout)
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}

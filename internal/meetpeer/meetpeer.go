@@ -26,6 +26,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
@@ -279,6 +280,9 @@ func (p *Peer) Publish(m Media) error {
 	if err != nil {
 		return err
 	}
+	// A keyframe request skips the video to the file's next keyframe,
+	// sent at once, as an encoder answers one.
+	keyframe := make(chan struct{}, 1)
 	for _, t := range []webrtc.TrackLocal{video, audio} {
 		s, err := pc.AddTrack(t)
 		if err != nil {
@@ -286,8 +290,18 @@ func (p *Peer) Publish(m Media) error {
 		}
 		go func() {
 			for {
-				if _, _, err := s.ReadRTCP(); err != nil {
+				pkts, _, err := s.ReadRTCP()
+				if err != nil {
 					return
+				}
+				for _, pkt := range pkts {
+					switch pkt.(type) {
+					case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+						select {
+						case keyframe <- struct{}{}:
+						default:
+						}
+					}
 				}
 			}
 		}()
@@ -305,7 +319,7 @@ func (p *Peer) Publish(m Media) error {
 	}
 	p.send(map[string]any{"type": "offer", "sdp": offer.SDP, "tracks": map[string]string{"camera": "camera", "microphone": "microphone"}})
 	p.senders.Add(2)
-	go p.loop(func() error { return sendIVF(m.IVF, video, p.quit) })
+	go p.loop(func() error { return sendIVF(m.IVF, video, keyframe, p.quit) })
 	go p.loop(func() error { return sendOgg(m.Ogg, audio, p.quit) })
 	return nil
 }
@@ -321,8 +335,9 @@ func (p *Peer) loop(send func() error) {
 
 var errQuit = errors.New("quit")
 
-// sendIVF sends the file's frames once at their pace; errQuit on quit.
-func sendIVF(path string, t *webrtc.TrackLocalStaticSample, quit chan struct{}) error {
+// sendIVF sends the file's frames once at their pace, skipping to the
+// next keyframe when one is asked for; errQuit on quit.
+func sendIVF(path string, t *webrtc.TrackLocalStaticSample, keyframe chan struct{}, quit chan struct{}) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -335,6 +350,7 @@ func sendIVF(path string, t *webrtc.TrackLocalStaticSample, quit chan struct{}) 
 	frame := time.Duration(float64(h.TimebaseNumerator) / float64(h.TimebaseDenominator) * float64(time.Second))
 	tick := time.NewTicker(frame)
 	defer tick.Stop()
+	skipping := false
 	for {
 		data, _, err := r.ParseNextFrame()
 		if errors.Is(err, io.EOF) {
@@ -343,10 +359,24 @@ func sendIVF(path string, t *webrtc.TrackLocalStaticSample, quit chan struct{}) 
 		if err != nil {
 			return err
 		}
-		select {
-		case <-quit:
-			return errQuit
-		case <-tick.C:
+		// A VP8 keyframe has the frame header's lowest bit clear.
+		key := len(data) > 0 && data[0]&1 == 0
+		if skipping {
+			if !key {
+				continue // on to the next keyframe
+			}
+			skipping = false // which goes at once
+		} else {
+			select {
+			case <-quit:
+				return errQuit
+			case <-keyframe:
+				if !key {
+					skipping = true
+					continue
+				}
+			case <-tick.C:
+			}
 		}
 		if err := t.WriteSample(media.Sample{Data: data, Duration: frame}); err != nil {
 			return err
