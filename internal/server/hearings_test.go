@@ -214,6 +214,7 @@ func TestHearingWithPionClients(t *testing.T) {
 	if _, err := resident.Wait(5*time.Second, meetpeer.Is(signal.TypeJoined)); err != nil {
 		t.Fatalf("not admitted: %v", err)
 	}
+	joinedAfter := time.Since(admitted)
 	if err := resident.Publish(media); err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,9 @@ func TestHearingWithPionClients(t *testing.T) {
 	if at := officer.FirstPacket("resident-camera"); at.After(twoWay) {
 		twoWay = at
 	}
-	t.Logf("admission to two-way video: %v", twoWay.Sub(admitted))
+	t.Logf("admission to two-way video: %v (joined after %v, the officer's video after %v, the resident's after %v)", twoWay.Sub(admitted),
+		joinedAfter, resident.FirstPacket(officerID+"-camera").Sub(admitted), officer.FirstPacket("resident-camera").Sub(admitted))
+	t.Logf("audio: the officer's after %v, the resident's after %v", resident.FirstPacket(officerID+"-microphone").Sub(admitted), officer.FirstPacket("resident-microphone").Sub(admitted))
 	if _, got := getJSON(t, "GET", base+"/api/v1/hearings/"+id, tok, nil); got["state"] != "in_progress" || got["admitted_at"] == nil {
 		t.Fatalf("after admission: %v", got)
 	}

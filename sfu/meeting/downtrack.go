@@ -129,7 +129,12 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	}
 	d.current = layerOff // start at a keyframe
 	d.mu.Unlock()
-	d.up.requestKeyframe(d.wantLayer())
+	if d.sub.subConnected.Load() {
+		// Otherwise the connection asks when it connects: a keyframe
+		// now would go before it can be carried, and the throttle would
+		// hold back the one that counts.
+		d.up.requestKeyframe(d.wantLayer())
+	}
 	return c, nil
 }
 

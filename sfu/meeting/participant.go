@@ -71,8 +71,11 @@ type participant struct {
 	// The subscriber connection and its negotiation, under negMu: one
 	// offer at a time, a change while one waits makes another after the
 	// answer.
-	negMu          sync.Mutex
-	sub            *webrtc.PeerConnection
+	negMu sync.Mutex
+	sub   *webrtc.PeerConnection
+	// subConnected is set once the subscriber connection first connects:
+	// a keyframe asked for before would be sent to no one.
+	subConnected   atomic.Bool
 	bwe            cc.BandwidthEstimator
 	chatOut        *webrtc.DataChannel
 	awaitingAnswer bool
@@ -293,7 +296,17 @@ func (p *participant) newPublisher() (*webrtc.PeerConnection, error) {
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.sendCandidate(signal.TargetPublisher, c) })
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		p.room.sfu.log.Debug("meeting connection state", "room", p.room.id, "identity", p.identity, "connection", "publisher", "state", s.String())
-		if s == webrtc.PeerConnectionStateFailed {
+		switch s {
+		case webrtc.PeerConnectionStateConnected:
+			// The pictures asked for at Bind went before the connection
+			// could carry them: ask again now that it can.
+			p.subConnected.Store(true)
+			for _, d := range p.downTracks() {
+				if d.up.kind == webrtc.RTPCodecTypeVideo {
+					d.up.requestKeyframe(d.wantLayer())
+				}
+			}
+		case webrtc.PeerConnectionStateFailed:
 			// ICE timed out: the participant is gone (a browser that
 			// died, a phone out of coverage), signaling or not.
 			go p.room.leave(p, signal.LeftTimeout)
@@ -472,7 +485,17 @@ func (p *participant) startSubscriber() error {
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.sendCandidate(signal.TargetSubscriber, c) })
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		p.room.sfu.log.Debug("meeting connection state", "room", p.room.id, "identity", p.identity, "connection", "subscriber", "state", s.String())
-		if s == webrtc.PeerConnectionStateFailed {
+		switch s {
+		case webrtc.PeerConnectionStateConnected:
+			// The pictures asked for at Bind went before the connection
+			// could carry them: ask again now that it can.
+			p.subConnected.Store(true)
+			for _, d := range p.downTracks() {
+				if d.up.kind == webrtc.RTPCodecTypeVideo {
+					d.up.requestKeyframe(d.wantLayer())
+				}
+			}
+		case webrtc.PeerConnectionStateFailed:
 			// ICE timed out: the participant is gone (a browser that
 			// died, a phone out of coverage), signaling or not.
 			go p.room.leave(p, signal.LeftTimeout)

@@ -15,8 +15,13 @@ import (
 )
 
 // keyframeInterval throttles the keyframe requests sent to a publisher per
-// layer: subscribers joining or switching together cost one keyframe.
-const keyframeInterval = 500 * time.Millisecond
+// layer: subscribers joining or switching together cost one keyframe. Once
+// the keyframe asked for has come, a new request (someone who came after
+// it) goes after keyframeSpacing.
+const (
+	keyframeInterval = 500 * time.Millisecond
+	keyframeSpacing  = 100 * time.Millisecond
+)
 
 // upTrack is a track a participant publishes: one TrackRemote per
 // simulcast layer, each read by its own goroutine that forwards every
@@ -55,6 +60,11 @@ type upTrack struct {
 	muted atomic.Bool
 
 	lastKeyReq [numLayers]atomic.Int64
+	// keyDeferred is set while a request that came inside the throttle
+	// waits for its end (requestKeyframe); lastKeyframe is when each
+	// layer's last keyframe came (nanotime).
+	keyDeferred  [numLayers]atomic.Bool
+	lastKeyframe [numLayers]atomic.Int64
 	layerBytes [numLayers]atomic.Uint64
 	// layerRate is each layer's bitrate (bit/s), measured by the room's
 	// stats tick.
@@ -195,7 +205,11 @@ func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
 		if u.muted.Load() {
 			continue
 		}
-		u.deliver(layer, &p, audio || isKey(p.Payload), now, &forwarded)
+		key := audio || isKey(p.Payload)
+		if key && !audio {
+			u.lastKeyframe[layer].Store(now)
+		}
+		u.deliver(layer, &p, key, now, &forwarded)
 	}
 }
 
@@ -251,7 +265,24 @@ func (u *upTrack) requestKeyframe(layer int) {
 	}
 	now := nanotime()
 	last := u.lastKeyReq[layer].Load()
-	if now-last < int64(keyframeInterval) || !u.lastKeyReq[layer].CompareAndSwap(last, now) {
+	throttle := int64(keyframeInterval)
+	if u.lastKeyframe[layer].Load() > last {
+		throttle = int64(keyframeSpacing) // answered already
+	}
+	if wait := throttle - (now - last); wait > 0 {
+		// Inside the throttle: one request is sent when it ends, not
+		// dropped. A subscriber whose connection came up just after
+		// another's request (the keyframe went before it could take it)
+		// gets its picture then, not at the allocator's next retry.
+		if u.keyDeferred[layer].CompareAndSwap(false, true) {
+			time.AfterFunc(time.Duration(wait), func() {
+				u.keyDeferred[layer].Store(false)
+				u.requestKeyframe(layer)
+			})
+		}
+		return
+	}
+	if !u.lastKeyReq[layer].CompareAndSwap(last, now) {
 		return
 	}
 	u.pub.plisSent.Add(1)
