@@ -65,7 +65,7 @@ type upTrack struct {
 	// layer's last keyframe came (nanotime).
 	keyDeferred  [numLayers]atomic.Bool
 	lastKeyframe [numLayers]atomic.Int64
-	layerBytes [numLayers]atomic.Uint64
+	layerBytes   [numLayers]atomic.Uint64
 	// layerRate is each layer's bitrate (bit/s), measured by the room's
 	// stats tick.
 	layerRate [numLayers]atomic.Int64
