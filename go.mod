@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/BertoldVdb/go-ais v0.4.0
+	github.com/at-wat/ebml-go v0.17.1
 	github.com/bluenviron/gortsplib/v4 v4.16.2
 	github.com/bluenviron/mediacommon/v2 v2.4.1
 	github.com/eclipse/paho.mqtt.golang v1.5.1
