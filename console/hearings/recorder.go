@@ -31,7 +31,10 @@ const (
 	// finished (its .part is kept, and plays up to there).
 	RecordingInterrupted = "interrupted"
 	RecordingFailed      = "failed"
-	RecordingDeleted     = "deleted"
+	// RecordingEmpty: the source published, but nothing recordable came
+	// (no packet, or video without a keyframe); there is no file.
+	RecordingEmpty   = "empty"
+	RecordingDeleted = "deleted"
 )
 
 // Pause is a stretch of a recording without media: the participant muted,
@@ -113,7 +116,10 @@ func (k *sink) WriteRTP(p *rtp.Packet) { k.track.WriteRTP(p) }
 func (k *sink) Close() {
 	sum, err := k.track.Close()
 	state := RecordingComplete
-	if err != nil {
+	switch {
+	case errors.Is(err, record.ErrNoMedia):
+		state = RecordingEmpty
+	case err != nil:
 		state = RecordingFailed
 		k.s.log.Error("hearing recording failed", "recording", k.id, "err", err)
 	}
@@ -273,7 +279,7 @@ func (s *Service) RecordingFile(ctx context.Context, scope orgs.Scope, hearing, 
 	if err != nil {
 		return Recording{}, "", nil, err
 	}
-	if r.State == RecordingDeleted || r.State == RecordingActive {
+	if r.State == RecordingDeleted || r.State == RecordingActive || r.State == RecordingEmpty {
 		return Recording{}, "", nil, ErrRecordingNotFound
 	}
 	f, err := os.Open(filepath.Join(s.p.RecordingsDir, filepath.FromSlash(r.file)))
@@ -300,7 +306,7 @@ func (s *Service) deleteRecording(ctx context.Context, hearing, id, actor string
 	if err != nil {
 		return Recording{}, err
 	}
-	if r.State == RecordingDeleted {
+	if r.State == RecordingDeleted || r.State == RecordingEmpty {
 		return Recording{}, ErrRecordingNotFound
 	}
 	if r.State == RecordingActive {
