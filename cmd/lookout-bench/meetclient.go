@@ -23,6 +23,7 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/lookout-cc/lookout/internal/meetpeer"
 	"github.com/lookout-cc/lookout/sfu/signal"
 )
 
@@ -345,18 +346,9 @@ func (c *meetClient) answer(offer string) error {
 }
 
 func (c *meetClient) sendCandidate(target string, ic *webrtc.ICECandidate) {
-	if ic == nil {
-		return
+	if m := meetpeer.CandidateMessage(target, ic); m != nil {
+		c.send(m)
 	}
-	j := ic.ToJSON()
-	m := map[string]any{"type": "candidate", "target": target, "candidate": j.Candidate}
-	if j.SDPMid != nil {
-		m["sdp_mid"] = *j.SDPMid
-	}
-	if j.SDPMLineIndex != nil {
-		m["sdp_mline_index"] = *j.SDPMLineIndex
-	}
-	c.send(m)
 }
 
 func (c *meetClient) addCandidate(m signal.ServerMessage) {
@@ -369,11 +361,7 @@ func (c *meetClient) addCandidate(m signal.ServerMessage) {
 	if pc == nil {
 		return
 	}
-	init := webrtc.ICECandidateInit{Candidate: m.Candidate}
-	if m.SDPMid != "" {
-		init.SDPMid = &m.SDPMid
-	}
-	_ = pc.AddICECandidate(init)
+	_ = pc.AddICECandidate(meetpeer.CandidateInit(m))
 }
 
 // receivedTracks is how many tracks have had a packet, of each kind.

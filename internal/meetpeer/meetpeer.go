@@ -130,11 +130,7 @@ func (p *Peer) read() {
 			}
 			p.mu.Unlock()
 			if pc != nil {
-				init := webrtc.ICECandidateInit{Candidate: m.Candidate}
-				if m.SDPMid != "" {
-					init.SDPMid = &m.SDPMid
-				}
-				_ = pc.AddICECandidate(init)
+				_ = pc.AddICECandidate(CandidateInit(m))
 			}
 		}
 		p.keep(m)
@@ -204,19 +200,37 @@ func newPC() (*webrtc.PeerConnection, error) {
 
 func (p *Peer) candidates(pc *webrtc.PeerConnection, target string) {
 	pc.OnICECandidate(func(ic *webrtc.ICECandidate) {
-		if ic == nil {
-			return
+		if m := CandidateMessage(target, ic); m != nil {
+			p.send(m)
 		}
-		j := ic.ToJSON()
-		m := map[string]any{"type": "candidate", "target": target, "candidate": j.Candidate}
-		if j.SDPMid != nil {
-			m["sdp_mid"] = *j.SDPMid
-		}
-		if j.SDPMLineIndex != nil {
-			m["sdp_mline_index"] = *j.SDPMLineIndex
-		}
-		p.send(m)
 	})
+}
+
+// CandidateMessage is the client's candidate message for a trickled ICE
+// candidate of the target connection (publisher or subscriber); nil for
+// pion's end of candidates, which the protocol does not need.
+func CandidateMessage(target string, ic *webrtc.ICECandidate) map[string]any {
+	if ic == nil {
+		return nil
+	}
+	j := ic.ToJSON()
+	m := map[string]any{"type": "candidate", "target": target, "candidate": j.Candidate}
+	if j.SDPMid != nil {
+		m["sdp_mid"] = *j.SDPMid
+	}
+	if j.SDPMLineIndex != nil {
+		m["sdp_mline_index"] = *j.SDPMLineIndex
+	}
+	return m
+}
+
+// CandidateInit is the server's candidate message as pion adds it.
+func CandidateInit(m signal.ServerMessage) webrtc.ICECandidateInit {
+	init := webrtc.ICECandidateInit{Candidate: m.Candidate}
+	if m.SDPMid != "" {
+		init.SDPMid = &m.SDPMid
+	}
+	return init
 }
 
 // answer answers the subscriber connection's offer, making it at the

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lookout-cc/lookout/console/auth"
+	"github.com/lookout-cc/lookout/internal/meetpeer"
 	"github.com/lookout-cc/lookout/internal/orgs"
 	"github.com/lookout-cc/lookout/internal/sqldb"
 	"github.com/lookout-cc/lookout/sfu/rooms"
@@ -444,18 +445,9 @@ func (c *client) report(what string, err error) {
 }
 
 func (c *client) sendCandidate(target string, ic *webrtc.ICECandidate) {
-	if ic == nil {
-		return
+	if m := meetpeer.CandidateMessage(target, ic); m != nil {
+		c.send(m)
 	}
-	j := ic.ToJSON()
-	m := map[string]any{"type": "candidate", "target": target, "candidate": j.Candidate}
-	if j.SDPMid != nil {
-		m["sdp_mid"] = *j.SDPMid
-	}
-	if j.SDPMLineIndex != nil {
-		m["sdp_mline_index"] = *j.SDPMLineIndex
-	}
-	c.send(m)
 }
 
 func (c *client) addCandidate(m signal.ServerMessage) {
@@ -468,11 +460,7 @@ func (c *client) addCandidate(m signal.ServerMessage) {
 	if pc == nil {
 		return
 	}
-	init := webrtc.ICECandidateInit{Candidate: m.Candidate}
-	if m.SDPMid != "" {
-		init.SDPMid = &m.SDPMid
-	}
-	_ = pc.AddICECandidate(init)
+	_ = pc.AddICECandidate(meetpeer.CandidateInit(m))
 }
 
 // packets returns how many packets arrived on the remote track whose id
