@@ -608,9 +608,16 @@ func (s *Service) Join(ctx context.Context, token, device string, consent bool) 
 	}
 	first, _ := res.RowsAffected()
 	ttl := min(time.Until(r.LinkExpiresAt), 24*time.Hour)
+	// Once admitted, the resident comes back without waiting, also after
+	// the server restarted (the SFU's memory of admissions went with
+	// it); the recording goes on then.
+	admitted := r.AdmittedAt != nil
+	if admitted {
+		s.resumeRecording(r)
+	}
 	tok, exp, err := s.p.Signer.IssueJoin(auth.JoinClaims{RegisteredClaims: jwtSubject(ResidentIdentity), Name: "信访人 " + n.Petitioner,
 		Room: r.RoomID, Org: string(r.OrgID), Role: "resident",
-		Rights: auth.RoomRights{Publish: true, Subscribe: true, PublishData: true}, Lobby: true}, ttl)
+		Rights: auth.RoomRights{Publish: true, Subscribe: true, PublishData: true}, Lobby: !admitted}, ttl)
 	if err != nil {
 		return Notice{}, JoinGrant{}, err
 	}
@@ -628,6 +635,7 @@ func (s *Service) HostToken(ctx context.Context, scope orgs.Scope, id, userID, n
 	if r.State == StateEnded || r.State == StateCancelled {
 		return JoinGrant{}, ErrInvalidState
 	}
+	s.resumeRecording(r)
 	tok, exp, err := s.p.Signer.IssueJoin(auth.JoinClaims{RegisteredClaims: jwtSubject(userID), Name: name, Room: r.RoomID, Org: string(r.OrgID),
 		Role: "host", Rights: auth.RoomRights{Publish: true, Subscribe: true, PublishData: true, Admin: true}}, 4*time.Hour)
 	if err != nil {
@@ -684,6 +692,17 @@ func (s *Service) OnAdmit(room, identity, by string) {
 	}
 	if err := s.startRecording(r); err != nil {
 		s.log.Error("hearing recording not started", "hearing", r.ID, "err", err)
+	}
+}
+
+// resumeRecording records a hearing in progress again after a restart of
+// the server (it is recorded from its first admission to its end).
+func (s *Service) resumeRecording(r row) {
+	if r.State != StateInProgress {
+		return
+	}
+	if err := s.startRecording(r); err != nil {
+		s.log.Error("hearing recording not resumed", "hearing", r.ID, "err", err)
 	}
 }
 

@@ -461,3 +461,109 @@ func download(t *testing.T, url, tok, file string) {
 		t.Fatal(err)
 	}
 }
+
+// The server restarts in the middle of a hearing: the recordings made so
+// far are finished by the stop (complete, with their checksums); the
+// resident's link and the officer bring them back into the same hearing,
+// the resident without waiting in the lobby again, and the recording goes
+// on in new files until the end; the signed record holds them all.
+func TestHearingSurvivesAServerRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	cfg.Bootstrap.AdminPassword = "admin-password"
+	s := start(t, cfg, nil)
+	base := "http://" + s.HTTPAddr()
+	tok, _ := provision(t, base)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	media, err := meetpeer.MakeMedia(ctx, t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pet := mustPost(t, base, tok, "/api/v1/petitions", map[string]any{"org_id": "qj", "subject": "征地补偿", "description": "补偿标准有异议。",
+		"petitioner": map[string]any{"name": "王五", "phone": "13987654321", "id_number": "11010519491231002X"}}, 201)
+	sched := mustPost(t, base, tok, "/api/v1/petitions/"+pet["id"].(string)+"/hearings", map[string]any{"starts_at": time.Now().UTC().Format(time.RFC3339)}, 201)
+	id := sched["hearing"].(map[string]any)["id"].(string)
+	linkToken := strings.TrimPrefix(sched["link"].(map[string]any)["path"].(string), "/h/")
+	phone := newDevice(t, base)
+
+	// join brings the officer and the resident into the hearing on the
+	// server at base, both publishing; the resident waits for admission
+	// when lobby says so.
+	join := func(base, tok string, lobby bool) (officer, resident *meetpeer.Peer) {
+		t.Helper()
+		ws := "ws" + strings.TrimPrefix(base, "http") + "/rtc/signal"
+		phone.base = base
+		st, grant := phone.post("/api/v1/hearing-link/join", map[string]any{"token": linkToken, "consent": true})
+		if st != 200 {
+			t.Fatalf("join: %d %v", st, grant)
+		}
+		var err error
+		if resident, err = meetpeer.Dial(ws, grant["token"].(string)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(resident.Close)
+		host := mustPost(t, base, tok, "/api/v1/hearings/"+id+"/host-token", nil, 201)
+		if officer, err = meetpeer.Dial(ws, host["token"].(string)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(officer.Close)
+		if _, err := officer.Wait(10*time.Second, meetpeer.Is(signal.TypeJoined)); err != nil {
+			t.Fatal(err)
+		}
+		if lobby {
+			if _, err := resident.Wait(10*time.Second, func(m signal.ServerMessage) bool { return m.Type == signal.TypeLobby && m.State == "waiting" }); err != nil {
+				t.Fatal(err)
+			}
+			mustPost(t, base, tok, "/api/v1/hearings/"+id+"/admit", nil, 200)
+		}
+		if _, err := resident.Wait(10*time.Second, meetpeer.Is(signal.TypeJoined)); err != nil {
+			t.Fatalf("the resident is not in the hearing (lobby %v): %v", lobby, err)
+		}
+		if err := officer.Publish(media); err != nil {
+			t.Fatal(err)
+		}
+		if err := resident.Publish(media); err != nil {
+			t.Fatal(err)
+		}
+		if err := officer.WaitReceived("resident-camera", 50, 15*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		return officer, resident
+	}
+	officer, resident := join(base, tok, true)
+	time.Sleep(2 * time.Second)
+	stop(t, s) // the peers see their connections drop
+	officer.Drop()
+	resident.Drop()
+
+	s = start(t, cfg, nil)
+	defer stop(t, s)
+	base = "http://" + s.HTTPAddr()
+	_, login := getJSON(t, "POST", base+"/api/v1/auth/login", "", map[string]string{"username": "admin", "password": "admin-password"})
+	tok = login["token"].(string)
+	h := mustGet(t, base, tok, "/api/v1/hearings/"+id)
+	if h["state"] != "in_progress" {
+		t.Fatalf("after the restart: %v", h["state"])
+	}
+	for _, r := range h["recordings"].([]any) {
+		if r := r.(map[string]any); r["state"] != "complete" || r["sha256"] == "" {
+			t.Fatalf("a recording the stop did not finish: %v", r)
+		}
+	}
+	join(base, tok, false)
+	time.Sleep(2 * time.Second)
+	ended := mustPost(t, base, tok, "/api/v1/hearings/"+id+"/end", map[string]any{"outcome": "referred"}, 200)
+	recs := ended["recordings"].([]any)
+	if len(recs) != 8 {
+		t.Fatalf("%d recordings after the restart, want 4 before and 4 after: %v", len(recs), recs)
+	}
+	for _, r := range recs {
+		if r := r.(map[string]any); r["state"] != "complete" {
+			t.Fatalf("%v", r)
+		}
+	}
+	if rec := mustGet(t, base, tok, "/api/v1/hearings/"+id+"/record"); rec["valid"] != true || len(rec["record"].(map[string]any)["recordings"].([]any)) != 8 {
+		t.Fatalf("record: %v", rec)
+	}
+}
