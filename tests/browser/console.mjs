@@ -21,6 +21,8 @@
 //   LOOKOUT_MEET_URL    a meeting page link (/meet/#room=..&token=..) for a participant
 //                       whose camera goes onto the wall; LOOKOUT_PARTICIPANT their identity
 //   LOOKOUT_SHOTS       a directory for the screenshots (wall, alerts, map, screen, device)
+//   LOOKOUT_PETITION    (scenario hearings) a petition to schedule a hearing of; the
+//                       trigger's POST {url}/resident {url} puts its petitioner in the lobby
 //   LOOKOUT_CHROMIUM    the browser (default /usr/bin/chromium)
 //   LOOKOUT_TIMEOUT_MS  the whole run's bound (default 120000)
 
@@ -54,8 +56,9 @@ const watchdog = setTimeout(() => {
 let failed = false;
 let mainPage;
 // LOOKOUT_SCENARIO picks the run: "day" (default), a duty operator's day;
-// "restart", the server restarting under a live wall. Steps of the other
-// scenario are left out.
+// "restart", the server restarting under a live wall; "petitions", a hearing
+// officer's petitions; "hearings", an officer holding a remote hearing.
+// Steps of the other scenarios are left out.
 const scenario = env('LOOKOUT_SCENARIO', 'day');
 async function step(name, fn, scenarios = ['day']) {
   if (!scenarios.includes(scenario)) return;
@@ -95,7 +98,7 @@ try {
     const fcp = await page.waitForFunction(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime, null, { timeout: 5000 }).then((h) => h.jsonValue());
     result.figures.first_contentful_paint_ms = Math.round(fcp);
     return { fcp_ms: Math.round(fcp) };
-  }, ['day', 'restart', 'petitions']);
+  }, ['day', 'restart', 'petitions', 'hearings']);
 
   await step('language switch on the login page', async () => {
     await page.click('[data-test=lang]');
@@ -110,7 +113,7 @@ try {
     await page.fill('#p', 'wrong-password');
     await page.click('button[type=submit]');
     await page.getByText('用户名或密码错误').waitFor();
-  }, ['day', 'restart', 'petitions']);
+  }, ['day', 'restart', 'petitions', 'hearings']);
 
   await step('log in, the organisation shown', async () => {
     await page.fill('#p', env('LOOKOUT_PASSWORD'));
@@ -121,7 +124,7 @@ try {
     const text = (await org.innerText()).trim();
     if (text !== env('LOOKOUT_ORG_NAME')) throw new Error(`top bar says organisation ${JSON.stringify(text)}`);
     return { org: text };
-  }, ['day', 'restart', 'petitions']);
+  }, ['day', 'restart', 'petitions', 'hearings']);
 
   await step('a hearing officer lands on the petitions, records one and schedules its hearing', async () => {
     await page.waitForURL(/\/petitions/, { timeout: 10000 });
@@ -149,6 +152,173 @@ try {
     await page.screenshot({ path: join(shots, 'petitions.png') });
     return { row: row.replace(/\s+/g, ' ') };
   }, ['petitions']);
+
+  // The hearing officer's side of a remote hearing (LOOKOUT_SCENARIO=hearings),
+  // as the demo admin: LOOKOUT_PETITION is a petition made through the API;
+  // POST {LOOKOUT_TRIGGER}/resident {url} makes the petitioner open that link
+  // on a phone, consent and wait in the lobby (then publish once admitted).
+  let hearingId = '';
+  let hearingLink = '';
+  const petitionId = env('LOOKOUT_PETITION');
+  await step('the hearings page is in the menu; today has none yet', async () => {
+    page.on('dialog', (d) => void d.accept()); // the steps' confirmations
+    await page.locator('nav').getByText('听证', { exact: true }).click();
+    await page.waitForURL(/\/hearings$/);
+    await page.locator('[data-test=no-hearings]').waitFor();
+    return { day: await page.inputValue('[data-test=hearing-day]') };
+  }, ['hearings']);
+
+  await step('a hearing scheduled from the petition, with another participant; its link shown once, whole', async () => {
+    await page.goto(`${base}/petitions`);
+    await page.locator(`tr[data-petition="${petitionId}"]`).click();
+    await page.locator('[data-test=petition] [data-test=petition-hearings]').click();
+    await page.waitForURL(/\/hearings\?petition=/);
+    const f = page.locator('[data-test=hearing-form]');
+    await f.waitFor({ timeout: 10000 });
+    // Now, in the browser's time, to the minute: today's hearing.
+    const now = await page.evaluate(() => {
+      const d = new Date();
+      const p = (n) => String(n).padStart(2, '0');
+      return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+    });
+    await f.locator('[name=starts_at]').fill(now);
+    await f.locator('[data-test=add-other]').click();
+    await f.locator('[name=other-name-0]').fill('王工');
+    await f.locator('[name=other-role-0]').fill('县住建局');
+    await f.locator('button[type=submit]').click();
+    await page.waitForURL(/\/hearings\/hrg_/, { timeout: 10000 });
+    hearingId = new URL(page.url()).pathname.split('/').pop();
+    const url = page.locator('[data-test=link-url]');
+    await url.waitFor();
+    hearingLink = await url.inputValue();
+    if (!hearingLink.startsWith(`${base}/h/`)) throw new Error(`the link is ${JSON.stringify(hearingLink)}`);
+    const once = await page.locator('[data-test=fresh-link]').innerText();
+    if (!once.includes('只在此时显示一次')) throw new Error(`the link box says ${JSON.stringify(once)}`);
+    await page.locator('[data-test=hearing][data-state="scheduled"]').waitFor();
+    const bar = (await page.locator('.bar').innerText()).replace(/\s+/g, ' ');
+    if (!bar.includes('安置房漏水') || !bar.includes('王工（县住建局）')) throw new Error(`the hearing's bar says ${bar}`);
+    await page.screenshot({ path: join(shots, 'console-hearing-scheduled.png') });
+    return { hearing: hearingId, starts: now, bar };
+  }, ['hearings']);
+
+  await step('today\'s list shows the hearing; the petitioner waiting in its lobby puts a badge on it', async () => {
+    await page.locator('.bar .back').click();
+    await page.waitForURL(/\/hearings$/);
+    const row = page.locator(`tr[data-hearing="${hearingId}"][data-state="scheduled"]`);
+    await row.waitFor({ timeout: 10000 });
+    const text = (await row.innerText()).replace(/\s+/g, ' ');
+    if (!text.includes('安置房漏水') || !text.includes('待开始')) throw new Error(`the row says ${text}`);
+    const resp = await fetch(`${env('LOOKOUT_TRIGGER')}/resident`, { method: 'POST', body: JSON.stringify({ url: hearingLink }) });
+    if (!resp.ok) throw new Error(`the petitioner could not wait: HTTP ${resp.status} ${await resp.text()}`);
+    const t0 = Date.now();
+    await row.locator('[data-test=lobby-badge]').waitFor({ timeout: 12000 });
+    const badge = await row.locator('[data-test=lobby-badge]').innerText();
+    await page.screenshot({ path: join(shots, 'console-hearings-list.png') });
+    return { row: text, badge, badge_after_ms: Date.now() - t0 };
+  }, ['hearings']);
+
+  await step('the hearing page: the petitioner waiting (since when), the link used on one device, the petition beside the video', async () => {
+    await page.locator(`tr[data-hearing="${hearingId}"]`).click();
+    const lobby = page.locator('[data-test=lobby][data-waiting="true"]');
+    await lobby.waitFor({ timeout: 10000 });
+    const said = (await lobby.innerText()).replace(/\s+/g, ' ');
+    if (!said.includes('等待中') || !said.includes('信访人')) throw new Error(`the lobby says ${said}`);
+    await page.locator('[data-test=hearing-link][data-link="used"]').waitFor({ timeout: 5000 });
+    const name = await page.locator('[data-test=hearing-petition] [data-test=petitioner-name]').innerText();
+    if (name !== '张三丰') throw new Error(`the petition beside the video names ${JSON.stringify(name)}`);
+    // The video: embedded where the pages' policies allow it, else a
+    // window (which a headless run does not open).
+    await page.locator('[data-test=join-video]').click();
+    await page.locator('[data-test=hearing-video]:is([data-mode="frame"],[data-mode="blocked"])').waitFor({ timeout: 10000 });
+    await sleep(1500);
+    const mode = await page.getAttribute('[data-test=hearing-video]', 'data-mode');
+    let joined = false;
+    if (mode === 'frame') {
+      // The meeting page in the frame: the officer joins as the room's host.
+      const meet = page.frameLocator('[data-test=hearing-video] iframe');
+      await meet.locator('body[data-media="ready"]').waitFor({ timeout: 20000 });
+      await meet.locator('#join').click();
+      await meet.locator('body[data-state="joined"]').waitFor({ timeout: 20000 });
+      joined = true;
+    }
+    await page.screenshot({ path: join(shots, 'console-hearing-lobby.png') });
+    return { lobby: said, video: mode, officer_joined: joined };
+  }, ['hearings']);
+
+  await step('the link: another device allowed, withdrawn, a new one issued (shown once; the old one refused)', async () => {
+    const panel = page.locator('[data-test=hearing-link]');
+    await panel.locator('[data-test=allow-device]').click();
+    await page.locator('[data-test=hearing-link][data-link="otherDevice"]').waitFor({ timeout: 5000 });
+    await panel.locator('[data-test=revoke-link]').click();
+    await page.locator('[data-test=hearing-link][data-link="revoked"]').waitFor({ timeout: 5000 });
+    await page.locator('[data-test=hearing-link] [data-test=reissue-link]').click();
+    const fresh = page.locator('[data-test=hearing-link][data-link="unused"] [data-test=link-url]');
+    await fresh.waitFor({ timeout: 5000 });
+    const next = await fresh.inputValue();
+    if (!next.startsWith(`${base}/h/`) || next === hearingLink) throw new Error(`the new link is ${JSON.stringify(next)}`);
+    const old = await fetch(`${base}/api/v1/hearing-link/open`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token: hearingLink.split('/h/')[1] }) });
+    const code = (await old.json().catch(() => ({}))).error?.code;
+    if (old.status !== 401 || code !== 'link_revoked') throw new Error(`the old link: HTTP ${old.status} ${code}`);
+    // The petitioner, already in the lobby, still waits.
+    await page.locator('[data-test=lobby][data-waiting="true"]').waitFor();
+    return { old_link: code };
+  }, ['hearings']);
+
+  await step('admitted: the hearing is under way and recorded; a note kept', async () => {
+    await page.locator('[data-test=admit]').click();
+    await page.locator('[data-test=hearing][data-state="in_progress"]').waitFor({ timeout: 10000 });
+    await page.locator('[data-test=lobby][data-waiting="false"]').waitFor({ timeout: 5000 });
+    await page.locator('[data-test=recordings] tr[data-state="recording"]').first().waitFor({ timeout: 20000 });
+    await page.fill('[data-test=hearing-notes] textarea', '信访人陈述：屋顶漏水已三个月，多次报修未处理。');
+    await page.click('[data-test=add-note]');
+    await page.locator('[data-test=note]').getByText('屋顶漏水已三个月').waitFor({ timeout: 5000 });
+    await sleep(2500); // some seconds recorded
+    await page.screenshot({ path: join(shots, 'console-hearing.png') });
+    return { recording: await page.locator('[data-test=recordings] tr[data-state="recording"]').count() };
+  }, ['hearings']);
+
+  await step('ended with an outcome: the signed record valid, the recordings complete with their checksums', async () => {
+    await page.locator('[data-test=hearing-end] input[value="resolved"]').check();
+    await page.fill('[data-test=hearing-end] textarea', '住建局一周内上门维修');
+    await page.click('[data-test=end-hearing]');
+    await page.locator('[data-test=hearing][data-state="ended"]').waitFor({ timeout: 15000 });
+    await page.locator('[data-test=record-valid][data-valid="true"]').waitFor({ timeout: 10000 });
+    const outcome = await page.locator('[data-test=hearing-outcome]').innerText();
+    if (outcome !== '当场化解') throw new Error(`the outcome says ${JSON.stringify(outcome)}`);
+    const rows = page.locator('[data-test=recordings] tr[data-recording]');
+    const n = await rows.count();
+    const complete = await page.locator('[data-test=recordings] tr[data-state="complete"]').count();
+    if (n < 2 || complete !== n) throw new Error(`${complete} of ${n} recordings complete`);
+    const sha = page.locator('[data-test=recordings] tr[data-recording] code').first();
+    const full = await sha.getAttribute('title');
+    const short = await sha.innerText();
+    if (!/^[0-9a-f]{64}$/.test(full ?? '') || short !== `${full.slice(0, 12)}…`) throw new Error(`the checksum shows ${short} of ${full}`);
+    return { outcome, recordings: n, sha256: short };
+  }, ['hearings']);
+
+  await step('a recording plays in the console (fetched with the token)', async () => {
+    const row = page.locator('[data-test=recordings] tr[data-recording]').filter({ hasText: '摄像头' }).first();
+    await row.locator('[data-test=play]').click();
+    await page.waitForFunction(() => {
+      const v = document.querySelector('[data-test=player] video');
+      return v && v.readyState >= 2 && v.videoWidth > 0;
+    }, null, { timeout: 15000 });
+    const size = await page.evaluate(() => {
+      const v = document.querySelector('[data-test=player] video');
+      return `${v.videoWidth}x${v.videoHeight}`;
+    });
+    await sleep(800);
+    await page.screenshot({ path: join(shots, 'console-hearing-record.png'), fullPage: true });
+    return { size };
+  }, ['hearings']);
+
+  await step('the hearing page in English', async () => {
+    await page.click('[data-test=lang]');
+    await page.getByText('✓ Signature valid').waitFor();
+    await page.locator('[data-test=hearing-outcome]').getByText('Resolved').waitFor();
+    await page.click('[data-test=lang]');
+    await page.getByText('✓ 签名有效').waitFor();
+  }, ['hearings']);
 
   await step('the wall shows camera A live, frames advancing', async () => {
     const t = page.locator(`${tile(1)}[data-camera="${camA}"][data-state="live"]`);

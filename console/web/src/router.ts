@@ -19,6 +19,7 @@ export const router = createRouter({
     { path: '/devices/:id', component: () => import('./views/DeviceView.vue') },
     { path: '/meetings', component: () => import('./views/MeetingsView.vue') },
     { path: '/petitions', component: () => import('./views/PetitionsView.vue') },
+    { path: '/hearings/:id?', component: () => import('./views/HearingsView.vue') },
     { path: '/:rest(.*)*', redirect: '/wall' },
   ],
 });

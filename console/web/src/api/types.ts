@@ -198,3 +198,118 @@ export interface LiveEvent<T = unknown> {
   at: string;
   data: T;
 }
+
+// Remote hearings of petitions (信访远程听证): GET /api/v1/hearings and
+// what hangs off one hearing (console/hearings).
+
+export type HearingState = 'scheduled' | 'in_progress' | 'ended' | 'cancelled';
+export type HearingOutcome = 'resolved' | 'follow_up' | 'referred';
+
+/** HearingOther is a further participant the officer invites (a department's representative). */
+export interface HearingOther {
+  name: string;
+  role: string;
+}
+
+/** HearingLinkState is the state of the resident's link, never the link itself. */
+export interface HearingLinkState {
+  active: boolean;
+  /** A device has opened it. */
+  used: boolean;
+  /** The officer lets one other device open it once. */
+  allow_other_device: boolean;
+}
+
+export interface HearingNote {
+  author: string;
+  text: string;
+  at: string;
+}
+
+export type RecordingState = 'recording' | 'complete' | 'interrupted' | 'failed' | 'deleted';
+
+export interface HearingRecording {
+  id: string;
+  identity: string;
+  name: string;
+  role: string;
+  source: 'camera' | 'microphone' | string;
+  kind: 'video' | 'audio' | string;
+  codec: string;
+  state: RecordingState;
+  bytes: number;
+  sha256?: string;
+  duration_ms: number;
+  pauses: { from: string; to: string }[] | null;
+  started_at: string;
+  ended_at?: string;
+  deleted_by?: string;
+  deleted_at?: string;
+}
+
+/** LobbyEntry is one participant waiting in the hearing room's lobby. */
+export interface LobbyEntry {
+  identity: string;
+  name: string;
+  role: string;
+  since: string;
+}
+
+export interface Hearing {
+  id: string;
+  petition_id: string;
+  org_id: string;
+  room_id: string;
+  officer_id: string;
+  others: HearingOther[] | null;
+  starts_at: string;
+  link_expires_at: string;
+  state: HearingState;
+  link: HearingLinkState;
+  consent_at?: string;
+  admitted_at?: string;
+  ended_at?: string;
+  outcome?: HearingOutcome;
+  outcome_note?: string;
+  signed: boolean;
+  created_by?: string;
+  created_at?: string;
+  /** Only on GET /hearings/{id}. */
+  notes?: HearingNote[];
+  recordings?: HearingRecording[];
+  /** Who waits now; absent when nobody does, and once the hearing is over. */
+  lobby?: LobbyEntry[];
+}
+
+/** HearingLink is the resident's link as the server answers it, once: a path to make a URL of. */
+export interface HearingLink {
+  path: string;
+  expires_at: string;
+}
+
+export interface ScheduledHearing {
+  hearing: Hearing;
+  link: HearingLink;
+}
+
+export interface HostToken {
+  room_id: string;
+  token: string;
+  expires_at: string;
+  identity: string;
+}
+
+/** SignedHearingRecord is GET /hearings/{id}/record: the record (JSON as signed), its Ed25519 signature and key. */
+export interface SignedHearingRecord {
+  record: {
+    hearing: string;
+    petition: string;
+    subject: string;
+    outcome: string;
+    signed_at: string;
+    [k: string]: unknown;
+  };
+  signature: string;
+  public_key: string;
+  valid: boolean;
+}
