@@ -49,6 +49,12 @@ func (s *Server) startDemoData(ctx context.Context) error {
 		srv.Close()
 		return err
 	}
+	if seeded, err := demo.SeedPetitions(ctx, s.petitions, s.hearings, s.orgs, "demo"); err != nil {
+		srv.Close()
+		return err
+	} else if seeded {
+		s.log.Info("demo petitions recorded, a hearing scheduled")
+	}
 	s.demoCams = srv
 	s.log.Info("demo cameras", "rtsp", srv.Addr(), "cameras", len(f.Cameras), "created", created, "moved", moved)
 	if made {
