@@ -160,12 +160,13 @@ try {
   let hearingId = '';
   let hearingLink = '';
   const petitionId = env('LOOKOUT_PETITION');
-  await step('the hearings page is in the menu; today has none yet', async () => {
+  await step('the hearings page is in the menu, on today', async () => {
     page.on('dialog', (d) => void d.accept()); // the steps' confirmations
     await page.locator('nav').getByText('听证', { exact: true }).click();
     await page.waitForURL(/\/hearings$/);
-    await page.locator('[data-test=no-hearings]').waitFor();
-    return { day: await page.inputValue('[data-test=hearing-day]') };
+    // None, or the demo's hearing of the day.
+    await page.locator('[data-test=no-hearings], [data-test=hearings]').first().waitFor();
+    return { day: await page.inputValue('[data-test=hearing-day]'), hearings: await page.locator('tr[data-hearing]').count() };
   }, ['hearings']);
 
   await step('a hearing scheduled from the petition, with another participant; its link shown once, whole', async () => {

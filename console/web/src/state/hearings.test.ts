@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Hearing } from '../api/types';
 import {
+  chinaClock,
   chinaDay,
   cleanOthers,
   defaultStart,
@@ -129,6 +130,9 @@ describe('days and times', () => {
   it('takes the day in China time, as the server does', () => {
     expect(chinaDay(new Date('2025-05-06T15:59:59Z'))).toBe('2025-05-06');
     expect(chinaDay(new Date('2025-05-06T16:00:00Z'))).toBe('2025-05-07');
+    expect(chinaClock('2025-05-06T16:05:00Z')).toBe('00:05');
+    expect(chinaClock('2025-05-06T07:00:00.000Z')).toBe('15:00');
+    expect(chinaClock('soon')).toBe('');
     expect(shiftDay('2025-02-28', 1)).toBe('2025-03-01');
     expect(shiftDay('2025-01-01', -1)).toBe('2024-12-31');
   });

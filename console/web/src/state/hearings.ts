@@ -109,6 +109,16 @@ export function chinaDay(t: Date | number): string {
   return new Date(ms + chinaOffsetMs).toISOString().slice(0, 10);
 }
 
+/**
+ * chinaClock is the time of day (HH:MM) of t in China's time: a day's list
+ * is of a China day (the server's ?day=), so its times are China's too,
+ * whatever the browser's zone.
+ */
+export function chinaClock(t: string | number): string {
+  const ms = typeof t === 'number' ? t : Date.parse(t);
+  return Number.isFinite(ms) ? new Date(ms + chinaOffsetMs).toISOString().slice(11, 16) : '';
+}
+
 /** shiftDay is the day n days after day (YYYY-MM-DD). */
 export function shiftDay(day: string, n: number): string {
   const t = Date.parse(`${day}T00:00:00Z`);
