@@ -113,7 +113,9 @@ func NewFS(files fs.FS, tileURLs []string) (*Handler, error) {
 		origins = append(origins, u.Scheme+"://"+u.Host)
 	}
 	self := strings.Join(origins, " ")
-	h.policy = "default-src 'self'; script-src 'self'; worker-src 'self' blob:; child-src blob:; " +
+	// frame-src 'self': the hearing page holds the meeting page (/meet/)
+	// beside the petition.
+	h.policy = "default-src 'self'; script-src 'self'; worker-src 'self' blob:; child-src blob:; frame-src 'self'; " +
 		"img-src " + self + " data: blob:; connect-src " + self + "; media-src 'self' blob:; " +
 		// Vue, ECharts and MapLibre set element styles at run time.
 		"style-src 'self' 'unsafe-inline'; font-src 'self'; " +

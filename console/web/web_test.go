@@ -63,7 +63,7 @@ func TestHandlerServesTheApplication(t *testing.T) {
 			}
 			if tc.status == 200 {
 				csp := rec.Header().Get("Content-Security-Policy")
-				for _, want := range []string{"default-src 'self'", "script-src 'self';", "worker-src 'self' blob:", "connect-src 'self' https://tiles.example.gov.cn;", "img-src 'self' https://tiles.example.gov.cn data: blob:", "frame-ancestors 'none'"} {
+				for _, want := range []string{"default-src 'self'", "script-src 'self';", "worker-src 'self' blob:", "connect-src 'self' https://tiles.example.gov.cn;", "img-src 'self' https://tiles.example.gov.cn data: blob:", "frame-src 'self'", "frame-ancestors 'none'"} {
 					if !strings.Contains(csp, want) {
 						t.Errorf("policy %q lacks %q", csp, want)
 					}
