@@ -167,6 +167,9 @@ func New(p Params) (http.Handler, error) {
 	// The meeting page likewise: its join token travels in the URL's
 	// fragment and the first signaling message, never in a request.
 	r.GET("/meet/*filepath", gin.WrapH(http.StripPrefix("/meet", meet.Handler())))
+	// The resident's hearing page, for any token: the page asks
+	// /api/v1/hearing-link/open whether the link is good.
+	r.GET("/h/:token", gin.WrapH(meet.HearingHandler()))
 
 	if p.Meetings != nil {
 		// A join token in the first message authenticates; see

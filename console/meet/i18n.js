@@ -107,6 +107,7 @@ const zh = {
   'left.timeout': '{name} 的音视频连接超时',
   'left.replaced': '{name} 在其他设备上重新加入',
   'left.closed': '会议已结束',
+  'left.rejected': '{name} 未获准进入会议',
 
   'ended.left': '您已离开会议。',
   'ended.removed': '主持人已将您移出会议。',
@@ -126,6 +127,8 @@ const zh = {
   'err.forbidden': '您没有进行此操作的权限。',
   'err.bad_sdp': '音视频协商失败。',
   'err.no_participant': '该成员已不在会议中。',
+  'err.not_waiting': '该成员已不在等候室中。',
+  'err.in_lobby': '您正在等候室中，请等待主持人允许进入。',
   'err.too_slow': '网络太慢，正在重新连接。',
   'err.internal': '服务器暂时出错，请稍后重试。',
   'err.rate_limited': '操作过于频繁，请稍候。',
@@ -238,6 +241,7 @@ const en = {
   'left.timeout': '{name}’s audio and video timed out',
   'left.replaced': '{name} joined again from another device',
   'left.closed': 'The meeting has ended',
+  'left.rejected': '{name} was not let in',
 
   'ended.left': 'You left the meeting.',
   'ended.removed': 'The host removed you from the meeting.',
@@ -257,6 +261,8 @@ const en = {
   'err.forbidden': 'You are not allowed to do that.',
   'err.bad_sdp': 'Audio and video negotiation failed.',
   'err.no_participant': 'That participant is no longer in the meeting.',
+  'err.not_waiting': 'That participant is no longer waiting in the lobby.',
+  'err.in_lobby': 'You are in the lobby: wait until the host lets you in.',
   'err.too_slow': 'The connection is too slow: reconnecting.',
   'err.internal': 'The server had a problem; please try again.',
   'err.rate_limited': 'Too many messages at once: please wait a moment.',

@@ -279,3 +279,186 @@ func signalingDoc(t *testing.T) docCodes {
 	}
 	return out
 }
+
+// The resident's hearing page is served for any token with the policies,
+// never cached and sending no Referer (the link's token is in the path);
+// its files come from /meet/.
+func TestHearingHandlerServesThePage(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.Handle("/h/", HearingHandler())
+	mux.Handle("/meet/", http.StripPrefix("/meet", Handler()))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for _, path := range []string{"/h/eyJhbGciOiJFZERTQSJ9.e30.sig", "/h/forged", "/h/%E4%BD%A0"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" ||
+			!strings.Contains(string(body), `<script type="module" src="/meet/hearing.js"></script>`) {
+			t.Errorf("%s: %d %q %.80q", path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+			continue
+		}
+		for header, want := range map[string]string{
+			"Content-Security-Policy": ContentSecurityPolicy,
+			"Permissions-Policy":      PermissionsPolicy,
+			"Referrer-Policy":         "no-referrer",
+			"Cache-Control":           "no-store",
+			"X-Content-Type-Options":  "nosniff",
+		} {
+			if got := resp.Header.Get(header); got != want {
+				t.Errorf("%s: %s %q, want %q", path, header, got, want)
+			}
+		}
+		// Nothing of any hearing is in the page itself.
+		if strings.Contains(string(body), "hearing_id") {
+			t.Errorf("%s: the page carries data", path)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/h/x", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST: %d", resp.StatusCode)
+	}
+	for _, f := range []string{"/meet/hearing.js", "/meet/hearing_i18n.js", "/meet/hearing.css", "/meet/signal.js", "/meet/favicon.svg"} {
+		resp, err := http.Get(srv.URL + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: %d", f, resp.StatusCode)
+		}
+	}
+}
+
+// The hearing page loads only its own files, by absolute paths (it is
+// served at /h/{token}), runs no inline script or style, and asks for a
+// phone's viewport.
+func TestHearingPageIsSelfContained(t *testing.T) {
+	page := readFile(t, "hearing.html")
+	for _, bad := range []string{"<script>", "<style", " style=", "onclick=", "onload=", "javascript:"} {
+		if strings.Contains(page, bad) {
+			t.Errorf("hearing.html has %q", bad)
+		}
+	}
+	for _, want := range []string{`src="/meet/hearing.js"`, `href="/meet/hearing.css"`, `href="/meet/favicon.svg"`,
+		`name="viewport" content="width=device-width`, `name="referrer" content="no-referrer"`, `lang="zh-CN"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("hearing.html lacks %s", want)
+		}
+	}
+	if m := regexp.MustCompile(`(?:src|href)="(?:[^/"]|/[^m])`).FindString(page); m != "" {
+		t.Errorf("hearing.html loads a relative or foreign path: %s", m)
+	}
+	js := readFile(t, "hearing.js")
+	for _, f := range []string{"./signal.js", "./hearing_i18n.js"} {
+		if !strings.Contains(js, "from '"+f+"'") {
+			t.Errorf("hearing.js does not import %s", f)
+		}
+	}
+	css := readFile(t, "hearing.css")
+	if strings.Contains(css, "@import") || strings.Contains(css, "@font-face") {
+		t.Errorf("hearing.css loads fonts or files")
+	}
+}
+
+// hearingTable reads hearing_i18n.js's table.
+func hearingTable(t *testing.T) map[string]string {
+	t.Helper()
+	src := readFile(t, "hearing_i18n.js")
+	start := strings.Index(src, "\nconst zh = {\n")
+	end := strings.Index(src, "\n};\n")
+	if start < 0 || end < start {
+		t.Fatal("hearing_i18n.js has no table: const zh = { ... };")
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(src[start:end], "\n")[2:] {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		m := i18nEntry.FindStringSubmatch(line)
+		if m == nil {
+			t.Errorf("hearing_i18n.js: a line that is not 'key': 'value',: %q", line)
+			continue
+		}
+		if _, dup := out[m[1]]; dup {
+			t.Errorf("hearing_i18n.js: %s twice", m[1])
+		}
+		if strings.TrimSpace(m[2]) == "" {
+			t.Errorf("hearing_i18n.js: %s is empty", m[1])
+		}
+		out[m[1]] = m[2]
+	}
+	if len(out) < 50 {
+		t.Fatalf("hearing_i18n.js: only %d strings", len(out))
+	}
+	return out
+}
+
+// Every string of the hearing page is in its one table, and every string
+// of the table is used: the keys hearing.js and hearing.html name, the
+// refusals of the link (console/hearings' codes, each with a heading and
+// what to do), and the ways the call ends.
+func TestHearingStrings(t *testing.T) {
+	zh := hearingTable(t)
+	used := map[string]string{}
+	js := readFile(t, "hearing.js")
+	for _, m := range tCall.FindAllStringSubmatch(js, -1) {
+		used[m[1]] = "hearing.js t()"
+	}
+	// Keys in tables of hearing.js (notes = {ok: 'check.ok', ...}).
+	for _, m := range keyLiteral.FindAllStringSubmatch(js, -1) {
+		if _, ok := zh[m[1]]; ok {
+			used[m[1]] = "hearing.js"
+		}
+	}
+	for _, m := range htmlKey.FindAllStringSubmatch(readFile(t, "hearing.html"), -1) {
+		used[m[1]] = "hearing.html"
+	}
+	// The link's refusals, as console/hearings answers them.
+	src, err := os.ReadFile("../hearings/hearings.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := regexp.MustCompile(`ErrLink\w+\s*=\s*errclass\.New\(errclass\.\w+, "([a-z_]+)"`).FindAllStringSubmatch(string(src), -1)
+	if len(codes) < 6 {
+		t.Fatalf("console/hearings: only %d link refusals found", len(codes))
+	}
+	i18n := readFile(t, "hearing_i18n.js")
+	for _, c := range codes {
+		used["refused."+c[1]+".heading"] = "console/hearings " + c[1]
+		used["refused."+c[1]+".text"] = "console/hearings " + c[1]
+		if !strings.Contains(i18n, "'"+c[1]+"'") {
+			t.Errorf("REFUSALS lacks %s", c[1])
+		}
+	}
+	for _, k := range []string{"network", "unknown"} {
+		used["refused."+k+".heading"], used["refused."+k+".text"] = "refusal", "refusal"
+	}
+	for _, r := range []string{"rejected", "removed", "replaced"} {
+		used["out."+r+".heading"], used["out."+r+".text"] = "left code", "left code"
+	}
+	for _, c := range []string{"room_full", "bad_token"} {
+		used["out."+c+".text"] = "failed code"
+	}
+	for k, where := range used {
+		if _, ok := zh[k]; !ok {
+			t.Errorf("%s (%s): not in hearing_i18n.js", k, where)
+		}
+	}
+	for k := range zh {
+		if _, ok := used[k]; !ok {
+			t.Errorf("%s: in hearing_i18n.js, used nowhere", k)
+		}
+	}
+	if v := zh["refused.link_not_yet_valid.text"]; !slices.Equal(placeholders(v), []string{"opens", "start"}) {
+		t.Errorf("refused.link_not_yet_valid.text: %q", v)
+	}
+}

@@ -9,9 +9,13 @@
 // as events. Every server message is dispatched as an event of its type
 // (detail: the message), after the state is updated; and:
 //
-//   state           {state, code, message}: connecting, joined,
-//                   reconnecting, failed (code says why), left (code: left,
-//                   removed, replaced)
+//   state           {state, code, message}: connecting, waiting (in the
+//                   room's lobby: the join token says lobby, and a host has
+//                   not admitted this participant yet; joined follows when
+//                   one does), joined, reconnecting, failed (code says why),
+//                   left (code: left, removed, replaced, rejected (a host
+//                   turned this participant away from the lobby), closed
+//                   (the room ended; only with the endWithRoom option))
 //   remotetrack     {identity, info, track}: a participant's track arrived
 //                   on the subscriber connection (info: the track_published
 //                   track: id, kind, source, muted ...)
@@ -22,8 +26,11 @@
 //
 // It reconnects by itself, with backoff, when the WebSocket drops, joining
 // again with the same token (the server removed the old session at once, so
-// everything starts anew: new peer connections, a new `joined`); it restarts
-// ICE when a media connection drops while the WebSocket stays up.
+// everything starts anew: new peer connections, a new `joined`; one admitted
+// from a lobby comes back without waiting while the room lasts); it
+// restarts ICE when a media connection drops while the WebSocket stays up.
+// Waiting in a lobby is no failure to join: it may last as long as the host
+// takes, so the join's timeout ends with the `lobby` message.
 
 const PING_MS = 15000;
 // No message at all for this long (pongs included) means the WebSocket is
@@ -49,6 +56,9 @@ export const SIMULCAST = Object.freeze([
 // and the WebSocket close codes that follow them.
 const FATAL_CODES = new Set(['bad_token', 'room_not_found', 'room_locked', 'room_full', 'removed']);
 const FATAL_CLOSE = new Map([[4401, 'bad_token'], [4403, 'forbidden'], [4404, 'room_not_found']]);
+// The reasons to stop that end in state left rather than failed: this
+// participant was sent away (or the room ended), it did not fail to join.
+const LEFT_CODES = new Set(['removed', 'replaced', 'rejected', 'closed']);
 
 /** The signaling endpoint of the page's own host. */
 export function signalURL(loc = window.location) {
@@ -82,7 +92,11 @@ function sleepJitter(ms) {
 export class MeetingClient extends EventTarget {
   /**
    * @param {string} token the join token
-   * @param {{url?: string, pingMs?: number, simulcast?: boolean}} [opts]
+   * @param {{url?: string, pingMs?: number, simulcast?: boolean, endWithRoom?: boolean}} [opts]
+   *   endWithRoom: the room's end (participant_left about this participant
+   *   with reason closed) ends the client in state left, code closed,
+   *   instead of reconnecting (which finds the room gone, or, after a
+   *   server restart, the room anew)
    */
   constructor(token, opts = {}) {
     super();
@@ -90,7 +104,8 @@ export class MeetingClient extends EventTarget {
     this.url = opts.url || signalURL();
     this.pingMs = opts.pingMs || PING_MS;
     this.simulcast = opts.simulcast !== false;
-    /** connecting | joined | reconnecting | failed | left (idle before connect) */
+    this.endWithRoom = !!opts.endWithRoom;
+    /** connecting | waiting | joined | reconnecting | failed | left (idle before connect) */
     this.state = 'idle';
     this.self = null;
     this.room = null;
@@ -98,6 +113,8 @@ export class MeetingClient extends EventTarget {
     /** @type {Map<string, {identity: string, name: string, role: string, tracks: Map<string, object>}>} */
     this.participants = new Map();
     this.spotlight = '';
+    /** Who waits in the lobby, as a host is told: [{identity, name, role, since}]. */
+    this.lobby = [];
     /** @type {{identity: string, level: number}[]} */
     this.speakers = [];
     /** identity -> true while the server has paused their video for us */
@@ -249,13 +266,14 @@ export class MeetingClient extends EventTarget {
       return;
     }
     this._ws = ws;
-    this._joinedOnce = false;
+    // Set by joined or by lobby: the server answered the join.
+    this._answered = false;
     ws.addEventListener('open', () => {
       if (session !== this._session) return;
       this._lastRx = Date.now();
       this._send({ type: 'join', token: this.token });
       this._later(() => {
-        if (session === this._session && !this._joinedOnce) this._drop(session, 'join_timeout');
+        if (session === this._session && !this._answered) this._drop(session, 'join_timeout');
       }, JOIN_WAIT_MS);
       clearInterval(this._pingTimer);
       this._pingTimer = setInterval(() => {
@@ -310,9 +328,7 @@ export class MeetingClient extends EventTarget {
     const fatal = this._fatal || (FATAL_CLOSE.has(code) ? FATAL_CLOSE.get(code) : '');
     if (fatal) {
       this._final = true;
-      if (fatal === 'removed') this._setState('left', 'removed', this._fatalMessage);
-      else if (fatal === 'replaced') this._setState('left', 'replaced', this._fatalMessage);
-      else this._setState('failed', fatal, this._fatalMessage);
+      this._setState(LEFT_CODES.has(fatal) ? 'left' : 'failed', fatal, this._fatalMessage);
       window.removeEventListener('online', this._onOnline);
       return;
     }
@@ -357,9 +373,22 @@ export class MeetingClient extends EventTarget {
   _onMessage(m, session) {
     switch (m.type) {
       case 'joined':
-        this._joinedOnce = true;
+        this._answered = true;
         this._onJoined(m);
         return;
+      case 'lobby':
+        if (m.state === 'waiting') {
+          // In the lobby: connected, seeing and sending nothing, until a
+          // host admits (joined follows) or rejects this participant.
+          this._answered = true;
+          this._attempt = 0;
+          if (m.self) this.self = m.self;
+          if (m.room) this.room = m.room;
+          this._setState('waiting');
+        } else if (Array.isArray(m.lobby)) {
+          this.lobby = m.lobby;
+        }
+        break;
       case 'offer':
         this._onOffer(m, session);
         return;
@@ -382,8 +411,14 @@ export class MeetingClient extends EventTarget {
       case 'participant_left': {
         if (this.self && m.identity === this.self.identity) {
           // Replaced by a join from elsewhere: joining back would replace
-          // that one in turn.
-          if (m.reason === 'replaced') this._fatal = 'replaced';
+          // that one in turn. Rejected from the lobby: refused until the
+          // room ends. The close follows.
+          if (m.reason === 'replaced' || m.reason === 'rejected') {
+            this._fatal = m.reason;
+            this._fatalMessage = m.by || '';
+          } else if (m.reason === 'closed' && this.endWithRoom) {
+            this._fatal = 'closed';
+          }
           break;
         }
         this.participants.delete(m.identity);
