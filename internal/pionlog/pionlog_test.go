@@ -25,3 +25,18 @@ func TestLevels(t *testing.T) {
 		}
 	}
 }
+
+// Pion's debug lines are not formatted even for a debug log (formatting
+// one races with pion's own goroutines).
+func TestDebugLinesLeftOut(t *testing.T) {
+	var out bytes.Buffer
+	f := Factory{Log: slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug})), ErrorLevel: slog.LevelError}
+	l := f.NewLogger("pc")
+	l.Debugf("new track: %+v", struct{ SSRC uint32 }{1})
+	l.Tracef("packet %d", 1)
+	l.Warnf("pair %d not there yet", 3)
+	got := out.String()
+	if strings.Contains(got, "new track") || strings.Contains(got, "packet 1") || !strings.Contains(got, "not there yet") {
+		t.Fatalf("a debug log: %s", got)
+	}
+}
