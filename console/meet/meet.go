@@ -26,9 +26,17 @@ var files embed.FS
 
 // ContentSecurityPolicy lets the page load only its own files, open
 // WebSockets (the signaling endpoint; browsers before CSP level 3 do not
-// count ws: of the same host as 'self'), and play media streams.
-const ContentSecurityPolicy = "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; " +
-	"img-src 'self' data: blob:; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+// count ws: of the same host as 'self'), and play media streams. The
+// meeting page may be framed by the console's own pages (the hearing
+// page holds it beside the petition), the resident's page by none
+// (HearingContentSecurityPolicy).
+const ContentSecurityPolicy = pagePolicy + "frame-ancestors 'self'"
+
+// HearingContentSecurityPolicy is the resident's page's: framed by no one.
+const HearingContentSecurityPolicy = pagePolicy + "frame-ancestors 'none'"
+
+const pagePolicy = "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; " +
+	"img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; form-action 'self'; "
 
 // PermissionsPolicy lets the page, and no frame in it, use the camera, the
 // microphone, screen capture and autoplay.
@@ -72,7 +80,7 @@ func HearingHandler() http.Handler {
 		h := w.Header()
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		h.Set("Content-Length", strconv.Itoa(len(page)))
-		h.Set("Content-Security-Policy", ContentSecurityPolicy)
+		h.Set("Content-Security-Policy", HearingContentSecurityPolicy)
 		h.Set("Permissions-Policy", PermissionsPolicy)
 		h.Set("Cache-Control", "no-store")
 		h.Set("X-Content-Type-Options", "nosniff")

@@ -39,7 +39,7 @@ func TestHandlerServesThePage(t *testing.T) {
 			continue
 		}
 		csp := resp.Header.Get("Content-Security-Policy")
-		for _, want := range []string{"default-src 'self'", "connect-src 'self' ws: wss:", "media-src 'self' blob:", "frame-ancestors 'none'", "object-src 'none'"} {
+		for _, want := range []string{"default-src 'self'", "connect-src 'self' ws: wss:", "media-src 'self' blob:", "frame-ancestors 'self'", "object-src 'none'"} {
 			if !strings.Contains(csp, want) {
 				t.Errorf("%s: Content-Security-Policy %q lacks %q", tc.path, csp, want)
 			}
@@ -302,7 +302,7 @@ func TestHearingHandlerServesThePage(t *testing.T) {
 			continue
 		}
 		for header, want := range map[string]string{
-			"Content-Security-Policy": ContentSecurityPolicy,
+			"Content-Security-Policy": HearingContentSecurityPolicy,
 			"Permissions-Policy":      PermissionsPolicy,
 			"Referrer-Policy":         "no-referrer",
 			"Cache-Control":           "no-store",
