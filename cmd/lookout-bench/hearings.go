@@ -226,13 +226,18 @@ func hearingsBench(argv []string, out io.Writer) error {
 	}
 
 	twoWay := make([]time.Duration, len(hs))
+	slowest := 0
 	for i, h := range hs {
 		twoWay[i] = h.twoWay
+		if h.twoWay > hs[slowest].twoWay {
+			slowest = i
+		}
 	}
 	sort.Slice(twoWay, func(i, j int) bool { return twoWay[i] < twoWay[j] })
 	tck := float64(clockTicks())
 	fmt.Fprintf(out, "hearings: %d at once, each an officer and a resident sending VP8 640x360 600 kbit/s and Opus both ways, recorded, for %s\n", *n, elapsed.Round(time.Second))
-	fmt.Fprintf(out, "  admission to two-way video: median %s, slowest %s\n", twoWay[len(twoWay)/2].Round(time.Millisecond), twoWay[len(twoWay)-1].Round(time.Millisecond))
+	fmt.Fprintf(out, "  admission to two-way video: median %s, slowest %s (hearing %d)\n", twoWay[len(twoWay)/2].Round(time.Millisecond),
+		twoWay[len(twoWay)-1].Round(time.Millisecond), slowest+1)
 	fmt.Fprintf(out, "  server CPU: %.1f%% of one core; the machine (load generator included) %.0f%% busy\n",
 		100*float64(cpu1-cpu0)/tck/elapsed.Seconds(), 100*float64(busy1-busy0)/float64(max(total1-total0, 1)))
 	fmt.Fprintf(out, "  server memory: %d MiB before the hearings, %d MiB during (peak %d MiB), %.1f MiB per hearing\n",
