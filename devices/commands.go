@@ -15,6 +15,7 @@ import (
 	"github.com/lookout-cc/lookout/internal/audit"
 	"github.com/lookout-cc/lookout/internal/errclass"
 	"github.com/lookout-cc/lookout/internal/orgs"
+	"github.com/lookout-cc/lookout/internal/sqldb"
 )
 
 // CommandState is where a command is in its life:
@@ -130,9 +131,14 @@ type Commands struct {
 	// stored carries the new commands an API call waits for: the writer
 	// takes them first, so that under a burst the commands are stored and
 	// sent while the steps of those already acked wait a little.
-	writes     chan write
-	stored     chan write
-	stmts      struct{ insert, update, requeue *sql.Stmt }
+	writes chan write
+	stored chan write
+	// The journal's statements: new commands and their steps go many rows
+	// a statement (sqldb.Rows).
+	stmts struct {
+		insert, update *sqldb.Rows
+		requeue        *sql.Stmt
+	}
 	writerStop chan struct{}
 	writerDone chan struct{}
 
@@ -163,19 +169,23 @@ func NewCommands(ctx context.Context, db *sql.DB, reg *Registry, presence *Prese
 		groups: map[string][]string{}, groupOrder: make([]string, recentGroups), sendQ: make(chan string, 4096), ackQ: make(chan ackMsg, 4096),
 		writes: make(chan write, 8192), stored: make(chan write, 8192), writerStop: make(chan struct{}), writerDone: make(chan struct{}),
 		stop: make(chan struct{}), done: make(chan struct{})}
-	for _, p := range []struct {
-		stmt **sql.Stmt
-		sql  string
-	}{
-		{&c.stmts.insert, `INSERT INTO commands(` + commandColumns + `) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, NULL, NULL, ?, ?)`},
-		{&c.stmts.update, `UPDATE commands SET state = ?, error = ?, sent_at = COALESCE(sent_at, ?), done_at = ?
-			WHERE id = ? AND (state = 'pending' OR (state = 'sent' AND ?))`},
-		{&c.stmts.requeue, `UPDATE commands SET state = 'pending', sent_at = NULL WHERE id = ? AND state IN ('pending', 'sent')`},
-	} {
-		var err error
-		if *p.stmt, err = db.PrepareContext(ctx, p.sql); err != nil {
-			return nil, fmt.Errorf("commands: %w", err)
-		}
+	var err error
+	if c.stmts.insert, err = sqldb.PrepareRows(ctx, db, insertColumns, func(n int) string {
+		return `INSERT INTO commands(` + commandColumns + `) VALUES ` + sqldb.Repeat(`(?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, NULL, NULL, ?, ?)`, ", ", n)
+	}); err != nil {
+		return nil, fmt.Errorf("commands: %w", err)
+	}
+	// A step's row: state, error, sent_at (kept when set), done_at, id,
+	// and whether a sent command may take it (an ack, a timeout).
+	if c.stmts.update, err = sqldb.PrepareRows(ctx, db, updateColumns, func(n int) string {
+		return `UPDATE commands SET state = v.column1, error = v.column2, sent_at = COALESCE(commands.sent_at, v.column3), done_at = v.column4
+			FROM (VALUES ` + sqldb.Repeat(`(?, ?, ?, ?, ?, ?)`, ", ", n) + `) AS v
+			WHERE commands.id = v.column5 AND (commands.state = 'pending' OR (commands.state = 'sent' AND v.column6))`
+	}); err != nil {
+		return nil, fmt.Errorf("commands: %w", err)
+	}
+	if c.stmts.requeue, err = db.PrepareContext(ctx, `UPDATE commands SET state = 'pending', sent_at = NULL WHERE id = ? AND state IN ('pending', 'sent')`); err != nil {
+		return nil, fmt.Errorf("commands: %w", err)
 	}
 	rows, err := db.QueryContext(ctx, `SELECT `+commandColumns+` FROM commands WHERE state IN ('pending', 'sent')`)
 	if err != nil {
@@ -193,6 +203,12 @@ func NewCommands(ctx context.Context, db *sql.DB, reg *Registry, presence *Prese
 }
 
 const commandColumns = `id, device_id, org_id, name, params, state, error, queue, timeout_ms, created_by, created_at, sent_at, done_at, expires_at, group_id`
+
+// The values of a new command's row and of a step's (flush).
+const (
+	insertColumns = 12
+	updateColumns = 6
+)
 
 func scanCommand(row interface{ Scan(...any) error }) (Command, error) {
 	var cmd Command
@@ -605,19 +621,21 @@ func (c *Commands) flush(batch []write) {
 	}
 	ctx := context.Background()
 	err := c.audit.InTx(ctx, func(tx *sql.Tx, add func(audit.Rec)) error {
-		ins, upd, requeue := tx.StmtContext(ctx, c.stmts.insert), tx.StmtContext(ctx, c.stmts.update), tx.StmtContext(ctx, c.stmts.requeue)
-		var err error
+		// New commands first, then each command's last step: a command is
+		// made before any of its steps, and only its last step counts.
+		var inserts, updates []any
+		var requeues []string
 		for i, w := range batch {
 			cmd := w.cmd
 			switch {
 			case cmd.ID == "":
 				// an audit entry alone, such as a group's request
 			case w.insert:
-				_, err = ins.ExecContext(ctx, cmd.ID, cmd.DeviceID, cmd.OrgID, cmd.Name, string(cmd.Params), cmd.State, cmd.Queue,
+				inserts = append(inserts, cmd.ID, cmd.DeviceID, cmd.OrgID, cmd.Name, string(cmd.Params), cmd.State, cmd.Queue,
 					cmd.TimeoutMS, cmd.CreatedBy, cmd.CreatedAt.UnixMilli(), cmd.ExpiresAt.UnixMilli(), cmd.GroupID)
 			case last[cmd.ID] == i && cmd.State == CommandPending:
 				// back from sent: the device left before acking
-				_, err = requeue.ExecContext(ctx, cmd.ID)
+				requeues = append(requeues, cmd.ID)
 			case last[cmd.ID] == i:
 				var sent, done any
 				if cmd.SentAt != nil {
@@ -626,16 +644,22 @@ func (c *Commands) flush(batch []write) {
 				if cmd.DoneAt != nil {
 					done = cmd.DoneAt.UnixMilli()
 				}
-				_, err = upd.ExecContext(ctx, cmd.State, cmd.Error, sent, done, cmd.ID, cmd.State.Done())
-			}
-			if err != nil {
-				return err
+				updates = append(updates, cmd.State, cmd.Error, sent, done, cmd.ID, cmd.State.Done())
 			}
 			if w.rec.Action != "" {
 				add(w.rec)
 			}
 		}
-		return nil
+		if err := c.stmts.insert.Exec(ctx, tx, inserts); err != nil {
+			return err
+		}
+		requeue := tx.StmtContext(ctx, c.stmts.requeue)
+		for _, id := range requeues {
+			if _, err := requeue.ExecContext(ctx, id); err != nil {
+				return err
+			}
+		}
+		return c.stmts.update.Exec(ctx, tx, updates)
 	})
 	if err != nil {
 		c.log.Error("command steps not stored", "steps", len(batch), "err", err)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lookout-cc/lookout/internal/orgs"
+	"github.com/lookout-cc/lookout/internal/sqldb"
 )
 
 // Entry is one audited step.
@@ -47,6 +48,8 @@ type Log struct {
 	seq  int64
 	// insert is prepared once: InTx runs it in each batch's transaction.
 	insert *sql.Stmt
+	// inserts writes many entries a statement (InTx).
+	inserts *sqldb.Rows
 }
 
 // genesis is the "previous hash" of the first entry.
@@ -60,6 +63,11 @@ func Open(ctx context.Context, db *sql.DB) (*Log, error) {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	if l.insert, err = db.PrepareContext(ctx, insertEntry); err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	if l.inserts, err = sqldb.PrepareRows(ctx, db, entryColumns, func(n int) string {
+		return insertEntryHead + sqldb.Repeat(entryValues, ", ", n)
+	}); err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	return l, nil
@@ -148,9 +156,9 @@ func (l *Log) InTx(ctx context.Context, fn func(tx *sql.Tx, add func(Rec)) error
 	if len(recs) == 0 {
 		return tx.Commit()
 	}
-	stmt := tx.StmtContext(ctx, l.insert)
 	seq, last := l.seq, l.last
 	ts := l.now().Truncate(time.Millisecond)
+	args := make([]any, 0, len(recs)*entryColumns)
 	for _, r := range recs {
 		d := "{}"
 		if len(r.Detail) > 0 {
@@ -162,10 +170,13 @@ func (l *Log) InTx(ctx context.Context, fn func(tx *sql.Tx, add func(Rec)) error
 		}
 		e := Entry{Seq: seq + 1, TS: ts, Actor: r.Actor, OrgID: r.OrgID, Action: r.Action, Target: r.Target, Result: r.Result, PrevHash: last}
 		e.Hash = hashOf(e, d)
-		if _, err := stmt.ExecContext(ctx, e.Seq, e.TS.UnixMilli(), e.Actor, string(e.OrgID), e.Action, e.Target, e.Result, d, e.PrevHash, e.Hash); err != nil {
-			return fmt.Errorf("audit: %w", err)
-		}
+		args = append(args, e.Seq, e.TS.UnixMilli(), e.Actor, string(e.OrgID), e.Action, e.Target, e.Result, d, e.PrevHash, e.Hash)
 		seq, last = e.Seq, e.Hash
+	}
+	// Many rows a statement (sqldb.Rows): under a burst of commands a
+	// statement per entry cost most of an entry.
+	if err := l.inserts.Exec(ctx, tx, args); err != nil {
+		return fmt.Errorf("audit: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("audit: %w", err)
@@ -174,8 +185,13 @@ func (l *Log) InTx(ctx context.Context, fn func(tx *sql.Tx, add func(Rec)) error
 	return nil
 }
 
-const insertEntry = `INSERT INTO audit_log(seq, ts, actor, org_id, action, target, result, detail, prev_hash, hash)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+const (
+	insertEntryHead = `INSERT INTO audit_log(seq, ts, actor, org_id, action, target, result, detail, prev_hash, hash) VALUES `
+	entryValues     = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	insertEntry     = insertEntryHead + entryValues
+	// entryColumns are the values of an entry's row.
+	entryColumns = 10
+)
 
 // Filter selects entries.
 type Filter struct {
