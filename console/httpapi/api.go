@@ -191,9 +191,11 @@ func New(p Params) (http.Handler, error) {
 	authed.GET("/users/:id", a.require(auth.PermUsersRead), a.getUser)
 	authed.PATCH("/users/:id", a.require(auth.PermUsersWrite), a.updateUser)
 	authed.GET("/audit", a.require(auth.PermAuditRead), a.listAudit)
-	authed.GET("/sites", a.require(auth.PermDevicesRead), a.listSites)
+	// A site is what a petition concerns too: those who record petitions
+	// list them (the devices stay devices:read's).
+	authed.GET("/sites", a.requireAny(auth.PermDevicesRead, auth.PermPetitionsWrite), a.listSites)
 	authed.POST("/sites", a.require(auth.PermDevicesWrite), a.createSite)
-	authed.GET("/sites/:id", a.require(auth.PermDevicesRead), a.getSite)
+	authed.GET("/sites/:id", a.requireAny(auth.PermDevicesRead, auth.PermPetitionsWrite), a.getSite)
 	authed.PATCH("/sites/:id", a.require(auth.PermDevicesWrite), a.updateSite)
 	authed.DELETE("/sites/:id", a.require(auth.PermDevicesWrite), a.deleteSite)
 	authed.GET("/devices", a.require(auth.PermDevicesRead), a.listDevices)

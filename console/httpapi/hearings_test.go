@@ -82,6 +82,11 @@ func TestHearingsByRole(t *testing.T) {
 		{officer, "POST", "/api/v1/hearings/" + id + "/admit", 409},
 		{officer, "GET", "/api/v1/hearings/" + id + "/record", 404},
 		{officer, "DELETE", "/api/v1/hearings/" + id + "/recordings/rec_x", 403},
+		// A petition concerns a site: the officer lists the sites, not
+		// the devices.
+		{officer, "GET", "/api/v1/sites", 200},
+		{officer, "GET", "/api/v1/devices", 403},
+		{officer, "POST", "/api/v1/sites", 403},
 	} {
 		if r := e.do(c.method, c.path, c.who, nil); r.status != c.status {
 			t.Errorf("%s %s: %d, want %d: %s", c.method, c.path, r.status, c.status, r.raw)

@@ -97,7 +97,8 @@ async function loadAll(gen: number): Promise<void> {
   const [cams, devs, ss, ws, as] = await Promise.all([
     may('devices:read') ? api<ListResponse<Camera>>('/cameras') : none<Camera>(),
     may('devices:read') ? api<ListResponse<Device>>('/devices') : none<Device>(),
-    may('devices:read') ? api<ListResponse<Site>>('/sites') : none<Site>(),
+    // Sites are what petitions concern too: a hearing officer lists them.
+    may('devices:read') || may('petitions:write') ? api<ListResponse<Site>>('/sites') : none<Site>(),
     may('devices:read') ? api<ListResponse<Wall>>('/walls').catch(() => ({ items: [] as Wall[] })) : none<Wall>(),
     may('alerts:read') ? api<ListResponse<Alert>>('/alerts?limit=500') : none<Alert>(),
   ]);
