@@ -331,17 +331,11 @@ func (c *meetClient) answer(offer string) error {
 		c.subConn.twccID.Store(uint32(id))
 		c.mu.Unlock()
 	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return err
-	}
-	ans, err := pc.CreateAnswer(nil)
-	if err == nil {
-		err = pc.SetLocalDescription(ans)
-	}
+	ans, err := meetpeer.Answer(pc, offer)
 	if err != nil {
 		return err
 	}
-	c.send(map[string]any{"type": "answer", "sdp": ans.SDP})
+	c.send(map[string]any{"type": "answer", "sdp": ans})
 	return nil
 }
 

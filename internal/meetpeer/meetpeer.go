@@ -270,18 +270,25 @@ func (p *Peer) answer(offer string) error {
 		p.sub = pc
 		p.mu.Unlock()
 	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+	ans, err := Answer(pc, offer)
+	if err != nil {
 		return err
+	}
+	p.send(map[string]any{"type": "answer", "sdp": ans})
+	return nil
+}
+
+// Answer applies the server's offer to pc and returns pc's answer, set as
+// its local description.
+func Answer(pc *webrtc.PeerConnection, offer string) (string, error) {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", err
 	}
 	ans, err := pc.CreateAnswer(nil)
 	if err == nil {
 		err = pc.SetLocalDescription(ans)
 	}
-	if err != nil {
-		return err
-	}
-	p.send(map[string]any{"type": "answer", "sdp": ans.SDP})
-	return nil
+	return ans.SDP, err
 }
 
 // Publish sends the media (camera and microphone), looped, until Close.

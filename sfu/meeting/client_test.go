@@ -418,19 +418,12 @@ func (c *client) answer(sdp string) {
 		c.sub = pc
 		c.mu.Unlock()
 	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
-		c.report("server offer", err)
-		return
-	}
-	ans, err := pc.CreateAnswer(nil)
-	if err == nil {
-		err = pc.SetLocalDescription(ans)
-	}
+	ans, err := meetpeer.Answer(pc, sdp)
 	if err != nil {
 		c.report("answer", err)
 		return
 	}
-	c.send(map[string]any{"type": "answer", "sdp": ans.SDP})
+	c.send(map[string]any{"type": "answer", "sdp": ans})
 }
 
 // report fails the test with err, unless the client is being closed (an
