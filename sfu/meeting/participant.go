@@ -296,17 +296,7 @@ func (p *participant) newPublisher() (*webrtc.PeerConnection, error) {
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.sendCandidate(signal.TargetPublisher, c) })
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		p.room.sfu.log.Debug("meeting connection state", "room", p.room.id, "identity", p.identity, "connection", "publisher", "state", s.String())
-		switch s {
-		case webrtc.PeerConnectionStateConnected:
-			// The pictures asked for at Bind went before the connection
-			// could carry them: ask again now that it can.
-			p.subConnected.Store(true)
-			for _, d := range p.downTracks() {
-				if d.up.kind == webrtc.RTPCodecTypeVideo {
-					d.up.requestKeyframe(d.wantLayer())
-				}
-			}
-		case webrtc.PeerConnectionStateFailed:
+		if s == webrtc.PeerConnectionStateFailed {
 			// ICE timed out: the participant is gone (a browser that
 			// died, a phone out of coverage), signaling or not.
 			go p.room.leave(p, signal.LeftTimeout)
