@@ -13,6 +13,8 @@ func FuzzDecode(f *testing.F) {
 		`{"type":"offer","sdp":"v=0\r\n","tracks":{"t":"camera"}}`,
 		`{"type":"candidate","target":"publisher","candidate":"candidate:1 1 udp 1 1.2.3.4 5 typ host","sdp_mline_index":0}`,
 		`{"type":"host","action":"mute","identity":"x","kind":"video"}`,
+		`{"type":"host","action":"admit","identity":"resident"}`,
+		`{"type":"host","action":"reject"}`,
 		`{"type":"layer","identity":"x","quality":"off"}`,
 		`{"type":"chat","text":"hi"}`,
 		`{"type":"ping"}{}`,
