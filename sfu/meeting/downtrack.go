@@ -133,7 +133,7 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		// Otherwise the connection asks when it connects: a keyframe
 		// now would go before it can be carried, and the throttle would
 		// hold back the one that counts.
-		d.up.requestKeyframe(d.wantLayer())
+		d.up.firstKeyframe(d.wantLayer())
 	}
 	return c, nil
 }

@@ -482,7 +482,7 @@ func (p *participant) startSubscriber() error {
 			p.subConnected.Store(true)
 			for _, d := range p.downTracks() {
 				if d.up.kind == webrtc.RTPCodecTypeVideo {
-					d.up.requestKeyframe(d.wantLayer())
+					d.up.firstKeyframe(d.wantLayer())
 				}
 			}
 		case webrtc.PeerConnectionStateFailed:

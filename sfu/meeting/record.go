@@ -209,7 +209,7 @@ func (s *SFU) recordTrack(r *Room, u *upTrack) {
 	}
 	rr.mu.Unlock()
 	u.rec.Store(rs)
-	u.requestKeyframe(u.tapLayer(true))
+	u.firstKeyframe(u.tapLayer(true))
 }
 
 // recordSwitchGrace is how long after a track starts the recording may

@@ -16,8 +16,8 @@ import (
 
 // keyframeInterval throttles the keyframe requests sent to a publisher per
 // layer: subscribers joining or switching together cost one keyframe. Once
-// the keyframe asked for has come, a new request (someone who came after
-// it) goes after keyframeSpacing.
+// the keyframe asked for has come, a first picture's request (someone who
+// came after it) goes after keyframeSpacing.
 const (
 	keyframeInterval = 500 * time.Millisecond
 	keyframeSpacing  = 100 * time.Millisecond
@@ -252,8 +252,19 @@ func (u *upTrack) removeDown(d *downTrack) {
 }
 
 // requestKeyframe asks the publisher for a keyframe of layer, at most once
-// per keyframeInterval per layer.
-func (u *upTrack) requestKeyframe(layer int) {
+// per keyframeInterval per layer (a request inside it is sent when it
+// ends).
+func (u *upTrack) requestKeyframe(layer int) { u.askKeyframe(layer, false) }
+
+// firstKeyframe asks for a keyframe for someone who has had none yet (a
+// subscriber whose connection just came up, a recording starting): once
+// the last keyframe asked for has come, it goes after keyframeSpacing
+// rather than keyframeInterval. Only these: a lossy subscriber's requests
+// keep the slower pace, so that a weak uplink is not made to send
+// keyframe after keyframe.
+func (u *upTrack) firstKeyframe(layer int) { u.askKeyframe(layer, true) }
+
+func (u *upTrack) askKeyframe(layer int, first bool) {
 	if u.kind != webrtc.RTPCodecTypeVideo || layer < 0 || layer >= numLayers {
 		return
 	}
@@ -266,7 +277,7 @@ func (u *upTrack) requestKeyframe(layer int) {
 	now := nanotime()
 	last := u.lastKeyReq[layer].Load()
 	throttle := int64(keyframeInterval)
-	if u.lastKeyframe[layer].Load() > last {
+	if first && u.lastKeyframe[layer].Load() > last {
 		throttle = int64(keyframeSpacing) // answered already
 	}
 	if wait := throttle - (now - last); wait > 0 {
@@ -277,7 +288,7 @@ func (u *upTrack) requestKeyframe(layer int) {
 		if u.keyDeferred[layer].CompareAndSwap(false, true) {
 			time.AfterFunc(time.Duration(wait), func() {
 				u.keyDeferred[layer].Store(false)
-				u.requestKeyframe(layer)
+				u.askKeyframe(layer, first)
 			})
 		}
 		return
