@@ -37,6 +37,10 @@ type JoinClaims struct {
 	// admits them (a resident joining a hearing by its link), unless they
 	// were admitted before while the room lasts.
 	Lobby bool `json:"lobby,omitempty"`
+	// Link is the id of the hearing link the token was exchanged for: the
+	// SFU refuses the token once that link is no longer the hearing's
+	// (revoked, re-issued) or the hearing is over.
+	Link string `json:"link,omitempty"`
 }
 
 // IssueJoin returns a signed join token valid for ttl.

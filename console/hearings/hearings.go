@@ -137,6 +137,7 @@ var (
 	ErrNotFound     = errclass.New(errclass.NotFound, "hearing_not_found", "hearing not found")
 	ErrInvalidState = errclass.New(errclass.Conflict, "invalid_hearing_state", "the hearing's state does not allow this")
 	ErrNotWaiting   = errclass.New(errclass.Conflict, "not_waiting", "the resident is not waiting in the lobby")
+	ErrRoomFull     = errclass.New(errclass.Conflict, "room_full", "the hearing's room has its maximum of participants")
 	// The link's refusals: the resident's page says each in plain words
 	// and reveals nothing of the hearing.
 	ErrLinkInvalid     = errclass.New(errclass.Unauthenticated, "link_invalid", "the link is not valid")
@@ -282,13 +283,15 @@ func (s *Service) Schedule(ctx context.Context, scope orgs.Scope, actor, petitio
 	if pet.State != petitions.StateReceived && pet.State != petitions.StateHeard && pet.State != petitions.StateScheduled {
 		return Hearing{}, errclass.New(errclass.Conflict, "invalid_step", "the petition's state does not allow a hearing")
 	}
-	h := Hearing{ID: newID("hrg_"), PetitionID: pet.ID, OrgID: pet.OrgID, OfficerID: in.OfficerID, Others: in.Others,
+	h := Hearing{ID: newID(rooms.HearingPrefix), PetitionID: pet.ID, OrgID: pet.OrgID, OfficerID: in.OfficerID, Others: in.Others,
 		StartsAt: in.StartsAt.UTC().Truncate(time.Second), LinkExpiresAt: in.LinkExpiresAt.UTC().Truncate(time.Second),
 		State: StateScheduled, CreatedBy: actor, CreatedAt: now.Truncate(time.Millisecond)}
 	h.RoomID = h.ID
 	// The officer, the resident and the others.
-	if _, err := s.p.Rooms.Create(ctx, scope, actor, rooms.NewRoom{ID: h.RoomID, Name: "信访听证 " + pet.Subject, OrgID: pet.OrgID,
-		MaxParticipants: 2 + len(in.Others)}); err != nil {
+	// The room's name says nothing of the petition: rooms are listed to
+	// others than the hearing officers.
+	if _, err := s.p.Rooms.Create(ctx, scope, actor, rooms.NewRoom{ID: h.RoomID, Name: "信访听证", OrgID: pet.OrgID,
+		MaxParticipants: 2 + len(in.Others), Hearing: true}); err != nil {
 		return Hearing{}, err
 	}
 	others, _ := json.Marshal(h.Others)
@@ -526,10 +529,10 @@ func (s *Service) Open(ctx context.Context, token, device string) (Notice, error
 		return Notice{}, err
 	}
 	switch {
-	case r.linkID != claims.ID:
-		return Notice{}, ErrLinkRevoked
 	case r.State == StateEnded || r.State == StateCancelled:
 		return Notice{}, ErrLinkEnded
+	case r.linkID != claims.ID:
+		return Notice{}, ErrLinkRevoked
 	}
 	n, err := s.notice(ctx, r)
 	if err != nil {
@@ -617,12 +620,34 @@ func (s *Service) Join(ctx context.Context, token, device string, consent bool) 
 	}
 	tok, exp, err := s.p.Signer.IssueJoin(auth.JoinClaims{RegisteredClaims: jwtSubject(ResidentIdentity), Name: "信访人 " + n.Petitioner,
 		Room: r.RoomID, Org: string(r.OrgID), Role: "resident",
-		Rights: auth.RoomRights{Publish: true, Subscribe: true, PublishData: true}, Lobby: !admitted}, ttl)
+		Rights: auth.RoomRights{Publish: true, Subscribe: true, PublishData: true}, Lobby: !admitted, Link: r.linkID}, ttl)
 	if err != nil {
 		return Notice{}, JoinGrant{}, err
 	}
 	n.Consented = true
 	return n, JoinGrant{Room: r.RoomID, Token: tok, ExpiresAt: exp, First: first > 0}, nil
+}
+
+// CheckJoin is the SFU's check of each join to a hearing's room: none
+// once the hearing is over, and the resident's only with a token of the
+// hearing's current link (a revoked or re-issued link's token is refused,
+// whatever it was exchanged for).
+func (s *Service) CheckJoin(ctx context.Context, c *auth.JoinClaims) error {
+	if !rooms.IsHearing(c.Room) {
+		return nil
+	}
+	r, err := s.load(ctx, c.Room)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return errors.New("the hearing does not exist")
+	case err != nil:
+		return errors.New("the hearing could not be read; try again")
+	case r.State == StateEnded || r.State == StateCancelled:
+		return errors.New("the hearing is over")
+	case c.Subject == ResidentIdentity && (c.Link == "" || c.Link != r.linkID):
+		return errors.New("the link was withdrawn: ask the hearing officer for a new one")
+	}
+	return nil
 }
 
 // HostToken grants the officer (or another console user with the
@@ -668,8 +693,11 @@ func (s *Service) decide(ctx context.Context, scope orgs.Scope, id, by string, a
 		do = m.Admit
 	}
 	if err := do(r.RoomID, ResidentIdentity, by); err != nil {
-		if errors.Is(err, meeting.ErrNotWaiting) {
+		switch {
+		case errors.Is(err, meeting.ErrNotWaiting):
 			return Hearing{}, ErrNotWaiting
+		case errors.Is(err, meeting.ErrRoomFull):
+			return Hearing{}, ErrRoomFull
 		}
 		return Hearing{}, err
 	}
@@ -686,9 +714,14 @@ func (s *Service) OnAdmit(room, identity, by string) {
 		return
 	}
 	now := s.now()
-	if _, err := s.p.DB.ExecContext(ctx, `UPDATE hearings SET state = ?, admitted_at = CASE WHEN admitted_at = 0 THEN ? ELSE admitted_at END
-		WHERE id = ? AND state IN (?, ?)`, StateInProgress, ms(now), r.ID, StateScheduled, StateInProgress); err != nil {
+	res, err := s.p.DB.ExecContext(ctx, `UPDATE hearings SET state = ?, admitted_at = CASE WHEN admitted_at = 0 THEN ? ELSE admitted_at END
+		WHERE id = ? AND state IN (?, ?)`, StateInProgress, ms(now), r.ID, StateScheduled, StateInProgress)
+	if err != nil {
 		s.log.Error("hearing admission not stored", "hearing", r.ID, "err", err)
+		return
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return // ended meanwhile
 	}
 	if err := s.startRecording(r); err != nil {
 		s.log.Error("hearing recording not started", "hearing", r.ID, "err", err)
@@ -754,10 +787,9 @@ func (s *Service) End(ctx context.Context, scope orgs.Scope, id, actor string, i
 	if in.Note, err = text("note", in.Note, false, 4000); err != nil {
 		return Hearing{}, err
 	}
-	s.stopRecording(r.RoomID)
-	if m := s.sfu(); m != nil {
-		m.CloseRoom(r.RoomID)
-	}
+	// The state first: from now on no admission, join or reload starts
+	// the recording again (startRecording reads the state); then the
+	// recording stops and everyone leaves.
 	now := s.now()
 	res, err := s.p.DB.ExecContext(ctx, `UPDATE hearings SET state = ?, ended_at = ?, outcome = ?, outcome_note = ?, link_id = ''
 		WHERE id = ? AND state IN (?, ?)`, state, ms(now), in.Outcome, in.Note, r.ID, StateScheduled, StateInProgress)
@@ -766,6 +798,10 @@ func (s *Service) End(ctx context.Context, scope orgs.Scope, id, actor string, i
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return Hearing{}, ErrInvalidState
+	}
+	s.stopRecording(r.RoomID)
+	if m := s.sfu(); m != nil {
+		m.CloseRoom(r.RoomID)
 	}
 	if state == StateEnded {
 		if _, err := s.p.Petitions.Step(ctx, scope, actor, r.PetitionID, petitions.StateHeard, outcomeNote(in)); err != nil && !errors.Is(err, petitions.ErrInvalidStep) {

@@ -80,6 +80,7 @@ type recorder struct {
 type sink struct {
 	s     *Service
 	id    string
+	file  string // relative to the recordings directory
 	track *record.Track
 }
 
@@ -107,7 +108,7 @@ func (rc *recorder) Open(src meeting.RecordedSource) (meeting.TrackSink, error) 
 		_, _ = t.Close()
 		return nil, fmt.Errorf("hearing recording not stored: %w", err)
 	}
-	return &sink{s: rc.s, id: id, track: t}, nil
+	return &sink{s: rc.s, id: id, file: filepath.ToSlash(filepath.Join(rc.hearing, name+ext)), track: t}, nil
 }
 
 func (k *sink) WriteRTP(p *rtp.Packet) { k.track.WriteRTP(p) }
@@ -122,6 +123,12 @@ func (k *sink) Close() {
 	case err != nil:
 		state = RecordingFailed
 		k.s.log.Error("hearing recording failed", "recording", k.id, "err", err)
+		// What was written stays in the .part: listed with its size and
+		// checksum, playable, and deleted with the recording.
+		if size, sum2, herr := hashFile(filepath.Join(k.s.p.RecordingsDir, filepath.FromSlash(k.file+".part"))); herr == nil {
+			sum.Path = filepath.Join(k.s.p.RecordingsDir, filepath.FromSlash(k.file+".part"))
+			sum.Bytes, sum.SHA256 = size, sum2
+		}
 	}
 	pauses := make([]Pause, 0, len(sum.Pauses))
 	for _, p := range sum.Pauses {
@@ -161,6 +168,15 @@ func (s *Service) startRecording(r row) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.recorders[r.RoomID] != nil {
+		return nil
+	}
+	// Read again under the lock: End sets the state before it stops the
+	// recording, so a hearing that ended meanwhile is not recorded anew.
+	var state string
+	if err := s.p.DB.QueryRow(`SELECT state FROM hearings WHERE id = ?`, r.ID).Scan(&state); err != nil {
+		return err
+	}
+	if state != StateInProgress {
 		return nil
 	}
 	rc := &recorder{s: s, hearing: r.ID}
@@ -283,6 +299,10 @@ func (s *Service) RecordingFile(ctx context.Context, scope orgs.Scope, hearing, 
 		return Recording{}, "", nil, ErrRecordingNotFound
 	}
 	f, err := os.Open(filepath.Join(s.p.RecordingsDir, filepath.FromSlash(r.file)))
+	if errors.Is(err, os.ErrNotExist) {
+		s.log.Error("hearing recording's file is missing", "recording", id, "file", r.file)
+		return Recording{}, "", nil, ErrRecordingNotFound
+	}
 	if err != nil {
 		return Recording{}, "", nil, fmt.Errorf("recording %s: %w", id, err)
 	}
@@ -312,8 +332,12 @@ func (s *Service) deleteRecording(ctx context.Context, hearing, id, actor string
 	if r.State == RecordingActive {
 		return Recording{}, ErrInvalidState
 	}
-	if err := os.Remove(filepath.Join(s.p.RecordingsDir, filepath.FromSlash(r.file))); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return Recording{}, err
+	// The file and what a stop or a failure may have left of it.
+	path := filepath.Join(s.p.RecordingsDir, filepath.FromSlash(strings.TrimSuffix(r.file, ".part")))
+	for _, p := range []string{path, path + ".part"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return Recording{}, err
+		}
 	}
 	now := s.now()
 	if _, err := s.p.DB.ExecContext(ctx, `UPDATE hearing_recordings SET state = ?, deleted_by = ?, deleted_at = ? WHERE id = ?`,
@@ -354,10 +378,15 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	}
 	rows.Close()
 	n := 0
+	var failed error
 	for _, o := range found {
 		r, err := s.deleteRecording(ctx, o.hearing, o.id, SweepActor)
 		if err != nil {
-			return n, err
+			// One that cannot be deleted holds up none of the others;
+			// it is tried again at the next sweep.
+			s.log.Error("hearing recording past its retention not deleted", "recording", o.id, "err", err)
+			failed = err
+			continue
 		}
 		n++
 		if s.p.Audit != nil {
@@ -367,5 +396,5 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	return n, nil
+	return n, failed
 }

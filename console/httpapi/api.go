@@ -267,7 +267,9 @@ func New(p Params) (http.Handler, error) {
 			svc(func(h *hearings.Service, c *gin.Context, p auth.Principal) (hearings.Hearing, error) {
 				return h.Reject(c.Request.Context(), p.Scope, c.Param("id"), p.UserID)
 			})))
-		authed.POST("/hearings/:id/host-token", a.require(auth.PermMeetingsHost), a.require(auth.PermPetitionsRead), a.hearingHostToken)
+		// Host rights in the room are the officer's powers (admit, reject,
+		// remove): petitions:write, as the API's own admit.
+		authed.POST("/hearings/:id/host-token", a.require(auth.PermMeetingsHost), a.require(auth.PermPetitionsWrite), a.hearingHostToken)
 		authed.POST("/hearings/:id/notes", a.require(auth.PermPetitionsWrite), a.addHearingNote)
 		authed.POST("/hearings/:id/end", a.require(auth.PermPetitionsWrite), a.endHearing)
 		authed.GET("/hearings/:id/record", a.require(auth.PermPetitionsRead), a.hearingRecord)

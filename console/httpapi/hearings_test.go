@@ -85,12 +85,31 @@ func TestHearingsByRole(t *testing.T) {
 		// A petition concerns a site: the officer lists the sites, not
 		// the devices.
 		{officer, "GET", "/api/v1/sites", 200},
+		// The hearing's room is the hearings' API's alone: the meeting
+		// rooms' API and the WHEP taps do not know it, and a commander
+		// (meetings:host without petitions:write) gets no host token.
+		{commander, "POST", "/api/v1/hearings/" + id + "/host-token", 403},
+		{commander, "GET", "/api/v1/rooms/" + id, 404},
+		{commander, "DELETE", "/api/v1/rooms/" + id, 404},
+		{prov, "POST", "/api/v1/whep/rooms/" + id + "/participants/resident", 404},
 		{officer, "GET", "/api/v1/devices", 403},
 		{officer, "POST", "/api/v1/sites", 403},
 	} {
 		if r := e.do(c.method, c.path, c.who, nil); r.status != c.status {
 			t.Errorf("%s %s: %d, want %d: %s", c.method, c.path, r.status, c.status, r.raw)
 		}
+	}
+	if r := e.do("POST", "/api/v1/rooms/"+id+"/tokens", commander, map[string]any{"identity": "resident", "name": "x"}); r.status != 404 {
+		t.Fatalf("a room token for the hearing's room: %d %s", r.status, r.raw)
+	}
+	if r := e.do("PATCH", "/api/v1/rooms/"+id, commander, map[string]any{"locked": true}); r.status != 404 {
+		t.Fatalf("the hearing's room locked through the rooms' API: %d %s", r.status, r.raw)
+	}
+	if r := e.do("GET", "/api/v1/rooms", prov, nil); strings.Contains(r.raw, id) {
+		t.Fatalf("the hearing's room among the meeting rooms: %s", r.raw)
+	}
+	if r := e.do("POST", "/api/v1/rooms", prov, map[string]any{"id": "hrg_mine", "name": "x"}); r.status != 422 {
+		t.Fatalf("a meeting room with a hearing's prefix: %d %s", r.status, r.raw)
 	}
 	if r := e.do("GET", "/api/v1/hearings?day=today", stranger, nil); !strings.Contains(r.raw, `"item_count":0`) {
 		t.Fatalf("another county's officer lists: %s", r.raw)

@@ -22,7 +22,17 @@ func (a *API) listRooms(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
+	rs = slices.DeleteFunc(rs, func(r rooms.Room) bool { return rooms.IsHearing(r.ID) })
 	c.JSON(http.StatusOK, list(rs))
+}
+
+// meetingRoom is a meeting room in the caller's scope; a hearing's room
+// is not one (rooms.HearingPrefix): the hearings' API holds it.
+func (a *API) meetingRoom(c *gin.Context, id string) (rooms.Room, error) {
+	if rooms.IsHearing(id) {
+		return rooms.Room{}, rooms.ErrRoomNotFound
+	}
+	return a.p.Rooms.Get(c.Request.Context(), mustPrincipal(c).Scope, id)
 }
 
 // roomView is a room as GET /rooms/{id} answers: the record, and who is
@@ -33,7 +43,7 @@ type roomView struct {
 }
 
 func (a *API) getRoom(c *gin.Context) {
-	r, err := a.p.Rooms.Get(c.Request.Context(), mustPrincipal(c).Scope, c.Param("id"))
+	r, err := a.meetingRoom(c, c.Param("id"))
 	if err != nil {
 		a.fail(c, err)
 		return
@@ -78,6 +88,10 @@ func (a *API) updateRoom(c *gin.Context) {
 		a.fail(c, errclass.Invalidf("locked", "is required"))
 		return
 	}
+	if rooms.IsHearing(c.Param("id")) {
+		a.fail(c, rooms.ErrRoomNotFound)
+		return
+	}
 	r, err := a.p.Rooms.SetLocked(c.Request.Context(), mustPrincipal(c).Scope, c.Param("id"), *in.Locked)
 	if err != nil {
 		a.fail(c, err)
@@ -97,6 +111,10 @@ func (a *API) updateRoom(c *gin.Context) {
 }
 
 func (a *API) deleteRoom(c *gin.Context) {
+	if rooms.IsHearing(c.Param("id")) {
+		a.fail(c, rooms.ErrRoomNotFound)
+		return
+	}
 	r, err := a.p.Rooms.Delete(c.Request.Context(), mustPrincipal(c).Scope, c.Param("id"))
 	if err != nil {
 		a.fail(c, err)
@@ -141,8 +159,7 @@ func (a *API) issueRoomToken(c *gin.Context) {
 	if !a.decode(c, &in) {
 		return
 	}
-	p := mustPrincipal(c)
-	r, err := a.p.Rooms.Get(c.Request.Context(), p.Scope, c.Param("id"))
+	r, err := a.meetingRoom(c, c.Param("id"))
 	if err != nil {
 		a.fail(c, err)
 		return

@@ -87,8 +87,7 @@ func participantOf(name string) (room, identity string, ok bool) {
 // for ?stream=sub) over WHEP, for a wall tile. The participant's meeting
 // sees nothing of it.
 func (a *API) whepParticipant(c *gin.Context) {
-	p := mustPrincipal(c)
-	room, err := a.p.Rooms.Get(c.Request.Context(), p.Scope, c.Param("id"))
+	room, err := a.meetingRoom(c, c.Param("id"))
 	if err != nil {
 		a.fail(c, err)
 		return

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"net/http"
@@ -398,7 +399,39 @@ func TestHearingLinkRevocationAndDevices(t *testing.T) {
 		t.Fatalf("the first phone after the change: %d %v", st, body)
 	}
 
+	// A room token the first link was exchanged for (on the allowed
+	// device), kept: it dies with that link.
+	st, grant := borrowed.post("/api/v1/hearing-link/join", map[string]any{"token": first, "consent": true})
+	if st != 200 {
+		t.Fatalf("join: %d %v", st, grant)
+	}
+	wsURL := "ws://" + s.HTTPAddr() + "/rtc/signal"
+	joins := func(token string) error {
+		t.Helper()
+		p, err := meetpeer.Dial(wsURL, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		m, err := p.Wait(10*time.Second, func(m signal.ServerMessage) bool {
+			return m.Type == signal.TypeLobby || m.Type == signal.TypeJoined || m.Type == signal.TypeError
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Type == signal.TypeError {
+			return errors.New(m.Code + ": " + m.Message)
+		}
+		return nil
+	}
+	if err := joins(grant["token"].(string)); err != nil {
+		t.Fatalf("the room token of the current link: %v", err)
+	}
+
 	second := strings.TrimPrefix(mustPost(t, base, tok, "/api/v1/hearings/"+id+"/link", nil, 201)["path"].(string), "/h/")
+	if err := joins(grant["token"].(string)); err == nil || !strings.Contains(err.Error(), "bad_token") {
+		t.Fatalf("the room token of a re-issued link: %v", err)
+	}
 	if st, body := borrowed.post("/api/v1/hearing-link/open", map[string]any{"token": first}); st != 401 || errorCode(body) != "link_revoked" || body["notice"] != nil {
 		t.Fatalf("the old link: %d %v", st, body)
 	}
@@ -411,8 +444,13 @@ func TestHearingLinkRevocationAndDevices(t *testing.T) {
 	if st, body := phone.post("/api/v1/hearing-link/open", map[string]any{"token": second}); st != 401 || errorCode(body) != "link_revoked" {
 		t.Fatalf("the revoked link: %d %v", st, body)
 	}
-	// Ended before anyone was admitted: cancelled, no record.
+	// Ended before anyone was admitted: cancelled, no record; no token
+	// of the hearing's room works any more.
+	host := mustPost(t, base, tok, "/api/v1/hearings/"+id+"/host-token", nil, 201)
 	ended := mustPost(t, base, tok, "/api/v1/hearings/"+id+"/end", map[string]any{}, 200)
+	if err := joins(host["token"].(string)); err == nil || !strings.Contains(err.Error(), "bad_token") {
+		t.Fatalf("a host token after the end: %v", err)
+	}
 	if ended["state"] != "cancelled" {
 		t.Fatalf("ended unheard: %v", ended)
 	}

@@ -37,8 +37,10 @@ func (s *Server) startMeetings(context.Context) error {
 		Audit:      s.audit,
 		Log:        s.log.With("component", "meeting"),
 		Metrics:    s.metrics,
-		// The first admission to a hearing's room starts its recording.
-		OnAdmit: s.hearings.OnAdmit,
+		// The first admission to a hearing's room starts its recording;
+		// a hearing's tokens end with its link and with the hearing.
+		OnAdmit:   s.hearings.OnAdmit,
+		CheckJoin: s.hearings.CheckJoin,
 	})
 	if err != nil {
 		if s.turn != nil {
@@ -89,6 +91,10 @@ func (s *Server) iceServers(identity, host string, expires time.Time) []signal.I
 type roomsExist struct{ rooms *rooms.Store }
 
 func (r roomsExist) Exists(ctx context.Context, scope orgs.Scope, id string) error {
+	if rooms.IsHearing(id) {
+		// A hearing is shown to its officers, never on a wall.
+		return rooms.ErrRoomNotFound
+	}
 	_, err := r.rooms.Get(ctx, scope, id)
 	return err
 }

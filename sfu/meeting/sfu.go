@@ -73,6 +73,10 @@ type Params struct {
 	// waits in a room's lobby at each change. Neither may block.
 	OnAdmit func(room, identity, by string)
 	OnLobby func(room string, waiting []signal.LobbyEntry)
+	// CheckJoin, when set, may refuse a good token at each join with the
+	// message the client is told (a hearing's token once its link was
+	// revoked or the hearing is over).
+	CheckJoin func(ctx context.Context, c *auth.JoinClaims) error
 }
 
 // SFU holds the rooms in progress.
@@ -270,6 +274,13 @@ func (s *SFU) join(c *conn, host string) *participant {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if s.p.CheckJoin != nil {
+		if err := s.p.CheckJoin(ctx, claims); err != nil {
+			cancel()
+			c.fail(&signal.Error{Code: "bad_token", Field: "token", Message: err.Error()}, closeUnauthorized)
+			return nil
+		}
+	}
 	rec, err := s.rooms.Room(ctx, orgs.ID(claims.Org), claims.Room)
 	cancel()
 	if err != nil {

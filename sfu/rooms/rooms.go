@@ -33,7 +33,20 @@ type NewRoom struct {
 	Name            string  `json:"name"`
 	OrgID           orgs.ID `json:"org_id"`
 	MaxParticipants int     `json:"max_participants"`
+	// Hearing says the room is a petition hearing's (console/hearings
+	// makes it); never from a request.
+	Hearing bool `json:"-"`
 }
+
+// HearingPrefix begins the id of a petition hearing's room, and only of
+// one: such a room is reached through the hearings' API and the
+// resident's link alone. The meeting rooms' API, the walls and the WHEP
+// taps answer as if it did not exist (a hearing's video is personal data
+// of the petitioner, for the roles that may see it).
+const HearingPrefix = "hrg_"
+
+// IsHearing says whether id is a hearing's room.
+func IsHearing(id string) bool { return strings.HasPrefix(id, HearingPrefix) }
 
 // Limits of a room.
 const (
@@ -74,6 +87,9 @@ func scan(row interface{ Scan(...any) error }) (Room, error) {
 func (s *Store) Create(ctx context.Context, scope orgs.Scope, actor string, in NewRoom) (Room, error) {
 	if !orgs.IDPattern.MatchString(in.ID) {
 		return Room{}, errclass.Invalidf("id", "must be 1-64 lowercase letters, digits, '-' or '_', starting with a letter or digit")
+	}
+	if IsHearing(in.ID) != in.Hearing {
+		return Room{}, errclass.Invalidf("id", "the prefix %s is the hearings' rooms'", HearingPrefix)
 	}
 	in.Name = strings.TrimSpace(in.Name)
 	if in.Name == "" || len(in.Name) > 200 {
