@@ -172,6 +172,13 @@ func (r *Room) leave(p *participant, reason string) {
 		r.leaveLobby(p, reason)
 		return
 	}
+	r.mu.Unlock()
+	// A host's admission may be entering p now: it finishes first, so
+	// that the others are told p joined before they are told p left.
+	p.entering.Lock()
+	//lint:ignore SA2001 the empty section is the barrier
+	p.entering.Unlock()
+	r.mu.Lock()
 	if r.participants[p.identity] != p {
 		r.mu.Unlock()
 		return

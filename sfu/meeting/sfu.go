@@ -70,7 +70,9 @@ type Params struct {
 	CheckOrigin func(r *http.Request) bool
 	// OnAdmit, when set, is told that a host admitted identity from
 	// room's lobby (a hearing's recording starts then); OnLobby of who
-	// waits in a room's lobby at each change. Neither may block.
+	// waits in a room's lobby at each change. Both run on the admitting
+	// host's goroutine (a signaling connection's, an API request's): a
+	// database write is fine, waiting on the room is not.
 	OnAdmit func(room, identity, by string)
 	OnLobby func(room string, waiting []signal.LobbyEntry)
 	// CheckJoin, when set, may refuse a good token at each join with the
