@@ -152,6 +152,13 @@ func TestSignedRecord(t *testing.T) {
 	if _, err := e.svc.End(e.ctx, qj, h.ID, "qj-ho", Ending{Outcome: OutcomeResolved}); !errors.Is(err, ErrInvalidState) {
 		t.Fatalf("ended twice: %v", err)
 	}
+	// An end whose signing failed is signed at the record's next read.
+	if _, err := e.db.Exec(`UPDATE hearings SET record = '', signature = '' WHERE id = ?`, h.ID); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := e.svc.SignedRecord(e.ctx, qj, h.ID); err != nil || !rec.Valid {
+		t.Fatalf("signed late: %v %+v", err, rec)
+	}
 	if _, err := e.db.Exec(`UPDATE hearings SET record = replace(record, 'resolved', 'referred') WHERE id = ?`, h.ID); err != nil {
 		t.Fatal(err)
 	}

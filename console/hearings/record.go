@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -114,8 +115,16 @@ func (s *Service) sign(ctx context.Context, scope orgs.Scope, id string) error {
 // SignedRecord returns an ended hearing's record in scope, with its
 // signature checked.
 func (s *Service) SignedRecord(ctx context.Context, scope orgs.Scope, id string) (SignedRecord, error) {
-	if _, err := s.loadIn(ctx, scope, id); err != nil {
+	r, err := s.loadIn(ctx, scope, id)
+	if err != nil {
 		return SignedRecord{}, err
+	}
+	if r.State == StateEnded && !r.Signed {
+		// Its end could not sign it (the database failed after the
+		// state was stored): signed now.
+		if err := s.sign(ctx, scope, id); err != nil && !errors.Is(err, ErrInvalidState) {
+			return SignedRecord{}, err
+		}
 	}
 	var body, sig string
 	if err := s.p.DB.QueryRowContext(ctx, `SELECT record, signature FROM hearings WHERE id = ?`, id).Scan(&body, &sig); err != nil {
