@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -96,25 +97,36 @@ func StartRTSPCamera(t testing.TB, opts RTSPOptions) *RTSPCamera {
 	default:
 		t.Fatalf("RTSPOptions.Codec %q: want h264, h265, mjpeg or audio", opts.Codec)
 	}
-	addr := opts.Addr
-	if addr == "" {
-		addr = FreeAddr(t)
-	}
-	rtpPort := freeUDPPair(t)
 	h := &relay{path: "/" + strings.TrimPrefix(opts.Path, "/"), user: opts.User, pass: opts.Password}
-	srv := &gortsplib.Server{
-		Handler:        h,
-		RTSPAddress:    addr,
-		UDPRTPAddress:  "127.0.0.1:" + strconv.Itoa(rtpPort),
-		UDPRTCPAddress: "127.0.0.1:" + strconv.Itoa(rtpPort+1),
-		AuthMethods:    []auth.VerifyMethod{auth.VerifyMethodDigestMD5},
-	}
-	if opts.BasicAuth {
-		srv.AuthMethods = []auth.VerifyMethod{auth.VerifyMethodBasic}
-	}
-	h.server = srv
-	if err := srv.Start(); err != nil {
-		t.Fatalf("rtsp server: %v", err)
+	var srv *gortsplib.Server
+	// The free ports are found before the server binds them: another
+	// test's socket may take one in between (the suite runs packages at
+	// once), so a bind that finds its port taken tries new ones.
+	for attempt := 1; ; attempt++ {
+		addr := opts.Addr
+		if addr == "" {
+			addr = FreeAddr(t)
+		}
+		rtpPort := freeUDPPair(t)
+		srv = &gortsplib.Server{
+			Handler:        h,
+			RTSPAddress:    addr,
+			UDPRTPAddress:  "127.0.0.1:" + strconv.Itoa(rtpPort),
+			UDPRTCPAddress: "127.0.0.1:" + strconv.Itoa(rtpPort+1),
+			AuthMethods:    []auth.VerifyMethod{auth.VerifyMethodDigestMD5},
+		}
+		if opts.BasicAuth {
+			srv.AuthMethods = []auth.VerifyMethod{auth.VerifyMethodBasic}
+		}
+		h.server = srv
+		err := srv.Start()
+		if err == nil {
+			break
+		}
+		inUse := errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
+		if !inUse || attempt == 5 {
+			t.Fatalf("rtsp server: %v", err)
+		}
 	}
 	c := &RTSPCamera{URL: "rtsp://" + srv.RTSPAddress + h.path, t: t, opts: opts, srv: srv, h: h, bin: bin}
 	t.Cleanup(func() {
