@@ -9,6 +9,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -158,6 +160,19 @@ func TestConsoleHearingsInBrowser(t *testing.T) {
 	}
 	if residents != 2 {
 		t.Errorf("%d recordings of the petitioner: %v", residents, recs)
+	}
+	// Every file decodes whole, the officer's simulcast camera (recorded
+	// from its top layer, moving to it as the browser's layers come) too.
+	for _, r := range recs {
+		r := r.(map[string]any)
+		file := filepath.Join(t.TempDir(), r["id"].(string)+".webm")
+		download(t, base+"/api/v1/hearings/"+id+"/recordings/"+r["id"].(string), admin, file)
+		out, err := exec.Command("ffmpeg", "-v", "error", "-i", file, "-f", "null", "-").CombinedOutput()
+		if err != nil || len(bytes.TrimSpace(out)) > 0 {
+			t.Errorf("%s/%s does not decode cleanly: %v %s", r["identity"], r["source"], err, out)
+		}
+		p := ffprobe(t, file)
+		t.Logf("%s/%s: %s %s s %dx%d", r["identity"], r["source"], p.Streams[0].CodecName, p.Format.Duration, p.Streams[0].Width, p.Streams[0].Height)
 	}
 	if rec := mustGet(t, base, admin, "/api/v1/hearings/"+id+"/record"); rec["valid"] != true {
 		t.Errorf("the record: %v", rec)

@@ -217,6 +217,10 @@ func (s *SFU) recordTrack(r *Room, u *upTrack) {
 // after it, the layer changes only when the recorded one stops.
 const recordSwitchGrace = 3 * time.Second
 
+// recordMinStep is the least a switch of stream moves the recording's
+// timeline on: about a frame.
+const recordMinStep = 20 * time.Millisecond
+
 // write hands one packet of u's layer to the sink, rewritten into the
 // sink's stream. It is called on the read loop, before the fan-out, and
 // makes no allocation.
@@ -233,9 +237,12 @@ func (rs *recSource) write(u *upTrack, layer int, p *rtp.Packet, key bool, now i
 		rs.cur, rs.layer, rs.since = u, layer, now
 		if rs.started {
 			// Go on from the sink's last packet, as much later as
-			// time has passed.
-			elapsed := uint64(max(now-rs.lastWall, 0))
-			ts := rs.lastTS + uint32(elapsed*uint64(rs.clockRate)/uint64(time.Second)) + 1
+			// time has passed, and a frame's time at least: a layer's
+			// keyframe comes right after the other layer's frame, and
+			// two frames in the same millisecond are out of order in a
+			// container that counts in milliseconds (WebM).
+			elapsed := uint64(max(now-rs.lastWall, int64(recordMinStep)))
+			ts := rs.lastTS + uint32(elapsed*uint64(rs.clockRate)/uint64(time.Second))
 			rs.tsOff = ts - p.Timestamp
 			rs.seqOff = rs.lastSeq + 1 - p.SequenceNumber
 		} else {

@@ -298,7 +298,9 @@ try {
   }, ['hearings']);
 
   await step('a recording plays in the console (fetched with the token)', async () => {
-    const row = page.locator('[data-test=recordings] tr[data-recording]').filter({ hasText: '摄像头' }).first();
+    // The petitioner's camera (the officer's, simulcast from this
+    // browser, is checked by the Go test with ffprobe).
+    const row = page.locator('[data-test=recordings] tr[data-recording]').filter({ hasText: '信访人' }).filter({ hasText: '摄像头' }).first();
     await row.locator('[data-test=play]').click();
     await page.waitForFunction(() => {
       const v = document.querySelector('[data-test=player] video');
