@@ -236,7 +236,8 @@ func TestHearingWithPionClients(t *testing.T) {
 	if _, got := getJSON(t, "GET", base+"/api/v1/hearings/"+id, tok, nil); got["state"] != "in_progress" || got["admitted_at"] == nil {
 		t.Fatalf("after admission: %v", got)
 	}
-	time.Sleep(2 * time.Second) // recorded
+	heard(t, officer, "resident", 2*time.Second) // recorded both ways
+	heard(t, resident, officerID, 2*time.Second)
 
 	// The resident's phone dies: the officer is told, and the same link
 	// brings them back into the hearing without waiting.
@@ -246,7 +247,9 @@ func TestHearingWithPionClients(t *testing.T) {
 	}); err != nil {
 		t.Fatal("the officer was not told the resident left: ", err)
 	}
-	time.Sleep(1500 * time.Millisecond) // the gap
+	// The phone stays away this long (the fault's length, not a wait
+	// for something): longer than the recorder's 1 s, so a pause.
+	time.Sleep(1500 * time.Millisecond)
 	st, grant = phone.post("/api/v1/hearing-link/join", map[string]any{"token": linkToken, "consent": true})
 	if st != 200 {
 		t.Fatalf("join again: %d %v", st, grant)
@@ -266,7 +269,7 @@ func TestHearingWithPionClients(t *testing.T) {
 	if err := officer.WaitReceived("resident-camera", before+50, 15*time.Second); err != nil {
 		t.Fatal("the officer does not see the resident again: ", err)
 	}
-	time.Sleep(2 * time.Second)
+	heard(t, officer, "resident", 2*time.Second)
 
 	mustPost(t, base, tok, "/api/v1/hearings/"+id+"/notes", map[string]any{"text": "居民陈述屋顶漏水已三个月。"}, 201)
 	if st, b := getJSON(t, "POST", base+"/api/v1/hearings/"+id+"/end", tok, map[string]any{"outcome": "maybe"}); st != 422 {
@@ -570,7 +573,7 @@ func TestHearingSurvivesAServerRestart(t *testing.T) {
 		return officer, resident
 	}
 	officer, resident := join(base, tok, true)
-	time.Sleep(2 * time.Second)
+	heard(t, officer, "resident", 2*time.Second)
 	stop(t, s) // the peers see their connections drop
 	officer.Drop()
 	resident.Drop()
@@ -589,8 +592,8 @@ func TestHearingSurvivesAServerRestart(t *testing.T) {
 			t.Fatalf("a recording the stop did not finish: %v", r)
 		}
 	}
-	join(base, tok, false)
-	time.Sleep(2 * time.Second)
+	officer, _ = join(base, tok, false)
+	heard(t, officer, "resident", 2*time.Second)
 	ended := mustPost(t, base, tok, "/api/v1/hearings/"+id+"/end", map[string]any{"outcome": "referred"}, 200)
 	recs := ended["recordings"].([]any)
 	if len(recs) != 8 {
@@ -603,5 +606,15 @@ func TestHearingSurvivesAServerRestart(t *testing.T) {
 	}
 	if rec := mustGet(t, base, tok, "/api/v1/hearings/"+id+"/record"); rec["valid"] != true || len(rec["record"].(map[string]any)["recordings"].([]any)) != 8 {
 		t.Fatalf("record: %v", rec)
+	}
+}
+
+// heard waits until p has received d more of identity's audio: Opus
+// packets of 20 ms, 50 a second, so d of media both sent and recorded.
+func heard(t *testing.T, p *meetpeer.Peer, identity string, d time.Duration) {
+	t.Helper()
+	prefix := identity + "-microphone"
+	if err := p.WaitReceived(prefix, p.Received(prefix)+int64(d/(20*time.Millisecond)), d+15*time.Second); err != nil {
+		t.Fatalf("%v of %s's audio: %v", d, identity, err)
 	}
 }

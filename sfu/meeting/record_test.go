@@ -110,6 +110,8 @@ func TestRecordingFollowsASourceAcrossReconnects(t *testing.T) {
 	before := len(audio.pkts)
 	last := audio.pkts[before-1]
 	audio.mu.Unlock()
+	// The phone stays away this long: the fault's length, which the
+	// timestamps must show, not a wait for something.
 	gap := 700 * time.Millisecond
 	time.Sleep(gap)
 	back := e.join("resident", memberRights)
