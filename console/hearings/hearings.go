@@ -514,35 +514,41 @@ func DeviceHash(cookie string) string {
 // officer allowed one (which it then becomes). ErrLinkNotYet comes with
 // the notice, so the page can say when to come back.
 func (s *Service) Open(ctx context.Context, token, device string) (Notice, error) {
+	n, _, err := s.open(ctx, token, device)
+	return n, err
+}
+
+// open is Open, with the hearing's row as read (Join goes on from it).
+func (s *Service) open(ctx context.Context, token, device string) (Notice, row, error) {
 	claims, verr := s.p.Signer.VerifyHearingLink(token)
 	switch {
 	case errors.Is(verr, auth.ErrTokenExpired):
-		return Notice{}, ErrLinkExpired
+		return Notice{}, row{}, ErrLinkExpired
 	case verr != nil && !errors.Is(verr, auth.ErrTokenNotYet):
-		return Notice{}, ErrLinkInvalid
+		return Notice{}, row{}, ErrLinkInvalid
 	}
 	r, err := s.load(ctx, claims.Hearing)
 	if errors.Is(err, ErrNotFound) {
-		return Notice{}, ErrLinkInvalid
+		return Notice{}, row{}, ErrLinkInvalid
 	}
 	if err != nil {
-		return Notice{}, err
+		return Notice{}, row{}, err
 	}
 	switch {
 	case r.State == StateEnded || r.State == StateCancelled:
-		return Notice{}, ErrLinkEnded
+		return Notice{}, row{}, ErrLinkEnded
 	case r.linkID != claims.ID:
-		return Notice{}, ErrLinkRevoked
+		return Notice{}, row{}, ErrLinkRevoked
 	}
 	n, err := s.notice(ctx, r)
 	if err != nil {
-		return Notice{}, err
+		return Notice{}, row{}, err
 	}
 	if verr != nil {
-		return n, ErrLinkNotYet
+		return n, row{}, ErrLinkNotYet
 	}
 	if device == "" {
-		return Notice{}, ErrLinkOtherDevice
+		return Notice{}, row{}, ErrLinkOtherDevice
 	}
 	hash := DeviceHash(device)
 	if r.linkDevice != hash {
@@ -552,13 +558,13 @@ func (s *Service) Open(ctx context.Context, token, device string) (Notice, error
 			WHERE id = ? AND link_id = ? AND (link_device = '' OR (link_device = ? AND allow_other_device = 1))`,
 			hash, r.ID, r.linkID, r.linkDevice)
 		if err != nil {
-			return Notice{}, err
+			return Notice{}, row{}, err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return Notice{}, ErrLinkOtherDevice
+			return Notice{}, row{}, ErrLinkOtherDevice
 		}
 	}
-	return n, nil
+	return n, r, nil
 }
 
 func (s *Service) notice(ctx context.Context, r row) (Notice, error) {
@@ -593,16 +599,12 @@ type JoinGrant struct {
 // the recording, grants a join token of the hearing's room only, which
 // waits in its lobby, valid until the link expires.
 func (s *Service) Join(ctx context.Context, token, device string, consent bool) (Notice, JoinGrant, error) {
-	n, err := s.Open(ctx, token, device)
+	n, r, err := s.open(ctx, token, device)
 	if err != nil {
 		return Notice{}, JoinGrant{}, err
 	}
 	if !consent {
 		return Notice{}, JoinGrant{}, ErrConsentRequired
-	}
-	r, err := s.load(ctx, n.HearingID)
-	if err != nil {
-		return Notice{}, JoinGrant{}, err
 	}
 	now := s.now()
 	res, err := s.p.DB.ExecContext(ctx, `UPDATE hearings SET consent_at = ? WHERE id = ? AND consent_at = 0`, ms(now), r.ID)
