@@ -30,7 +30,7 @@ func (c *Commands) Desired(ctx context.Context, d Device) ([]Desired, error) {
 				continue
 			}
 			cmd, err := scanCommand(c.db.QueryRowContext(ctx, `SELECT `+commandColumns+` FROM commands
-				WHERE device_id = ? AND name = ? ORDER BY created_at DESC, rowid DESC LIMIT 1`, d.ID, name))
+				WHERE id = (SELECT command_id FROM command_latest WHERE device_id = ? AND name = ?)`, d.ID, name))
 			if errors.Is(err, sql.ErrNoRows) {
 				continue
 			}

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/lookout-cc/lookout/internal/orgs"
-	"github.com/lookout-cc/lookout/internal/sqldb"
 )
 
 // Entry is one audited step.
@@ -48,8 +47,6 @@ type Log struct {
 	seq  int64
 	// insert is prepared once: InTx runs it in each batch's transaction.
 	insert *sql.Stmt
-	// inserts writes many entries a statement (InTx).
-	inserts *sqldb.Rows
 }
 
 // genesis is the "previous hash" of the first entry.
@@ -63,11 +60,6 @@ func Open(ctx context.Context, db *sql.DB) (*Log, error) {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	if l.insert, err = db.PrepareContext(ctx, insertEntry); err != nil {
-		return nil, fmt.Errorf("audit log: %w", err)
-	}
-	if l.inserts, err = sqldb.PrepareRows(ctx, db, entryColumns, func(n int) string {
-		return insertEntryHead + sqldb.Repeat(entryValues, ", ", n)
-	}); err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	return l, nil
@@ -173,10 +165,14 @@ func (l *Log) InTx(ctx context.Context, fn func(tx *sql.Tx, add func(Rec)) error
 		args = append(args, e.Seq, e.TS.UnixMilli(), e.Actor, string(e.OrgID), e.Action, e.Target, e.Result, d, e.PrevHash, e.Hash)
 		seq, last = e.Seq, e.Hash
 	}
-	// Many rows a statement (sqldb.Rows): under a burst of commands a
-	// statement per entry cost most of an entry.
-	if err := l.inserts.Exec(ctx, tx, args); err != nil {
-		return fmt.Errorf("audit: %w", err)
+	// A statement an entry: one INSERT of many rows costs more here, as
+	// the SQLite driver matches each value to its parameter by a search
+	// over all of them, and SQLite keeps a statement journal for it.
+	insert := tx.StmtContext(ctx, l.insert)
+	for ; len(args) > 0; args = args[entryColumns:] {
+		if _, err := insert.ExecContext(ctx, args[:entryColumns]...); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("audit: %w", err)
@@ -186,9 +182,7 @@ func (l *Log) InTx(ctx context.Context, fn func(tx *sql.Tx, add func(Rec)) error
 }
 
 const (
-	insertEntryHead = `INSERT INTO audit_log(seq, ts, actor, org_id, action, target, result, detail, prev_hash, hash) VALUES `
-	entryValues     = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	insertEntry     = insertEntryHead + entryValues
+	insertEntry = `INSERT INTO audit_log(seq, ts, actor, org_id, action, target, result, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// entryColumns are the values of an entry's row.
 	entryColumns = 10
 )
