@@ -80,7 +80,9 @@ func New(p Params) (*Broker, error) {
 	quiet := slog.New(levelFloor{Handler: p.Log.Handler(), min: slog.LevelError})
 	// The inline client lets the server hand commands to the broker in
 	// process (Publish), without a network round trip per command.
-	b.srv = mqtt.New(&mqtt.Options{Logger: quiet, InlineClient: true})
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumClientWritesPending = maxPendingWrites
+	b.srv = mqtt.New(&mqtt.Options{Logger: quiet, InlineClient: true, Capabilities: caps})
 	if err := b.srv.AddHook(&accessHook{b: b, devices: p.Devices, log: p.Log}, nil); err != nil {
 		return nil, err
 	}
@@ -122,6 +124,18 @@ func (b *Broker) Close() error {
 	})
 	return err
 }
+
+// maxPendingWrites is how many messages may wait to be written to one
+// client. mochi's default, 8,192, is a channel of that many pointers for
+// every session: 64 KiB a device, most of the server's heap with a
+// thousand lamps connected, which every garbage collection scans (a
+// collection then took some 90 ms of CPU, in the middle of a burst of
+// commands). A device is sent its commands and little else, and the
+// server takes the devices' messages in process (Subscribe), not as a
+// client that subscribes to all of them; a client whose 256 messages wait
+// unwritten is not reading, and what comes on is dropped and counted
+// (mochi's messages dropped).
+const maxPendingWrites = 256
 
 // closeWait bounds Close's wait for the broker's connections to end.
 const closeWait = 3 * time.Second

@@ -336,6 +336,26 @@ func (s *Server) startMQTT(context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The server takes the devices' messages from the embedded broker in
+	// process, on the goroutine of the device's own connection: no second
+	// network hop per message, no client of the server's own whose queue
+	// holds everything every device sends, and a device that sends faster
+	// than the server takes is slowed on its own connection. The
+	// subscriptions are made before the broker listens, so that no
+	// device's retained status comes before them.
+	for i, sub := range []struct {
+		filter string
+		handle func(topic string, payload []byte)
+	}{
+		{pipeline.TelemetryFilter, s.seen(s.ingest.HandleTelemetry)},
+		{pipeline.NMEAFilter, s.seen(s.ingest.HandleNMEA)},
+		{devices.TopicRoot + "+/status", s.handleStatus},
+		{devices.TopicRoot + "+/cmd/ack", s.seen(s.handleAck)},
+	} {
+		if err := b.Subscribe(sub.filter, i+1, sub.handle); err != nil {
+			return fmt.Errorf("subscribe %s: %w", sub.filter, err)
+		}
+	}
 	if err := b.Start(); err != nil {
 		b.Close()
 		return err
@@ -358,21 +378,19 @@ func (s *Server) stopMQTT(context.Context) error {
 	return s.broker.Close()
 }
 
-// startMQTTClient connects the server's own MQTT client: to the embedded
-// broker with the service credentials, or to the external broker.
+// startMQTTClient connects the server's own MQTT client to the external
+// broker. The embedded broker needs none: its messages are taken in
+// process (startMQTT).
 func (s *Server) startMQTTClient(context.Context) error {
-	p := mqtt.Params{Log: s.log.With("component", "mqtt-client"), Metrics: s.metrics}
 	if s.broker != nil {
-		p.URL = "tcp://" + s.broker.Addr()
-		p.Username, p.Password = s.broker.ServiceCredentials()
-		p.ClientID = "lookout-server"
-	} else {
-		ext := s.cfg.MQTT.External
-		p.URL, p.Username, p.Password, p.ClientID = ext.URL, ext.Username, ext.Password.Reveal(), ext.ClientID
-		if p.ClientID == "" {
-			host, _ := os.Hostname()
-			p.ClientID = "lookout-" + host
-		}
+		return nil
+	}
+	p := mqtt.Params{Log: s.log.With("component", "mqtt-client"), Metrics: s.metrics}
+	ext := s.cfg.MQTT.External
+	p.URL, p.Username, p.Password, p.ClientID = ext.URL, ext.Username, ext.Password.Reveal(), ext.ClientID
+	if p.ClientID == "" {
+		host, _ := os.Hostname()
+		p.ClientID = "lookout-" + host
 	}
 	c, err := mqtt.New(p)
 	if err != nil {
@@ -381,22 +399,13 @@ func (s *Server) startMQTTClient(context.Context) error {
 	// Nodes of one shared group split the messages instead of each taking
 	// all of them.
 	share := ""
-	if g := s.cfg.MQTT.External.SharedGroup; s.broker == nil && g != "" {
+	if g := s.cfg.MQTT.External.SharedGroup; g != "" {
 		share = "$share/" + g + "/"
 	}
 	c.Subscribe(share+pipeline.TelemetryFilter, 1, s.seen(s.ingest.HandleTelemetry))
 	c.Subscribe(share+pipeline.NMEAFilter, 1, s.seen(s.ingest.HandleNMEA))
 	c.Subscribe(share+devices.TopicRoot+"+/status", 1, s.handleStatus)
-	if s.broker != nil {
-		// Acks are taken from the embedded broker in process, as commands
-		// are given to it: a burst of commands costs no second network
-		// hop per ack.
-		if err := s.broker.Subscribe(devices.TopicRoot+"+/cmd/ack", 1, s.seen(s.handleAck)); err != nil {
-			return err
-		}
-	} else {
-		c.Subscribe(share+devices.TopicRoot+"+/cmd/ack", 1, s.seen(s.handleAck))
-	}
+	c.Subscribe(share+devices.TopicRoot+"+/cmd/ack", 1, s.seen(s.handleAck))
 	c.Start()
 	s.mqtt = c
 	s.health.Add("mqtt_client", c.Check)
@@ -404,6 +413,9 @@ func (s *Server) startMQTTClient(context.Context) error {
 }
 
 func (s *Server) stopMQTTClient(context.Context) error {
+	if s.mqtt == nil {
+		return nil
+	}
 	s.health.Remove("mqtt_client")
 	s.mqtt.Close()
 	return nil
