@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -172,6 +173,7 @@ func commands(argv []string, out io.Writer) error {
 	var lat []time.Duration
 	var states []string
 	var total time.Duration
+	var burstP99 []time.Duration // each burst's own p99: how much the bursts differ
 	serverBefore, _ := cpuTicks(lk.Process.Pid)
 	var ruBefore, ruAfter syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ruBefore)
@@ -181,6 +183,9 @@ func commands(argv []string, out io.Writer) error {
 			return err
 		}
 		lat, states, total = append(lat, l...), append(states, st...), total+took
+		own := slices.Clone(l)
+		slices.Sort(own)
+		burstP99 = append(burstP99, own[min(len(own)-1, len(own)*99/100)])
 	}
 	serverAfter, _ := cpuTicks(lk.Process.Pid)
 	if err := saveAllocs("lookout-allocs-after.prof"); err != nil {
@@ -215,6 +220,9 @@ func commands(argv []string, out io.Writer) error {
 	fmt.Fprintf(out, "commands: %d devices (%s) on the embedded broker, one set_brightness each, %s; %d round(s)\n", *n, devices, how, *rounds)
 	fmt.Fprintf(out, "  acked %d of %d in %s\n", acked, len(states), total.Round(time.Millisecond))
 	fmt.Fprintf(out, "  API call to acked (its done_at): p50 %s  p99 %s  max %s\n", p(0.5), p(0.99), p(1))
+	slices.Sort(burstP99)
+	fmt.Fprintf(out, "  p99 of each burst: fastest %s, median %s, slowest %s\n", burstP99[0].Round(100*time.Microsecond),
+		burstP99[len(burstP99)/2].Round(100*time.Microsecond), burstP99[len(burstP99)-1].Round(100*time.Microsecond))
 	fmt.Fprintf(out, "  CPU per burst: lookout %s, the simulated devices (this process) %s\n", serverCPU.Round(time.Millisecond), benchCPU.Round(time.Millisecond))
 	if q50, q99, err := api.histogramQuantiles("lookout_command_ack_seconds"); err == nil {
 		fmt.Fprintf(out, "  accepted to acked, the server's histogram: p50 <= %s  p99 <= %s\n", q50, q99)
