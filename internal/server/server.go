@@ -79,12 +79,13 @@ type Server struct {
 	unknownAcks prometheus.Counter
 	health      *health.Registry
 
-	db       *sql.DB
-	orgs     *orgs.Store
-	users    *users.Store
-	registry *devices.Registry
-	audit    *audit.Log
-	presence *devices.Presence
+	db           *sql.DB
+	checkpointer *sqldb.Checkpointer // copies the state database's write-ahead log beside its writer
+	orgs         *orgs.Store
+	users        *users.Store
+	registry     *devices.Registry
+	audit        *audit.Log
+	presence     *devices.Presence
 	// sweepStop ends the staleness sweep; sweepDone says it has.
 	sweepStop chan struct{}
 	sweepDone chan struct{}
@@ -252,14 +253,19 @@ func (s *Server) startState(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.db = db
+	ckpt, err := sqldb.StartCheckpointer(s.cfg.DataDir, sqldb.CheckpointEvery, s.log.With("component", "state"))
+	if err != nil {
+		db.Close()
+		return err
+	}
+	s.db, s.checkpointer = db, ckpt
 	s.health.Add("state", db.PingContext)
 	return nil
 }
 
 func (s *Server) stopState(context.Context) error {
 	s.health.Remove("state")
-	return s.db.Close()
+	return errors.Join(s.checkpointer.Close(), s.db.Close())
 }
 
 // bootstrap loads the organisation tree and users, creating the root

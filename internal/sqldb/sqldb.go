@@ -34,7 +34,10 @@ func Open(ctx context.Context, dataDir string, log *slog.Logger) (*sql.DB, error
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	db, err := OpenFile(filepath.Join(dataDir, FileName))
+	// The writer checkpoints the write-ahead log only once it is far
+	// larger than a Checkpointer lets it grow: should none run, the log
+	// is still bounded.
+	db, err := openFile(filepath.Join(dataDir, FileName), "wal_autocheckpoint(10000)")
 	if err != nil {
 		return nil, err
 	}
@@ -56,8 +59,12 @@ func Open(ctx context.Context, dataDir string, log *slog.Logger) (*sql.DB, error
 // write transactions (no deadlock when two readers upgrade to writers),
 // and statement journals in memory rather than in temporary files.
 func OpenFile(path string) (*sql.DB, error) {
+	return openFile(path)
+}
+
+func openFile(path string, pragmas ...string) (*sql.DB, error) {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(5000)", "foreign_keys(1)", "synchronous(NORMAL)", "temp_store(MEMORY)"} {
+	for _, p := range append([]string{"journal_mode(WAL)", "busy_timeout(5000)", "foreign_keys(1)", "synchronous(NORMAL)", "temp_store(MEMORY)"}, pragmas...) {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
