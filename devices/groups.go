@@ -112,13 +112,18 @@ func (c *Commands) SendGroup(ctx context.Context, scope orgs.Scope, actor string
 	var cmds []*Command
 	var firstInvalid error
 	invalid := 0
+	checked := map[string]error{} // by kind: the command and its parameters are the same for every target
 	for i, t := range targets {
 		g.Results[i].DeviceID = t.id
 		err := t.err
 		var cmd Command
 		var w write
 		if err == nil {
-			err = CheckCommand(t.dev.Kind, req.Name, req.Params)
+			var seen bool
+			if err, seen = checked[t.dev.Kind]; !seen {
+				err = CheckCommand(t.dev.Kind, req.Name, req.Params)
+				checked[t.dev.Kind] = err
+			}
 		}
 		if err == nil {
 			cmd, w, err = c.prepare(t.dev, actor, req.CommandRequest, g.ID)
