@@ -30,6 +30,10 @@ type leanDevice struct {
 	nextID   uint16
 	// got is when the last command arrived (for LOOKOUT_BENCH_VERBOSE).
 	got atomic.Int64
+	// body holds the packet read last: each is done with before the next
+	// read, and the bench's own allocations stay off the cores lookout
+	// needs.
+	body []byte
 }
 
 // dialLeanDevice connects, subscribes to the device's cmd topic at QoS 1
@@ -135,7 +139,10 @@ func (d *leanDevice) read() (packets.FixedHeader, []byte, error) {
 		}
 	}
 	fh.Remaining = n
-	body := make([]byte, n)
+	if cap(d.body) < n {
+		d.body = make([]byte, n)
+	}
+	body := d.body[:n]
 	_, err = io.ReadFull(d.r, body)
 	return fh, body, err
 }
