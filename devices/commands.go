@@ -487,13 +487,16 @@ func (c *Commands) transition(id string, to CommandState, errText string, sentAt
 		// ended (and any requeue); the hand-over to the broker, a step of
 		// the system's own, is the command's sent_at.
 		// The entry names who asked for the command, so that an entry
-		// read alone tells it.
+		// read alone tells it. A group's command has no entry of its own
+		// as asked for (the group's entry lists it, SendGroup): its end
+		// says what was asked too.
 		detail := map[string]any{"command": id, "name": snapshot.Name, "by": snapshot.CreatedBy}
 		if errText != "" {
 			detail["error"] = errText
 		}
 		if snapshot.GroupID != "" {
 			detail["group"] = snapshot.GroupID
+			detail["params"] = snapshot.Params
 		}
 		w.rec = audit.Rec{Actor: actor, OrgID: snapshot.OrgID, Action: "command." + string(to),
 			Target: string(snapshot.DeviceID), Result: string(to), Detail: detail}

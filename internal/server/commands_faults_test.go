@@ -178,16 +178,33 @@ func TestGroupCommandToEveryLampOfASite(t *testing.T) {
 	if want["value"] != 30.0 || want["command"].(map[string]any)["state"] != "acked" {
 		t.Fatalf("desired: %v", want)
 	}
-	// A lamp's own audit trail: its command as asked for, and its end, by
-	// the lamp, naming who asked and the group.
-	_, trail := getJSON(t, "GET", base+"/api/v1/audit?target=qj-c-00&action=command.", tok, nil)
+	// The group's entry, by who asked, lists each lamp's command; a lamp's
+	// own trail has its command's end, by the lamp, naming who asked,
+	// what and the group.
+	_, trail := getJSON(t, "GET", base+"/api/v1/audit?target="+g["id"].(string), tok, nil)
 	items := trail["items"].([]any)
-	if len(items) != 2 || items[1].(map[string]any)["action"] != "command.send" || items[1].(map[string]any)["actor"] != "admin" {
-		t.Fatalf("trail: %v", trail)
+	if len(items) != 1 {
+		t.Fatalf("group trail: %v", trail)
 	}
-	acked := items[0].(map[string]any) // newest first
+	asked := items[0].(map[string]any)
+	var cmd00 string
+	for _, m := range g["results"].([]any) {
+		if m := m.(map[string]any); m["device_id"] == "qj-c-00" {
+			cmd00 = m["command"].(map[string]any)["id"].(string)
+		}
+	}
+	if commands := asked["detail"].(map[string]any)["commands"].(map[string]any); asked["action"] != "command.group" || asked["actor"] != "admin" ||
+		len(commands) != lamps || commands["qj-c-00"] != cmd00 || cmd00 == "" {
+		t.Fatalf("group entry: %v (qj-c-00's command %q)", asked, cmd00)
+	}
+	_, trail = getJSON(t, "GET", base+"/api/v1/audit?target=qj-c-00&action=command.", tok, nil)
+	items = trail["items"].([]any)
+	if len(items) != 1 {
+		t.Fatalf("lamp trail: %v", trail)
+	}
+	acked := items[0].(map[string]any)
 	if detail := acked["detail"].(map[string]any); acked["action"] != "command.acked" || acked["actor"] != "device:qj-c-00" ||
-		detail["by"] != "admin" || detail["group"] != g["id"] {
-		t.Fatalf("trail: %v", acked)
+		detail["by"] != "admin" || detail["group"] != g["id"] || detail["command"] != cmd00 || detail["params"].(map[string]any)["level"] != 30.0 {
+		t.Fatalf("lamp trail: %v", acked)
 	}
 }
