@@ -589,23 +589,13 @@ func (c *Commands) writeJournal() {
 			continue
 		}
 		urgentRun = 0
-	more:
-		for len(batch) < maxBatch {
-			select {
-			case w := <-c.stored:
-				batch = append(batch, w)
-			case w := <-c.writes:
-				batch = append(batch, w)
-			default:
-				break more
-			}
-		}
 		// Steps nobody waits for gather a while into one commit (see
-		// stepGather), until a new command comes or the batch is full.
-		if !stopping && !fired && len(batch) > 0 && len(batch) < gatherBelow && batch[len(batch)-1].done == nil {
+		// stepGather), until a new command comes, the batch is full, or
+		// Close: what is waiting then is taken below.
+		if !stopping && !fired && len(batch) > 0 && len(batch) < gatherBelow && !waitedFor(batch) {
 			gather.Reset(stepGather)
 		gathering:
-			for len(batch) < maxBatch {
+			for len(batch) < gatherBelow {
 				select {
 				case w := <-c.stored:
 					batch = append(batch, w)
@@ -620,6 +610,17 @@ func (c *Commands) writeJournal() {
 				}
 			}
 			gather.Stop()
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case w := <-c.stored:
+				batch = append(batch, w)
+			case w := <-c.writes:
+				batch = append(batch, w)
+			default:
+				break more
+			}
 		}
 		// A later step of a command supersedes its lingering sent step
 		// (an update carries every field the earlier ones set); a new
@@ -655,6 +656,16 @@ func (c *Commands) writeJournal() {
 			return
 		}
 	}
+}
+
+// waitedFor tells whether an API call waits for a write of batch.
+func waitedFor(batch []write) bool {
+	for _, w := range batch {
+		if w.done != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // lingers tells a step to sent that may wait for the command's next step:
