@@ -73,6 +73,16 @@ type CommandPublisher interface {
 	PublishCommand(device ID, payload []byte) error
 }
 
+// InProcessPublisher is a CommandPublisher that takes a command in process
+// without waiting on the network (the embedded broker queues it for the
+// device's connection): new commands are handed to it by the goroutine
+// that stored them, rather than through the publishers, whose hand-over
+// cost more than the publish itself under a burst.
+type InProcessPublisher interface {
+	CommandPublisher
+	InProcess() bool
+}
+
 // Auditor records steps in the audit log, one at a time or many in one
 // transaction with the caller's own writes (*audit.Log).
 type Auditor interface {
@@ -413,7 +423,8 @@ func (c *Commands) submit(ws []write) (wait func() error) {
 }
 
 // activate makes stored commands active and hands those whose device is
-// online to the publishers. The API's answer does not wait for the broker:
+// online to the broker: at once when it takes them in process, otherwise
+// to the publishers. The API's answer does not wait for the device:
 // GET /commands/{id} follows each to sent and acked.
 func (c *Commands) activate(cmds []*Command) {
 	c.mu.Lock()
@@ -421,8 +432,16 @@ func (c *Commands) activate(cmds []*Command) {
 		c.active[cmd.ID] = cmd
 	}
 	c.mu.Unlock()
+	inProcess := false
+	if p, ok := c.pub.(InProcessPublisher); ok {
+		inProcess = p.InProcess()
+	}
 	for _, cmd := range cmds {
-		if c.presence.Online(cmd.DeviceID) {
+		switch {
+		case !c.presence.Online(cmd.DeviceID):
+		case inProcess:
+			c.publish(cmd.ID)
+		default:
 			c.enqueue(cmd.ID)
 		}
 	}

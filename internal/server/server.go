@@ -592,6 +592,10 @@ func (s *Server) stopPprof(context.Context) error {
 // an external broker through the server's MQTT client.
 type commandPublisher struct{ s *Server }
 
+// InProcess tells whether commands go to the embedded broker, which
+// queues them for the device's connection without waiting.
+func (p commandPublisher) InProcess() bool { return p.s.broker != nil }
+
 func (p commandPublisher) PublishCommand(device devices.ID, payload []byte) error {
 	if p.s.broker != nil {
 		// The embedded broker takes it in process: a command costs no
