@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -473,10 +474,19 @@ func (c *client) packets(prefix string) int64 {
 // waitPackets waits until at least n packets arrived on prefix's tracks.
 func (c *client) waitPackets(prefix string, n int64, d time.Duration) {
 	c.t.Helper()
-	deadline := time.Now().Add(d)
-	for c.packets(prefix) < n {
+	waitUntil(c.t, d, func() bool { return c.packets(prefix) >= n }, func() string {
+		return fmt.Sprintf("%s: %d packets of %s within %s, want %d", c.identity, c.packets(prefix), prefix, d, n)
+	})
+}
+
+// waitUntil polls cond until it holds, failing the test with what's
+// message once within has passed.
+func waitUntil(t testing.TB, within time.Duration, cond func() bool, what func() string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
 		if time.Now().After(deadline) {
-			c.t.Fatalf("%s: %d packets of %s within %s, want %d", c.identity, c.packets(prefix), prefix, d, n)
+			t.Fatal(what())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -137,11 +137,7 @@ func TestLobbyLeaving(t *testing.T) {
 		t.Fatal("not in the lobby")
 	}
 	alone.close()
-	deadline := time.Now().Add(5 * time.Second)
-	for e.sfu.liveRoom("r1") != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("the room with no one left did not end")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUntil(t, 5*time.Second, func() bool { return e.sfu.liveRoom("r1") == nil }, func() string {
+		return "the room with no one left did not end"
+	})
 }

@@ -1,6 +1,7 @@
 package meeting
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -49,31 +50,19 @@ func TestTwoParticipantsExchangeMedia(t *testing.T) {
 	}
 
 	// The metrics show each participant's media.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		in, out := metricValue(t, e, "lookout_meeting_bitrate_bits_per_second", "alice", "in"), metricValue(t, e, "lookout_meeting_bitrate_bits_per_second", "bob", "out")
-		if in > 100_000 && out > 50_000 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bitrate metrics: alice in %.0f, bob out %.0f", in, out)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var in, out float64
+	waitUntil(t, 5*time.Second, func() bool {
+		in, out = metricValue(t, e, "lookout_meeting_bitrate_bits_per_second", "alice", "in"), metricValue(t, e, "lookout_meeting_bitrate_bits_per_second", "bob", "out")
+		return in > 100_000 && out > 50_000
+	}, func() string { return fmt.Sprintf("bitrate metrics: alice in %.0f, bob out %.0f", in, out) })
 
 	// The SFU's sender reports reach the subscribers: their receiver
 	// reports answer them, which gives the round-trip time.
-	deadline = time.Now().Add(6 * time.Second)
-	for {
-		rtt := metricValue(t, e, "lookout_meeting_rtt_seconds", "bob", "")
-		if rtt > 0 && rtt < 0.5 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bob's round-trip time %v: no sender report answered", rtt)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var rtt float64
+	waitUntil(t, 6*time.Second, func() bool {
+		rtt = metricValue(t, e, "lookout_meeting_rtt_seconds", "bob", "")
+		return rtt > 0 && rtt < 0.5
+	}, func() string { return fmt.Sprintf("bob's round-trip time %v: no sender report answered", rtt) })
 
 	// Alice speaks (-20 dBov), Bob is silent.
 	pa.level.Store(20)
@@ -88,19 +77,13 @@ func TestTwoParticipantsExchangeMedia(t *testing.T) {
 	// Chat goes to everyone over the data channel, with the sender set
 	// by the server.
 	a.send(map[string]any{"type": "chat", "text": "请各县汇报水位"})
-	deadline = time.Now().Add(5 * time.Second)
-	for {
+	var got string
+	waitUntil(t, 5*time.Second, func() bool {
 		b.mu.Lock()
-		got := strings.Join(b.chat, "|")
+		got = strings.Join(b.chat, "|")
 		b.mu.Unlock()
-		if strings.Contains(got, "alice: 请各县汇报水位") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bob's chat: %q", got)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return strings.Contains(got, "alice: 请各县汇报水位")
+	}, func() string { return fmt.Sprintf("bob's chat: %q", got) })
 
 	// Bob leaves with a goodbye: alice is told, and bob's tracks end.
 	b.send(map[string]any{"type": "leave"})

@@ -1,6 +1,7 @@
 package meeting
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -61,16 +62,10 @@ func (s *memSink) count() int {
 
 func (m *memRecorder) waitPackets(t *testing.T, key string, n int) *memSink {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if s := m.sink(key); s != nil && s.count() >= n {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: fewer than %d packets recorded", key, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUntil(t, 10*time.Second, func() bool { s := m.sink(key); return s != nil && s.count() >= n }, func() string {
+		return fmt.Sprintf("%s: fewer than %d packets recorded", key, n)
+	})
+	return m.sink(key)
 }
 
 // A recorded room hands each participant's sources to the recorder, one

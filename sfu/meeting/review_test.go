@@ -1,6 +1,7 @@
 package meeting
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -107,13 +108,9 @@ func TestSubscriberTransceiversAreReused(t *testing.T) {
 	room.mu.Unlock()
 	// The guest's tracks end apart (camera, microphone), each its own
 	// renegotiation: the last may come after the offer waited for.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(w.downTracks()) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d subscriptions left after everyone else left", len(w.downTracks()))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUntil(t, 5*time.Second, func() bool { return len(w.downTracks()) == 0 }, func() string {
+		return fmt.Sprintf("%d subscriptions left after everyone else left", len(w.downTracks()))
+	})
 }
 
 // A camera started after the first seconds of a meeting is not paused for
