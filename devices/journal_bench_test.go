@@ -1,17 +1,13 @@
 package devices
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/lookout-cc/lookout/internal/audit"
 	"github.com/lookout-cc/lookout/internal/orgs"
-	"github.com/lookout-cc/lookout/internal/sqldb"
 )
 
 // BenchmarkJournal stores what a group command to lamps costs the journal
@@ -20,21 +16,7 @@ import (
 // audit entry in commits of 256. The lamps number 1,000, as in
 // lookout-bench commands.
 func BenchmarkJournal(b *testing.B) {
-	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := sqldb.Open(ctx, b.TempDir(), log)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	auditLog, err := audit.Open(ctx, db)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := NewCommands(ctx, db, nil, nil, nil, auditLog, log)
-	if err != nil {
-		b.Fatal(err)
-	}
+	c, db := newJournal(b)
 	const lamps, perCommit = 1000, 256
 	params := json.RawMessage(`{"level":30}`)
 	inserts, updates := make([]write, 0, perCommit), make([]write, 0, perCommit)

@@ -2,6 +2,7 @@ package devices
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,24 +14,33 @@ import (
 	"github.com/lookout-cc/lookout/internal/sqldb"
 )
 
-// Steps nobody waits for are stored within the gather window, and those
-// still waiting when the writer is told to stop are stored before it ends.
-func TestJournalStoresGatheredStepsAndAllAtClose(t *testing.T) {
+// newJournal is Commands on a new state database, with no registry,
+// presence or broker: enough for the journal writer (writeJournal, flush)
+// and its audit entries.
+func newJournal(tb testing.TB) (*Commands, *sql.DB) {
+	tb.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := sqldb.Open(ctx, t.TempDir(), log)
+	db, err := sqldb.Open(ctx, tb.TempDir(), log)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer db.Close()
+	tb.Cleanup(func() { db.Close() })
 	auditLog, err := audit.Open(ctx, db)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	c, err := NewCommands(ctx, db, nil, nil, nil, auditLog, log)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	return c, db
+}
+
+// Steps nobody waits for are stored within the gather window, and those
+// still waiting when the writer is told to stop are stored before it ends.
+func TestJournalStoresGatheredStepsAndAllAtClose(t *testing.T) {
+	c, db := newJournal(t)
 	now := time.Now().Truncate(time.Millisecond).UTC()
 	var cmds []Command
 	for i := range 300 {
@@ -79,7 +89,7 @@ func TestJournalStoresGatheredStepsAndAllAtClose(t *testing.T) {
 	close(c.writerStop)
 	<-c.writerDone
 	acked(len(cmds))
-	if n, err := audit.Verify(ctx, db); err != nil || n != int64(len(cmds)) {
+	if n, err := audit.Verify(context.Background(), db); err != nil || n != int64(len(cmds)) {
 		t.Fatalf("audit log: %d entries, %v", n, err)
 	}
 }
