@@ -20,10 +20,11 @@ import (
 // durationSlack is how far the file's duration may be from the media's.
 const durationSlack = 200 * time.Millisecond
 
-// start starts a track recording m into a test directory, on clk.
-func start(t *testing.T, m *testMedia, clk *fakeClock, requests *atomic.Int32) (*Track, string) {
+// start starts a track recording m into a test directory, on a fake clock
+// of its own, counting the keyframes it asks for.
+func start(t *testing.T, m *testMedia) (tr *Track, clk *fakeClock, requests *atomic.Int32, dir string) {
 	t.Helper()
-	dir := t.TempDir()
+	clk, requests, dir = newFakeClock(), new(atomic.Int32), t.TempDir()
 	tr, err := Start(Params{
 		Dir: dir, Name: "rec", MimeType: m.mime, ClockRate: m.clock,
 		RequestKeyframe: func() { requests.Add(1) },
@@ -32,7 +33,7 @@ func start(t *testing.T, m *testMedia, clk *fakeClock, requests *atomic.Int32) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tr, dir
+	return tr, clk, requests, dir
 }
 
 // checkFile checks the finished file against the summary and ffprobe.
@@ -82,9 +83,7 @@ func TestRecord(t *testing.T) {
 	for _, name := range allMedia {
 		t.Run(name, func(t *testing.T) {
 			m := loadMedia(t, name)
-			clk := newFakeClock()
-			var req atomic.Int32
-			tr, dir := start(t, m, clk, &req)
+			tr, clk, req, dir := start(t, m)
 			feed(tr, clk, m.packetize(1200, 0x1234, 65000, 4294000000)) // both wrap
 			s, err := tr.Close()
 			if err != nil {
@@ -115,9 +114,7 @@ func TestRecordGap(t *testing.T) {
 	for _, name := range allMedia {
 		t.Run(name, func(t *testing.T) {
 			m := loadMedia(t, name)
-			clk := newFakeClock()
-			var req atomic.Int32
-			tr, _ := start(t, m, clk, &req)
+			tr, clk, _, _ := start(t, m)
 			pkts := m.packetize(1200, 1, 1, 1)
 			half := m.duration / 2
 			var resumed time.Duration
@@ -183,9 +180,7 @@ func TestRecordReorderAndLoss(t *testing.T) {
 		}
 		for _, tc := range tests {
 			t.Run(name+"/"+tc.name, func(t *testing.T) {
-				clk := newFakeClock()
-				var req atomic.Int32
-				tr, _ := start(t, m, clk, &req)
+				tr, clk, req, _ := start(t, m)
 				feed(tr, clk, tc.change(pkts()))
 				s, err := tr.Close()
 				if err != nil {
@@ -238,9 +233,7 @@ func TestRecordStartsOnKeyframe(t *testing.T) {
 	for _, name := range videoMedia {
 		t.Run(name, func(t *testing.T) {
 			m := loadMedia(t, name)
-			clk := newFakeClock()
-			var req atomic.Int32
-			tr, _ := start(t, m, clk, &req)
+			tr, clk, req, _ := start(t, m)
 			pkts := m.packetize(1200, 7, 100, 100)
 			first, _ := framePackets(m, pkts, 10)
 			feed(tr, clk, pkts[first:])
@@ -268,9 +261,7 @@ func TestRecordPauseResume(t *testing.T) {
 	for _, name := range allMedia {
 		t.Run(name, func(t *testing.T) {
 			m := loadMedia(t, name)
-			clk := newFakeClock()
-			var req atomic.Int32
-			tr, _ := start(t, m, clk, &req)
+			tr, clk, req, _ := start(t, m)
 			pkts := m.packetize(1200, 7, 100, 100)
 			var before, during, after []sent
 			for _, p := range pkts {
@@ -313,9 +304,7 @@ func TestRecordReconnect(t *testing.T) {
 	for _, name := range allMedia {
 		t.Run(name, func(t *testing.T) {
 			m := loadMedia(t, name)
-			clk := newFakeClock()
-			var req atomic.Int32
-			tr, _ := start(t, m, clk, &req)
+			tr, clk, _, _ := start(t, m)
 			first := m.packetize(1200, 1, 100, 100)
 			second := m.packetize(1200, 2, 40000, 3000000000)
 			var pkts []sent
@@ -467,9 +456,7 @@ func TestStartErrors(t *testing.T) {
 // the same again.
 func TestUseAfterClose(t *testing.T) {
 	m := loadMedia(t, "opus")
-	clk := newFakeClock()
-	var req atomic.Int32
-	tr, _ := start(t, m, clk, &req)
+	tr, clk, _, _ := start(t, m)
 	pkts := m.packetize(1200, 7, 100, 100)
 	feed(tr, clk, pkts[:50])
 	s1, err1 := tr.Close()
@@ -611,9 +598,7 @@ func TestPartPlays(t *testing.T) {
 // A pause still open at Close ends at Close.
 func TestCloseWhilePaused(t *testing.T) {
 	m := loadMedia(t, "opus")
-	clk := newFakeClock()
-	var req atomic.Int32
-	tr, _ := start(t, m, clk, &req)
+	tr, clk, _, _ := start(t, m)
 	pkts := m.packetize(1200, 7, 100, 100)
 	feed(tr, clk, pkts[:50])
 	clk.set(time.Second)
