@@ -29,6 +29,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { chromiumArgs } from './chromium.mjs';
 
 const env = (k, d) => process.env[k] ?? d;
 const base = env('LOOKOUT_BASE');
@@ -39,12 +40,7 @@ const wallId = env('LOOKOUT_WALL');
 const timeoutMs = Number(env('LOOKOUT_TIMEOUT_MS', 120000));
 mkdirSync(shots, { recursive: true });
 
-const args = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-  '--autoplay-policy=no-user-gesture-required',
-];
+const args = chromiumArgs();
 
 const result = { ok: false, steps: [], figures: {}, console: [] };
 const watchdog = setTimeout(() => {

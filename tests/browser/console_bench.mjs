@@ -14,14 +14,11 @@
 // default 16), LOOKOUT_CHROMIUM, LOOKOUT_SHOT (a screenshot of the wall).
 
 import { chromium } from 'playwright-core';
+import { chromiumArgs } from './chromium.mjs';
 
 const env = (k, d) => process.env[k] ?? d;
 const base = env('LOOKOUT_BASE');
-const args = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-];
+const args = chromiumArgs({ media: false });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const out = { ok: false, fcp_ms: [], tiles: [], switches_ms: [], switch_first_frame_ms: [] };
 const watchdog = setTimeout(() => {

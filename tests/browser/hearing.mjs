@@ -29,6 +29,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { chromiumArgs } from './chromium.mjs';
 
 const env = (k, d) => process.env[k] ?? d;
 const base = env('LOOKOUT_BASE');
@@ -39,16 +40,7 @@ const shots = env('LOOKOUT_SHOTS', '.');
 const timeoutMs = Number(env('LOOKOUT_TIMEOUT_MS', 90000));
 mkdirSync(shots, { recursive: true });
 
-// The flags of DESIGN.md: no sandbox (root), no GPU, no traffic of
-// Chromium's own; fake media devices, and no throttling of the page in the
-// background (two pages play at once).
-const args = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-  '--autoplay-policy=no-user-gesture-required',
-  '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows',
-];
+const args = chromiumArgs({ background: true });
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: 'zh-CN', timezoneId: 'Asia/Shanghai' };
 
 const result = { ok: false, steps: [], figures: {}, screenshots: [], console: [] };

@@ -20,6 +20,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { chromiumArgs } from './chromium.mjs';
 
 const urlA = process.env.LOOKOUT_MEET_URL_A;
 const urlB = process.env.LOOKOUT_MEET_URL_B;
@@ -65,16 +66,7 @@ function speechWAV() {
   return Buffer.concat([h, pcm]);
 }
 
-// The flags of DESIGN.md: no sandbox (root), no GPU, and no traffic of
-// Chromium's own (this machine's network is closed); fake media devices.
-const args = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-  '--autoplay-policy=no-user-gesture-required',
-  // Two pages in one browser: neither is throttled as a background page.
-  '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows',
-];
+const args = chromiumArgs({ background: true });
 if (process.env.LOOKOUT_FAKE_AUDIO !== 'beep') {
   const wav = join(mkdtempSync(join(tmpdir(), 'lookout-meeting-audio-')), 'speech.wav');
   writeFileSync(wav, speechWAV());

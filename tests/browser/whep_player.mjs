@@ -15,6 +15,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { chromiumArgs } from './chromium.mjs';
 
 const url = process.env.LOOKOUT_PLAYER_URL;
 const [wantW, wantH] = (process.env.LOOKOUT_WANT_SIZE || '640x360').split('x').map(Number);
@@ -24,14 +25,7 @@ const timeoutMs = Number(process.env.LOOKOUT_TIMEOUT_MS || 30000);
 const started = Date.now();
 const left = () => Math.max(1000, timeoutMs - (Date.now() - started));
 
-// The flags of DESIGN.md: no sandbox (root), no GPU, and no traffic of
-// Chromium's own (this machine's network is closed); fake media devices.
-const args = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-  '--autoplay-policy=no-user-gesture-required',
-];
+const args = chromiumArgs();
 
 const result = { ok: false, screenshot: '', console: [] };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
