@@ -261,7 +261,11 @@ func (c *fakeClock) at(d time.Duration) time.Time { return c.base.Add(d) }
 func feed(tr *Track, clk *fakeClock, pkts []sent) {
 	for i := range pkts {
 		clk.set(pkts[i].at)
+		deadline := time.Now().Add(10 * time.Second)
 		for tr.q.head.Load()-tr.q.tail.Load() >= uint64(len(tr.q.slots))/2 {
+			if time.Now().After(deadline) {
+				panic("the recording's queue did not drain in 10 s")
+			}
 			time.Sleep(50 * time.Microsecond)
 		}
 		tr.WriteRTP(&pkts[i].pkt)
