@@ -79,7 +79,7 @@ func New(p Params) (*Engine, error) {
 	if e.udp, err = net.ListenPacket("udp", p.UDPAddr); err != nil {
 		return nil, fmt.Errorf("webrtc udp port: %w", err)
 	}
-	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("ice-udp"), e.udp)
+	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("ice-udp"), newSendQueue(e.udp.(*net.UDPConn), p.Log))
 
 	var se webrtc.SettingEngine
 	se.LoggerFactory = logs

@@ -1,0 +1,249 @@
+package rtc
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/net/ipv4"
+)
+
+// sendQueue is the shared ICE UDP socket with its writes queued and sent by
+// one goroutine with sendmmsg, as many datagrams per system call as are
+// waiting when it runs.
+//
+// A meeting forwards each packet of a publisher to every subscriber: 200
+// subscribers are 200 datagrams from the same socket within a millisecond.
+// Sent one sendto at a time, the system calls were a third of the server's
+// CPU; the queue lets the forwarding goroutines go on with the next
+// subscriber's SRTP while the sender hands the datagrams gathered meanwhile
+// to the kernel in one call. Nothing waits on a timer: the sender runs as
+// soon as a datagram is queued, so a lone datagram (a STUN answer) leaves
+// as fast as before, and batches form only when datagrams come faster than
+// one system call takes.
+//
+// pion/transport's udp.BatchConn does the same with a flush interval and a
+// ticker that wakes the process every half interval even when idle, which
+// is why it is not used.
+//
+// A write copies the datagram into the queue and returns; it waits only
+// while the queue is full (the socket's own send buffer full, or the
+// sender starved of CPU), as a sendto would. A datagram the kernel refuses
+// (an unreachable address) is dropped and counted, and the rest of its
+// batch still goes.
+type sendQueue struct {
+	*net.UDPConn
+	batch *ipv4.PacketConn
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	space   sync.Cond // signalled when the sender has freed slots
+	slots   []queuedDatagram
+	msgs    []ipv4.Message // slots[i]'s message is msgs[i]
+	head    int            // the oldest queued slot
+	queued  int
+	closed  bool
+	sending bool
+
+	wake chan struct{} // one pending wake-up of the sender
+	done chan struct{} // closed when the sender has stopped
+	// refused counts datagrams the kernel would not send.
+	refused int
+}
+
+// queuedDatagram is one slot of the queue: the datagram's bytes and its
+// destination, kept between uses so queueing allocates nothing.
+type queuedDatagram struct {
+	buf  [sendQueueMTU]byte
+	ip   [16]byte
+	addr net.UDPAddr
+}
+
+const (
+	// sendQueueSlots is how many datagrams may wait: a packet's copies to
+	// 200 subscribers and then some, 1.1 MiB in all.
+	sendQueueSlots = 768
+	// sendQueueMTU is the largest datagram queued; a larger one (none of
+	// Lookout's: pion keeps RTP and DTLS under 1,200 bytes) is sent at
+	// once on the caller's goroutine.
+	sendQueueMTU = 1500
+	// sendBatch is the most datagrams handed to one sendmmsg.
+	sendBatch = 128
+)
+
+// errSendQueueClosed is what a write after Close gets.
+var errSendQueueClosed = net.ErrClosed
+
+func newSendQueue(conn *net.UDPConn, log *slog.Logger) *sendQueue {
+	q := &sendQueue{
+		UDPConn: conn,
+		batch:   ipv4.NewPacketConn(conn),
+		log:     log,
+		slots:   make([]queuedDatagram, sendQueueSlots),
+		msgs:    make([]ipv4.Message, sendQueueSlots),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	q.space.L = &q.mu
+	for i := range q.slots {
+		q.msgs[i].Buffers = [][]byte{nil}
+		q.msgs[i].Addr = &q.slots[i].addr
+	}
+	go q.send()
+	return q
+}
+
+// WriteToAddrPort queues b for addr. It is the write pion's ICE mux makes
+// (ice.AddrPortReaderWriter), with no net.Addr to allocate.
+func (q *sendQueue) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	if len(b) > sendQueueMTU {
+		return q.UDPConn.WriteToUDPAddrPort(b, addr)
+	}
+	q.mu.Lock()
+	for q.queued == len(q.slots) && !q.closed {
+		q.space.Wait()
+	}
+	if q.closed {
+		q.mu.Unlock()
+		return 0, errSendQueueClosed
+	}
+	i := (q.head + q.queued) % len(q.slots)
+	s := &q.slots[i]
+	n := copy(s.buf[:], b)
+	q.msgs[i].Buffers[0] = s.buf[:n]
+	setUDPAddr(&s.addr, &s.ip, addr)
+	q.queued++
+	idle := !q.sending
+	q.mu.Unlock()
+	if idle {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	return len(b), nil
+}
+
+// WriteTo queues b for addr, a *net.UDPAddr.
+func (q *sendQueue) WriteTo(b []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return 0, &net.OpError{Op: "write", Net: "udp", Addr: addr, Err: net.InvalidAddrError("not a UDP address")}
+	}
+	return q.WriteToAddrPort(b, ua.AddrPort())
+}
+
+// ReadFromAddrPort reads from the socket (ice.AddrPortReaderWriter).
+func (q *sendQueue) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	return q.UDPConn.ReadFromUDPAddrPort(b)
+}
+
+// SetDeadline sets the read deadline only: a write never waits on the
+// socket, and a write deadline would make the sender drop the batch it
+// is handing over.
+func (q *sendQueue) SetDeadline(t time.Time) error { return q.UDPConn.SetReadDeadline(t) }
+
+// SetWriteDeadline does nothing, for the same reason.
+func (q *sendQueue) SetWriteDeadline(time.Time) error { return nil }
+
+// setUDPAddr sets a to addr without allocating: its IP is kept in ip.
+func setUDPAddr(a *net.UDPAddr, ip *[16]byte, addr netip.AddrPort) {
+	host := addr.Addr().Unmap()
+	if host.Is4() {
+		v4 := host.As4()
+		copy(ip[:4], v4[:])
+		a.IP = ip[:4]
+	} else {
+		*ip = host.As16()
+		a.IP = ip[:16]
+	}
+	a.Port = int(addr.Port())
+	a.Zone = host.Zone()
+}
+
+// send hands the queued datagrams to the kernel until Close.
+func (q *sendQueue) send() {
+	defer close(q.done)
+	for {
+		q.mu.Lock()
+		for q.queued == 0 {
+			q.sending = false
+			if q.closed {
+				q.mu.Unlock()
+				return
+			}
+			q.mu.Unlock()
+			<-q.wake
+			q.mu.Lock()
+		}
+		q.sending = true
+		// The run of slots up to the end of the ring; the rest, if the
+		// queue wraps, is the next turn's.
+		start, n := q.head, min(q.queued, len(q.slots)-q.head, sendBatch)
+		q.mu.Unlock()
+
+		q.sendBatch(q.msgs[start : start+n])
+
+		q.mu.Lock()
+		q.head = (q.head + n) % len(q.slots)
+		q.queued -= n
+		q.space.Broadcast()
+		q.mu.Unlock()
+	}
+}
+
+// sendBatch sends msgs, skipping any the kernel refuses.
+func (q *sendQueue) sendBatch(msgs []ipv4.Message) {
+	for len(msgs) > 0 {
+		n, err := q.batch.WriteBatch(msgs, 0)
+		n = max(n, 0) // -1 when the first datagram failed
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// sendmmsg stops at the first datagram that fails: drop it
+			// and go on with the rest.
+			q.refuse(msgs[n], err)
+			n++
+		}
+		msgs = msgs[n:]
+	}
+}
+
+func (q *sendQueue) refuse(m ipv4.Message, err error) {
+	q.mu.Lock()
+	q.refused++
+	first := q.refused == 1
+	q.mu.Unlock()
+	if first && q.log != nil {
+		q.log.Warn("webrtc udp: a datagram the kernel would not send was dropped (later ones are counted, not logged)", "to", m.Addr, "err", err)
+	}
+}
+
+// Refused is how many datagrams the kernel would not send.
+func (q *sendQueue) Refused() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.refused
+}
+
+// Close sends what is queued, then closes the socket.
+func (q *sendQueue) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return net.ErrClosed
+	}
+	q.closed = true
+	q.space.Broadcast()
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	<-q.done
+	return q.UDPConn.Close()
+}
