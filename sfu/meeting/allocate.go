@@ -4,16 +4,17 @@ import (
 	"slices"
 	"time"
 
-	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/lookout-cc/lookout/sfu/bwe"
 	"github.com/lookout-cc/lookout/sfu/signal"
 )
 
 // Bandwidth allocation: which layer of each video a subscriber receives.
 //
-// The send-side estimator (GCC over TWCC feedback) says when the link is
-// congested: packets lost (more than 10 %), or delay growing (overuse)
+// The send-side estimator (sfu/bwe: GCC over TWCC feedback) says when
+// the link is congested: packets lost (more than 10 %), or delay growing (overuse)
 // with its estimate under what is sent. It cannot say how much more the
 // link would carry: GCC never estimates above 1.5 times what it sees sent,
 // and after a loss its estimate climbs back slowly. So the allocator goes
@@ -67,14 +68,26 @@ type allocState struct {
 // lossCongested is the loss above which a link is congested.
 const lossCongested = 0.10
 
+// linkEstimator is a subscriber link's bandwidth estimator: every packet
+// sent to the subscriber is numbered by Sent, the subscriber's
+// transport-wide feedback is read by Feedback, and the allocator reads
+// State.
+type linkEstimator interface {
+	Sent(size int, now int64) uint16
+	Feedback(fb *rtcp.TransportLayerCC, now int64)
+	State() bwe.State
+}
+
+// linkConfig bounds a subscriber link's estimate: it starts at what a
+// medium layer and audio need, and never asks for more than a meeting's
+// full layers of a screen share and a few cameras.
+var linkConfig = bwe.Config{Initial: 1_000_000, Min: 30_000, Max: 8_000_000}
+
 // linkState reads the estimator: its estimate, the smoothed loss and
 // whether delay is growing.
-func linkState(bwe cc.BandwidthEstimator) (est int64, loss float64, overuse bool) {
-	est = int64(bwe.GetTargetBitrate())
-	stats := bwe.GetStats()
-	loss, _ = stats["averageLoss"].(float64)
-	usage, _ := stats["usage"].(string)
-	return est, loss, usage == "overuse"
+func linkState(est linkEstimator) (rate int64, loss float64, overuse bool) {
+	s := est.State()
+	return s.Estimate, s.Loss, s.Overuse
 }
 
 // allocItem is one video a subscriber receives, for plan.
@@ -183,10 +196,8 @@ func nextLayer(it allocItem, l int) int {
 
 // allocate runs the allocator for subscriber p.
 func (r *Room) allocate(p *participant) {
-	p.negMu.Lock()
-	bwe := p.bwe
-	p.negMu.Unlock()
-	if bwe == nil {
+	link := p.bwe
+	if link == nil {
 		return
 	}
 	now := time.Now()
@@ -255,7 +266,7 @@ func (r *Room) allocate(p *participant) {
 	if st.started.IsZero() {
 		st.started = now
 	}
-	est, loss, overuse := linkState(bwe)
+	est, loss, overuse := linkState(link)
 	judged := now.Sub(st.lastChange) >= settle
 	sent := sending + audio
 	congested := judged && now.Sub(st.started) >= startGrace && now.Sub(st.lastDown) >= downSettle &&

@@ -5,28 +5,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lookout-cc/lookout/sfu/bwe"
 )
 
 // fakeBWE is an estimator that says what the test sets.
 type fakeBWE struct {
-	estimate int
+	estimate int64
 	loss     float64
 }
 
-func (f *fakeBWE) AddStream(_ *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
-	return w
-}
-func (f *fakeBWE) WriteRTCP([]rtcp.Packet, interceptor.Attributes) error { return nil }
-func (f *fakeBWE) GetTargetBitrate() int                                 { return f.estimate }
-func (f *fakeBWE) OnTargetBitrateChange(func(int))                       {}
-func (f *fakeBWE) GetStats() map[string]any {
-	return map[string]any{"averageLoss": f.loss, "usage": "normal"}
-}
-func (f *fakeBWE) Close() error { return nil }
+func (f *fakeBWE) Sent(int, int64) uint16                 { return 0 }
+func (f *fakeBWE) Feedback(*rtcp.TransportLayerCC, int64) {}
+func (f *fakeBWE) State() bwe.State                       { return bwe.State{Estimate: f.estimate, Loss: f.loss} }
 
 // A subscriber's first feedback may count as lost what was sent before
 // its browser could decrypt: a link is not judged congested (and its

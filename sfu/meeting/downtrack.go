@@ -1,6 +1,7 @@
 package meeting
 
 import (
+	"encoding/binary"
 	"strconv"
 	"strings"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -72,6 +74,12 @@ type downTrack struct {
 	lastAt   int64
 	hdr      rtp.Header
 	extSpace [4]rtp.Extension
+	// Transport-wide congestion control: every packet sent gets the
+	// next number of the subscriber connection's estimator in the
+	// header extension twccID (0: not negotiated).
+	est     linkEstimator
+	twccID  uint8
+	twccSeq [2]byte
 
 	// requested is what the subscriber asked for with layer (high by
 	// default).
@@ -120,6 +128,12 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	rtxPT, rtx := rtxPayloadType(c.PayloadType, ctx.CodecParameters())
 	d.mu.Lock()
 	d.ws, d.ssrc, d.pt = ctx.WriteStream(), uint32(ctx.SSRC()), uint8(c.PayloadType)
+	d.est, d.twccID = d.sub.bwe, 0
+	for _, ext := range ctx.HeaderExtensions() {
+		if ext.URI == sdp.TransportCCURI && d.est != nil {
+			d.twccID = uint8(ext.ID)
+		}
+	}
 	d.rtxSSRC, d.rtxPT = 0, 0
 	if rtx && ctx.SSRCRetransmission() != 0 {
 		d.rtxSSRC, d.rtxPT = uint32(ctx.SSRCRetransmission()), rtxPT
@@ -250,6 +264,22 @@ func (d *downTrack) layers() (current, target int) {
 	return d.current, d.target
 }
 
+// rtpOverhead is what a packet the SFU sends carries besides its
+// payload: the RTP header with the transport-wide sequence number, and
+// SRTP's AES-GCM tag. The estimator counts it, as the link carries it.
+const rtpOverhead = 12 + 8 + 16
+
+// numberForTWCC gives h the subscriber connection's next transport-wide
+// sequence number, for a packet of payload bytes sent now. d.mu is held.
+func (d *downTrack) numberForTWCC(h *rtp.Header, payload int) {
+	if d.twccID == 0 {
+		return
+	}
+	seq := d.est.Sent(payload+rtpOverhead, nanotime())
+	binary.BigEndian.PutUint16(d.twccSeq[:], seq)
+	_ = h.SetExtension(d.twccID, d.twccSeq[:])
+}
+
 // write forwards p, read from the publisher's layer, if that layer is the
 // one to forward; key says whether p starts a keyframe. It makes no
 // allocation.
@@ -281,9 +311,10 @@ func (d *downTrack) write(layer int, p *rtp.Packet, key bool, now int64) {
 	}
 	d.hdr = p.Header
 	// The publisher's header extensions have its connection's ids; the
-	// subscriber's connection adds its own (transport-wide sequence
-	// numbers) into this space.
+	// subscriber's connection has its own (transport-wide sequence
+	// numbers), put into this space.
 	d.hdr.Extension, d.hdr.Extensions = false, d.extSpace[:0]
+	d.numberForTWCC(&d.hdr, len(p.Payload))
 	d.hdr.SequenceNumber += d.seqOff
 	d.hdr.Timestamp += d.tsOff
 	d.hdr.SSRC, d.hdr.PayloadType = d.ssrc, d.pt

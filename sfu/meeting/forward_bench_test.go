@@ -1,6 +1,7 @@
 package meeting
 
 import (
+	"encoding/binary"
 	"net"
 	"runtime"
 	"sync"
@@ -8,14 +9,26 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/lookout-cc/lookout/sfu/bwe"
 )
 
 // nopWriter stands in for a subscriber connection's write stream (SRTP
 // and the socket are pion's, measured in lookout-bench meeting).
-type nopWriter struct{ n int }
+// It keeps the last transport-wide sequence number written.
+type nopWriter struct {
+	n    int
+	twcc uint16
+}
+
+// benchTWCCID is the transport-wide sequence number's extension id.
+const benchTWCCID = 5
 
 func (w *nopWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	w.n += len(payload)
+	if ext := h.GetExtension(benchTWCCID); len(ext) == 2 {
+		w.twcc = binary.BigEndian.Uint16(ext)
+	}
 	return len(payload), nil
 }
 
@@ -32,7 +45,7 @@ func benchTrackOn(subscribers int, fan *fanout) (*upTrack, []*downTrack) {
 	downs := make([]*downTrack, subscribers)
 	for i := range downs {
 		d := &downTrack{up: u, ws: &nopWriter{}, ssrc: uint32(i + 1), pt: 96, current: layerOff, target: layerHigh,
-			sent: &sentLog{}, rtxBuf: make([]byte, 0, historySlotSize+2)}
+			sent: &sentLog{}, rtxBuf: make([]byte, 0, historySlotSize+2), est: bwe.New(linkConfig), twccID: benchTWCCID}
 		downs[i] = d
 		u.addDown(d)
 	}
@@ -120,6 +133,9 @@ func TestForwardMakesNoAllocation(t *testing.T) {
 				if n := d.packets.Load(); n != 1002 || d.ws.(*nopWriter).n != 1002*len(payload) {
 					t.Fatalf("subscriber got %d packets", n)
 				}
+				if seq := d.ws.(*nopWriter).twcc; seq != 1001 {
+					t.Fatalf("the last packet's transport-wide number is %d, want 1001", seq)
+				}
 			}
 		})
 	}
@@ -163,7 +179,9 @@ func TestDownTrackSwitchesAtKeyframe(t *testing.T) {
 			t.Fatalf("timestamp step %d at %d", dt, i)
 		}
 	}
-	if out[0].SSRC != d.ssrc || out[0].PayloadType != d.pt || out[0].Extension {
+	// The publisher's extensions are gone; the subscriber connection's
+	// transport-wide number is the one carried.
+	if out[0].SSRC != d.ssrc || out[0].PayloadType != d.pt || len(out[0].Extensions) != 1 || len(out[0].GetExtension(benchTWCCID)) != 2 {
 		t.Fatalf("header not rewritten: %+v", out[0])
 	}
 }

@@ -143,6 +143,7 @@ func (d *downTrack) resend(seq uint16) bool {
 	hdr := rtp.Header{Version: 2, Marker: e.marker, SequenceNumber: d.rtxSeq, Timestamp: e.ts, SSRC: d.rtxSSRC, PayloadType: d.rtxPT,
 		Extensions: d.rtxExt[:0]}
 	d.rtxSeq++
+	d.numberForTWCC(&hdr, len(payload))
 	_, err := d.ws.WriteRTP(&hdr, payload)
 	return err == nil
 }

@@ -9,12 +9,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/rtcp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/lookout-cc/lookout/console/auth"
+	"github.com/lookout-cc/lookout/sfu/bwe"
 	"github.com/lookout-cc/lookout/sfu/signal"
 )
 
@@ -68,6 +68,11 @@ type participant struct {
 	waiting  atomic.Bool
 	entering sync.Mutex
 
+	// bwe estimates the subscriber connection's bandwidth; made with the
+	// participant and never replaced, so the forwarding and the RTCP
+	// reader use it without a lock (Bind runs under negMu).
+	bwe linkEstimator
+
 	// The subscriber connection and its negotiation, under negMu: one
 	// offer at a time, a change while one waits makes another after the
 	// answer.
@@ -76,7 +81,6 @@ type participant struct {
 	// subConnected is set once the subscriber connection first connects:
 	// a keyframe asked for before would be sent to no one.
 	subConnected   atomic.Bool
-	bwe            cc.BandwidthEstimator
 	chatOut        *webrtc.DataChannel
 	awaitingAnswer bool
 	pending        bool
@@ -112,7 +116,7 @@ func newParticipant(room *Room, c *auth.JoinClaims, cn *conn) *participant {
 		room: room, identity: c.Subject, name: c.Name, role: c.Role, rights: c.Rights, conn: cn,
 		sources: map[string]string{}, published: map[*upTrack]struct{}{},
 		downs: map[*upTrack]*downTrack{}, requested: map[string]int{}, done: make(chan struct{}),
-		chatLimit:  newBucket(2, 10),
+		chatLimit: newBucket(2, 10), bwe: bwe.New(linkConfig),
 		mutedKinds: map[webrtc.RTPCodecType]bool{}, hostMuted: map[webrtc.RTPCodecType]bool{}, joinedAt: time.Now(),
 	}
 }
@@ -468,7 +472,7 @@ func (p *participant) sendCandidate(target string, c *webrtc.ICECandidate) {
 // startSubscriber makes the subscriber connection with its chat channel;
 // the caller subscribes and negotiates.
 func (p *participant) startSubscriber() error {
-	pc, bwe, err := p.room.sfu.peers.NewSubscriberPeerConnection()
+	pc, err := p.room.sfu.peers.NewSubscriberPeerConnection()
 	if err != nil {
 		return err
 	}
@@ -504,7 +508,7 @@ func (p *participant) startSubscriber() error {
 	if !closed {
 		// close, which sets closed first, then finds sub under negMu,
 		// closes this connection.
-		p.sub, p.bwe, p.chatOut = pc, bwe, chat
+		p.sub, p.chatOut = pc, chat
 	}
 	p.negMu.Unlock()
 	if closed {
@@ -622,7 +626,9 @@ func (p *participant) downTracks() []*downTrack {
 
 // readSubscriberRTCP forwards the subscriber's keyframe requests to the
 // publisher (throttled there), answers its NACKs from the published
-// track's history, and takes its receiver reports.
+// track's history, and takes its receiver reports and its transport-wide
+// feedback (which reaches the sender of the track it names, whichever
+// that is: all of it is about the one connection).
 func (p *participant) readSubscriberRTCP(d *downTrack) {
 	for {
 		pkts, _, err := d.sender.ReadRTCP()
@@ -643,6 +649,8 @@ func (p *participant) readSubscriberRTCP(d *downTrack) {
 				d.retransmit(pkt)
 			case *rtcp.ReceiverReport:
 				d.takeReceiverReport(pkt, time.Now())
+			case *rtcp.TransportLayerCC:
+				p.bwe.Feedback(pkt, nanotime())
 			}
 		}
 	}

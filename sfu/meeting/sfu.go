@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -38,7 +37,7 @@ import (
 // Peers makes the peer connections (sfu/rtc's Engine).
 type Peers interface {
 	NewPeerConnection() (*webrtc.PeerConnection, error)
-	NewSubscriberPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, error)
+	NewSubscriberPeerConnection() (*webrtc.PeerConnection, error)
 }
 
 // RoomStore is where rooms are kept (sfu/rooms, within the token's

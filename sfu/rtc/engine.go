@@ -14,14 +14,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/cc"
-	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/lookout-cc/lookout/internal/pionlog"
@@ -51,18 +49,13 @@ const firstSTUNTimeout = 5 * time.Second
 type Engine struct {
 	api *webrtc.API
 	// subAPI makes the connections that send meeting media to a
-	// participant: with transport-wide sequence numbers on every packet
-	// and a Google congestion control estimate built from the feedback.
+	// participant: they negotiate transport-wide sequence numbers and
+	// feedback, which the meeting SFU writes and reads itself (sfu/bwe).
 	subAPI *webrtc.API
-	// bweMu makes a subscriber connection and the capture of its
-	// estimator one step (pion builds a connection's interceptors inside
-	// NewPeerConnection, and the factory's callback is shared).
-	bweMu   sync.Mutex
-	lastBWE cc.BandwidthEstimator
-	udp     net.PacketConn
-	tcp     net.Listener
-	udpMux  ice.UDPMux
-	tcpMux  ice.TCPMux
+	udp    net.PacketConn
+	tcp    net.Listener
+	udpMux ice.UDPMux
+	tcpMux ice.TCPMux
 	// tcpConns is the ICE-TCP listener as the mux sees it: Close ends its
 	// connections (tcplisten.go).
 	tcpConns *connTracker
@@ -147,78 +140,42 @@ func New(p Params) (*Engine, error) {
 	return e, nil
 }
 
-// Bandwidth estimate bounds of a subscriber connection: it starts at what a
-// medium layer and audio need, and never asks for more than a meeting's
-// full layers of a screen share and a few cameras.
-const (
-	bweInitial = 1_000_000
-	bweMin     = 30_000
-	bweMax     = 8_000_000
-)
-
-// subscriberAPI builds the API of the connections that send meeting media:
-// TWCC sequence numbers on what is sent and the send-side estimator
-// reading the feedback; retransmissions and sender reports are the
-// caller's. Packets are not paced: the
-// SFU forwards what publishers sent as it arrives (a layer is chosen to fit
-// the estimate instead).
+// subscriberAPI builds the API of the connections that send meeting
+// media. It has no interceptors: the meeting SFU numbers each packet for
+// transport-wide congestion control and reads the feedback into its own
+// estimator (sfu/bwe), answers NACKs from one history per published layer
+// (sfu/meeting/history.go) rather than pion's responder's copy of every
+// packet for every subscriber, and makes its sender reports and reads the
+// receiver reports itself (sfu/meeting/reports.go) rather than by pion's
+// report and statistics interceptors, which take a lock and the time for
+// every packet sent. Packets are not paced: the SFU forwards what
+// publishers sent as it arrives (a layer is chosen to fit the estimate
+// instead). Of pion's defaults only the SDP is kept: transport-cc
+// feedback and its header extension, the simulcast extensions; NACK, PLI
+// and RTX come with the codecs.
 func (e *Engine) subscriberAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
 	var me webrtc.MediaEngine
 	if err := registerCodecs(&me); err != nil {
 		return nil, err
 	}
-	var ir interceptor.Registry
-	bwe, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
-		pacer := newPassPacer()
-		est, err := gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(bweInitial), gcc.SendSideBWEMinBitrate(bweMin),
-			gcc.SendSideBWEMaxBitrate(bweMax), gcc.SendSideBWEPacer(pacer))
-		if err != nil {
-			return nil, err
-		}
-		return &rtxAwareBWE{BandwidthEstimator: est, pacer: pacer}, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	bwe.OnNewPeerConnection(func(_ string, est cc.BandwidthEstimator) { e.lastBWE = est })
-	ir.Add(bwe)
-	if err := webrtc.ConfigureTWCCHeaderExtensionSender(&me, &ir); err != nil {
-		return nil, err
-	}
-	// Of pion's defaults only the same SDP (transport-cc feedback, the
-	// simulcast extensions; NACK, PLI and RTX come with the codecs). The
-	// meeting SFU answers NACKs from one history per published layer
-	// (sfu/meeting/history.go) rather than pion's responder's copy of
-	// every packet for every subscriber, and makes its sender reports and
-	// reads the receiver reports itself (sfu/meeting/reports.go) rather
-	// than by pion's report and statistics interceptors, which take a
-	// lock and the time for every packet sent.
 	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
 		me.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, kind)
+		if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, kind); err != nil {
+			return nil, err
+		}
 	}
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(&me); err != nil {
 		return nil, err
 	}
-	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(&ir)), nil
+	// An empty registry, given explicitly: without one, pion registers
+	// its default interceptors.
+	var none interceptor.Registry
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(&none)), nil
 }
 
-// NewSubscriberPeerConnection makes a connection that sends meeting media,
-// with its bandwidth estimator.
-func (e *Engine) NewSubscriberPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, error) {
-	e.bweMu.Lock()
-	defer e.bweMu.Unlock()
-	e.lastBWE = nil
-	pc, err := e.subAPI.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		return nil, nil, err
-	}
-	est := e.lastBWE
-	e.lastBWE = nil
-	if est == nil {
-		_ = pc.Close()
-		return nil, nil, errors.New("webrtc: no bandwidth estimator was built for the connection")
-	}
-	return pc, est, nil
+// NewSubscriberPeerConnection makes a connection that sends meeting media.
+func (e *Engine) NewSubscriberPeerConnection() (*webrtc.PeerConnection, error) {
+	return e.subAPI.NewPeerConnection(webrtc.Configuration{})
 }
 
 // nackHistory is how many packets of each video stream a connection of the
