@@ -18,7 +18,6 @@ const groupSpan = 5e6 // ns
 // packet's send and arrival time.
 type packetGroup struct {
 	firstSent, lastSent, lastArrived int64
-	size                             int
 }
 
 // interArrival groups packets and yields the deltas between consecutive
@@ -33,7 +32,7 @@ type interArrival struct {
 // group, the deltas between the two groups before it are returned.
 func (g *interArrival) add(p arrival) (sendDelta, arrivalDelta, at int64, ok bool) {
 	if !g.haveCurrent {
-		g.current = packetGroup{firstSent: p.sent, lastSent: p.sent, lastArrived: p.arrived, size: p.size}
+		g.current = packetGroup{firstSent: p.sent, lastSent: p.sent, lastArrived: p.arrived}
 		g.haveCurrent = true
 		return 0, 0, 0, false
 	}
@@ -43,7 +42,6 @@ func (g *interArrival) add(p arrival) (sendDelta, arrivalDelta, at int64, ok boo
 	if g.sameGroup(p) {
 		g.current.lastSent = max(g.current.lastSent, p.sent)
 		g.current.lastArrived = max(g.current.lastArrived, p.arrived)
-		g.current.size += p.size
 		return 0, 0, 0, false
 	}
 	if g.havePrevious {
@@ -53,7 +51,7 @@ func (g *interArrival) add(p arrival) (sendDelta, arrivalDelta, at int64, ok boo
 		ok = arrivalDelta >= 0 // a clock jump at the receiver: skip
 	}
 	g.previous, g.havePrevious = g.current, true
-	g.current = packetGroup{firstSent: p.sent, lastSent: p.sent, lastArrived: p.arrived, size: p.size}
+	g.current = packetGroup{firstSent: p.sent, lastSent: p.sent, lastArrived: p.arrived}
 	return sendDelta, arrivalDelta, at, ok
 }
 

@@ -74,9 +74,6 @@ const (
 	sendBatch = 128
 )
 
-// errSendQueueClosed is what a write after Close gets.
-var errSendQueueClosed = net.ErrClosed
-
 func newSendQueue(conn *net.UDPConn, log *slog.Logger) *sendQueue {
 	q := &sendQueue{
 		UDPConn: conn,
@@ -108,7 +105,7 @@ func (q *sendQueue) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) 
 	}
 	if q.closed {
 		q.mu.Unlock()
-		return 0, errSendQueueClosed
+		return 0, net.ErrClosed
 	}
 	i := (q.head + q.queued) % len(q.slots)
 	s := &q.slots[i]
