@@ -75,9 +75,8 @@ type downTrack struct {
 	hdr      rtp.Header
 	extSpace [4]rtp.Extension
 	// Transport-wide congestion control: every packet sent gets the
-	// next number of the subscriber connection's estimator in the
-	// header extension twccID (0: not negotiated).
-	est     linkEstimator
+	// next number of the subscriber's estimator (sub.bwe) in the header
+	// extension twccID (0: not negotiated).
 	twccID  uint8
 	twccSeq [2]byte
 
@@ -128,9 +127,9 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	rtxPT, rtx := rtxPayloadType(c.PayloadType, ctx.CodecParameters())
 	d.mu.Lock()
 	d.ws, d.ssrc, d.pt = ctx.WriteStream(), uint32(ctx.SSRC()), uint8(c.PayloadType)
-	d.est, d.twccID = d.sub.bwe, 0
+	d.twccID = 0
 	for _, ext := range ctx.HeaderExtensions() {
-		if ext.URI == sdp.TransportCCURI && d.est != nil {
+		if ext.URI == sdp.TransportCCURI && d.sub.bwe != nil {
 			d.twccID = uint8(ext.ID)
 		}
 	}
@@ -275,7 +274,7 @@ func (d *downTrack) numberForTWCC(h *rtp.Header, payload int) {
 	if d.twccID == 0 {
 		return
 	}
-	seq := d.est.Sent(payload+rtpOverhead, nanotime())
+	seq := d.sub.bwe.Sent(payload+rtpOverhead, nanotime())
 	binary.BigEndian.PutUint16(d.twccSeq[:], seq)
 	_ = h.SetExtension(d.twccID, d.twccSeq[:])
 }

@@ -44,8 +44,9 @@ func benchTrackOn(subscribers int, fan *fanout) (*upTrack, []*downTrack) {
 	u.downs.Store(&[]*downTrack{})
 	downs := make([]*downTrack, subscribers)
 	for i := range downs {
-		d := &downTrack{up: u, ws: &nopWriter{}, ssrc: uint32(i + 1), pt: 96, current: layerOff, target: layerHigh,
-			sent: &sentLog{}, rtxBuf: make([]byte, 0, historySlotSize+2), est: bwe.New(linkConfig), twccID: benchTWCCID}
+		sub := &participant{bwe: bwe.New(linkConfig)} // each subscriber numbers its own packets
+		d := &downTrack{up: u, sub: sub, ws: &nopWriter{}, ssrc: uint32(i + 1), pt: 96, current: layerOff, target: layerHigh,
+			sent: &sentLog{}, rtxBuf: make([]byte, 0, historySlotSize+2), twccID: benchTWCCID}
 		downs[i] = d
 		u.addDown(d)
 	}
