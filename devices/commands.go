@@ -52,6 +52,12 @@ type Command struct {
 	ExpiresAt time.Time       `json:"expires_at"`
 	// GroupID is the group command this one is part of, if any.
 	GroupID string `json:"group_id,omitempty"`
+
+	// handedAt is when the command was last handed to the broker, set
+	// before the hand-over returns: the device's ack may come back through
+	// the broker before the publisher's PUBACK does, and so before the
+	// step to sent is taken. Such an ack takes it as the command's sent_at.
+	handedAt time.Time
 }
 
 // CommandRequest is what a caller asks for.
@@ -465,6 +471,7 @@ func (c *Commands) publish(id string) {
 	}
 	msg, _ := json.Marshal(payload{ID: cmd.ID, Name: cmd.Name, Params: cmd.Params, ExpiresAt: cmd.ExpiresAt.UnixMilli()})
 	dev, queued := cmd.DeviceID, cmd.Queue
+	cmd.handedAt = c.now().Truncate(time.Millisecond).UTC()
 	c.mu.Unlock()
 	if err := c.pub.PublishCommand(dev, msg); err != nil {
 		c.log.Warn("command not handed to the broker; it stays pending until it expires", "command", id, "err", err)
@@ -489,6 +496,9 @@ func (c *Commands) transition(id string, to CommandState, errText string, sentAt
 	cmd.State, cmd.Error = to, errText
 	if sentAt != nil {
 		cmd.SentAt = sentAt
+	} else if cmd.SentAt == nil && (to == CommandAcked || to == CommandFailed) && !cmd.handedAt.IsZero() {
+		handed := cmd.handedAt // acked before the step to sent was taken
+		cmd.SentAt = &handed
 	}
 	if to.Done() {
 		cmd.DoneAt = &now
