@@ -138,20 +138,10 @@ func main() {
 	fmt.Printf("  subscribers receiving %d of %d (joined in %s)\n", receiving(), *subs, time.Since(began).Round(10*time.Millisecond))
 	time.Sleep(*warmup)
 
-	var b0, p0, l0 uint64
-	for _, c := range received {
-		b0 += c.bytes.Load()
-		p0 += c.packets.Load()
-		l0 += c.lost.Load()
-	}
+	b0, p0, l0 := sum(received)
 	s0, t0, self0, w0 := sent.Load(), cpuTicks(*pid), cpuTicks(os.Getpid()), time.Now()
 	time.Sleep(*duration)
-	var b1, p1, l1 uint64
-	for _, c := range received {
-		b1 += c.bytes.Load()
-		p1 += c.packets.Load()
-		l1 += c.lost.Load()
-	}
+	b1, p1, l1 := sum(received)
 	s1, t1, self1, secs := sent.Load(), cpuTicks(*pid), cpuTicks(os.Getpid()), time.Since(w0).Seconds()
 	endRSS := rss()
 	close(quit)
@@ -166,6 +156,16 @@ func main() {
 	for _, r := range rooms {
 		r.Disconnect()
 	}
+}
+
+// sum is the subscribers' bytes, packets and losses so far.
+func sum(received []*counter) (bytes, packets, lost uint64) {
+	for _, c := range received {
+		bytes += c.bytes.Load()
+		packets += c.packets.Load()
+		lost += c.lost.Load()
+	}
+	return bytes, packets, lost
 }
 
 // read counts a subscriber's packets, their RTP bytes and the gaps in
