@@ -277,15 +277,22 @@ func (n *node) stop() {
 
 // cpuTicks is utime+stime of a process, in clock ticks.
 func cpuTicks(pid int) (int64, error) {
+	user, system, err := cpuSplit(pid)
+	return user + system, err
+}
+
+// cpuSplit is a process's time in user space and in the kernel (utime and
+// stime), in clock ticks.
+func cpuSplit(pid int) (user, system int64, err error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// Fields after the command name, which may hold spaces.
 	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:]))
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + s, nil
+	user, _ = strconv.ParseInt(f[11], 10, 64)
+	system, _ = strconv.ParseInt(f[12], 10, 64)
+	return user, system, nil
 }
 
 // clockTicks is USER_HZ, 100 on Linux.
