@@ -12,7 +12,8 @@
 // reconnecting, failed or left (and data-media is checking or ready before
 // joining); each remote participant's tile has data-identity; and
 // window.lookoutMeet has participants(), speakers(), videoStats(identity),
-// self(), state(), departed() and setMicEnabled(on).
+// self(), state(), departed(), setMicEnabled(on), restartIce() and
+// iceUfrags().
 
 import { MeetingClient } from './signal.js';
 import { t, has, lang, setLang, initLang, applyI18n } from './i18n.js';
@@ -1270,6 +1271,13 @@ Object.defineProperty(window, 'lookoutMeet', {
     departed: () => departed.map((d) => ({ ...d })),
     /** Turns the microphone on or off, as the button does. */
     setMicEnabled: (on) => setMicEnabled(on),
+    /** Restarts ICE of both media connections, as after a network change. */
+    restartIce: () => client && client.restartIce(),
+    /** The ICE usernames in use: this side's on the publisher connection, the server's on the subscriber one. */
+    iceUfrags: () => {
+      const ufrag = (d) => (d && (d.sdp.match(/a=ice-ufrag:(\S+)/) || [])[1]) || '';
+      return { publisher: ufrag(client && client.pub && client.pub.localDescription), subscriber: ufrag(client && client.sub && client.sub.remoteDescription) };
+    },
   }),
   writable: false,
   configurable: false,

@@ -744,7 +744,10 @@ export class MeetingClient extends EventTarget {
       init = { candidate: m.candidate, sdpMid: m.sdp_mid ?? null, sdpMLineIndex: m.sdp_mline_index ?? null };
       if (init.sdpMid === null && init.sdpMLineIndex === null) init.sdpMLineIndex = 0;
     }
-    if (!pc.remoteDescription) {
+    // Before the first description, and while the publisher's offer
+    // awaits its answer: a restart's candidates added before the answer
+    // would go to the old ICE generation, which the answer then drops.
+    if (!pc.remoteDescription || (target === 'publisher' && this._waitAnswer)) {
       this._remoteQueue[target].push(init);
       return;
     }

@@ -29,8 +29,10 @@ type meetingResult struct {
 // Two participants meet through Lookout's meeting page in headless
 // Chromium with fake camera and microphone: both join with join tokens the
 // API issued, each sees the other's video with frames advancing, the
-// active speaker follows whoever has the microphone open, and when one
-// browser dies without a goodbye the other sees it leave. Screenshots (A
+// active speaker follows whoever has the microphone open, one restarts
+// ICE on both its connections (a network change) and the video goes on
+// both ways, and when one browser dies without a goodbye the other sees it
+// leave. Screenshots (A
 // at desktop size, B at phone size) go to LOOKOUT_MEETING_SCREENSHOTS or
 // the test's temporary directory.
 func TestBrowserMeeting(t *testing.T) {

@@ -175,6 +175,36 @@ type client struct {
 	chat     []string
 	closed   bool
 	readDone chan struct{}
+
+	// pubNeg orders the publisher connection's answers and the server's
+	// candidates for it: while an offer awaits its answer, the candidates
+	// wait too (a restart's candidates added before the answer would go
+	// to the old ICE generation, which the answer then drops).
+	pubNeg      sync.Mutex
+	pubAwaiting bool
+	pubPending  []signal.ServerMessage
+}
+
+// offering marks the publisher connection as awaiting an answer; call it
+// before the offer is sent.
+func (c *client) offering() {
+	c.pubNeg.Lock()
+	c.pubAwaiting = true
+	c.pubNeg.Unlock()
+}
+
+// answered applies the answer to the publisher connection's offer, then
+// the candidates that came before it.
+func (c *client) answered(pc *webrtc.PeerConnection, sdp string) error {
+	c.pubNeg.Lock()
+	defer c.pubNeg.Unlock()
+	err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp})
+	c.pubAwaiting = false
+	for _, m := range c.pubPending {
+		_ = pc.AddICECandidate(meetpeer.CandidateInit(m))
+	}
+	c.pubPending = nil
+	return err
 }
 
 // dial connects without joining.
@@ -454,6 +484,14 @@ func (c *client) addCandidate(m signal.ServerMessage) {
 	if pc == nil {
 		return
 	}
+	if m.Target != signal.TargetSubscriber {
+		c.pubNeg.Lock()
+		defer c.pubNeg.Unlock()
+		if c.pubAwaiting {
+			c.pubPending = append(c.pubPending, m)
+			return
+		}
+	}
 	_ = pc.AddICECandidate(meetpeer.CandidateInit(m))
 }
 
@@ -592,9 +630,10 @@ func (c *client) publish(simulcast bool) *publisher {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	c.offering()
 	c.send(map[string]any{"type": "offer", "sdp": offer.SDP, "tracks": map[string]string{"cam-" + c.identity: "camera", "mic-" + c.identity: "microphone"}})
 	ans := c.wait("answer", func(m signal.ServerMessage) bool { return m.Type == "answer" })
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans.SDP}); err != nil {
+	if err := c.answered(pc, ans.SDP); err != nil {
 		c.t.Fatal(err)
 	}
 	var levelID uint8
@@ -741,9 +780,10 @@ func (c *client) renegotiate(iceRestart bool, sources map[string]string) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	c.offering()
 	c.send(map[string]any{"type": "offer", "sdp": offer.SDP, "tracks": sources, "id": "re"})
 	ans := c.waitSince(mark, "answer", 10*time.Second, func(m signal.ServerMessage) bool { return m.Type == "answer" && m.ID == "re" })
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans.SDP}); err != nil {
+	if err := c.answered(pc, ans.SDP); err != nil {
 		c.t.Fatal(err)
 	}
 }

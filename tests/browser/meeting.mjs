@@ -210,6 +210,25 @@ try {
   result.a.video_of_b_end = await a.evaluate((id) => window.lookoutMeet.videoStats(id), idB);
   result.b.video_of_a_end = await b.evaluate((id) => window.lookoutMeet.videoStats(id), idA);
 
+  // A's network changes: it restarts ICE on both its connections (its
+  // publisher by a new offer, its subscriber by asking the server for one),
+  // and the video goes on both ways.
+  t0 = Date.now();
+  const ufragsBefore = await a.evaluate(() => window.lookoutMeet.iceUfrags());
+  await a.evaluate(() => window.lookoutMeet.restartIce());
+  await until(a, (was) => {
+    const now = window.lookoutMeet.iceUfrags();
+    return now.publisher && now.subscriber && now.publisher !== was.publisher && now.subscriber !== was.subscriber;
+  }, ufragsBefore, 'new ICE credentials on both of A\'s connections');
+  result.a.ice_ufrags = { before: ufragsBefore, after: await a.evaluate(() => window.lookoutMeet.iceUfrags()) };
+  const [afterA, afterB] = await Promise.all([videoPlays(a, idB), videoPlays(b, idA)]);
+  result.a.video_of_b_after_restart = afterA;
+  result.b.video_of_a_after_restart = afterB;
+  for (const [who, v] of [['A shows B after its ICE restart', afterA], ['B shows A after its ICE restart', afterB]]) {
+    if (!(v.frames_advanced > 0)) throw new Error(`${who}: ${JSON.stringify(v)}`);
+  }
+  step('ice_restart_ms', t0);
+
   // A goes away without a goodbye: its renderer dies (the page's pagehide,
   // which says goodbye, never runs), then its context closes. B sees A leave.
   t0 = Date.now();
