@@ -414,11 +414,22 @@ try {
     await page.dragAndDrop(`li[data-participant="${who}"]`, '.cell[data-index="4"]');
     const t = page.locator(`${tile(4)}[data-camera="${who}"][data-state="live"]`);
     await t.waitFor({ timeout: 20000 });
-    const f0 = Number(await t.getAttribute('data-frames'));
+    // The first seconds may hold a layer switch (the viewer's estimate
+    // climbing, a keyframe awaited): the picture must settle into
+    // advancing within 8 s, then keep advancing over 2 s.
+    const frames = async () => Number(await t.getAttribute('data-frames'));
+    const live = Date.now();
+    const start = await frames();
+    while ((await frames()) - start < 10) {
+      if (Date.now() - live > 8000) throw new Error(`the participant's frames went from ${start} to ${await frames()} in 8 s`);
+      await sleep(100);
+    }
+    const settled = Date.now() - live;
+    const f0 = await frames();
     await sleep(2000);
-    const f1 = Number(await t.getAttribute('data-frames'));
+    const f1 = await frames();
     if (f1 - f0 < 10) throw new Error(`the participant's frames went from ${f0} to ${f1} in 2 s`);
-    return { frames_in_2s: f1 - f0, overlay: (await page.locator(`${tile(4)} .overlay`).innerText()).replace(/\s+/g, ' ') };
+    return { frames_in_2s: f1 - f0, settled_ms: settled, overlay: (await page.locator(`${tile(4)} .overlay`).innerText()).replace(/\s+/g, ' ') };
   });
 
   await step('screenshot of the wall', async () => {
