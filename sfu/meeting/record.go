@@ -156,6 +156,10 @@ func (s *SFU) StopRecording(room string) {
 			p.mu.Unlock()
 		}
 	}
+	// The files are closed at once rather than one after another: each
+	// close syncs its file, which on a busy disk takes a while, and the
+	// hearing's end (its signed record) waits for all of them.
+	var closing sync.WaitGroup
 	for _, rs := range sources {
 		// A read loop may be inside write: closing under rs.mu waits
 		// for it, and marks the source so that no later packet goes in.
@@ -165,9 +169,10 @@ func (s *SFU) StopRecording(room string) {
 		rs.sink = nil
 		rs.mu.Unlock()
 		if sink != nil {
-			sink.Close()
+			closing.Go(sink.Close)
 		}
 	}
+	closing.Wait()
 }
 
 // recordTrack hands u's packets to its source's recording, when its room
