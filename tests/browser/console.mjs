@@ -517,6 +517,9 @@ try {
     await item().locator('[data-step=close]').click();
     await page.click('[data-test=step-confirm]');
     await page.locator('[data-test=alert-panel] li[data-severity="red"][data-state="closed"]').waitFor({ timeout: 10000 });
+    // The detail's history is fetched again after the list has the step:
+    // wait for the close in it rather than reading it once.
+    await page.locator('[data-test=alert-detail] .history').getByText('关闭').first().waitFor({ timeout: 10000 });
     const steps = (await page.locator('[data-test=alert-detail] .history').innerText()).replace(/\s+/g, ' ');
     for (const w of ['确认', '派发', '解决', '关闭', '县水利局防汛办'.slice(0, 0)]) if (!steps.includes(w)) throw new Error(`the steps say ${steps}`);
     return { steps };
