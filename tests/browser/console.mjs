@@ -425,10 +425,12 @@ try {
     const frames = async () => Number(await t.getAttribute('data-frames'));
     const live = Date.now();
     const start = await frames();
-    while ((await frames()) - start < 10) {
-      if (Date.now() - live > 8000) throw new Error(`the participant's frames went from ${start} to ${await frames()} in 8 s`);
-      await sleep(100);
-    }
+    await page.waitForFunction(([sel, from]) => {
+      const el = document.querySelector(sel);
+      return el && Number(el.getAttribute('data-frames')) - from >= 10;
+    }, [`${tile(4)}[data-camera="${who}"]`, start], { timeout: 8000, polling: 100 }).catch(async () => {
+      throw new Error(`the participant's frames went from ${start} to ${await frames()} in 8 s`);
+    });
     const settled = Date.now() - live;
     const f0 = await frames();
     await sleep(2000);
