@@ -335,6 +335,42 @@ func TestRecordReconnect(t *testing.T) {
 	}
 }
 
+// A simulcast layer switch hands the recording a new SSRC whose keyframe
+// can arrive in the same instant as the old layer's last frame. The
+// timeline then moves by a tick, less than WebM's millisecond: two blocks
+// must still not share a timestamp (ffmpeg refuses "non monotonically
+// increasing dts").
+func TestRecordLayerSwitchSameInstant(t *testing.T) {
+	for _, name := range allMedia {
+		t.Run(name, func(t *testing.T) {
+			m := loadMedia(t, name)
+			tr, clk, _, _ := start(t, m)
+			first := m.packetize(1200, 1, 100, 100)
+			second := m.packetize(1200, 2, 40000, 3000000000)
+			var pkts []sent
+			var lastAt time.Duration
+			for _, p := range first {
+				if p.at < time.Second {
+					pkts = append(pkts, p)
+					lastAt = p.at
+				}
+			}
+			for _, p := range second {
+				if p.at >= time.Second { // from the keyframe at 1 s, at once
+					p.at -= time.Second - lastAt
+					pkts = append(pkts, p)
+				}
+			}
+			feed(tr, clk, pkts)
+			s, err := tr.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkFile(t, s, m, m.duration-(time.Second-lastAt))
+		})
+	}
+}
+
 // A full queue drops packets and counts them; WriteRTP does not wait for
 // the recorder.
 func TestQueueFullDrops(t *testing.T) {
@@ -500,12 +536,13 @@ func TestTimeline(t *testing.T) {
 		{"new ssrc follows the wall clock", []step{{0, 1, 0, 0}, {123456789, 2, 3 * time.Second, 270000}}},
 		{"timestamps jump but the wall clock does not", []step{{0, 1, 0, 0}, {900000, 1, 40 * time.Millisecond, 3600}}},
 		{"timestamps go back", []step{{90000, 1, 0, 0}, {0, 1, time.Second, 90000}}},
+		{"new ssrc in the same instant: the frame before keeps its duration", []step{{0, 1, 0, 0}, {3000, 1, 33 * time.Millisecond, 3000}, {777, 2, 33 * time.Millisecond, 6000}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tl := timeline{clock: 90000}
 			for i, s := range tc.steps {
-				if got := tl.place(s.ts, s.ssrc, base.Add(s.at)); got != s.want {
+				if got := tl.place(s.ts, s.ssrc, base.Add(s.at), 3000); got != s.want {
 					t.Errorf("step %d: %d, want %d", i, got, s.want)
 				}
 			}

@@ -156,14 +156,16 @@ func newWebM(out *output, c codecInfo, clock int64, width, height int, date time
 	if _, err := out.Write(m.buf.Bytes()); err != nil {
 		return nil, err
 	}
-	m.clusterMS = -1
+	m.clusterMS, m.lastMS = -1, -1
 	return m, nil
 }
 
 func (m *webmMuxer) write(pts int64, key bool, data []byte) error {
 	ms := pts * 1000 / m.clock
-	if ms < m.lastMS {
-		ms = m.lastMS // the timeline never goes back; rounding must not either
+	if ms <= m.lastMS {
+		// The timeline only goes forward, but rounding to milliseconds
+		// could give two blocks one time, which players refuse.
+		ms = m.lastMS + 1
 	}
 	m.lastMS = ms
 	if m.clusterMS >= 0 {

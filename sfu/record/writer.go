@@ -207,7 +207,7 @@ func (w *writer) write(f *frame, key bool) {
 	if w.err != nil {
 		return
 	}
-	pts := w.tl.place(f.ts, f.ssrc, f.at)
+	pts := w.tl.place(f.ts, f.ssrc, f.at, w.frameDur())
 	if w.mux == nil {
 		var err error
 		switch w.codec.name {
@@ -264,16 +264,11 @@ func (w *writer) finish() {
 		}
 		return
 	}
-	if w.lastDur == 0 {
-		w.lastDur = w.clock / 30
-		if !w.codec.video {
-			w.lastDur = w.clock / 50
-		}
-	}
-	end := w.lastPTS + w.lastDur
+	lastDur := w.frameDur()
+	end := w.lastPTS + lastDur
 	s.Started = w.started
 	s.Duration = ticksToDuration(end, w.clock)
-	s.Ended = w.lastAt.Add(ticksToDuration(w.lastDur, w.clock))
+	s.Ended = w.lastAt.Add(ticksToDuration(lastDur, w.clock))
 	if w.err == nil {
 		if err := w.mux.finish(end); err != nil {
 			w.fail(err)
@@ -328,6 +323,19 @@ func (w *writer) seal() error {
 	return nil
 }
 
+// frameDur is the last frame's duration in ticks; before one is known, a
+// frame at 30 per second for video and an Opus packet of 20 ms.
+func (w *writer) frameDur() int64 {
+	switch {
+	case w.lastDur > 0:
+		return w.lastDur
+	case w.codec.video:
+		return w.clock / 30
+	default:
+		return w.clock / 50
+	}
+}
+
 func ticksToDuration(ticks, clock int64) time.Duration {
 	return time.Duration(ticks/clock)*time.Second + time.Duration(ticks%clock)*time.Second/time.Duration(clock)
 }
@@ -337,7 +345,10 @@ func ticksToDuration(ticks, clock int64) time.Duration {
 // that a pause in the sending is a gap in the file. Where the timestamps
 // cannot be right (another SSRC, a jump back, or a step that disagrees
 // with the wall clock by more than discontinuity) it follows the arrival
-// times instead.
+// times instead, and gives the frame before at least its own duration: a
+// simulcast layer's keyframe can come in the same instant as the old
+// layer's last frame, and two frames at one time are refused by players
+// (WebM counts in milliseconds; ffmpeg wants strictly rising times).
 type timeline struct {
 	clock   int64
 	started bool
@@ -347,7 +358,7 @@ type timeline struct {
 	pos     int64 // ticks of the last frame from the first
 }
 
-func (tl *timeline) place(ts, ssrc uint32, at time.Time) int64 {
+func (tl *timeline) place(ts, ssrc uint32, at time.Time, lastDur int64) int64 {
 	if !tl.started {
 		tl.started, tl.ts, tl.ssrc, tl.at = true, ts, ssrc, at
 		return 0
@@ -355,7 +366,7 @@ func (tl *timeline) place(ts, ssrc uint32, at time.Time) int64 {
 	d := int64(int32(ts - tl.ts))
 	wall := int64(at.Sub(tl.at)) * tl.clock / int64(time.Second)
 	if ssrc != tl.ssrc || d < 0 || absDiff(d, wall) > int64(discontinuity)*tl.clock/int64(time.Second) {
-		d = max(wall, 1)
+		d = max(wall, lastDur, 1)
 	}
 	tl.pos += d
 	tl.ts, tl.ssrc, tl.at = ts, ssrc, at
