@@ -161,6 +161,10 @@ type client struct {
 	wsMu     sync.Mutex
 	// subFilter wraps the subscriber connection's socket (a throttle).
 	subFilter func(net.PacketConn) net.PacketConn
+	// candidatesFirst has the client send its subscriber connection's
+	// candidates before its answer, as a client racing its trickle ahead
+	// of its answer may.
+	candidatesFirst bool
 	sockets   []net.PacketConn
 
 	mu     sync.Mutex
@@ -401,7 +405,9 @@ func (c *client) answer(sdp string) {
 			c.t.Errorf("%s: %v", c.identity, err)
 			return
 		}
-		pc.OnICECandidate(func(ic *webrtc.ICECandidate) { c.sendCandidate("subscriber", ic) })
+		if !c.candidatesFirst {
+			pc.OnICECandidate(func(ic *webrtc.ICECandidate) { c.sendCandidate("subscriber", ic) })
+		}
 		pc.OnTrack(func(tr *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 			n := &atomic.Int64{}
 			c.mu.Lock()
@@ -449,12 +455,30 @@ func (c *client) answer(sdp string) {
 		c.sub = pc
 		c.mu.Unlock()
 	}
+	gathered := webrtc.GatheringCompletePromise(pc)
 	ans, err := meetpeer.Answer(pc, sdp)
 	if err != nil {
 		c.report("answer", err)
 		return
 	}
+	if c.candidatesFirst && pc.LocalDescription() != nil {
+		<-gathered
+		for _, ic := range candidatesOf(pc.LocalDescription().SDP) {
+			c.send(map[string]any{"type": "candidate", "target": "subscriber", "candidate": ic, "sdp_mid": "0", "sdp_mline_index": 0})
+		}
+	}
 	c.send(map[string]any{"type": "answer", "sdp": ans})
+}
+
+// candidatesOf is the candidate lines of an SDP, without "a=".
+func candidatesOf(sdp string) []string {
+	var out []string
+	for _, l := range strings.Split(sdp, "\r\n") {
+		if c, ok := strings.CutPrefix(l, "a=candidate:"); ok {
+			out = append(out, "candidate:"+c)
+		}
+	}
+	return out
 }
 
 // report fails the test with err, unless the client is being closed (an

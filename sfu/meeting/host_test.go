@@ -99,6 +99,23 @@ func TestReconnectReplacesTheEarlierConnection(t *testing.T) {
 	}
 }
 
+// A client may trickle its subscriber connection's candidates before its
+// answer reaches the server: they are kept for the answer, not refused,
+// and the connection comes up on them.
+func TestSubscriberCandidatesBeforeTheAnswer(t *testing.T) {
+	e := newEnv(t)
+	alice := e.join("alice", memberRights)
+	alice.publish(false)
+	bob := e.dial("bob")
+	bob.candidatesFirst = true
+	bob.send(map[string]any{"type": "join", "token": e.token("bob", memberRights)})
+	bob.wait("joined", isType(signal.TypeJoined))
+	bob.waitPackets("alice-camera", 30, 10*time.Second)
+	if bob.has(isType(signal.TypeError)) {
+		t.Fatalf("bob was told an error: %+v", bob.wait("error", isType(signal.TypeError)))
+	}
+}
+
 // A participant whose browser dies: when its signaling connection drops,
 // it is removed at once; when only its media goes (the network vanished,
 // the WebSocket not yet timed out), it is removed when ICE times out. The

@@ -85,6 +85,9 @@ type participant struct {
 	awaitingAnswer bool
 	pending        bool
 	restart        bool
+	// subEarly are subscriber candidates that came before the first
+	// answer: added with it.
+	subEarly []webrtc.ICECandidateInit
 
 	// allocMu guards the allocator's memory and the stats tick's last
 	// counts.
@@ -403,6 +406,11 @@ func (p *participant) onAnswer(m signal.ClientMessage) {
 	p.awaitingAnswer = false
 	again := p.pending
 	p.pending = false
+	early := p.subEarly
+	p.subEarly = nil
+	for _, c := range early {
+		_ = p.sub.AddICECandidate(c)
+	}
 	p.negMu.Unlock()
 	if again {
 		p.negotiate()
@@ -443,6 +451,15 @@ func (p *participant) onCandidate(m signal.ClientMessage) {
 	} else {
 		p.negMu.Lock()
 		pc = p.sub
+		if pc != nil && pc.RemoteDescription() == nil {
+			// Before the first answer (a client's trickle may overtake
+			// it): kept for it.
+			if len(p.subEarly) < maxEarlyCandidates {
+				p.subEarly = append(p.subEarly, init)
+			}
+			p.negMu.Unlock()
+			return
+		}
 		p.negMu.Unlock()
 	}
 	if pc == nil {
