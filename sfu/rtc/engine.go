@@ -21,6 +21,7 @@ import (
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lookout-cc/lookout/internal/pionlog"
 )
@@ -36,6 +37,26 @@ type Params struct {
 	// addresses, for a server behind 1:1 NAT.
 	PublicIPs []string
 	Log       *slog.Logger
+	// Metrics, if set, gets the UDP port's counters:
+	// lookout_webrtc_udp_datagrams_total and
+	// lookout_webrtc_udp_refused_total.
+	Metrics prometheus.Registerer
+}
+
+func registerSendQueue(reg prometheus.Registerer, q *sendQueue) error {
+	for _, c := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lookout_webrtc_udp_datagrams_total",
+			Help: "Datagrams sent from the shared ICE UDP port."},
+			func() float64 { return float64(q.sent.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lookout_webrtc_udp_refused_total",
+			Help: "Datagrams the kernel would not send from the shared ICE UDP port, dropped."},
+			func() float64 { return float64(q.Refused()) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("webrtc udp metrics: %w", err)
+		}
+	}
+	return nil
 }
 
 // firstSTUNTimeout bounds the wait for an ICE-TCP connection's first STUN
@@ -72,7 +93,14 @@ func New(p Params) (*Engine, error) {
 	if e.udp, err = net.ListenPacket("udp", p.UDPAddr); err != nil {
 		return nil, fmt.Errorf("webrtc udp port: %w", err)
 	}
-	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("ice-udp"), newSendQueue(e.udp.(*net.UDPConn), p.Log))
+	sendQ := newSendQueue(e.udp.(*net.UDPConn), p.Log)
+	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("ice-udp"), sendQ)
+	if p.Metrics != nil {
+		if err := registerSendQueue(p.Metrics, sendQ); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
 
 	var se webrtc.SettingEngine
 	se.LoggerFactory = logs

@@ -12,6 +12,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 )
 
@@ -157,9 +158,15 @@ func candidatePorts(sdp, proto string) []string {
 	return ports
 }
 
-// Every session's media flows through the one UDP port.
+// Every session's media flows through the one UDP port, counted in its
+// metrics.
 func TestSessionsShareOneUDPPort(t *testing.T) {
-	e := newEngine(t, false)
+	reg := prometheus.NewRegistry()
+	e, err := New(Params{UDPAddr: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
 	port := strconv.Itoa(e.UDPAddr().(*net.UDPAddr).Port)
 	client := clientAPI(webrtc.NetworkTypeUDP4)
 	for i := 0; i < 3; i++ {
@@ -174,6 +181,28 @@ func TestSessionsShareOneUDPPort(t *testing.T) {
 			}
 		}
 	}
+	// The server answered STUN and DTLS for each session from the port.
+	datagrams := counter(t, reg, "lookout_webrtc_udp_datagrams_total")
+	refused := counter(t, reg, "lookout_webrtc_udp_refused_total")
+	if datagrams < 3 || refused != 0 {
+		t.Errorf("udp port metrics: %v datagrams sent, %v refused", datagrams, refused)
+	}
+}
+
+// counter is the value of the registered counter named name.
+func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no counter %s", name)
+	return 0
 }
 
 // A client that cannot use UDP connects over ICE-TCP.

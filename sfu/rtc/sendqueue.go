@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/ipv4"
@@ -52,6 +53,8 @@ type sendQueue struct {
 	done chan struct{} // closed when the sender has stopped
 	// refused counts datagrams the kernel would not send.
 	refused int
+	// sent counts datagrams the kernel took.
+	sent atomic.Uint64
 }
 
 // queuedDatagram is one slot of the queue: the datagram's bytes and its
@@ -197,6 +200,7 @@ func (q *sendQueue) sendBatch(msgs []ipv4.Message) {
 	for len(msgs) > 0 {
 		n, err := q.batch.WriteBatch(msgs, 0)
 		n = max(n, 0) // -1 when the first datagram failed
+		q.sent.Add(uint64(n))
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return

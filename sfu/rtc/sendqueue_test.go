@@ -153,6 +153,9 @@ func TestSendQueueCloseDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 	receive(t, r, 500)
+	if n := q.sent.Load(); n != 500 {
+		t.Errorf("%d datagrams counted sent, want 500", n)
+	}
 	if _, err := q.WriteToAddrPort([]byte("late"), to); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("write after close: %v", err)
 	}
