@@ -37,6 +37,10 @@ type Params struct {
 	// addresses, for a server behind 1:1 NAT.
 	PublicIPs []string
 	Log       *slog.Logger
+	// PionSendPath turns the direct senders off: meeting media goes
+	// through pion's SRTP path (NewDirectSubscriberPeerConnection gives
+	// no sender).
+	PionSendPath bool
 	// Metrics, if set, gets the UDP port's counters:
 	// lookout_webrtc_udp_datagrams_total and
 	// lookout_webrtc_udp_refused_total.
@@ -73,10 +77,17 @@ type Engine struct {
 	// participant: they negotiate transport-wide sequence numbers and
 	// feedback, which the meeting SFU writes and reads itself (sfu/bwe).
 	subAPI *webrtc.API
-	udp    net.PacketConn
-	tcp    net.Listener
-	udpMux ice.UDPMux
-	tcpMux ice.TCPMux
+	// subSE and subME are subAPI's, for the direct senders' connections,
+	// each with its own DTLS hooks (direct.go).
+	subSE webrtc.SettingEngine
+	subME *webrtc.MediaEngine
+	sendQ *sendQueue
+	// noDirect is Params.PionSendPath.
+	noDirect bool
+	udp      net.PacketConn
+	tcp      net.Listener
+	udpMux   ice.UDPMux
+	tcpMux   ice.TCPMux
 	// tcpConns is the ICE-TCP listener as the mux sees it: Close ends its
 	// connections (tcplisten.go).
 	tcpConns *connTracker
@@ -84,7 +95,7 @@ type Engine struct {
 
 // New opens the ICE sockets and builds the API.
 func New(p Params) (*Engine, error) {
-	e := &Engine{}
+	e := &Engine{noDirect: p.PionSendPath}
 	if p.Log == nil {
 		p.Log = slog.New(slog.DiscardHandler)
 	}
@@ -93,10 +104,10 @@ func New(p Params) (*Engine, error) {
 	if e.udp, err = net.ListenPacket("udp", p.UDPAddr); err != nil {
 		return nil, fmt.Errorf("webrtc udp port: %w", err)
 	}
-	sendQ := newSendQueue(e.udp.(*net.UDPConn), p.Log)
-	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("ice-udp"), sendQ)
+	e.sendQ = newSendQueue(e.udp.(*net.UDPConn), p.Log)
+	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("ice-udp"), e.sendQ)
 	if p.Metrics != nil {
-		if err := registerSendQueue(p.Metrics, sendQ); err != nil {
+		if err := registerSendQueue(p.Metrics, e.sendQ); err != nil {
 			e.Close()
 			return nil, err
 		}
@@ -198,6 +209,7 @@ func (e *Engine) subscriberAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
 	// An empty registry, given explicitly: without one, pion registers
 	// its default interceptors.
 	var none interceptor.Registry
+	e.subSE, e.subME = se, &me
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(&none)), nil
 }
 

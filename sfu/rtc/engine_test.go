@@ -86,30 +86,7 @@ func session(t *testing.T, e *Engine, client *webrtc.API) string {
 		d.OnMessage(func(m webrtc.DataChannelMessage) { gotMsg <- string(m.Data) })
 	})
 
-	offer, err := cpc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gather := webrtc.GatheringCompletePromise(cpc)
-	if err := cpc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gather
-	if err := spc.SetRemoteDescription(*cpc.LocalDescription()); err != nil {
-		t.Fatal(err)
-	}
-	answer, err := spc.CreateAnswer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gather = webrtc.GatheringCompletePromise(spc)
-	if err := spc.SetLocalDescription(answer); err != nil {
-		t.Fatal(err)
-	}
-	<-gather
-	if err := cpc.SetRemoteDescription(*spc.LocalDescription()); err != nil {
-		t.Fatal(err)
-	}
+	negotiate(t, cpc, spc)
 
 	// Send RTP until the server has it (the first ones may precede DTLS).
 	stop := make(chan struct{})
@@ -145,6 +122,36 @@ func session(t *testing.T, e *Engine, client *webrtc.API) string {
 		}
 	}
 	return spc.LocalDescription().SDP
+}
+
+// negotiate has offerer offer and answerer answer, each description with
+// all its candidates (no trickle).
+func negotiate(t *testing.T, offerer, answerer *webrtc.PeerConnection) {
+	t.Helper()
+	offer, err := offerer.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gather := webrtc.GatheringCompletePromise(offerer)
+	if err := offerer.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gather
+	if err := answerer.SetRemoteDescription(*offerer.LocalDescription()); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := answerer.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gather = webrtc.GatheringCompletePromise(answerer)
+	if err := answerer.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	<-gather
+	if err := offerer.SetRemoteDescription(*answerer.LocalDescription()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func candidatePorts(sdp, proto string) []string {

@@ -1,0 +1,296 @@
+package rtc
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"errors"
+	"hash"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/dtls/v3/pkg/crypto/prf"
+	"github.com/pion/dtls/v3/pkg/protocol/extension"
+	"github.com/pion/dtls/v3/pkg/protocol/handshake"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// A DirectSender sends a subscriber connection's RTP itself: encrypted
+// with the connection's own SRTP keys, one SRTP context per stream, and
+// queued straight onto the shared UDP socket for the address ICE chose.
+//
+// Why: a meeting writes every packet to every subscriber, and pion's path
+// for a write (the track writer, the SRTP session's lock and stream
+// lookup, the DTLS mux endpoint, the ICE connection's checks, the UDP
+// mux's connection) cost as much as the encryption itself, a sixth of the
+// server's CPU at 200 subscribers. pion does not expose a connection's
+// SRTP keys, so they are derived here as pion derives them (RFC 5764: the
+// DTLS exporter, RFC 5705), from what the connection's own DTLS handshake
+// hooks give: the ServerHello (the server random, the cipher suite, the
+// SRTP profile) and the key log's line (the client random and the master
+// secret). The master secret stays in this process's memory, as pion's
+// own copy does; it is never written anywhere.
+//
+// It sends only while the selected candidate pair is on the shared UDP
+// port (any remote address: a host, a NAT's, a TURN relay's), following
+// the pair as ICE changes it. A connection that moves to ICE-TCP cannot
+// be followed, and its streams cannot go back to pion either: their SRTP
+// rollover counters live here, not in pion's contexts, so the receiver
+// would drop pion's packets once a stream has sent 65,536. The sender
+// then stops and calls its lost function, and the meeting has the client
+// reconnect. A connection that never was on UDP, or whose DTLS role was
+// the client (the ServerHello is the peer's then), stays on pion's path.
+type DirectSender struct {
+	q       *sendQueue
+	secrets dtlsSecrets
+
+	mu      sync.Mutex
+	started bool
+	lostFn  func()
+
+	ready   atomic.Bool // keys and remote are set; streams may be made
+	lost    atomic.Bool
+	key     []byte // set before ready
+	salt    []byte
+	profile srtp.ProtectionProfile
+	remote  atomic.Pointer[netip.AddrPort]
+	packets atomic.Uint64
+}
+
+// Packets is how many packets the sender's streams have sent.
+func (d *DirectSender) Packets() uint64 { return d.packets.Load() }
+
+// ErrDirectLost: the connection moved where the direct sender cannot
+// follow (ICE-TCP); the packet was not sent.
+var ErrDirectLost = errors.New("rtc: the connection left the shared UDP port")
+
+// NewDirectSubscriberPeerConnection makes a subscriber connection, as
+// NewSubscriberPeerConnection, with the DirectSender for it (none when
+// Params.PionSendPath is set). The sender is not ready until Start, once
+// the connection is connected.
+func (e *Engine) NewDirectSubscriberPeerConnection() (*webrtc.PeerConnection, *DirectSender, error) {
+	if e.noDirect {
+		pc, err := e.NewSubscriberPeerConnection()
+		return pc, nil, err
+	}
+	d := &DirectSender{q: e.sendQ}
+	se := e.subSE
+	se.SetDTLSServerHelloMessageHook(d.secrets.serverHello)
+	se.SetDTLSKeyLogWriter(&d.secrets)
+	var none interceptor.Registry
+	api := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(e.subME), webrtc.WithInterceptorRegistry(&none))
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return pc, d, nil
+}
+
+// Start readies the sender for pc, connected: the keys from the
+// handshake, the remote address from the selected pair. It says whether
+// the sender is ready: false leaves pc's RTP to pion. lost is called once
+// if the connection later moves off the shared UDP port. Starting again
+// (after an ICE restart) returns what the first start said.
+func (d *DirectSender) Start(pc *webrtc.PeerConnection, lost func()) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.started {
+		return d.ready.Load()
+	}
+	d.started = true
+	sctp := pc.SCTP()
+	if sctp == nil {
+		return false
+	}
+	ice := sctp.Transport().ICETransport()
+	pair, err := ice.GetSelectedCandidatePair()
+	if err != nil || pair == nil || pair.Local.Protocol != webrtc.ICEProtocolUDP {
+		return false
+	}
+	remote, ok := pairRemote(pair)
+	if !ok {
+		return false
+	}
+	profile := d.secrets.srtpProfile()
+	if profile == 0 {
+		return false
+	}
+	cfg := srtp.Config{Profile: profile}
+	if err := cfg.ExtractSessionKeysFromDTLS(&d.secrets, false); err != nil {
+		return false
+	}
+	d.key, d.salt, d.profile, d.lostFn = cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, profile, lost
+	d.remote.Store(&remote)
+	ice.OnSelectedCandidatePairChange(d.follow)
+	d.ready.Store(true)
+	return true
+}
+
+// Ready says whether streams may be made.
+func (d *DirectSender) Ready() bool { return d.ready.Load() && !d.lost.Load() }
+
+// follow takes ICE's new selected pair: another address on the UDP port
+// is followed; anything else loses the connection.
+func (d *DirectSender) follow(pair *webrtc.ICECandidatePair) {
+	if pair != nil && pair.Local != nil && pair.Local.Protocol == webrtc.ICEProtocolUDP {
+		if remote, ok := pairRemote(pair); ok {
+			d.remote.Store(&remote)
+			return
+		}
+	}
+	if d.lost.Swap(true) {
+		return
+	}
+	d.mu.Lock()
+	lost := d.lostFn
+	d.mu.Unlock()
+	if lost != nil {
+		lost()
+	}
+}
+
+func pairRemote(pair *webrtc.ICECandidatePair) (netip.AddrPort, bool) {
+	if pair.Remote == nil {
+		return netip.AddrPort{}, false
+	}
+	addr, err := netip.ParseAddr(pair.Remote.Address)
+	if err != nil || pair.Remote.Port == 0 {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(addr.Unmap(), pair.Remote.Port), true
+}
+
+// NewStream makes the sender of one track: its SSRCs (the media's and
+// its retransmissions') encrypted in one SRTP context. A stream is not
+// safe for concurrent use; the sender's streams are, each its own.
+func (d *DirectSender) NewStream() (*DirectStream, error) {
+	if !d.ready.Load() {
+		return nil, errors.New("rtc: the direct sender is not started")
+	}
+	ctx, err := srtp.CreateContext(d.key, d.salt, d.profile)
+	if err != nil {
+		return nil, err
+	}
+	return &DirectStream{d: d, ctx: ctx, plain: make([]byte, 0, sendQueueMTU), sealed: make([]byte, 0, sendQueueMTU)}, nil
+}
+
+// DirectStream is one track's sender (webrtc.TrackLocalWriter's WriteRTP).
+type DirectStream struct {
+	d      *DirectSender
+	ctx    *srtp.Context
+	plain  []byte
+	sealed []byte
+}
+
+// WriteRTP encrypts the packet and queues it for the connection's remote
+// address; it allocates nothing.
+func (s *DirectStream) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	if s.d.lost.Load() {
+		return 0, ErrDirectLost
+	}
+	n := h.MarshalSize()
+	if n+len(payload) > cap(s.plain) {
+		return 0, errors.New("rtc: RTP packet larger than a datagram")
+	}
+	plain := s.plain[:n+len(payload)]
+	if _, err := h.MarshalTo(plain); err != nil {
+		return 0, err
+	}
+	copy(plain[n:], payload)
+	sealed, err := s.ctx.EncryptRTP(s.sealed[:0], plain, h)
+	if err != nil {
+		return 0, err
+	}
+	s.sealed = sealed[:0] // grown, if it had to, for the next
+	if _, err := s.d.q.WriteToAddrPort(sealed, *s.d.remote.Load()); err != nil {
+		return 0, err
+	}
+	s.d.packets.Add(1)
+	return len(payload), nil
+}
+
+// dtlsSecrets catches what one connection's DTLS handshake settled, as
+// the DTLS server: from its ServerHello the server random, the cipher
+// suite and the SRTP profile; from pion's key log the client random and
+// the master secret. It is the exporter srtp.Config takes the keys from.
+type dtlsSecrets struct {
+	mu           sync.Mutex
+	serverRandom []byte
+	suite        dtls.CipherSuiteID
+	profile      srtp.ProtectionProfile
+	clientRandom []byte
+	master       []byte
+}
+
+func (s *dtlsSecrets) serverHello(m handshake.MessageServerHello) handshake.Message {
+	r := m.Random.MarshalFixed()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.serverRandom = r[:]
+	if m.CipherSuiteID != nil {
+		s.suite = dtls.CipherSuiteID(*m.CipherSuiteID)
+	}
+	s.profile = 0
+	for _, e := range m.Extensions {
+		if u, ok := e.(*extension.UseSRTP); ok && len(u.ProtectionProfiles) == 1 {
+			s.profile = srtp.ProtectionProfile(u.ProtectionProfiles[0])
+		}
+	}
+	return &m
+}
+
+// Write takes pion's key log: lines "CLIENT_RANDOM <client random hex>
+// <master secret hex>" (NSS's format). Nothing else is kept.
+func (s *dtlsSecrets) Write(p []byte) (int, error) {
+	sc := bufio.NewScanner(bytes.NewReader(p))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 3 || f[0] != "CLIENT_RANDOM" {
+			continue
+		}
+		cr, err1 := hex.DecodeString(f[1])
+		ms, err2 := hex.DecodeString(f[2])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		s.mu.Lock()
+		s.clientRandom, s.master = cr, ms
+		s.mu.Unlock()
+	}
+	return len(p), nil
+}
+
+func (s *dtlsSecrets) srtpProfile() srtp.ProtectionProfile {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.profile
+}
+
+var errNoSecrets = errors.New("rtc: the DTLS handshake's secrets were not caught")
+
+// ExportKeyingMaterial is RFC 5705's exporter for DTLS 1.2, as
+// dtls.State's: the TLS PRF (P_hash of the suite's hash, SHA-256 unless
+// the suite names SHA-384) over the master secret, with the label and the
+// client and server randoms as seed. No context is used by DTLS-SRTP.
+func (s *dtlsSecrets) ExportKeyingMaterial(label string, context []byte, length int) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.master == nil || s.serverRandom == nil || s.clientRandom == nil || len(context) != 0 {
+		return nil, errNoSecrets
+	}
+	seed := make([]byte, 0, len(label)+len(s.clientRandom)+len(s.serverRandom))
+	seed = append(append(append(seed, label...), s.clientRandom...), s.serverRandom...)
+	var h func() hash.Hash = sha256.New
+	if strings.HasSuffix(dtls.CipherSuiteName(s.suite), "SHA384") {
+		h = sha512.New384
+	}
+	return prf.PHash(s.master, seed, length, h)
+}

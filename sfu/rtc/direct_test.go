@@ -1,0 +1,297 @@
+package rtc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/dtls/v3/pkg/crypto/selfsign"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// The SRTP keying material derived from the hooks' catch is the DTLS
+// connection's own (dtls.State's exporter), for suites of both PRF hashes
+// and with the extended master secret.
+func TestDTLSSecretsExportAsDTLS(t *testing.T) {
+	for _, suite := range []dtls.CipherSuiteID{
+		dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+		dtls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+		dtls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+	} {
+		t.Run(dtls.CipherSuiteName(suite), func(t *testing.T) {
+			cert, err := selfsign.GenerateSelfSigned()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var caught dtlsSecrets
+			shared := []dtls.Option{
+				dtls.WithCertificates(cert), dtls.WithCipherSuites(suite),
+				dtls.WithSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM),
+				dtls.WithExtendedMasterSecret(dtls.RequireExtendedMasterSecret),
+			}
+			server := []dtls.ServerOption{dtls.WithServerHelloMessageHook(caught.serverHello), dtls.WithKeyLogWriter(&caught)}
+			client := []dtls.ClientOption{dtls.WithInsecureSkipVerify(true)}
+			for _, o := range shared {
+				server, client = append(server, o), append(client, o)
+			}
+			sc, cc := udpPair(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			done := make(chan *dtls.Conn, 1)
+			go func() {
+				c, err := dtls.ClientWithOptions(cc, sc.LocalAddr(), client...)
+				if err == nil {
+					err = c.HandshakeContext(ctx)
+				}
+				if err != nil {
+					t.Error(err)
+				}
+				done <- c
+			}()
+			s, err := dtls.ServerWithOptions(sc, cc.LocalAddr(), server...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.HandshakeContext(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if c := <-done; c != nil {
+				defer c.Close()
+			}
+			state, ok := s.ConnectionState()
+			if !ok {
+				t.Fatal("no connection state")
+			}
+			want, err := state.ExportKeyingMaterial("EXTRACTOR-dtls_srtp", nil, 60)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := caught.ExportKeyingMaterial("EXTRACTOR-dtls_srtp", nil, 60)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("exported %x, DTLS exports %x", got, want)
+			}
+			if p := caught.srtpProfile(); p != 0x0007 { // SRTP_AEAD_AES_128_GCM
+				t.Errorf("SRTP profile %#x", p)
+			}
+		})
+	}
+}
+
+// Before a handshake there is nothing to export.
+func TestDTLSSecretsEmpty(t *testing.T) {
+	var s dtlsSecrets
+	if _, err := s.ExportKeyingMaterial("EXTRACTOR-dtls_srtp", nil, 60); !errors.Is(err, errNoSecrets) {
+		t.Fatalf("got %v", err)
+	}
+	line := []byte("CLIENT_RANDOM zz 00\nnonsense\n")
+	if n, err := s.Write(line); err != nil || n != len(line) {
+		t.Fatalf("Write: %d, %v", n, err)
+	}
+	if _, err := s.ExportKeyingMaterial("EXTRACTOR-dtls_srtp", nil, 60); !errors.Is(err, errNoSecrets) {
+		t.Fatalf("after a malformed key log line: %v", err)
+	}
+}
+
+func udpPair(t *testing.T) (*net.UDPConn, *net.UDPConn) {
+	t.Helper()
+	return listenUDP(t, "udp4", "127.0.0.1:0"), listenUDP(t, "udp4", "127.0.0.1:0")
+}
+
+// directSession connects a pion client (over networks) to a direct
+// subscriber connection of the engine that offers one VP8 track; it
+// returns the server's side, the track's SSRC and payload type, and the
+// client's received packets.
+func directSession(t *testing.T, e *Engine, networks ...webrtc.NetworkType) (*webrtc.PeerConnection, *DirectSender, webrtc.SSRC, webrtc.PayloadType, chan *rtp.Packet) {
+	t.Helper()
+	spc, direct, err := e.NewDirectSubscriberPeerConnection()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { spc.Close() })
+	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "sfu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender, err := spc.AddTrack(track)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpc, err := clientAPI(networks...).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cpc.Close() })
+	got := make(chan *rtp.Packet, 1000)
+	cpc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			select {
+			case got <- p:
+			default:
+			}
+		}
+	})
+	connected := make(chan struct{})
+	var once atomic.Bool
+	spc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected && !once.Swap(true) {
+			close(connected)
+		}
+	})
+	negotiate(t, spc, cpc)
+	select {
+	case <-connected:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("not connected within 10 s (ICE %s)", spc.ICEConnectionState())
+	}
+	params := sender.GetParameters()
+	return spc, direct, params.Encodings[0].SSRC, params.Codecs[0].PayloadType, got
+}
+
+// Over the shared UDP port, the direct sender's packets reach the client
+// decrypted by its SRTP as they were written, every one, with no
+// allocation per packet.
+func TestDirectSenderDelivers(t *testing.T) {
+	e := newEngine(t, false)
+	spc, direct, ssrc, pt, got := directSession(t, e, webrtc.NetworkTypeUDP4)
+	lost := atomic.Int32{}
+	if !direct.Start(spc, func() { lost.Add(1) }) || !direct.Ready() {
+		t.Fatal("the direct sender did not start on a UDP connection")
+	}
+	if !direct.Start(spc, nil) {
+		t.Fatal("a second start (an ICE restart's) said otherwise")
+	}
+	stream, err := direct.NewStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, 1000)
+	const n = 300
+	for i := range n {
+		payload[0], payload[1] = byte(i>>8), byte(i)
+		h := rtp.Header{Version: 2, SequenceNumber: uint16(65400 + i), Timestamp: uint32(i) * 3000, SSRC: uint32(ssrc),
+			PayloadType: uint8(pt), Marker: true}
+		if _, err := stream.WriteRTP(&h, payload); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 49 {
+			time.Sleep(5 * time.Millisecond) // within the client's socket buffer
+		}
+	}
+	deadline := time.After(10 * time.Second)
+	for i := range n {
+		select {
+		case p := <-got:
+			// Across the sequence numbers' wrap: the rollover counter
+			// went up on both sides.
+			if p.SequenceNumber != uint16(65400+i) || p.Payload[0] != byte(i>>8) || p.Payload[1] != byte(i) || len(p.Payload) != 1000 {
+				t.Fatalf("packet %d: seq %d, payload %x…, %d bytes", i, p.SequenceNumber, p.Payload[:2], len(p.Payload))
+			}
+		case <-deadline:
+			t.Fatalf("%d of %d packets within 10 s", i, n)
+		}
+	}
+	h := rtp.Header{Version: 2, SequenceNumber: 1, SSRC: uint32(ssrc), PayloadType: uint8(pt)}
+	if a := testing.AllocsPerRun(100, func() { h.SequenceNumber++; _, _ = stream.WriteRTP(&h, payload) }); a != 0 {
+		t.Errorf("%.1f allocations a packet", a)
+	}
+	if lost.Load() != 0 {
+		t.Error("lost called")
+	}
+}
+
+// A connection over ICE-TCP is left to pion: the direct sender does not
+// start.
+func TestDirectSenderNotOverTCP(t *testing.T) {
+	e := newEngine(t, true)
+	spc, direct, _, _, _ := directSession(t, e, webrtc.NetworkTypeTCP4)
+	if direct.Start(spc, nil) || direct.Ready() {
+		t.Fatal("the direct sender started on an ICE-TCP connection")
+	}
+	if _, err := direct.NewStream(); err == nil {
+		t.Fatal("a stream of a sender not started")
+	}
+}
+
+// The sender follows ICE's selected pair to another address on the UDP
+// port; a pair off it loses the connection: lost is called once and the
+// streams send no more.
+func TestDirectSenderFollowsThePair(t *testing.T) {
+	e := newEngine(t, false)
+	spc, direct, ssrc, pt, got := directSession(t, e, webrtc.NetworkTypeUDP4)
+	var lost atomic.Int32
+	if !direct.Start(spc, func() { lost.Add(1) }) {
+		t.Fatal("not started")
+	}
+	stream, err := direct.NewStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := *direct.remote.Load()
+	elsewhere := listenUDP(t, "udp4", "127.0.0.1:0")
+	to := elsewhere.LocalAddr().(*net.UDPAddr).AddrPort()
+	direct.follow(&webrtc.ICECandidatePair{
+		Local:  &webrtc.ICECandidate{Protocol: webrtc.ICEProtocolUDP, Address: "127.0.0.1", Port: 1},
+		Remote: &webrtc.ICECandidate{Protocol: webrtc.ICEProtocolUDP, Address: to.Addr().String(), Port: to.Port()},
+	})
+	if r := *direct.remote.Load(); r != to || r == first {
+		t.Fatalf("remote %v after the pair moved to %v", r, to)
+	}
+	h := rtp.Header{Version: 2, SequenceNumber: 7, SSRC: uint32(ssrc), PayloadType: uint8(pt)}
+	if _, err := stream.WriteRTP(&h, []byte{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	_ = elsewhere.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, _, err := elsewhere.ReadFromUDPAddrPort(buf); err != nil || n < 12+3+16 {
+		t.Fatalf("at the new address: %d bytes, %v", n, err)
+	}
+	select {
+	case p := <-got:
+		t.Fatalf("the old address got packet %d", p.SequenceNumber)
+	default:
+	}
+
+	tcp := &webrtc.ICECandidatePair{
+		Local:  &webrtc.ICECandidate{Protocol: webrtc.ICEProtocolTCP, Address: "127.0.0.1", Port: 2},
+		Remote: &webrtc.ICECandidate{Protocol: webrtc.ICEProtocolTCP, Address: "127.0.0.1", Port: 3},
+	}
+	direct.follow(tcp)
+	direct.follow(tcp)
+	if lost.Load() != 1 || direct.Ready() {
+		t.Fatalf("lost called %d times, ready %v", lost.Load(), direct.Ready())
+	}
+	if _, err := stream.WriteRTP(&h, []byte{1}); !errors.Is(err, ErrDirectLost) {
+		t.Fatalf("a write after the move: %v", err)
+	}
+}
+
+// With PionSendPath the engine gives no direct sender.
+func TestPionSendPathGivesNoDirectSender(t *testing.T) {
+	e, err := New(Params{UDPAddr: "127.0.0.1:0", PionSendPath: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	pc, d, err := e.NewDirectSubscriberPeerConnection()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if d != nil {
+		t.Fatal("a direct sender with PionSendPath set")
+	}
+}
