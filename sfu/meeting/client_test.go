@@ -165,7 +165,10 @@ type client struct {
 	// candidates before its answer, as a client racing its trickle ahead
 	// of its answer may.
 	candidatesFirst bool
-	sockets   []net.PacketConn
+	// tcpOnly has the client's connections use ICE-TCP only, as behind
+	// a firewall that blocks UDP.
+	tcpOnly bool
+	sockets []net.PacketConn
 
 	mu     sync.Mutex
 	msgs   []signal.ServerMessage
@@ -252,8 +255,13 @@ func (c *client) newPC(filter func(net.PacketConn) net.PacketConn) (*webrtc.Peer
 	quiet.DefaultLogLevel = logging.LogLevelDisabled
 	var se webrtc.SettingEngine
 	se.LoggerFactory = quiet
-	se.SetICEUDPMux(webrtc.NewICEUDPMux(quiet.NewLogger("ice"), pc))
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	if c.tcpOnly {
+		// No UDP mux: pion gathers on one whatever the network types.
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
+	} else {
+		se.SetICEUDPMux(webrtc.NewICEUDPMux(quiet.NewLogger("ice"), pc))
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	var me webrtc.MediaEngine

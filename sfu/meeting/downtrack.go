@@ -11,6 +11,8 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/lookout-cc/lookout/sfu/rtc"
 )
 
 // Simulcast layers by index; a track sent without simulcast has layer 0
@@ -56,8 +58,12 @@ type downTrack struct {
 	sub    *participant
 	sender *webrtc.RTPSender
 
-	mu      sync.Mutex
-	ws      webrtc.TrackLocalWriter // nil until bound
+	mu sync.Mutex
+	ws webrtc.TrackLocalWriter // nil until bound
+	// direct is the track's stream of the subscriber's direct sender,
+	// made at the first write once the sender is ready; from then on
+	// every packet of the track goes through it (writer).
+	direct  *rtc.DirectStream
 	ssrc    uint32
 	pt      uint8
 	current int // the layer being forwarded, layerOff before a keyframe
@@ -331,10 +337,34 @@ func (d *downTrack) write(layer int, p *rtp.Packet, key bool, now int64) {
 		// goes out with its place in the sequence but moves nothing.
 		d.lastSeq, d.lastTS, d.lastAt, d.started = d.hdr.SequenceNumber, d.hdr.Timestamp, now, true
 	}
-	_, err := d.ws.WriteRTP(&d.hdr, p.Payload)
+	_, err := d.writer().WriteRTP(&d.hdr, p.Payload)
 	d.mu.Unlock()
 	if err == nil {
 		d.packets.Add(1)
 		d.bytes.Add(uint64(len(p.Payload)))
 	}
+}
+
+// writer is where the track's packets go, d.mu held: the subscriber
+// connection's direct sender once it is ready (rtc.DirectSender), else
+// pion's stream. Once a stream of the direct sender is made, the track
+// never goes back to pion's: the SRTP state of its SSRCs is the stream's.
+func (d *downTrack) writer() rtpWriter {
+	if d.direct == nil {
+		if s := d.sub.direct.Load(); s != nil && s.Ready() {
+			if st, err := s.NewStream(); err == nil {
+				d.direct = st
+			}
+		}
+	}
+	if d.direct != nil {
+		return d.direct
+	}
+	return d.ws
+}
+
+// rtpWriter is what a downTrack writes to: pion's stream or the direct
+// sender's.
+type rtpWriter interface {
+	WriteRTP(h *rtp.Header, payload []byte) (int, error)
 }

@@ -144,6 +144,6 @@ func (d *downTrack) resend(seq uint16) bool {
 		Extensions: d.rtxExt[:0]}
 	d.rtxSeq++
 	d.numberForTWCC(&hdr, len(payload))
-	_, err := d.ws.WriteRTP(&hdr, payload)
+	_, err := d.writer().WriteRTP(&hdr, payload)
 	return err == nil
 }

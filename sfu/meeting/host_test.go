@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lookout-cc/lookout/sfu/rtc"
 	"github.com/lookout-cc/lookout/sfu/signal"
 )
 
@@ -114,6 +115,57 @@ func TestSubscriberCandidatesBeforeTheAnswer(t *testing.T) {
 	if bob.has(isType(signal.TypeError)) {
 		t.Fatalf("bob was told an error: %+v", bob.wait("error", isType(signal.TypeError)))
 	}
+}
+
+// A subscriber over the shared UDP port gets its media from the SFU's
+// direct sender; one over ICE-TCP through pion's path. Both get it all.
+func TestDirectSenderOverUDPPionOverTCP(t *testing.T) {
+	e := newEnv(t)
+	alice := e.join("alice", memberRights)
+	alice.publish(false)
+	bob := e.join("bob", memberRights)
+	carol := e.dial("carol")
+	carol.tcpOnly = true
+	carol.send(map[string]any{"type": "join", "token": e.token("carol", memberRights)})
+	carol.wait("joined", isType(signal.TypeJoined))
+	bob.waitPackets("alice-camera", 100, 10*time.Second)
+	bob.waitPackets("alice-microphone", 50, 10*time.Second)
+	carol.waitPackets("alice-camera", 100, 10*time.Second)
+	carol.waitPackets("alice-microphone", 50, 10*time.Second)
+	direct := func(identity string) *rtc.DirectSender {
+		p := e.participant(identity)
+		if p == nil {
+			t.Fatalf("no participant %s", identity)
+		}
+		return p.direct.Load()
+	}
+	if d := direct("bob"); d == nil || !d.Ready() || d.Packets() < 150 {
+		t.Errorf("bob over UDP: direct sender %v", d)
+	}
+	if d := direct("carol"); d == nil || d.Ready() || d.Packets() != 0 {
+		t.Errorf("carol over ICE-TCP: direct sender ready %v, %d packets", d != nil && d.Ready(), d.Packets())
+	}
+}
+
+// A subscriber connection that moves off the UDP port after its direct
+// sender started (to ICE-TCP: rtc's test makes the move) cannot go on: the
+// participant is asked to reconnect (1012), and the others are told it
+// left.
+func TestDirectSenderLostAsksToReconnect(t *testing.T) {
+	e := newEnv(t)
+	alice := e.join("alice", memberRights)
+	alice.publish(false)
+	bob := e.join("bob", memberRights)
+	bob.waitPackets("alice-camera", 30, 10*time.Second)
+	e.participant("bob").directLost()
+	if m := bob.wait("closed", isType("closed")); m.Code != "1012" {
+		t.Fatalf("bob's signaling closed with %q %q, want 1012", m.Code, m.Message)
+	}
+	alice.wait("bob left", func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeParticipantLeft && m.Identity == "bob"
+	})
+	bob2 := e.join("bob", memberRights)
+	bob2.waitPackets("alice-camera", 30, 10*time.Second)
 }
 
 // A participant whose browser dies: when its signaling connection drops,

@@ -9,12 +9,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/pion/rtcp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/lookout-cc/lookout/console/auth"
 	"github.com/lookout-cc/lookout/sfu/bwe"
+	"github.com/lookout-cc/lookout/sfu/rtc"
 	"github.com/lookout-cc/lookout/sfu/signal"
 )
 
@@ -80,7 +82,10 @@ type participant struct {
 	sub   *webrtc.PeerConnection
 	// subConnected is set once the subscriber connection first connects:
 	// a keyframe asked for before would be sent to no one.
-	subConnected   atomic.Bool
+	subConnected atomic.Bool
+	// direct sends the subscriber connection's RTP once connected over
+	// the shared UDP port (nil: pion does).
+	direct         atomic.Pointer[rtc.DirectSender]
 	chatOut        *webrtc.DataChannel
 	awaitingAnswer bool
 	pending        bool
@@ -486,10 +491,29 @@ func (p *participant) sendCandidate(target string, c *webrtc.ICECandidate) {
 	p.send(m)
 }
 
+// directLost is called when the subscriber connection moves off the
+// shared UDP port (to ICE-TCP) after its direct sender started: its
+// tracks cannot go on (rtc.DirectSender). The signaling is closed with
+// 1012, on which the client reconnects and gets new connections; the
+// others are told this participant left and joined again.
+func (p *participant) directLost() {
+	p.room.sfu.log.Warn("meeting subscriber connection moved off the UDP port; the participant is asked to reconnect",
+		"room", p.room.id, "identity", p.identity)
+	p.conn.close(websocket.CloseServiceRestart, "media_moved")
+}
+
 // startSubscriber makes the subscriber connection with its chat channel;
 // the caller subscribes and negotiates.
 func (p *participant) startSubscriber() error {
-	pc, err := p.room.sfu.peers.NewSubscriberPeerConnection()
+	var pc *webrtc.PeerConnection
+	var err error
+	if dp, ok := p.room.sfu.peers.(DirectPeers); ok {
+		var direct *rtc.DirectSender
+		pc, direct, err = dp.NewDirectSubscriberPeerConnection()
+		p.direct.Store(direct)
+	} else {
+		pc, err = p.room.sfu.peers.NewSubscriberPeerConnection()
+	}
 	if err != nil {
 		return err
 	}
@@ -501,6 +525,9 @@ func (p *participant) startSubscriber() error {
 			// The pictures asked for at Bind went before the connection
 			// could carry them: ask again now that it can.
 			p.subConnected.Store(true)
+			if direct := p.direct.Load(); direct != nil {
+				direct.Start(pc, p.directLost)
+			}
 			for _, d := range p.downTracks() {
 				if d.up.kind == webrtc.RTPCodecTypeVideo {
 					d.up.firstKeyframe(d.wantLayer())

@@ -31,6 +31,7 @@ import (
 	"github.com/lookout-cc/lookout/console/auth"
 	"github.com/lookout-cc/lookout/internal/orgs"
 	"github.com/lookout-cc/lookout/sfu/rooms"
+	"github.com/lookout-cc/lookout/sfu/rtc"
 	"github.com/lookout-cc/lookout/sfu/signal"
 )
 
@@ -38,6 +39,13 @@ import (
 type Peers interface {
 	NewPeerConnection() (*webrtc.PeerConnection, error)
 	NewSubscriberPeerConnection() (*webrtc.PeerConnection, error)
+}
+
+// DirectPeers is Peers that can also give a subscriber connection a sender
+// of its own for its RTP, past pion's per-packet path (sfu/rtc's Engine:
+// rtc.DirectSender). A nil sender leaves the connection to pion.
+type DirectPeers interface {
+	NewDirectSubscriberPeerConnection() (*webrtc.PeerConnection, *rtc.DirectSender, error)
 }
 
 // RoomStore is where rooms are kept (sfu/rooms, within the token's
