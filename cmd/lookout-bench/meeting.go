@@ -60,6 +60,7 @@ func meeting(argv []string, out io.Writer) error {
 	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile over the measurement to this file")
 	ratesFlag := fs.String("rates", "150,500,900", "fan-out: the publisher's simulcast layers l,m,h in kbit/s (LiveKit's load tester sends about 150,500,1700)")
 	audio := fs.Bool("audio", true, "fan-out: the publisher sends audio too (50 packets/s)")
+	pionSendPath := fs.Bool("pion-send-path", false, "lookout sends meeting media through pion's SRTP path instead of its direct sender (webrtc.pion_send_path), to compare the two")
 	pacing := fs.Float64("pacing", 2.5, "publishers pace their video packets at this many times the video's bitrate, as browsers do (Chrome: 2.5); 0 sends each frame's packets at once")
 	if err := fs.Parse(argv); err != nil {
 		return err
@@ -87,13 +88,13 @@ func meeting(argv []string, out io.Writer) error {
 	if len(rates) != 3 {
 		return errors.New("--rates: three layers, l,m,h")
 	}
-	srv, err := startMeetServer(*binary, *inProcess, *pprofAddr)
+	srv, err := startMeetServer(*binary, *inProcess, *pprofAddr, *pionSendPath)
 	if err != nil {
 		return err
 	}
 	defer srv.stop()
 	o := meetOpts{subscribers: *subscribers, duration: *duration, warmup: *warmup, rooms: *rooms, perRoom: *perRoom, sample: *sample,
-		pprofAddr: *pprofAddr, cpuProfile: *cpuProfile, pacing: *pacing, rates: rates, audio: *audio}
+		pprofAddr: *pprofAddr, cpuProfile: *cpuProfile, pacing: *pacing, rates: rates, audio: *audio, pionSendPath: *pionSendPath}
 	if *rooms > 0 {
 		return meetingRooms(srv, o, out)
 	}
@@ -108,6 +109,7 @@ type meetOpts struct {
 	pprofAddr        string
 	cpuProfile       string
 	pacing           float64
+	pionSendPath     bool
 	// rates are the fan-out publisher's layers (bit/s); audio whether it
 	// sends audio.
 	rates []int
@@ -126,7 +128,7 @@ type meetServer struct {
 // startMeetServer starts lookout (demo off, everything on loopback, the
 // log at warn) with a fresh data directory, as its own process or in this
 // one.
-func startMeetServer(binary string, inProcess bool, pprofAddr string) (*meetServer, error) {
+func startMeetServer(binary string, inProcess bool, pprofAddr string, pionSendPath bool) (*meetServer, error) {
 	dir, err := os.MkdirTemp("", "lookout-bench-meeting")
 	if err != nil {
 		return nil, err
@@ -146,6 +148,7 @@ func startMeetServer(binary string, inProcess bool, pprofAddr string) (*meetServ
 		cfg.Bootstrap.AdminPassword = "bench-admin-password"
 		cfg.Log.Level = "warn"
 		cfg.Debug.PprofAddr = pprofAddr
+		cfg.WebRTC.PionSendPath = pionSendPath
 		if err := cfg.Validate(); err != nil {
 			os.RemoveAll(dir)
 			return nil, err
@@ -171,6 +174,9 @@ func startMeetServer(binary string, inProcess bool, pprofAddr string) (*meetServ
 		yaml := "bootstrap:\n  root_org: {id: cn, name: bench, kind: national}\nlog:\n  level: " + level + "\n"
 		if pprofAddr != "" {
 			yaml += "debug:\n  pprof_addr: " + pprofAddr + "\n"
+		}
+		if pionSendPath {
+			yaml += "webrtc:\n  pion_send_path: true\n"
 		}
 		if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
 			os.RemoveAll(dir)
@@ -617,6 +623,9 @@ func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) error {
 	where := "lookout in its own process, the participants in the bench's"
 	if srv.pid == 0 {
 		where = "lookout and the participants in one process"
+	}
+	if o.pionSendPath {
+		where += "; lookout sending through pion's SRTP path (--pion-send-path)"
 	}
 	fmt.Fprintf(out, "  %s; %s warm-up, then measured for %s\n", where, o.warmup, o.duration)
 	fmt.Fprintf(out, "  subscribers receiving %d of %d (joined in %s)\n", connected, n, joinTook.Round(10*time.Millisecond))
