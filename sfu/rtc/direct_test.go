@@ -179,29 +179,31 @@ func TestDirectSenderDelivers(t *testing.T) {
 		t.Fatal(err)
 	}
 	payload := make([]byte, 1000)
-	const n = 300
-	for i := range n {
-		payload[0], payload[1] = byte(i>>8), byte(i)
-		h := rtp.Header{Version: 2, SequenceNumber: uint16(65400 + i), Timestamp: uint32(i) * 3000, SSRC: uint32(ssrc),
-			PayloadType: uint8(pt), Marker: true}
-		if _, err := stream.WriteRTP(&h, payload); err != nil {
-			t.Fatal(err)
-		}
-		if i%50 == 49 {
-			time.Sleep(5 * time.Millisecond) // within the client's socket buffer
-		}
-	}
-	deadline := time.After(10 * time.Second)
-	for i := range n {
-		select {
-		case p := <-got:
-			// Across the sequence numbers' wrap: the rollover counter
-			// went up on both sides.
-			if p.SequenceNumber != uint16(65400+i) || p.Payload[0] != byte(i>>8) || p.Payload[1] != byte(i) || len(p.Payload) != 1000 {
-				t.Fatalf("packet %d: seq %d, payload %x…, %d bytes", i, p.SequenceNumber, p.Payload[:2], len(p.Payload))
+	// Sent in batches of 20, each received before the next is sent, so
+	// that no socket buffer overflows on a busy machine: every packet
+	// must arrive.
+	const n, batch = 300, 20
+	deadline := time.After(20 * time.Second)
+	for i := 0; i < n; i += batch {
+		for k := i; k < i+batch; k++ {
+			payload[0], payload[1] = byte(k>>8), byte(k)
+			h := rtp.Header{Version: 2, SequenceNumber: uint16(65400 + k), Timestamp: uint32(k) * 3000, SSRC: uint32(ssrc),
+				PayloadType: uint8(pt), Marker: true}
+			if _, err := stream.WriteRTP(&h, payload); err != nil {
+				t.Fatal(err)
 			}
-		case <-deadline:
-			t.Fatalf("%d of %d packets within 10 s", i, n)
+		}
+		for k := i; k < i+batch; k++ {
+			select {
+			case p := <-got:
+				// Across the sequence numbers' wrap: the rollover
+				// counter went up on both sides.
+				if p.SequenceNumber != uint16(65400+k) || p.Payload[0] != byte(k>>8) || p.Payload[1] != byte(k) || len(p.Payload) != 1000 {
+					t.Fatalf("packet %d: seq %d, payload %x…, %d bytes", k, p.SequenceNumber, p.Payload[:2], len(p.Payload))
+				}
+			case <-deadline:
+				t.Fatalf("%d of %d packets within 20 s", k, n)
+			}
 		}
 	}
 	h := rtp.Header{Version: 2, SequenceNumber: 1, SSRC: uint32(ssrc), PayloadType: uint8(pt)}
