@@ -139,7 +139,9 @@ func TestDirectSenderOverUDPPionOverTCP(t *testing.T) {
 		}
 		return p.direct.Load()
 	}
-	if d := direct("bob"); d == nil || !d.Ready() || d.Packets() < 150 {
+	// (The first few may have gone through pion, between the connection
+	// coming up and the sender's start.)
+	if d := direct("bob"); d == nil || !d.Ready() || d.Packets() < 100 {
 		t.Errorf("bob over UDP: direct sender %v", d)
 	}
 	if d := direct("carol"); d == nil || d.Ready() || d.Packets() != 0 {
