@@ -132,6 +132,24 @@ async function videoPlays(viewer, identity) {
   return { width: second.width, height: second.height, frames: second.frames, frames_advanced: second.frames - first.frames, presented_advanced: second.presented - first.presented };
 }
 
+// videoResumes waits (up to 10 s) until viewer has shown 10 more frames
+// of identity's video than now, as after a network change the video must
+// go on once ICE has found its new path; then it checks a second of play
+// as videoPlays does, and says how long the wait took.
+async function videoResumes(viewer, identity) {
+  const t0 = Date.now();
+  const before = await viewer.evaluate((id) => window.lookoutMeet.videoStats(id), identity);
+  await viewer.waitForFunction(([id, n]) => {
+    const s = window.lookoutMeet.videoStats(id);
+    return s && s.frames >= n;
+  }, [identity, before.frames + 10], { timeout: Math.min(10000, left()), polling: 100 }).catch(async (err) => {
+    const now = await viewer.evaluate((id) => window.lookoutMeet.videoStats(id), identity);
+    throw new Error(`the video of ${identity} did not go on within 10 s (${JSON.stringify(before)} -> ${JSON.stringify(now)}): ${String(err.message || err).split('\n')[0]}`);
+  });
+  const resumedMs = Date.now() - t0;
+  return { ...(await videoPlays(viewer, identity)), resumed_ms: resumedMs };
+}
+
 // speakerIs waits until each page's speakers list starts with identity,
 // and the muted one is not in it.
 async function speakerIs(pageList, identity, muted, what) {
@@ -221,9 +239,12 @@ try {
     return now.publisher && now.subscriber && now.publisher !== was.publisher && now.subscriber !== was.subscriber;
   }, ufragsBefore, 'new ICE credentials on both of A\'s connections');
   result.a.ice_ufrags = { before: ufragsBefore, after: await a.evaluate(() => window.lookoutMeet.iceUfrags()) };
-  const [afterA, afterB] = await Promise.all([videoPlays(a, idB), videoPlays(b, idA)]);
+  const [afterA, afterB] = await Promise.all([videoResumes(a, idB), videoResumes(b, idA)]);
   result.a.video_of_b_after_restart = afterA;
   result.b.video_of_a_after_restart = afterB;
+  // How long each direction's video paused while ICE found its new path.
+  result.steps.ice_restart_resume_a_ms = afterA.resumed_ms;
+  result.steps.ice_restart_resume_b_ms = afterB.resumed_ms;
   for (const [who, v] of [['A shows B after its ICE restart', afterA], ['B shows A after its ICE restart', afterB]]) {
     if (!(v.frames_advanced > 0)) throw new Error(`${who}: ${JSON.stringify(v)}`);
   }
