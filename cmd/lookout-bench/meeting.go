@@ -60,7 +60,7 @@ func meeting(argv []string, out io.Writer) error {
 	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile over the measurement to this file")
 	ratesFlag := fs.String("rates", "150,500,900", "fan-out: the publisher's simulcast layers l,m,h in kbit/s (LiveKit's load tester sends about 150,500,1700)")
 	audio := fs.Bool("audio", true, "fan-out: the publisher sends audio too (50 packets/s)")
-	pionSendPath := fs.Bool("pion-send-path", false, "lookout sends meeting media through pion's SRTP path instead of its direct sender (webrtc.pion_send_path), to compare the two")
+	directSend := fs.Bool("direct-send", false, "lookout sends meeting media with its direct sender instead of pion's SRTP path (webrtc.direct_send), to compare the two")
 	pacing := fs.Float64("pacing", 2.5, "publishers pace their video packets at this many times the video's bitrate, as browsers do (Chrome: 2.5); 0 sends each frame's packets at once")
 	if err := fs.Parse(argv); err != nil {
 		return err
@@ -88,13 +88,13 @@ func meeting(argv []string, out io.Writer) error {
 	if len(rates) != 3 {
 		return errors.New("--rates: three layers, l,m,h")
 	}
-	srv, err := startMeetServer(*binary, *inProcess, *pprofAddr, *pionSendPath)
+	srv, err := startMeetServer(*binary, *inProcess, *pprofAddr, *directSend)
 	if err != nil {
 		return err
 	}
 	defer srv.stop()
 	o := meetOpts{subscribers: *subscribers, duration: *duration, warmup: *warmup, rooms: *rooms, perRoom: *perRoom, sample: *sample,
-		pprofAddr: *pprofAddr, cpuProfile: *cpuProfile, pacing: *pacing, rates: rates, audio: *audio, pionSendPath: *pionSendPath}
+		pprofAddr: *pprofAddr, cpuProfile: *cpuProfile, pacing: *pacing, rates: rates, audio: *audio, directSend: *directSend}
 	if *rooms > 0 {
 		return meetingRooms(srv, o, out)
 	}
@@ -109,7 +109,7 @@ type meetOpts struct {
 	pprofAddr        string
 	cpuProfile       string
 	pacing           float64
-	pionSendPath     bool
+	directSend       bool
 	// rates are the fan-out publisher's layers (bit/s); audio whether it
 	// sends audio.
 	rates []int
@@ -128,7 +128,7 @@ type meetServer struct {
 // startMeetServer starts lookout (demo off, everything on loopback, the
 // log at warn) with a fresh data directory, as its own process or in this
 // one.
-func startMeetServer(binary string, inProcess bool, pprofAddr string, pionSendPath bool) (*meetServer, error) {
+func startMeetServer(binary string, inProcess bool, pprofAddr string, directSend bool) (*meetServer, error) {
 	dir, err := os.MkdirTemp("", "lookout-bench-meeting")
 	if err != nil {
 		return nil, err
@@ -148,7 +148,7 @@ func startMeetServer(binary string, inProcess bool, pprofAddr string, pionSendPa
 		cfg.Bootstrap.AdminPassword = "bench-admin-password"
 		cfg.Log.Level = "warn"
 		cfg.Debug.PprofAddr = pprofAddr
-		cfg.WebRTC.PionSendPath = pionSendPath
+		cfg.WebRTC.DirectSend = directSend
 		if err := cfg.Validate(); err != nil {
 			os.RemoveAll(dir)
 			return nil, err
@@ -175,8 +175,8 @@ func startMeetServer(binary string, inProcess bool, pprofAddr string, pionSendPa
 		if pprofAddr != "" {
 			yaml += "debug:\n  pprof_addr: " + pprofAddr + "\n"
 		}
-		if pionSendPath {
-			yaml += "webrtc:\n  pion_send_path: true\n"
+		if directSend {
+			yaml += "webrtc:\n  direct_send: true\n"
 		}
 		if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
 			os.RemoveAll(dir)
@@ -624,8 +624,8 @@ func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) error {
 	if srv.pid == 0 {
 		where = "lookout and the participants in one process"
 	}
-	if o.pionSendPath {
-		where += "; lookout sending through pion's SRTP path (--pion-send-path)"
+	if o.directSend {
+		where += "; lookout sending with its direct sender (--direct-send)"
 	}
 	fmt.Fprintf(out, "  %s; %s warm-up, then measured for %s\n", where, o.warmup, o.duration)
 	fmt.Fprintf(out, "  subscribers receiving %d of %d (joined in %s)\n", connected, n, joinTook.Round(10*time.Millisecond))

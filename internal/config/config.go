@@ -85,10 +85,11 @@ type WebRTC struct {
 	// PublicIPs are advertised in place of the local addresses, for a
 	// server behind 1:1 NAT.
 	PublicIPs []string `yaml:"public_ips"`
-	// PionSendPath sends meeting media through pion's own SRTP path
-	// instead of the SFU's direct sender (sfu/rtc/direct.go): slower, for
-	// telling the two apart when diagnosing a problem.
-	PionSendPath bool `yaml:"pion_send_path"`
+	// DirectSend has the SFU encrypt and send meeting subscribers' RTP
+	// itself (sfu/rtc/direct.go) instead of through pion's SRTP path:
+	// about a quarter less CPU. Off by default until it has carried real
+	// meetings (see docs/BENCHMARKS.md).
+	DirectSend bool `yaml:"direct_send"`
 }
 
 // TURN configures the built-in TURN server, which relays the media of

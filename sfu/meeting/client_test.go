@@ -90,7 +90,7 @@ func (a *memAudit) Record(_ context.Context, actor string, _ orgs.ID, action, ta
 	return nil
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, engine ...func(*rtc.Params)) *env {
 	t.Helper()
 	ctx := context.Background()
 	logDone := &atomic.Bool{}
@@ -104,7 +104,11 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := rtc.New(rtc.Params{UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0"})
+	params := rtc.Params{UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0"}
+	for _, f := range engine {
+		f(&params)
+	}
+	eng, err := rtc.New(params)
 	if err != nil {
 		t.Fatal(err)
 	}

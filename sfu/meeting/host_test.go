@@ -117,10 +117,13 @@ func TestSubscriberCandidatesBeforeTheAnswer(t *testing.T) {
 	}
 }
 
+// directSend turns the engine's direct senders on (webrtc.direct_send).
+func directSend(p *rtc.Params) { p.DirectSend = true }
+
 // A subscriber over the shared UDP port gets its media from the SFU's
 // direct sender; one over ICE-TCP through pion's path. Both get it all.
 func TestDirectSenderOverUDPPionOverTCP(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, directSend)
 	alice := e.join("alice", memberRights)
 	alice.publish(false)
 	bob := e.join("bob", memberRights)
@@ -154,7 +157,7 @@ func TestDirectSenderOverUDPPionOverTCP(t *testing.T) {
 // participant is asked to reconnect (1012), and the others are told it
 // left.
 func TestDirectSenderLostAsksToReconnect(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, directSend)
 	alice := e.join("alice", memberRights)
 	alice.publish(false)
 	bob := e.join("bob", memberRights)

@@ -73,11 +73,11 @@ func (d *DirectSender) Packets() uint64 { return d.packets.Load() }
 var ErrDirectLost = errors.New("rtc: the connection left the shared UDP port")
 
 // NewDirectSubscriberPeerConnection makes a subscriber connection, as
-// NewSubscriberPeerConnection, with the DirectSender for it (none when
-// Params.PionSendPath is set). The sender is not ready until Start, once
+// NewSubscriberPeerConnection, with the DirectSender for it (none unless
+// Params.DirectSend is set). The sender is not ready until Start, once
 // the connection is connected.
 func (e *Engine) NewDirectSubscriberPeerConnection() (*webrtc.PeerConnection, *DirectSender, error) {
-	if e.noDirect {
+	if !e.directSend {
 		pc, err := e.NewSubscriberPeerConnection()
 		return pc, nil, err
 	}

@@ -281,9 +281,9 @@ func TestDirectSenderFollowsThePair(t *testing.T) {
 	}
 }
 
-// With PionSendPath the engine gives no direct sender.
-func TestPionSendPathGivesNoDirectSender(t *testing.T) {
-	e, err := New(Params{UDPAddr: "127.0.0.1:0", PionSendPath: true})
+// Without DirectSend the engine gives no direct sender.
+func TestNoDirectSenderUnlessAsked(t *testing.T) {
+	e, err := New(Params{UDPAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,6 +294,6 @@ func TestPionSendPathGivesNoDirectSender(t *testing.T) {
 	}
 	defer pc.Close()
 	if d != nil {
-		t.Fatal("a direct sender with PionSendPath set")
+		t.Fatal("a direct sender without DirectSend")
 	}
 }

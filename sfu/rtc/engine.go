@@ -37,10 +37,10 @@ type Params struct {
 	// addresses, for a server behind 1:1 NAT.
 	PublicIPs []string
 	Log       *slog.Logger
-	// PionSendPath turns the direct senders off: meeting media goes
-	// through pion's SRTP path (NewDirectSubscriberPeerConnection gives
-	// no sender).
-	PionSendPath bool
+	// DirectSend gives meeting subscriber connections a direct sender
+	// (direct.go); off, NewDirectSubscriberPeerConnection gives none and
+	// their media goes through pion's SRTP path.
+	DirectSend bool
 	// Metrics, if set, gets the UDP port's counters:
 	// lookout_webrtc_udp_datagrams_total and
 	// lookout_webrtc_udp_refused_total.
@@ -82,12 +82,12 @@ type Engine struct {
 	subSE webrtc.SettingEngine
 	subME *webrtc.MediaEngine
 	sendQ *sendQueue
-	// noDirect is Params.PionSendPath.
-	noDirect bool
-	udp      net.PacketConn
-	tcp      net.Listener
-	udpMux   ice.UDPMux
-	tcpMux   ice.TCPMux
+	// directSend is Params.DirectSend.
+	directSend bool
+	udp        net.PacketConn
+	tcp        net.Listener
+	udpMux     ice.UDPMux
+	tcpMux     ice.TCPMux
 	// tcpConns is the ICE-TCP listener as the mux sees it: Close ends its
 	// connections (tcplisten.go).
 	tcpConns *connTracker
@@ -95,7 +95,7 @@ type Engine struct {
 
 // New opens the ICE sockets and builds the API.
 func New(p Params) (*Engine, error) {
-	e := &Engine{noDirect: p.PionSendPath}
+	e := &Engine{directSend: p.DirectSend}
 	if p.Log == nil {
 		p.Log = slog.New(slog.DiscardHandler)
 	}
