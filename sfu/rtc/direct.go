@@ -17,7 +17,6 @@ import (
 	"github.com/pion/dtls/v3/pkg/crypto/prf"
 	"github.com/pion/dtls/v3/pkg/protocol/extension"
 	"github.com/pion/dtls/v3/pkg/protocol/handshake"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
@@ -85,9 +84,7 @@ func (e *Engine) NewDirectSubscriberPeerConnection() (*webrtc.PeerConnection, *D
 	se := e.subSE
 	se.SetDTLSServerHelloMessageHook(d.secrets.serverHello)
 	se.SetDTLSKeyLogWriter(&d.secrets)
-	var none interceptor.Registry
-	api := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(e.subME), webrtc.WithInterceptorRegistry(&none))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := e.subscriberAPIWith(se).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, nil, err
 	}

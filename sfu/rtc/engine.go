@@ -206,11 +206,17 @@ func (e *Engine) subscriberAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(&me); err != nil {
 		return nil, err
 	}
-	// An empty registry, given explicitly: without one, pion registers
-	// its default interceptors.
-	var none interceptor.Registry
 	e.subSE, e.subME = se, &me
-	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(&none)), nil
+	return e.subscriberAPIWith(se), nil
+}
+
+// subscriberAPIWith is the subscriber API with se in place of its setting
+// engine (a direct sender's connection has DTLS hooks of its own). An
+// empty interceptor registry, given explicitly: without one, pion
+// registers its default interceptors.
+func (e *Engine) subscriberAPIWith(se webrtc.SettingEngine) *webrtc.API {
+	var none interceptor.Registry
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(e.subME), webrtc.WithInterceptorRegistry(&none))
 }
 
 // NewSubscriberPeerConnection makes a connection that sends meeting media.
