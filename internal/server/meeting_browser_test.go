@@ -39,6 +39,10 @@ func TestBrowserMeeting(t *testing.T) {
 	node, chromium, scripts := browserTools(t)
 	cfg := testConfig(t, t.TempDir())
 	cfg.Bootstrap.AdminPassword = "admin-password"
+	// The SFU's direct sender (opt-in) carries this meeting: Chromium must
+	// decrypt its SRTP, and follow it through an ICE restart, as pion's.
+	// The hearing and console tests keep the default path.
+	cfg.WebRTC.DirectSend = true
 	s := start(t, cfg, nil)
 	defer stop(t, s)
 	base := "http://" + s.HTTPAddr()
@@ -89,6 +93,9 @@ func TestBrowserMeeting(t *testing.T) {
 				}
 			}
 		}
+	}
+	if n := metricValue(t, base, "lookout_webrtc_direct_packets_total"); n < 100 {
+		t.Errorf("the direct sender sent %v packets of the meeting", n)
 	}
 	for _, shot := range res.Screenshots {
 		if fi, err := os.Stat(shot); err != nil || fi.Size() < 1000 {

@@ -49,6 +49,7 @@ import (
 // the client (the ServerHello is the peer's then), stays on pion's path.
 type DirectSender struct {
 	q       *sendQueue
+	counted *atomic.Uint64 // the engine's count of all direct packets
 	secrets dtlsSecrets
 
 	mu      sync.Mutex
@@ -80,7 +81,7 @@ func (e *Engine) NewDirectSubscriberPeerConnection() (*webrtc.PeerConnection, *D
 		pc, err := e.NewSubscriberPeerConnection()
 		return pc, nil, err
 	}
-	d := &DirectSender{q: e.sendQ}
+	d := &DirectSender{q: e.sendQ, counted: &e.directPackets}
 	se := e.subSE
 	se.SetDTLSServerHelloMessageHook(d.secrets.serverHello)
 	se.SetDTLSKeyLogWriter(&d.secrets)
@@ -211,6 +212,7 @@ func (s *DirectStream) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 		return 0, err
 	}
 	s.d.packets.Add(1)
+	s.d.counted.Add(1)
 	return len(payload), nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -47,7 +48,7 @@ type Params struct {
 	Metrics prometheus.Registerer
 }
 
-func registerSendQueue(reg prometheus.Registerer, q *sendQueue) error {
+func registerSendQueue(reg prometheus.Registerer, q *sendQueue, direct *atomic.Uint64) error {
 	for _, c := range []prometheus.Collector{
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lookout_webrtc_udp_datagrams_total",
 			Help: "Datagrams sent from the shared ICE UDP port."},
@@ -55,6 +56,9 @@ func registerSendQueue(reg prometheus.Registerer, q *sendQueue) error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lookout_webrtc_udp_refused_total",
 			Help: "Datagrams the kernel would not send from the shared ICE UDP port, dropped."},
 			func() float64 { return float64(q.Refused()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lookout_webrtc_direct_packets_total",
+			Help: "Meeting RTP packets the SFU's direct senders encrypted and queued themselves (webrtc.direct_send)."},
+			func() float64 { return float64(direct.Load()) }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("webrtc udp metrics: %w", err)
@@ -82,12 +86,14 @@ type Engine struct {
 	subSE webrtc.SettingEngine
 	subME *webrtc.MediaEngine
 	sendQ *sendQueue
-	// directSend is Params.DirectSend.
-	directSend bool
-	udp        net.PacketConn
-	tcp        net.Listener
-	udpMux     ice.UDPMux
-	tcpMux     ice.TCPMux
+	// directSend is Params.DirectSend; directPackets counts what the
+	// direct senders sent.
+	directSend    bool
+	directPackets atomic.Uint64
+	udp           net.PacketConn
+	tcp           net.Listener
+	udpMux        ice.UDPMux
+	tcpMux        ice.TCPMux
 	// tcpConns is the ICE-TCP listener as the mux sees it: Close ends its
 	// connections (tcplisten.go).
 	tcpConns *connTracker
@@ -107,7 +113,7 @@ func New(p Params) (*Engine, error) {
 	e.sendQ = newSendQueue(e.udp.(*net.UDPConn), p.Log)
 	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("ice-udp"), e.sendQ)
 	if p.Metrics != nil {
-		if err := registerSendQueue(p.Metrics, e.sendQ); err != nil {
+		if err := registerSendQueue(p.Metrics, e.sendQ, &e.directPackets); err != nil {
 			e.Close()
 			return nil, err
 		}

@@ -191,6 +191,9 @@ func TestSessionsShareOneUDPPort(t *testing.T) {
 	// The server answered STUN and DTLS for each session from the port.
 	datagrams := counter(t, reg, "lookout_webrtc_udp_datagrams_total")
 	refused := counter(t, reg, "lookout_webrtc_udp_refused_total")
+	if n := counter(t, reg, "lookout_webrtc_direct_packets_total"); n != 0 {
+		t.Errorf("%v direct packets without a direct sender", n)
+	}
 	if datagrams < 3 || refused != 0 {
 		t.Errorf("udp port metrics: %v datagrams sent, %v refused", datagrams, refused)
 	}
