@@ -86,9 +86,10 @@ type WebRTC struct {
 	// server behind 1:1 NAT.
 	PublicIPs []string `yaml:"public_ips"`
 	// DirectSend has the SFU encrypt and send meeting subscribers' RTP
-	// itself (sfu/rtc/direct.go) instead of through pion's SRTP path:
-	// about a quarter less CPU. Off by default until it has carried real
-	// meetings (see docs/BENCHMARKS.md).
+	// itself (sfu/rtc/direct.go) instead of through pion's SRTP path: a
+	// tenth to a fifth less CPU per forwarded Mbit/s in the meeting bench
+	// (docs/BENCHMARKS.md). Off by default until it has carried real
+	// meetings.
 	DirectSend bool `yaml:"direct_send"`
 }
 
