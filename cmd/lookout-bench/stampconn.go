@@ -7,12 +7,12 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/lookout-cc/lookout/internal/rxstamp"
 )
 
 // stampConn is a participant's UDP socket that notes, for every RTP packet
@@ -66,20 +66,11 @@ func listenStamped() (*stampConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, err := conn.SyscallConn()
-	if err == nil {
-		cerr := raw.Control(func(fd uintptr) {
-			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
-		})
-		if cerr != nil {
-			err = cerr
-		}
-	}
-	if err != nil {
+	if err := rxstamp.Enable(conn); err != nil {
 		conn.Close()
 		return nil, err
 	}
-	c := &stampConn{UDPConn: conn, oob: make([]byte, 128), twcc: twcc.NewRecorder(rand.Uint32())}
+	c := &stampConn{UDPConn: conn, oob: make([]byte, rxstamp.OOBSize), twcc: twcc.NewRecorder(rand.Uint32())}
 	c.tables.Store(&[]*stampTable{})
 	return c, nil
 }
@@ -130,7 +121,7 @@ func (c *stampConn) note(b, oob []byte) {
 	if len(b) < 12 || b[0]>>6 != 2 || b[1] >= 192 && b[1] <= 223 {
 		return
 	}
-	at, ok := kernelTime(oob)
+	at, ok := rxstamp.Time(oob)
 	if !ok {
 		return
 	}
@@ -230,24 +221,4 @@ func (c *stampConn) table(ssrc uint32) *stampTable {
 	tables := append(append([]*stampTable(nil), old...), t)
 	c.tables.Store(&tables)
 	return t
-}
-
-// kernelTime reads SCM_TIMESTAMPNS from a control message: CLOCK_REALTIME
-// nanoseconds.
-func kernelTime(oob []byte) (int64, bool) {
-	const hdr = syscall.SizeofCmsghdr
-	for len(oob) >= hdr {
-		h := (*syscall.Cmsghdr)(unsafe.Pointer(&oob[0]))
-		l := int(h.Len)
-		if l < hdr || l > len(oob) {
-			return 0, false
-		}
-		if h.Level == syscall.SOL_SOCKET && h.Type == syscall.SCM_TIMESTAMPNS && l >= hdr+16 {
-			ts := (*syscall.Timespec)(unsafe.Pointer(&oob[hdr]))
-			return ts.Nano(), true
-		}
-		// Control messages are aligned to the word size.
-		oob = oob[min(len(oob), (l+7)&^7):]
-	}
-	return 0, false
 }
