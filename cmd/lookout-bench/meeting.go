@@ -60,7 +60,7 @@ func meeting(argv []string, out io.Writer) error {
 	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile over the measurement to this file")
 	ratesFlag := fs.String("rates", "150,500,900", "fan-out: the publisher's simulcast layers l,m,h in kbit/s (LiveKit's load tester sends about 150,500,1700)")
 	audio := fs.Bool("audio", true, "fan-out: the publisher sends audio too (50 packets/s)")
-	directSend := fs.Bool("direct-send", false, "lookout sends meeting media with its direct sender instead of pion's SRTP path (webrtc.direct_send), to compare the two")
+	directSend := fs.Bool("direct-send", true, "lookout sends meeting media with its direct sender (webrtc.direct_send, the default); false: through pion's SRTP path, to compare the two")
 	pacing := fs.Float64("pacing", 2.5, "publishers pace their video packets at this many times the video's bitrate, as browsers do (Chrome: 2.5); 0 sends each frame's packets at once")
 	if err := fs.Parse(argv); err != nil {
 		return err
@@ -175,9 +175,7 @@ func startMeetServer(binary string, inProcess bool, pprofAddr string, directSend
 		if pprofAddr != "" {
 			yaml += "debug:\n  pprof_addr: " + pprofAddr + "\n"
 		}
-		if directSend {
-			yaml += "webrtc:\n  direct_send: true\n"
-		}
+		yaml += "webrtc:\n  direct_send: " + strconv.FormatBool(directSend) + "\n"
 		if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
 			os.RemoveAll(dir)
 			return nil, err
@@ -625,7 +623,9 @@ func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) error {
 		where = "lookout and the participants in one process"
 	}
 	if o.directSend {
-		where += "; lookout sending with its direct sender (--direct-send)"
+		where += "; lookout sending with its direct sender (the default)"
+	} else {
+		where += "; lookout sending through pion's SRTP path (--direct-send=false)"
 	}
 	fmt.Fprintf(out, "  %s; %s warm-up, then measured for %s\n", where, o.warmup, o.duration)
 	fmt.Fprintf(out, "  subscribers receiving %d of %d (joined in %s)\n", connected, n, joinTook.Round(10*time.Millisecond))

@@ -88,8 +88,8 @@ type WebRTC struct {
 	// DirectSend has the SFU encrypt and send meeting subscribers' RTP
 	// itself (sfu/rtc/direct.go) instead of through pion's SRTP path: a
 	// tenth to a fifth less CPU per forwarded Mbit/s in the meeting bench
-	// (docs/BENCHMARKS.md). Off by default until it has carried real
-	// meetings.
+	// (docs/BENCHMARKS.md). On by default; false puts every subscriber
+	// back on pion's path (connections over ICE-TCP always are).
 	DirectSend bool `yaml:"direct_send"`
 }
 
@@ -280,7 +280,7 @@ func Default() Config {
 		},
 		Ingest:  Ingest{BatchSize: 5000, FlushInterval: Duration(100 * time.Millisecond), SpoolMaxBytes: 1 << 30},
 		Alerts:  Alerts{FeedRadiusM: 2000, EventReplay: 10_000},
-		WebRTC:  WebRTC{UDPAddr: "127.0.0.1:8189", TCPAddr: "127.0.0.1:8189"},
+		WebRTC:  WebRTC{UDPAddr: "127.0.0.1:8189", TCPAddr: "127.0.0.1:8189", DirectSend: true},
 		Cameras: Cameras{RTSPTransport: "auto", OnDemandLinger: Duration(30 * time.Second), Prebuffer: Duration(30 * time.Second), PrebufferMaxBytes: 64 << 20},
 		Demo:    Demo{Enabled: false, Interval: Duration(5 * time.Second), RTSPAddr: "127.0.0.1:0"},
 	}

@@ -104,7 +104,8 @@ func newEnv(t *testing.T, engine ...func(*rtc.Params)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	params := rtc.Params{UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0"}
+	// As the server's defaults: the direct sender on (webrtc.direct_send).
+	params := rtc.Params{UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0", DirectSend: true}
 	for _, f := range engine {
 		f(&params)
 	}
@@ -172,7 +173,11 @@ type client struct {
 	// tcpOnly has the client's connections use ICE-TCP only, as behind
 	// a firewall that blocks UDP.
 	tcpOnly bool
-	sockets []net.PacketConn
+	// subFeedback is subFilter's socket when it makes the subscriber
+	// connection's TWCC feedback; feeding tells whether it is sent.
+	subFeedback bottleneckFeedback
+	feeding     bool
+	sockets     []net.PacketConn
 
 	mu     sync.Mutex
 	msgs   []signal.ServerMessage
@@ -277,7 +282,28 @@ func (c *client) newPC(filter func(net.PacketConn) net.PacketConn) (*webrtc.Peer
 	// round trip, then gives it up (Chrome: by RTT, at most 10); pion's
 	// default asks every 100 ms until it comes, which on a saturated link
 	// keeps it saturated.
-	if err := webrtc.RegisterDefaultInterceptorsWithOptions(&me, &ir, webrtc.WithNackGeneratorOptions(nack.GeneratorMaxNacksPerPacket(3))); err != nil {
+	nackOpts := []nack.GeneratorOption{nack.GeneratorMaxNacksPerPacket(3)}
+	if fb, own := pc.(bottleneckFeedback); own {
+		c.mu.Lock()
+		c.subFeedback = fb
+		c.mu.Unlock()
+		// pion's interceptors but its TWCC feedback: the filter makes it.
+		if err := webrtc.ConfigureNackWithOptions(&me, &ir, nackOpts); err != nil {
+			t.Fatal(err)
+		}
+		if err := webrtc.ConfigureRTCPReports(&ir); err != nil {
+			t.Fatal(err)
+		}
+		if err := webrtc.ConfigureSimulcastExtensionHeaders(&me); err != nil {
+			t.Fatal(err)
+		}
+		for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+			me.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, kind)
+			if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, kind); err != nil {
+				t.Fatal(err)
+			}
+		}
+	} else if err := webrtc.RegisterDefaultInterceptorsWithOptions(&me, &ir, webrtc.WithNackGeneratorOptions(nackOpts...)); err != nil {
 		t.Fatal(err)
 	}
 	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: audioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
@@ -473,6 +499,19 @@ func (c *client) answer(sdp string) {
 		c.report("answer", err)
 		return
 	}
+	c.mu.Lock()
+	fb, start := c.subFeedback, c.subFeedback != nil && !c.feeding
+	c.feeding = c.feeding || start
+	c.mu.Unlock()
+	if fb != nil {
+		// The first offer may have no media yet, nor the extension.
+		if id := extmapID(sdp, transportCCURI); id != 0 {
+			fb.setTWCCExtension(id)
+		}
+	}
+	if start {
+		go sendFeedback(pc, fb)
+	}
 	if c.candidatesFirst && pc.LocalDescription() != nil {
 		<-gathered
 		for _, ic := range candidatesOf(pc.LocalDescription().SDP) {
@@ -480,6 +519,41 @@ func (c *client) answer(sdp string) {
 		}
 	}
 	c.send(map[string]any{"type": "answer", "sdp": ans})
+}
+
+// transportCCURI is the TWCC header extension; answer, whose offer is named
+// sdp, cannot name the package.
+const transportCCURI = sdp.TransportCCURI
+
+// extmapID is the id an SDP gives the header extension uri, 0 if none.
+func extmapID(desc, uri string) uint8 {
+	for _, l := range strings.Split(desc, "\r\n") {
+		rest, ok := strings.CutPrefix(l, "a=extmap:")
+		if !ok {
+			continue
+		}
+		idDir, u, _ := strings.Cut(rest, " ")
+		id, _, _ := strings.Cut(idDir, "/")
+		if n, err := strconv.Atoi(id); err == nil && n > 0 && n < 15 && strings.TrimSpace(u) == uri {
+			return uint8(n)
+		}
+	}
+	return 0
+}
+
+// sendFeedback sends fb's TWCC feedback on pc every 100 ms, as browsers
+// and pion do, until pc closes.
+func sendFeedback(pc *webrtc.PeerConnection, fb bottleneckFeedback) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for range tick.C {
+		if pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
+			return
+		}
+		if pkts := fb.feedback(); len(pkts) > 0 {
+			_ = pc.WriteRTCP(pkts)
+		}
+	}
 }
 
 // candidatesOf is the candidate lines of an SDP, without "a=".

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lookout-cc/lookout/sfu/rtc"
 	"github.com/lookout-cc/lookout/sfu/signal"
 )
 
@@ -15,9 +16,16 @@ func isType(t string) func(signal.ServerMessage) bool {
 
 // Two participants publish simulcast video and audio; each receives the
 // other's, the tracks are announced, and the one who speaks is the active
-// speaker.
+// speaker. Both ways the SFU can send a subscriber's media: its direct
+// sender (the default) and pion's SRTP path (ICE-TCP connections, and
+// webrtc.direct_send off).
 func TestTwoParticipantsExchangeMedia(t *testing.T) {
-	e := newEnv(t)
+	t.Run("direct sender", func(t *testing.T) { exchangeMedia(t) })
+	t.Run("pion's send path", func(t *testing.T) { exchangeMedia(t, pionSend) })
+}
+
+func exchangeMedia(t *testing.T, engine ...func(*rtc.Params)) {
+	e := newEnv(t, engine...)
 	a := e.join("alice", hostRights)
 	b := e.join("bob", memberRights)
 	a.wait("bob joined", func(m signal.ServerMessage) bool {

@@ -1,12 +1,18 @@
 package meeting
 
 import (
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+
+	"github.com/lookout-cc/lookout/internal/rxstamp"
 	"github.com/lookout-cc/lookout/sfu/signal"
 )
 
@@ -14,11 +20,24 @@ import (
 // congested county link is: packets queue at the bottleneck and leave at
 // its rate; RTP that would wait more than 250 ms is dropped (ICE, DTLS and
 // RTCP wait their turn but are kept).
+//
+// It is also where the client's transport-wide congestion control
+// feedback takes its arrival times (see bottleneckFeedback): the time each
+// packet leaves the bottleneck, as a browser's network layer notes it.
+// pion's own feedback notes the time its read loop took the packet, after
+// this throttle's sleep and three goroutine hand-overs; on a machine busy
+// with other tests that scheduling jitter looks to the SFU's delay-based
+// estimate like a queue growing, and a link that carries 400 kbit/s was
+// taken for one that carries less.
 type throttle struct {
 	net.PacketConn
 	bps  atomic.Int64 // 0: no limit
 	q    chan queued
 	once sync.Once
+
+	twccID atomic.Uint32 // the transport-wide sequence number extension's id; 0 until negotiated
+	twccMu sync.Mutex
+	twcc   *twcc.Recorder
 }
 
 type queued struct {
@@ -33,33 +52,87 @@ const maxQueueDelay = 250 * time.Millisecond
 func (t *throttle) wrap(pc net.PacketConn) net.PacketConn {
 	t.PacketConn = pc
 	t.q = make(chan queued, 4096)
-	go t.pump()
+	t.twcc = twcc.NewRecorder(rand.Uint32())
+	udp, ok := pc.(*net.UDPConn)
+	if !ok {
+		panic("throttle: not a UDP socket")
+	}
+	if err := rxstamp.Enable(udp); err != nil {
+		panic(err)
+	}
+	go t.pump(udp)
 	return t
 }
 
-// pump reads the socket and schedules each packet's delivery.
-func (t *throttle) pump() {
+// bottleneckFeedback is a subscriber socket filter that makes the
+// connection's transport-wide congestion control feedback itself (the
+// client then registers no TWCC interceptor of pion's).
+type bottleneckFeedback interface {
+	// setTWCCExtension gives the negotiated extension id.
+	setTWCCExtension(id uint8)
+	// feedback is the feedback for the packets since the last call.
+	feedback() []rtcp.Packet
+}
+
+func (t *throttle) setTWCCExtension(id uint8) { t.twccID.Store(uint32(id)) }
+
+func (t *throttle) feedback() []rtcp.Packet {
+	t.twccMu.Lock()
+	defer t.twccMu.Unlock()
+	return t.twcc.BuildFeedbackPacket()
+}
+
+// noteArrival records an RTP packet's transport-wide sequence number as
+// arrived at at.
+func (t *throttle) noteArrival(b []byte, at time.Time) {
+	id := t.twccID.Load()
+	var h rtp.Header
+	if id == 0 {
+		return
+	}
+	if _, err := h.Unmarshal(b); err != nil {
+		return
+	}
+	ext := h.GetExtension(uint8(id))
+	if len(ext) < 2 {
+		return
+	}
+	t.twccMu.Lock()
+	t.twcc.Record(h.SSRC, uint16(ext[0])<<8|uint16(ext[1]), at.UnixMicro())
+	t.twccMu.Unlock()
+}
+
+// pump reads the socket and schedules each packet's delivery from its
+// arrival at the socket (the kernel's time, not the read's).
+func (t *throttle) pump(conn *net.UDPConn) {
 	var busyUntil time.Time
+	oob := make([]byte, rxstamp.OOBSize)
 	for {
 		buf := make([]byte, 1500)
-		n, addr, err := t.PacketConn.ReadFrom(buf)
+		n, oobn, _, addr, err := conn.ReadMsgUDP(buf, oob)
 		if err != nil {
 			t.q <- queued{err: err}
 			return
 		}
 		now := time.Now()
+		if ns, ok := rxstamp.Time(oob[:oobn]); ok {
+			now = time.Unix(0, ns)
+		}
 		at := now
+		rtpPacket := n >= 2 && buf[0] >= 128 && buf[0] <= 191 && !(buf[1] >= 192 && buf[1] <= 223)
 		if rate := t.bps.Load(); rate > 0 {
 			start := busyUntil
 			if start.Before(now) {
 				start = now
 			}
-			rtpPacket := n >= 2 && buf[0] >= 128 && buf[0] <= 191 && !(buf[1] >= 192 && buf[1] <= 223)
 			if rtpPacket && start.Sub(now) > maxQueueDelay {
 				continue // the queue is full: dropped
 			}
 			busyUntil = start.Add(time.Duration(int64(n*8) * int64(time.Second) / rate))
 			at = busyUntil
+		}
+		if rtpPacket {
+			t.noteArrival(buf[:n], at)
 		}
 		t.q <- queued{b: buf[:n], addr: addr, at: at}
 	}
