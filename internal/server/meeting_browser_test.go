@@ -39,10 +39,9 @@ func TestBrowserMeeting(t *testing.T) {
 	node, chromium, scripts := browserTools(t)
 	cfg := testConfig(t, t.TempDir())
 	cfg.Bootstrap.AdminPassword = "admin-password"
-	// The SFU's direct sender (opt-in) carries this meeting: Chromium must
-	// decrypt its SRTP, and follow it through an ICE restart, as pion's.
-	// The hearing and console tests keep the default path.
-	cfg.WebRTC.DirectSend = true
+	// The SFU's direct sender (the default) carries this meeting:
+	// Chromium must decrypt its SRTP, and follow it through an ICE
+	// restart; the counter below proves it did.
 	s := start(t, cfg, nil)
 	defer stop(t, s)
 	base := "http://" + s.HTTPAddr()
@@ -96,6 +95,11 @@ func TestBrowserMeeting(t *testing.T) {
 	}
 	if n := metricValue(t, base, "lookout_webrtc_direct_packets_total"); n < 100 {
 		t.Errorf("the direct sender sent %v packets of the meeting", n)
+	}
+	// Chromium's feedback (transport-wide, receiver reports, NACKs) came
+	// back through the direct senders' intake, not pion's.
+	if n := metricValue(t, base, "lookout_webrtc_direct_rtcp_total"); n < 20 {
+		t.Errorf("the direct senders took %v RTCP datagrams of the meeting", n)
 	}
 	for _, shot := range res.Screenshots {
 		if fi, err := os.Stat(shot); err != nil || fi.Size() < 1000 {

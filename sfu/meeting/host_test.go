@@ -1,6 +1,7 @@
 package meeting
 
 import (
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -117,13 +118,15 @@ func TestSubscriberCandidatesBeforeTheAnswer(t *testing.T) {
 	}
 }
 
-// directSend turns the engine's direct senders on (webrtc.direct_send).
-func directSend(p *rtc.Params) { p.DirectSend = true }
+// pionSend turns the engine's direct senders off (webrtc.direct_send:
+// false): subscribers' media goes through pion's SRTP path.
+func pionSend(p *rtc.Params) { p.DirectSend = false }
 
 // A subscriber over the shared UDP port gets its media from the SFU's
-// direct sender; one over ICE-TCP through pion's path. Both get it all.
+// direct sender, and its RTCP goes back through it; one over ICE-TCP
+// through pion's path, both ways. Both get it all.
 func TestDirectSenderOverUDPPionOverTCP(t *testing.T) {
-	e := newEnv(t, directSend)
+	e := newEnv(t)
 	alice := e.join("alice", memberRights)
 	alice.publish(false)
 	bob := e.join("bob", memberRights)
@@ -147,8 +150,17 @@ func TestDirectSenderOverUDPPionOverTCP(t *testing.T) {
 	if d := direct("bob"); d == nil || !d.Ready() || d.Packets() < 100 {
 		t.Errorf("bob over UDP: direct sender %v", d)
 	}
-	if d := direct("carol"); d == nil || d.Ready() || d.Packets() != 0 {
-		t.Errorf("carol over ICE-TCP: direct sender ready %v, %d packets", d != nil && d.Ready(), d.Packets())
+	// bob's client sends feedback every 100 ms, and receiver reports.
+	waitUntil(t, 5*time.Second, func() bool { return direct("bob").RTCPTaken() >= 5 },
+		func() string { return fmt.Sprintf("bob's RTCP taken by the direct sender: %d", direct("bob").RTCPTaken()) })
+	if d := direct("carol"); d == nil || d.Ready() || d.Packets() != 0 || d.RTCPTaken() != 0 {
+		t.Errorf("carol over ICE-TCP: direct sender ready %v, %d packets, %d RTCP", d != nil && d.Ready(), d.Packets(), d.RTCPTaken())
+	}
+	// Each one's feedback reached the estimator, which measured from it
+	// what arrived.
+	for _, who := range []string{"bob", "carol"} {
+		waitUntil(t, 5*time.Second, func() bool { return e.participant(who).bwe.State().Received > 0 },
+			func() string { return who + "'s feedback did not reach the estimator" })
 	}
 }
 
@@ -157,7 +169,7 @@ func TestDirectSenderOverUDPPionOverTCP(t *testing.T) {
 // participant is asked to reconnect (1012), and the others are told it
 // left.
 func TestDirectSenderLostAsksToReconnect(t *testing.T) {
-	e := newEnv(t, directSend)
+	e := newEnv(t)
 	alice := e.join("alice", memberRights)
 	alice.publish(false)
 	bob := e.join("bob", memberRights)

@@ -22,12 +22,13 @@ type metrics struct {
 	layers       *prometheus.GaugeVec   // room, participant, layer: the videos received at each layer
 	nacks        *prometheus.CounterVec // room, participant
 	plis         *prometheus.CounterVec // room, participant, direction
+	rtcpDropped  *prometheus.CounterVec // room, participant
 
 	mu   sync.Mutex
 	last map[string]partCounters // room/participant -> counters at the last tick
 }
 
-type partCounters struct{ nacks, plisIn, plisSent uint64 }
+type partCounters struct{ nacks, plisIn, plisSent, rtcpBad uint64 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
@@ -48,10 +49,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "NACKs a participant sent about media it receives."}, []string{"room", "participant"}),
 		plis: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lookout_meeting_plis_total",
 			Help: "Keyframe requests (PLI, FIR): in (a participant asked the SFU), out (the SFU asked a publisher)."}, []string{"room", "participant", "direction"}),
+		rtcpDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lookout_meeting_rtcp_dropped_total",
+			Help: "RTCP packets a participant sent that did not parse, dropped."}, []string{"room", "participant"}),
 		last: map[string]partCounters{},
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.rooms, m.participants, m.bitrate, m.lost, m.rtt, m.estimateBits, m.layers, m.nacks, m.plis} {
+		for _, c := range []prometheus.Collector{m.rooms, m.participants, m.bitrate, m.lost, m.rtt, m.estimateBits, m.layers, m.nacks, m.plis, m.rtcpDropped} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -78,6 +81,7 @@ func (m *metrics) forget(room, participant string) {
 	}
 	m.nacks.DeletePartialMatch(labels)
 	m.plis.DeletePartialMatch(labels)
+	m.rtcpDropped.DeletePartialMatch(labels)
 	m.mu.Lock()
 	delete(m.last, room+"/"+participant)
 	m.mu.Unlock()
@@ -121,7 +125,7 @@ func (r *Room) tickStats(dt time.Duration) {
 		key := r.id + "/" + p.identity
 		m.mu.Lock()
 		prev := m.last[key]
-		now := partCounters{nacks: p.nacksIn.Load(), plisIn: p.plisIn.Load(), plisSent: p.plisSent.Load()}
+		now := partCounters{nacks: p.nacksIn.Load(), plisIn: p.plisIn.Load(), plisSent: p.plisSent.Load(), rtcpBad: p.rtcpBad.Load()}
 		m.last[key] = now
 		m.mu.Unlock()
 		p.allocMu.Lock()
@@ -137,6 +141,7 @@ func (r *Room) tickStats(dt time.Duration) {
 		m.nacks.WithLabelValues(r.id, p.identity).Add(float64(now.nacks - prev.nacks))
 		m.plis.WithLabelValues(r.id, p.identity, "in").Add(float64(now.plisIn - prev.plisIn))
 		m.plis.WithLabelValues(r.id, p.identity, "out").Add(float64(now.plisSent - prev.plisSent))
+		m.rtcpDropped.WithLabelValues(r.id, p.identity).Add(float64(now.rtcpBad - prev.rtcpBad))
 
 		p.negMu.Lock()
 		sub := p.sub

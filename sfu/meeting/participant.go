@@ -116,6 +116,7 @@ type participant struct {
 	nacksIn  atomic.Uint64 // NACKs this participant sent about what it receives
 	plisIn   atomic.Uint64 // PLIs and FIRs it sent
 	plisSent atomic.Uint64 // keyframe requests the SFU sent it as a publisher
+	rtcpBad  atomic.Uint64 // RTCP it sent that did not parse (dropped)
 	done     chan struct{}
 }
 
@@ -526,7 +527,7 @@ func (p *participant) startSubscriber() error {
 			// could carry them: ask again now that it can.
 			p.subConnected.Store(true)
 			if direct := p.direct.Load(); direct != nil {
-				direct.Start(pc, p.directLost)
+				direct.Start(pc, p.directLost, p.takeSubscriberRTCP)
 			}
 			for _, d := range p.downTracks() {
 				if d.up.kind == webrtc.RTPCodecTypeVideo {
@@ -673,6 +674,10 @@ func (p *participant) downTracks() []*downTrack {
 // track's history, and takes its receiver reports and its transport-wide
 // feedback (which reaches the sender of the track it names, whichever
 // that is: all of it is about the one connection).
+//
+// Once the connection's direct sender has started, the RTCP comes to
+// takeSubscriberRTCP instead, and this goroutine waits for the
+// connection's end.
 func (p *participant) readSubscriberRTCP(d *downTrack) {
 	for {
 		pkts, _, err := d.sender.ReadRTCP()
@@ -680,24 +685,86 @@ func (p *participant) readSubscriberRTCP(d *downTrack) {
 			return
 		}
 		for _, pkt := range pkts {
-			switch pkt := pkt.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				p.plisIn.Add(1)
-				cur, target := d.layers()
-				if cur == layerOff {
-					cur = target
-				}
-				d.up.requestKeyframe(cur)
-			case *rtcp.TransportLayerNack:
-				p.nacksIn.Add(1)
-				d.retransmit(pkt)
-			case *rtcp.ReceiverReport:
-				d.takeReceiverReport(pkt, time.Now())
-			case *rtcp.TransportLayerCC:
-				p.bwe.Feedback(pkt, nanotime())
+			p.takeRTCPFor(d, pkt)
+		}
+	}
+}
+
+// takeRTCPFor acts on one RTCP packet about d's stream (or, transport-wide
+// feedback, about the connection).
+func (p *participant) takeRTCPFor(d *downTrack, pkt rtcp.Packet) {
+	switch pkt := pkt.(type) {
+	case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+		p.plisIn.Add(1)
+		cur, target := d.layers()
+		if cur == layerOff {
+			cur = target
+		}
+		d.up.requestKeyframe(cur)
+	case *rtcp.TransportLayerNack:
+		p.nacksIn.Add(1)
+		d.retransmit(pkt)
+	case *rtcp.ReceiverReport:
+		d.takeReceiverReport(pkt, time.Now())
+	case *rtcp.TransportLayerCC:
+		p.bwe.Feedback(pkt, nanotime())
+	}
+}
+
+// takeSubscriberRTCP takes a compound RTCP packet the subscriber
+// connection's direct sender read (rtc.DirectSender.Start), on the UDP
+// socket's reading goroutine: each packet goes to the stream it is about,
+// as pion's SRTCP session sends them, and the transport-wide feedback to
+// the estimator once. A packet about no stream of this connection (one
+// just removed) is dropped.
+func (p *participant) takeSubscriberRTCP(buf []byte) {
+	pkts, err := rtcp.Unmarshal(buf)
+	if err != nil {
+		p.rtcpBad.Add(1)
+		return
+	}
+	var downs []*downTrack // read at the first packet that needs them
+	for _, pkt := range pkts {
+		if fb, ok := pkt.(*rtcp.TransportLayerCC); ok {
+			p.bwe.Feedback(fb, nanotime())
+			continue
+		}
+		if downs == nil {
+			downs = p.downTracks()
+		}
+		for _, d := range downs {
+			if aboutStream(pkt, d.boundSSRC()) {
+				p.takeRTCPFor(d, pkt)
 			}
 		}
 	}
+}
+
+// aboutStream says whether an RTCP packet is about the stream ssrc: the
+// media it names, or a report block of a receiver report.
+func aboutStream(pkt rtcp.Packet, ssrc uint32) bool {
+	switch pkt := pkt.(type) {
+	case *rtcp.PictureLossIndication:
+		return pkt.MediaSSRC == ssrc
+	case *rtcp.TransportLayerNack:
+		return pkt.MediaSSRC == ssrc
+	case *rtcp.FullIntraRequest:
+		if pkt.MediaSSRC == ssrc {
+			return true
+		}
+		for _, e := range pkt.FIR {
+			if e.SSRC == ssrc {
+				return true
+			}
+		}
+	case *rtcp.ReceiverReport:
+		for _, b := range pkt.Reports {
+			if b.SSRC == ssrc {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // shut marks the participant closed, ends both connections, detaches its
@@ -726,6 +793,9 @@ func (p *participant) shut() (published []*upTrack, first bool) {
 	}
 	if sub != nil {
 		_ = sub.Close()
+	}
+	if direct := p.direct.Load(); direct != nil {
+		direct.Stop()
 	}
 	p.subMu.Lock()
 	p.downMu.Lock()

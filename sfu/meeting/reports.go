@@ -93,11 +93,16 @@ type remoteReport struct {
 	rttMicros    atomic.Int64 // 0: not known
 }
 
+// boundSSRC is the SSRC the connection gave the track (0 until bound).
+func (d *downTrack) boundSSRC() uint32 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ssrc
+}
+
 // takeReceiverReport notes the report block about this track.
 func (d *downTrack) takeReceiverReport(rr *rtcp.ReceiverReport, now time.Time) {
-	d.mu.Lock()
-	ssrc := d.ssrc
-	d.mu.Unlock()
+	ssrc := d.boundSSRC()
 	for _, b := range rr.Reports {
 		if b.SSRC != ssrc {
 			continue

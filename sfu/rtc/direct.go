@@ -17,6 +17,7 @@ import (
 	"github.com/pion/dtls/v3/pkg/crypto/prf"
 	"github.com/pion/dtls/v3/pkg/protocol/extension"
 	"github.com/pion/dtls/v3/pkg/protocol/handshake"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
@@ -47,14 +48,37 @@ import (
 // then stops and calls its lost function, and the meeting has the client
 // reconnect. A connection that never was on UDP, or whose DTLS role was
 // the client (the ServerHello is the peer's then), stays on pion's path.
+//
+// It also takes the connection's incoming RTCP, when Start is given a
+// function for it: the SRTCP that comes from the selected pair's remote
+// address is taken off the shared socket's read before pion's ICE mux
+// sees it (sendQueue.ReadFromAddrPort), decrypted with the remote's keys
+// and handed over. A datagram that does not authenticate with those keys
+// is left to pion: it is some other connection's from the same address.
+// ICE's own traffic (STUN) still goes to pion, and keeps the connection
+// alive there.
 type DirectSender struct {
-	q       *sendQueue
-	counted *atomic.Uint64 // the engine's count of all direct packets
-	secrets dtlsSecrets
+	q           *sendQueue
+	counted     *atomic.Uint64 // the engine's count of all direct packets
+	countedRTCP *atomic.Uint64 // and of the RTCP the senders took
+	refusedRTCP *atomic.Uint64 // and dropped (replays, runts)
+	secrets     dtlsSecrets
 
 	mu      sync.Mutex
 	started bool
+	stopped bool
 	lostFn  func()
+	// claimed is the remote address whose SRTCP the sender takes, if
+	// valid.
+	claimed netip.AddrPort
+
+	// The incoming RTCP: the remote's SRTCP context, a buffer for the
+	// plain packets, the taker. Used on the socket's reading goroutine.
+	rtcpMu    sync.Mutex
+	rtcpCtx   *srtp.Context
+	rtcpHdr   rtcp.Header
+	rtcpPlain []byte
+	onRTCP    func([]byte)
 
 	ready   atomic.Bool // keys and remote are set; streams may be made
 	lost    atomic.Bool
@@ -63,10 +87,14 @@ type DirectSender struct {
 	profile srtp.ProtectionProfile
 	remote  atomic.Pointer[netip.AddrPort]
 	packets atomic.Uint64
+	rtcpIn  atomic.Uint64
 }
 
 // Packets is how many packets the sender's streams have sent.
 func (d *DirectSender) Packets() uint64 { return d.packets.Load() }
+
+// RTCPTaken is how many RTCP datagrams the sender took for its taker.
+func (d *DirectSender) RTCPTaken() uint64 { return d.rtcpIn.Load() }
 
 // ErrDirectLost: the connection moved where the direct sender cannot
 // follow (ICE-TCP); the packet was not sent.
@@ -81,7 +109,7 @@ func (e *Engine) NewDirectSubscriberPeerConnection() (*webrtc.PeerConnection, *D
 		pc, err := e.NewSubscriberPeerConnection()
 		return pc, nil, err
 	}
-	d := &DirectSender{q: e.sendQ, counted: &e.directPackets}
+	d := &DirectSender{q: e.sendQ, counted: &e.directPackets, countedRTCP: &e.directRTCP, refusedRTCP: &e.directRTCPRefused}
 	se := e.subSE
 	se.SetDTLSServerHelloMessageHook(d.secrets.serverHello)
 	se.SetDTLSKeyLogWriter(&d.secrets)
@@ -94,16 +122,25 @@ func (e *Engine) NewDirectSubscriberPeerConnection() (*webrtc.PeerConnection, *D
 
 // Start readies the sender for pc, connected: the keys from the
 // handshake, the remote address from the selected pair. It says whether
-// the sender is ready: false leaves pc's RTP to pion. lost is called once
-// if the connection later moves off the shared UDP port. Starting again
-// (after an ICE restart) returns what the first start said.
-func (d *DirectSender) Start(pc *webrtc.PeerConnection, lost func()) bool {
+// the sender is ready: false leaves pc's RTP and RTCP to pion. lost is
+// called once if the connection later moves off the shared UDP port.
+// Starting again (after an ICE restart) returns what the first start
+// said.
+//
+// If takeRTCP is set, the connection's incoming RTCP goes to it instead
+// of pion's RTPSender.ReadRTCP, decrypted: a compound packet, which it
+// must parse. It is called on the shared socket's reading goroutine, one
+// packet at a time; it must not block, nor keep the buffer.
+func (d *DirectSender) Start(pc *webrtc.PeerConnection, lost func(), takeRTCP func([]byte)) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.started {
 		return d.ready.Load()
 	}
 	d.started = true
+	if d.stopped {
+		return false
+	}
 	sctp := pc.SCTP()
 	if sctp == nil {
 		return false
@@ -127,8 +164,55 @@ func (d *DirectSender) Start(pc *webrtc.PeerConnection, lost func()) bool {
 	}
 	d.key, d.salt, d.profile, d.lostFn = cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, profile, lost
 	d.remote.Store(&remote)
+	if takeRTCP != nil {
+		// Replays are refused, as pion's session refuses them.
+		ctx, err := srtp.CreateContext(cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, profile, srtp.SRTCPReplayProtection(rtcpReplayWindow))
+		if err == nil {
+			d.rtcpCtx, d.onRTCP, d.rtcpPlain = ctx, takeRTCP, make([]byte, 0, sendQueueMTU)
+			d.claimed = remote
+			d.q.claim(remote, d)
+		}
+	}
 	ice.OnSelectedCandidatePairChange(d.follow)
 	d.ready.Store(true)
+	return true
+}
+
+// rtcpReplayWindow is how many SRTCP indexes back a packet may come and
+// still be taken once (pion's default for SRTP).
+const rtcpReplayWindow = 64
+
+// Stop ends the sender's claim of the connection's RTCP; call it when
+// the connection closes.
+func (d *DirectSender) Stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stopped = true
+	if d.claimed.IsValid() {
+		d.q.release(d.claimed, d)
+		d.claimed = netip.AddrPort{}
+	}
+}
+
+// takeRTCP takes one SRTCP datagram from the connection's remote address;
+// false leaves it to pion (it did not authenticate with this connection's
+// keys).
+func (d *DirectSender) takeRTCP(b []byte) bool {
+	d.rtcpMu.Lock()
+	defer d.rtcpMu.Unlock()
+	plain, err := d.rtcpCtx.DecryptRTCP(d.rtcpPlain[:0], b, &d.rtcpHdr)
+	if errors.Is(err, srtp.ErrFailedToVerifyAuthTag) {
+		return false
+	}
+	if err != nil {
+		// A replay or a runt: dropped, as pion's session drops them.
+		d.refusedRTCP.Add(1)
+		return true
+	}
+	d.rtcpPlain = plain[:0] // grown, if it had to, for the next
+	d.rtcpIn.Add(1)
+	d.countedRTCP.Add(1)
+	d.onRTCP(plain)
 	return true
 }
 
@@ -141,6 +225,13 @@ func (d *DirectSender) follow(pair *webrtc.ICECandidatePair) {
 	if pair != nil && pair.Local != nil && pair.Local.Protocol == webrtc.ICEProtocolUDP {
 		if remote, ok := pairRemote(pair); ok {
 			d.remote.Store(&remote)
+			d.mu.Lock()
+			if d.claimed.IsValid() && d.claimed != remote && !d.stopped {
+				d.q.release(d.claimed, d)
+				d.claimed = remote
+				d.q.claim(remote, d)
+			}
+			d.mu.Unlock()
 			return
 		}
 	}
@@ -149,6 +240,11 @@ func (d *DirectSender) follow(pair *webrtc.ICECandidatePair) {
 	}
 	d.mu.Lock()
 	lost := d.lostFn
+	// The RTCP goes back to pion: over TCP it never reaches the socket.
+	if d.claimed.IsValid() {
+		d.q.release(d.claimed, d)
+		d.claimed = netip.AddrPort{}
+	}
 	d.mu.Unlock()
 	if lost != nil {
 		lost()

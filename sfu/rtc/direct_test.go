@@ -11,7 +11,9 @@ import (
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/dtls/v3/pkg/crypto/selfsign"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -107,11 +109,20 @@ func udpPair(t *testing.T) (*net.UDPConn, *net.UDPConn) {
 	return listenUDP(t, "udp4", "127.0.0.1:0"), listenUDP(t, "udp4", "127.0.0.1:0")
 }
 
+// directConn is a direct subscriber connection of the engine that offers
+// one VP8 track, and the pion client connected to it.
+type directConn struct {
+	spc, cpc *webrtc.PeerConnection
+	direct   *DirectSender
+	sender   *webrtc.RTPSender // the server's, of the track
+	ssrc     webrtc.SSRC
+	pt       webrtc.PayloadType
+	got      chan *rtp.Packet // what the client received
+}
+
 // directSession connects a pion client (over networks) to a direct
-// subscriber connection of the engine that offers one VP8 track; it
-// returns the server's side, the track's SSRC and payload type, and the
-// client's received packets.
-func directSession(t *testing.T, e *Engine, networks ...webrtc.NetworkType) (*webrtc.PeerConnection, *DirectSender, webrtc.SSRC, webrtc.PayloadType, chan *rtp.Packet) {
+// subscriber connection of the engine.
+func directSession(t *testing.T, e *Engine, networks ...webrtc.NetworkType) directConn {
 	t.Helper()
 	spc, direct, err := e.NewDirectSubscriberPeerConnection()
 	if err != nil {
@@ -158,7 +169,7 @@ func directSession(t *testing.T, e *Engine, networks ...webrtc.NetworkType) (*we
 		t.Fatalf("not connected within 10 s (ICE %s)", spc.ICEConnectionState())
 	}
 	params := sender.GetParameters()
-	return spc, direct, params.Encodings[0].SSRC, params.Codecs[0].PayloadType, got
+	return directConn{spc: spc, cpc: cpc, direct: direct, sender: sender, ssrc: params.Encodings[0].SSRC, pt: params.Codecs[0].PayloadType, got: got}
 }
 
 // Over the shared UDP port, the direct sender's packets reach the client
@@ -166,12 +177,13 @@ func directSession(t *testing.T, e *Engine, networks ...webrtc.NetworkType) (*we
 // allocation per packet.
 func TestDirectSenderDelivers(t *testing.T) {
 	e := newEngine(t, false)
-	spc, direct, ssrc, pt, got := directSession(t, e, webrtc.NetworkTypeUDP4)
+	s := directSession(t, e, webrtc.NetworkTypeUDP4)
+	spc, direct, ssrc, pt, got := s.spc, s.direct, s.ssrc, s.pt, s.got
 	lost := atomic.Int32{}
-	if !direct.Start(spc, func() { lost.Add(1) }) || !direct.Ready() {
+	if !direct.Start(spc, func() { lost.Add(1) }, nil) || !direct.Ready() {
 		t.Fatal("the direct sender did not start on a UDP connection")
 	}
-	if !direct.Start(spc, nil) {
+	if !direct.Start(spc, nil, nil) {
 		t.Fatal("a second start (an ICE restart's) said otherwise")
 	}
 	stream, err := direct.NewStream()
@@ -219,8 +231,9 @@ func TestDirectSenderDelivers(t *testing.T) {
 // start.
 func TestDirectSenderNotOverTCP(t *testing.T) {
 	e := newEngine(t, true)
-	spc, direct, _, _, _ := directSession(t, e, webrtc.NetworkTypeTCP4)
-	if direct.Start(spc, nil) || direct.Ready() {
+	s := directSession(t, e, webrtc.NetworkTypeTCP4)
+	spc, direct := s.spc, s.direct
+	if direct.Start(spc, nil, func([]byte) { t.Error("RTCP taken over ICE-TCP") }) || direct.Ready() {
 		t.Fatal("the direct sender started on an ICE-TCP connection")
 	}
 	if _, err := direct.NewStream(); err == nil {
@@ -233,9 +246,10 @@ func TestDirectSenderNotOverTCP(t *testing.T) {
 // streams send no more.
 func TestDirectSenderFollowsThePair(t *testing.T) {
 	e := newEngine(t, false)
-	spc, direct, ssrc, pt, got := directSession(t, e, webrtc.NetworkTypeUDP4)
+	s := directSession(t, e, webrtc.NetworkTypeUDP4)
+	spc, direct, ssrc, pt, got := s.spc, s.direct, s.ssrc, s.pt, s.got
 	var lost atomic.Int32
-	if !direct.Start(spc, func() { lost.Add(1) }) {
+	if !direct.Start(spc, func() { lost.Add(1) }, func([]byte) {}) {
 		t.Fatal("not started")
 	}
 	stream, err := direct.NewStream()
@@ -251,6 +265,10 @@ func TestDirectSenderFollowsThePair(t *testing.T) {
 	})
 	if r := *direct.remote.Load(); r != to || r == first {
 		t.Fatalf("remote %v after the pair moved to %v", r, to)
+	}
+	// The RTCP claim moved with it.
+	if claims := *e.sendQ.intake.Load(); claims[to] != direct || claims[first] != nil {
+		t.Fatalf("RTCP claims %v after the pair moved from %v to %v", claims, first, to)
 	}
 	h := rtp.Header{Version: 2, SequenceNumber: 7, SSRC: uint32(ssrc), PayloadType: uint8(pt)}
 	if _, err := stream.WriteRTP(&h, []byte{1, 2, 3}); err != nil {
@@ -276,6 +294,9 @@ func TestDirectSenderFollowsThePair(t *testing.T) {
 	if lost.Load() != 1 || direct.Ready() {
 		t.Fatalf("lost called %d times, ready %v", lost.Load(), direct.Ready())
 	}
+	if claims := *e.sendQ.intake.Load(); len(claims) != 0 {
+		t.Fatalf("RTCP still claimed after the move to TCP: %v", claims)
+	}
 	if _, err := stream.WriteRTP(&h, []byte{1}); !errors.Is(err, ErrDirectLost) {
 		t.Fatalf("a write after the move: %v", err)
 	}
@@ -295,5 +316,139 @@ func TestNoDirectSenderUnlessAsked(t *testing.T) {
 	defer pc.Close()
 	if d != nil {
 		t.Fatal("a direct sender without DirectSend")
+	}
+}
+
+// The connection's RTCP reaches the taker Start was given, decrypted,
+// past pion; until Stop, after which it goes to pion's RTPSender again.
+func TestDirectSenderTakesRTCP(t *testing.T) {
+	e := newEngine(t, false)
+	s := directSession(t, e, webrtc.NetworkTypeUDP4)
+	taken := make(chan []rtcp.Packet, 16)
+	if !s.direct.Start(s.spc, nil, func(b []byte) {
+		pkts, err := rtcp.Unmarshal(b)
+		if err != nil {
+			t.Errorf("taken RTCP does not parse: %v", err)
+		}
+		taken <- pkts
+	}) {
+		t.Fatal("not started")
+	}
+	fromPion := make(chan rtcp.Packet, 16)
+	go func() {
+		for {
+			pkts, _, err := s.sender.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				if _, ok := p.(*rtcp.PictureLossIndication); ok {
+					fromPion <- p
+				}
+			}
+		}
+	}()
+	// The server is connected; the client may still finish its side.
+	for end := time.Now().Add(5 * time.Second); s.cpc.ConnectionState() != webrtc.PeerConnectionStateConnected; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("the client not connected within 5 s: %s", s.cpc.ConnectionState())
+		}
+	}
+	pli := func(n uint32) {
+		if err := s.cpc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{SenderSSRC: n, MediaSSRC: uint32(s.ssrc)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pli(1)
+	select {
+	case pkts := <-taken:
+		if p, ok := pkts[0].(*rtcp.PictureLossIndication); !ok || p.MediaSSRC != uint32(s.ssrc) || p.SenderSSRC != 1 {
+			t.Fatalf("taken %v", pkts)
+		}
+	case p := <-fromPion:
+		t.Fatalf("pion read %v: the direct sender did not take it", p)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no RTCP taken within 5 s")
+	}
+	if n := e.directRTCP.Load(); n < 1 {
+		t.Fatalf("direct RTCP counted %d", n)
+	}
+
+	s.direct.Stop()
+	pli(2)
+	select {
+	case p := <-fromPion:
+		if p.(*rtcp.PictureLossIndication).SenderSSRC != 2 {
+			t.Fatalf("pion read %v", p)
+		}
+	case pkts := <-taken:
+		t.Fatalf("taken after Stop: %v", pkts)
+	case <-time.After(5 * time.Second):
+		t.Fatal("pion read no RTCP within 5 s of Stop")
+	}
+}
+
+// A datagram from the claimed address that does not authenticate with
+// the connection's keys is left to pion; a replay of one that did is
+// dropped and counted; one taken costs no allocation of the intake's.
+func TestDirectSenderRTCPIntakeRefuses(t *testing.T) {
+	e := newEngine(t, false)
+	s := directSession(t, e, webrtc.NetworkTypeUDP4)
+	var taken atomic.Int32
+	if !s.direct.Start(s.spc, nil, func([]byte) { taken.Add(1) }) {
+		t.Fatal("not started")
+	}
+	// The client's keys, as the client derives them.
+	cfg := srtp.Config{Profile: s.direct.profile}
+	if err := cfg.ExtractSessionKeysFromDTLS(&s.direct.secrets, false); err != nil {
+		t.Fatal(err)
+	}
+	client, err := srtp.CreateContext(cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, s.direct.profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := (&rtcp.PictureLossIndication{SenderSSRC: 9, MediaSSRC: uint32(s.ssrc)}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := client.EncryptRTCP(nil, plain, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.direct.takeRTCP(sealed) || taken.Load() != 1 {
+		t.Fatalf("a datagram sealed with the client's keys: taken %d", taken.Load())
+	}
+	if !s.direct.takeRTCP(sealed) || taken.Load() != 1 || e.directRTCPRefused.Load() != 1 {
+		t.Fatalf("its replay: taken %d, refused %d", taken.Load(), e.directRTCPRefused.Load())
+	}
+	// A new index (an old one would be a replay, dropped before its tag
+	// is checked), its tag broken.
+	forged, err := client.EncryptRTCP(nil, plain, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged[len(forged)-5] ^= 1 // the tag's last byte, before the index
+	if s.direct.takeRTCP(forged) {
+		t.Fatal("a datagram that does not authenticate was taken")
+	}
+	if !isRTCP(sealed) || isRTCP([]byte{0x80, 96, 0, 1, 0, 0, 0, 0}) || isRTCP([]byte{0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0}) {
+		t.Fatal("isRTCP: SRTCP, RTP or DTLS misread")
+	}
+	// Each sealed beforehand: the client's encryption is not measured.
+	const runs = 50
+	next, batch := 0, make([][]byte, runs+1)
+	for i := range batch {
+		if batch[i], err = client.EncryptRTCP(nil, plain, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := taken.Load()
+	// One is pion/srtp's: its AES-GCM decryption's additional data
+	// escapes through the cipher.AEAD interface.
+	if a := testing.AllocsPerRun(runs, func() { s.direct.takeRTCP(batch[next]); next++ }); a > 1 {
+		t.Errorf("%.1f allocations a datagram taken", a)
+	}
+	if n := taken.Load() - before; n != runs+1 {
+		t.Fatalf("%d of %d taken", n, runs+1)
 	}
 }

@@ -42,13 +42,15 @@ type Params struct {
 	// (direct.go); off, NewDirectSubscriberPeerConnection gives none and
 	// their media goes through pion's SRTP path.
 	DirectSend bool
-	// Metrics, if set, gets the UDP port's counters:
-	// lookout_webrtc_udp_datagrams_total and
-	// lookout_webrtc_udp_refused_total.
+	// Metrics, if set, gets the UDP port's counters
+	// (lookout_webrtc_udp_datagrams_total,
+	// lookout_webrtc_udp_refused_total) and the direct senders'
+	// (lookout_webrtc_direct_packets_total, _rtcp_total,
+	// _rtcp_refused_total).
 	Metrics prometheus.Registerer
 }
 
-func registerSendQueue(reg prometheus.Registerer, q *sendQueue, direct *atomic.Uint64) error {
+func registerSendQueue(reg prometheus.Registerer, q *sendQueue, direct, directRTCP, directRTCPRefused *atomic.Uint64) error {
 	for _, c := range []prometheus.Collector{
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lookout_webrtc_udp_datagrams_total",
 			Help: "Datagrams sent from the shared ICE UDP port."},
@@ -59,6 +61,12 @@ func registerSendQueue(reg prometheus.Registerer, q *sendQueue, direct *atomic.U
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lookout_webrtc_direct_packets_total",
 			Help: "Meeting RTP packets the SFU's direct senders encrypted and queued themselves (webrtc.direct_send)."},
 			func() float64 { return float64(direct.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lookout_webrtc_direct_rtcp_total",
+			Help: "Meeting subscribers' RTCP packets (datagrams) the SFU's direct senders took off the UDP port themselves."},
+			func() float64 { return float64(directRTCP.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lookout_webrtc_direct_rtcp_refused_total",
+			Help: "SRTCP datagrams the direct senders dropped: replayed, or too short."},
+			func() float64 { return float64(directRTCPRefused.Load()) }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("webrtc udp metrics: %w", err)
@@ -90,10 +98,14 @@ type Engine struct {
 	// direct senders sent.
 	directSend    bool
 	directPackets atomic.Uint64
-	udp           net.PacketConn
-	tcp           net.Listener
-	udpMux        ice.UDPMux
-	tcpMux        ice.TCPMux
+	// directRTCP counts the RTCP datagrams the direct senders took,
+	// directRTCPRefused those they dropped.
+	directRTCP, directRTCPRefused atomic.Uint64
+
+	udp    net.PacketConn
+	tcp    net.Listener
+	udpMux ice.UDPMux
+	tcpMux ice.TCPMux
 	// tcpConns is the ICE-TCP listener as the mux sees it: Close ends its
 	// connections (tcplisten.go).
 	tcpConns *connTracker
@@ -113,7 +125,7 @@ func New(p Params) (*Engine, error) {
 	e.sendQ = newSendQueue(e.udp.(*net.UDPConn), p.Log)
 	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("ice-udp"), e.sendQ)
 	if p.Metrics != nil {
-		if err := registerSendQueue(p.Metrics, e.sendQ, &e.directPackets); err != nil {
+		if err := registerSendQueue(p.Metrics, e.sendQ, &e.directPackets, &e.directRTCP, &e.directRTCPRefused); err != nil {
 			e.Close()
 			return nil, err
 		}
