@@ -12,8 +12,10 @@
 // of the SFU's CPU: it keeps its record of sent packets in a map and a
 // list with two allocations a packet, and its interceptors parse every
 // RTCP packet a second time. Here the record is a ring indexed by the
-// sequence number, the feedback is the packet the meeting already parsed,
-// and nothing is allocated per packet or per report.
+// sequence number, the feedback is read from its wire form in place
+// (FeedbackRaw: pion's parse of it allocated a slice per chunk and per
+// delta, the most the SFU allocated), and nothing is allocated per packet
+// or per report.
 //
 // An Estimator is safe for concurrent use: Sent runs on the forwarding
 // goroutines, Feedback on the connection's RTCP reader, State on the
@@ -22,6 +24,8 @@
 package bwe
 
 import (
+	"encoding/binary"
+	"errors"
 	"math"
 	"sync"
 
@@ -120,13 +124,35 @@ func (e *Estimator) Sent(size int, now int64) uint16 {
 	return seq
 }
 
-// Feedback reads a report received at now.
+// Feedback reads a report received at now, as pion parsed it (a
+// connection whose RTCP pion reads): its wire form is read again, as
+// FeedbackRaw reads it.
 func (e *Estimator) Feedback(fb *rtcp.TransportLayerCC, now int64) {
+	b, err := fb.Marshal()
+	if err != nil || len(b) < 4 || len(b)%4 != 0 {
+		return
+	}
+	// pion marshals the header it was given, which a report made rather
+	// than parsed leaves empty.
+	b[0] = 0x80 | b[0]&0x20 | rtcp.FormatTCC
+	b[1] = byte(rtcp.TypeTransportSpecificFeedback)
+	binary.BigEndian.PutUint16(b[2:], uint16(len(b)/4-1))
+	_ = e.FeedbackRaw(b, now)
+}
+
+// FeedbackRaw reads a report received at now in its wire form: one RTCP
+// packet, its header first (padding and what follows its length are
+// ignored). A malformed report is refused whole and changes nothing.
+func (e *Estimator) FeedbackRaw(b []byte, now int64) error {
+	r, err := parseReport(b)
+	if err != nil {
+		return err
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	reported, lost := e.decode(fb)
+	reported, lost := e.decode(&r)
 	if reported == 0 {
-		return
+		return nil
 	}
 	e.updateLoss(float64(lost)/float64(reported), now)
 	// In the order they arrived, as the delay detector reads them.
@@ -145,16 +171,101 @@ func (e *Estimator) Feedback(fb *rtcp.TransportLayerCC, now int64) {
 	}
 	e.rate.update(e.detector.usage, e.received.rate, now, e.cfg)
 	e.lossRate = min(e.lossRate, e.rate.target)
+	return nil
 }
 
-// decode marks the packets fb reports and gathers those that arrived
-// into e.arrivals; it returns how many packets of this connection the
-// report covers and how many of them it says were lost.
-func (e *Estimator) decode(fb *rtcp.TransportLayerCC) (reported, lost int) {
+// feedbackView is a transport-wide feedback packet's fields, its chunks
+// and deltas left in the packet's bytes.
+type feedbackView struct {
+	base, count uint16
+	refTime     uint32 // 24 bits, 64 ms each
+	chunks      []byte // two bytes a chunk, covering count packets
+	deltas      []byte // then the arrivals' deltas, 1 or 2 bytes each
+}
+
+// Errors of a malformed report.
+var (
+	ErrNotFeedback = errors.New("bwe: not a transport-wide feedback packet")
+	ErrShortReport = errors.New("bwe: transport-wide feedback shorter than its fields")
+)
+
+// parseReport checks a feedback packet's layout: header, fields, chunks
+// enough for its packet count, and the deltas its symbols call for.
+func parseReport(b []byte) (feedbackView, error) {
+	// RTCP header (version 2, format 15, type 205), sender and media
+	// SSRCs, base sequence number, count, reference time, feedback count.
+	const fixed = 20
+	if len(b) < 4 || b[0]>>6 != 2 || b[0]&0x1f != 15 || b[1] != 205 {
+		return feedbackView{}, ErrNotFeedback
+	}
+	size := (int(binary.BigEndian.Uint16(b[2:4])) + 1) * 4
+	if size < fixed || size > len(b) {
+		return feedbackView{}, ErrShortReport
+	}
+	b = b[:size]
+	r := feedbackView{base: binary.BigEndian.Uint16(b[12:]), count: binary.BigEndian.Uint16(b[14:]),
+		refTime: uint32(b[16])<<16 | uint32(b[17])<<8 | uint32(b[18])}
+	// The chunks: as many as cover count packets.
+	covered, deltaBytes, i := 0, 0, fixed
+	for covered < int(r.count) {
+		if i+2 > len(b) {
+			return feedbackView{}, ErrShortReport
+		}
+		c := binary.BigEndian.Uint16(b[i:])
+		i += 2
+		forEachSymbol(c, int(r.count)-covered, func(s uint16) {
+			covered++
+			deltaBytes += deltaSize(s)
+		})
+	}
+	r.chunks = b[fixed:i]
+	if i+deltaBytes > len(b) {
+		return feedbackView{}, ErrShortReport
+	}
+	r.deltas = b[i : i+deltaBytes]
+	return r, nil
+}
+
+// forEachSymbol calls f with each packet status symbol of chunk c, at
+// most limit of them.
+func forEachSymbol(c uint16, limit int, f func(symbol uint16)) {
+	switch {
+	case c&0x8000 == 0: // run length: a symbol, then how many
+		s, n := c>>13&3, int(c&0x1fff)
+		for range min(n, limit) {
+			f(s)
+		}
+	case c&0x4000 == 0: // status vector of fourteen one-bit symbols
+		for k := range min(14, limit) {
+			f(c >> (13 - k) & 1)
+		}
+	default: // of seven two-bit symbols
+		for k := range min(7, limit) {
+			f(c >> (12 - 2*k) & 3)
+		}
+	}
+}
+
+// deltaSize is the bytes of arrival delta a symbol calls for: 1 for a
+// small delta, 2 for a large one, none for a packet not received.
+func deltaSize(symbol uint16) int {
+	switch symbol {
+	case rtcp.TypeTCCPacketReceivedSmallDelta:
+		return 1
+	case rtcp.TypeTCCPacketReceivedLargeDelta:
+		return 2
+	}
+	return 0
+}
+
+// decode marks the packets r reports and gathers those that arrived into
+// e.arrivals; it returns how many packets of this connection the report
+// covers and how many of them it says were lost.
+func (e *Estimator) decode(r *feedbackView) (reported, lost int) {
 	e.arrivals = e.arrivals[:0]
 	// The reference time counts 64 ms in 24 bits; unwrap it against the
 	// last report's.
-	ref := int64(fb.ReferenceTime&0xffffff) * 64000
+	ref := int64(r.refTime&0xffffff) * 64000
 	if e.haveRef {
 		const span = int64(1<<24) * 64000
 		for ref-e.refTime > span/2 {
@@ -166,30 +277,27 @@ func (e *Estimator) decode(fb *rtcp.TransportLayerCC) (reported, lost int) {
 	}
 	e.refTime, e.haveRef = ref, true
 	arrivedAt := ref // µs
-	seq := fb.BaseSequenceNumber
-	deltas := fb.RecvDeltas
-	remaining := int(fb.PacketStatusCount)
+	seq := r.base
+	deltas := r.deltas
+	remaining := int(r.count)
 	status := func(symbol uint16) {
-		if remaining == 0 {
-			return
-		}
 		remaining--
 		p := &e.sent[seq%historySize]
 		known := p.state != slotEmpty && p.seq == seq
 		seq++
 		switch symbol {
-		case rtcp.TypeTCCPacketNotReceived:
+		case rtcp.TypeTCCPacketReceivedSmallDelta:
+			arrivedAt += int64(deltas[0]) * 250
+			deltas = deltas[1:]
+		case rtcp.TypeTCCPacketReceivedLargeDelta:
+			arrivedAt += int64(int16(binary.BigEndian.Uint16(deltas))) * 250
+			deltas = deltas[2:]
+		default: // not received (or the reserved symbol, taken as such)
 			if known && p.state == slotSent {
 				reported++
 				lost++
 			}
 			return
-		case rtcp.TypeTCCPacketReceivedSmallDelta, rtcp.TypeTCCPacketReceivedLargeDelta:
-			if len(deltas) == 0 {
-				return // a malformed report: fewer deltas than packets
-			}
-			arrivedAt += deltas[0].Delta
-			deltas = deltas[1:]
 		}
 		if !known || p.state == slotReported {
 			return
@@ -198,19 +306,8 @@ func (e *Estimator) decode(fb *rtcp.TransportLayerCC) (reported, lost int) {
 		p.state = slotReported
 		e.arrivals = append(e.arrivals, arrival{sent: p.at, arrived: arrivedAt * 1000, size: int(p.size)})
 	}
-	for _, c := range fb.PacketChunks {
-		switch c := c.(type) {
-		case *rtcp.RunLengthChunk:
-			for range c.RunLength {
-				status(c.PacketStatusSymbol)
-			}
-		case *rtcp.StatusVectorChunk:
-			// One-bit symbols are 0 (not received) and 1 (received,
-			// a small delta), as two-bit ones are.
-			for _, s := range c.SymbolList {
-				status(s)
-			}
-		}
+	for c := r.chunks; len(c) >= 2 && remaining > 0; c = c[2:] {
+		forEachSymbol(binary.BigEndian.Uint16(c), remaining, status)
 	}
 	return reported, lost
 }

@@ -1,6 +1,8 @@
 package bwe
 
 import (
+	"encoding/binary"
+	"errors"
 	"testing"
 	"time"
 
@@ -246,11 +248,31 @@ func TestOddReports(t *testing.T) {
 	if after := e.State(); after != before {
 		t.Fatalf("a duplicate and an unknown report changed the state: %+v to %+v", before, after)
 	}
-	// 6-9 said received, with one arrival time for four; and a status
-	// count beyond the chunks: the first is read, the rest ignored.
-	e.Feedback(fb(6, 40, []rtcp.PacketStatusChunk{run(received, 4)}, 1000), int64(time.Second)+3)
-	if n := len(e.arrivals); n != 1 {
-		t.Fatalf("%d arrivals read from a report with one arrival time", n)
+	// 6-9 said received, with one arrival time for four; a length that
+	// cuts the fixed fields; not a feedback packet: refused whole.
+	before = e.State()
+	raw := func(f *rtcp.TransportLayerCC) []byte {
+		b, err := f.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[0], b[1] = 0x80|rtcp.FormatTCC, byte(rtcp.TypeTransportSpecificFeedback)
+		binary.BigEndian.PutUint16(b[2:], uint16(len(b)/4-1))
+		return b
+	}
+	if err := e.FeedbackRaw(raw(fb(6, 4, []rtcp.PacketStatusChunk{run(received, 4)}, 1000)), int64(time.Second)+3); !errors.Is(err, ErrShortReport) {
+		t.Fatalf("four received, one delta: %v", err)
+	}
+	cut := raw(fb(6, 4, []rtcp.PacketStatusChunk{run(received, 4)}, 1000, 1000, 1000, 1000))
+	binary.BigEndian.PutUint16(cut[2:], 3) // 16 bytes
+	if err := e.FeedbackRaw(cut, int64(time.Second)+3); !errors.Is(err, ErrShortReport) {
+		t.Fatalf("a length of 16 bytes: %v", err)
+	}
+	if err := e.FeedbackRaw([]byte{0x81, 201, 0, 1, 0, 0, 0, 0}, int64(time.Second)+3); !errors.Is(err, ErrNotFeedback) {
+		t.Fatalf("a receiver report: %v", err)
+	}
+	if after := e.State(); after != before {
+		t.Fatalf("malformed reports changed the state: %+v to %+v", before, after)
 	}
 	// A status vector of one-bit symbols: 1 is received.
 	e2 := New(testConfig)
@@ -292,15 +314,20 @@ func TestNoAllocation(t *testing.T) {
 	}
 	l := newLink(t, 0)
 	l.run(time.Second, constant(1_000_000))
-	fb := reportOf(t, 20)
+	fb, err := reportOf(t, 20).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
 	e = New(testConfig)
 	if n := testing.AllocsPerRun(100, func() {
 		for range 20 {
 			e.Sent(1200, 1)
 		}
-		e.Feedback(fb, 2)
+		if err := e.FeedbackRaw(fb, 2); err != nil {
+			t.Fatal(err)
+		}
 	}); n != 0 {
-		t.Fatalf("Feedback: %.1f allocations", n)
+		t.Fatalf("FeedbackRaw: %.1f allocations", n)
 	}
 }
 
@@ -321,10 +348,13 @@ func BenchmarkSent(b *testing.B) {
 	}
 }
 
-// BenchmarkFeedback is 20 packets sent and reported: per packet, divide by
-// 20.
+// BenchmarkFeedback is 20 packets sent and reported (the report read from
+// its wire form): per packet, divide by 20.
 func BenchmarkFeedback(b *testing.B) {
-	fb := reportOf(b, 20)
+	fb, err := reportOf(b, 20).Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
 	e := New(testConfig)
 	b.ReportAllocs()
 	now := int64(0)
@@ -333,8 +363,10 @@ func BenchmarkFeedback(b *testing.B) {
 			now += int64(time.Millisecond)
 			e.Sent(1200, now)
 		}
-		fb.BaseSequenceNumber = e.next - 20
-		fb.ReferenceTime++
-		e.Feedback(fb, now)
+		binary.BigEndian.PutUint16(fb[12:], e.next-20) // the base sequence number
+		fb[18]++                                       // the reference time's low byte
+		if err := e.FeedbackRaw(fb, now); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

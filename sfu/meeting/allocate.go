@@ -70,11 +70,12 @@ const lossCongested = 0.10
 
 // linkEstimator is a subscriber link's bandwidth estimator: every packet
 // sent to the subscriber is numbered by Sent, the subscriber's
-// transport-wide feedback is read by Feedback, and the allocator reads
-// State.
+// transport-wide feedback is read by Feedback (as pion parsed it) or
+// FeedbackRaw (as it came), and the allocator reads State.
 type linkEstimator interface {
 	Sent(size int, now int64) uint16
 	Feedback(fb *rtcp.TransportLayerCC, now int64)
+	FeedbackRaw(b []byte, now int64) error
 	State() bwe.State
 }
 

@@ -20,6 +20,7 @@ type fakeBWE struct {
 
 func (f *fakeBWE) Sent(int, int64) uint16                 { return 0 }
 func (f *fakeBWE) Feedback(*rtcp.TransportLayerCC, int64) {}
+func (f *fakeBWE) FeedbackRaw([]byte, int64) error        { return nil }
 func (f *fakeBWE) State() bwe.State                       { return bwe.State{Estimate: f.estimate, Loss: f.loss} }
 
 // A subscriber's first feedback may count as lost what was sent before

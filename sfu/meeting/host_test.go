@@ -152,7 +152,9 @@ func TestDirectSenderOverUDPPionOverTCP(t *testing.T) {
 	}
 	// bob's client sends feedback every 100 ms, and receiver reports.
 	waitUntil(t, 5*time.Second, func() bool { return direct("bob").RTCPTaken() >= 5 },
-		func() string { return fmt.Sprintf("bob's RTCP taken by the direct sender: %d", direct("bob").RTCPTaken()) })
+		func() string {
+			return fmt.Sprintf("bob's RTCP taken by the direct sender: %d", direct("bob").RTCPTaken())
+		})
 	if d := direct("carol"); d == nil || d.Ready() || d.Packets() != 0 || d.RTCPTaken() != 0 {
 		t.Errorf("carol over ICE-TCP: direct sender ready %v, %d packets, %d RTCP", d != nil && d.Ready(), d.Packets(), d.RTCPTaken())
 	}

@@ -2,6 +2,7 @@ package meeting
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -713,11 +714,35 @@ func (p *participant) takeRTCPFor(d *downTrack, pkt rtcp.Packet) {
 
 // takeSubscriberRTCP takes a compound RTCP packet the subscriber
 // connection's direct sender read (rtc.DirectSender.Start), on the UDP
-// socket's reading goroutine: each packet goes to the stream it is about,
-// as pion's SRTCP session sends them, and the transport-wide feedback to
-// the estimator once. A packet about no stream of this connection (one
-// just removed) is dropped.
+// socket's reading goroutine: the transport-wide feedback goes to the
+// estimator as it came (most datagrams are one such packet: nothing is
+// parsed into objects, nothing allocated), and each other packet to the
+// stream it is about, as pion's SRTCP session sends them. A packet about
+// no stream of this connection (one just removed) is dropped.
 func (p *participant) takeSubscriberRTCP(buf []byte) {
+	others := false
+	for b := buf; len(b) > 0; {
+		if len(b) < 4 || b[0]>>6 != 2 {
+			p.rtcpBad.Add(1)
+			return
+		}
+		n := (int(binary.BigEndian.Uint16(b[2:4])) + 1) * 4
+		if n > len(b) {
+			p.rtcpBad.Add(1)
+			return
+		}
+		if b[1] == byte(rtcp.TypeTransportSpecificFeedback) && b[0]&0x1f == rtcp.FormatTCC {
+			if p.bwe.FeedbackRaw(b[:n], nanotime()) != nil {
+				p.rtcpBad.Add(1)
+			}
+		} else {
+			others = true
+		}
+		b = b[n:]
+	}
+	if !others {
+		return
+	}
 	pkts, err := rtcp.Unmarshal(buf)
 	if err != nil {
 		p.rtcpBad.Add(1)
@@ -725,9 +750,8 @@ func (p *participant) takeSubscriberRTCP(buf []byte) {
 	}
 	var downs []*downTrack // read at the first packet that needs them
 	for _, pkt := range pkts {
-		if fb, ok := pkt.(*rtcp.TransportLayerCC); ok {
-			p.bwe.Feedback(fb, nanotime())
-			continue
+		if _, ok := pkt.(*rtcp.TransportLayerCC); ok {
+			continue // read above
 		}
 		if downs == nil {
 			downs = p.downTracks()
