@@ -4,8 +4,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -325,5 +327,33 @@ func TestCloseEndsSilentICETCPConnections(t *testing.T) {
 	_ = silent[0].SetReadDeadline(time.Now().Add(2 * time.Second))
 	if _, err := silent[0].Read(make([]byte, 1)); err == nil {
 		t.Fatal("a silent connection is still open")
+	}
+}
+
+// The shared UDP socket's receive buffer is enlarged, as far as the
+// kernel allows (net.core.rmem_max): the kernel's default overflowed with
+// 60 publishers.
+func TestUDPReceiveBufferEnlarged(t *testing.T) {
+	e := newEngine(t, false)
+	want := udpReadBuffer
+	if b, err := os.ReadFile("/proc/sys/net/core/rmem_max"); err == nil {
+		if max, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			want = min(want, max)
+		}
+	}
+	raw, err := e.udp.(*net.UDPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	if cerr := raw.Control(func(fd uintptr) { got, err = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF) }); cerr != nil || err != nil {
+		t.Fatal(cerr, err)
+	}
+	// Linux reports twice what was set (its bookkeeping's share).
+	if got < want {
+		t.Fatalf("receive buffer %d bytes, want at least %d", got, want)
+	}
+	if want <= 212992 {
+		t.Logf("net.core.rmem_max is %d: the buffer could not be enlarged here", want)
 	}
 }
