@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -186,18 +184,6 @@ func (c *meetClient) fail(what string) {
 	c.mu.Unlock()
 }
 
-// extmapID is the id an SDP gives the header extension uri, 0 if none.
-func extmapID(desc, uri string) int {
-	for _, line := range strings.Split(desc, "\n") {
-		f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "a=extmap:"))
-		if strings.HasPrefix(line, "a=extmap:") && len(f) >= 2 && f[1] == uri {
-			id, _ := strconv.Atoi(strings.Split(f[0], "/")[0])
-			return id
-		}
-	}
-	return 0
-}
-
 func firstWords(s string) string {
 	if len(s) > 120 {
 		return s[:120]
@@ -302,7 +288,7 @@ func (c *meetClient) answer(offer string) error {
 		if pc, conn, err = c.newPC(false); err != nil {
 			return err
 		}
-		go conn.sendFeedback(pc, c.quit)
+		go conn.feedback.Send(pc, c.quit, func(n int) { feedbackSent.Add(uint64(n)) })
 		pc.OnICECandidate(func(ic *webrtc.ICECandidate) { c.sendCandidate(signal.TargetSubscriber, ic) })
 		pc.OnTrack(func(tr *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 			// As a browser takes the sender reports (its receiver
@@ -326,11 +312,9 @@ func (c *meetClient) answer(offer string) error {
 	}
 	// The first offer may have no media yet (the chat channel only): the
 	// extension's id comes with the first that has.
-	if id := extmapID(offer, sdp.TransportCCURI); id != 0 {
-		c.mu.Lock()
-		c.subConn.twccID.Store(uint32(id))
-		c.mu.Unlock()
-	}
+	c.mu.Lock()
+	c.subConn.feedback.FromOffer(offer)
+	c.mu.Unlock()
 	ans, err := meetpeer.Answer(pc, offer)
 	if err != nil {
 		return err

@@ -2,16 +2,12 @@ package main
 
 import (
 	"encoding/binary"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"github.com/pion/interceptor/pkg/twcc"
-	"github.com/pion/webrtc/v4"
-
+	"github.com/lookout-cc/lookout/internal/meetpeer"
 	"github.com/lookout-cc/lookout/internal/rxstamp"
 )
 
@@ -41,11 +37,9 @@ type stampConn struct {
 	mu     sync.Mutex
 	tables atomic.Pointer[[]*stampTable]
 
-	// twccID is the transport-wide sequence number's header extension
-	// id, 0 until negotiated; twcc records the arrivals for feedback.
-	twccID atomic.Uint32
-	twccMu sync.Mutex
-	twcc   *twcc.Recorder
+	// feedback records the RTP's arrivals for the connection's TWCC
+	// feedback.
+	feedback *meetpeer.ArrivalFeedback
 }
 
 // stampTable holds, for one SSRC, the arrival of the last 1024 sequence
@@ -70,7 +64,7 @@ func listenStamped() (*stampConn, error) {
 		conn.Close()
 		return nil, err
 	}
-	c := &stampConn{UDPConn: conn, oob: make([]byte, rxstamp.OOBSize), twcc: twcc.NewRecorder(rand.Uint32())}
+	c := &stampConn{UDPConn: conn, oob: make([]byte, rxstamp.OOBSize), feedback: meetpeer.NewArrivalFeedback()}
 	c.tables.Store(&[]*stampTable{})
 	return c, nil
 }
@@ -129,64 +123,7 @@ func (c *stampConn) note(b, oob []byte) {
 	ssrc := binary.BigEndian.Uint32(b[8:12])
 	t := c.table(ssrc)
 	t.at[seq&1023].Store(uint64(seq)<<48 | uint64(at-wallEpoch)&stampTimeMask)
-	if id := c.twccID.Load(); id != 0 {
-		if ext, ok := oneByteExtension(b, uint8(id)); ok && len(ext) >= 2 {
-			c.twccMu.Lock()
-			c.twcc.Record(ssrc, binary.BigEndian.Uint16(ext), (at-wallEpoch)/1000)
-			c.twccMu.Unlock()
-		}
-	}
-}
-
-// oneByteExtension finds header extension id in an RTP packet's one-byte
-// extension block (RFC 8285), without allocating.
-func oneByteExtension(b []byte, id uint8) ([]byte, bool) {
-	if b[0]&0x10 == 0 {
-		return nil, false
-	}
-	off := 12 + 4*int(b[0]&0x0f)
-	if len(b) < off+4 || binary.BigEndian.Uint16(b[off:]) != 0xBEDE {
-		return nil, false
-	}
-	end := off + 4 + 4*int(binary.BigEndian.Uint16(b[off+2:]))
-	if end > len(b) {
-		return nil, false
-	}
-	for i := off + 4; i < end; {
-		if b[i] == 0 { // padding
-			i++
-			continue
-		}
-		eid, l := b[i]>>4, int(b[i]&0x0f)+1
-		if eid == 15 || i+1+l > end {
-			return nil, false
-		}
-		if eid == id {
-			return b[i+1 : i+1+l], true
-		}
-		i += 1 + l
-	}
-	return nil, false
-}
-
-// sendFeedback sends the transport-wide congestion control feedback every
-// 100 ms, as browsers and pion do, until quit.
-func (c *stampConn) sendFeedback(pc *webrtc.PeerConnection, quit <-chan struct{}) {
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-quit:
-			return
-		case <-tick.C:
-		}
-		c.twccMu.Lock()
-		pkts := c.twcc.BuildFeedbackPacket()
-		c.twccMu.Unlock()
-		if len(pkts) > 0 && pc.WriteRTCP(pkts) == nil {
-			feedbackSent.Add(uint64(len(pkts)))
-		}
-	}
+	c.feedback.Note(b, (at-wallEpoch)/1000)
 }
 
 // feedbackSent counts the TWCC feedback packets all receivers sent: none

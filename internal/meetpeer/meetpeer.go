@@ -9,6 +9,10 @@
 // It speaks the signaling protocol of docs/signaling.md: join (waiting in
 // the lobby when the token says so), the publisher offer with its sources,
 // the subscriber connection the server offers, trickle ICE both ways.
+//
+// ArrivalFeedback is the transport-wide congestion control feedback the
+// bench's participants and the meeting tests' throttled links make from
+// their sockets' arrival times, as a browser's network layer does.
 package meetpeer
 
 import (

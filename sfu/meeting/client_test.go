@@ -173,9 +173,10 @@ type client struct {
 	// tcpOnly has the client's connections use ICE-TCP only, as behind
 	// a firewall that blocks UDP.
 	tcpOnly bool
-	// subFeedback is subFilter's socket when it makes the subscriber
-	// connection's TWCC feedback; feeding tells whether it is sent.
-	subFeedback bottleneckFeedback
+	// subFeedback is subFilter's record of arrivals when the subscriber
+	// connection's TWCC feedback is made from it; feeding tells whether
+	// it is being sent.
+	subFeedback *meetpeer.ArrivalFeedback
 	feeding     bool
 	sockets     []net.PacketConn
 
@@ -285,7 +286,7 @@ func (c *client) newPC(filter func(net.PacketConn) net.PacketConn) (*webrtc.Peer
 	nackOpts := []nack.GeneratorOption{nack.GeneratorMaxNacksPerPacket(3)}
 	if fb, own := pc.(bottleneckFeedback); own {
 		c.mu.Lock()
-		c.subFeedback = fb
+		c.subFeedback = fb.arrivalFeedback()
 		c.mu.Unlock()
 		// pion's interceptors but its TWCC feedback: the filter makes it.
 		if err := webrtc.ConfigureNackWithOptions(&me, &ir, nackOpts); err != nil {
@@ -504,13 +505,10 @@ func (c *client) answer(sdp string) {
 	c.feeding = c.feeding || start
 	c.mu.Unlock()
 	if fb != nil {
-		// The first offer may have no media yet, nor the extension.
-		if id := extmapID(sdp, transportCCURI); id != 0 {
-			fb.setTWCCExtension(id)
-		}
+		fb.FromOffer(sdp)
 	}
 	if start {
-		go sendFeedback(pc, fb)
+		go fb.Send(pc, c.readDone, nil)
 	}
 	if c.candidatesFirst && pc.LocalDescription() != nil {
 		<-gathered
@@ -519,41 +517,6 @@ func (c *client) answer(sdp string) {
 		}
 	}
 	c.send(map[string]any{"type": "answer", "sdp": ans})
-}
-
-// transportCCURI is the TWCC header extension; answer, whose offer is named
-// sdp, cannot name the package.
-const transportCCURI = sdp.TransportCCURI
-
-// extmapID is the id an SDP gives the header extension uri, 0 if none.
-func extmapID(desc, uri string) uint8 {
-	for _, l := range strings.Split(desc, "\r\n") {
-		rest, ok := strings.CutPrefix(l, "a=extmap:")
-		if !ok {
-			continue
-		}
-		idDir, u, _ := strings.Cut(rest, " ")
-		id, _, _ := strings.Cut(idDir, "/")
-		if n, err := strconv.Atoi(id); err == nil && n > 0 && n < 15 && strings.TrimSpace(u) == uri {
-			return uint8(n)
-		}
-	}
-	return 0
-}
-
-// sendFeedback sends fb's TWCC feedback on pc every 100 ms, as browsers
-// and pion do, until pc closes.
-func sendFeedback(pc *webrtc.PeerConnection, fb bottleneckFeedback) {
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for range tick.C {
-		if pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
-			return
-		}
-		if pkts := fb.feedback(); len(pkts) > 0 {
-			_ = pc.WriteRTCP(pkts)
-		}
-	}
 }
 
 // candidatesOf is the candidate lines of an SDP, without "a=".

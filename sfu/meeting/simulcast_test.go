@@ -1,17 +1,13 @@
 package meeting
 
 import (
-	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/pion/interceptor/pkg/twcc"
-	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
-
+	"github.com/lookout-cc/lookout/internal/meetpeer"
 	"github.com/lookout-cc/lookout/internal/rxstamp"
 	"github.com/lookout-cc/lookout/sfu/signal"
 )
@@ -22,22 +18,19 @@ import (
 // RTCP wait their turn but are kept).
 //
 // It is also where the client's transport-wide congestion control
-// feedback takes its arrival times (see bottleneckFeedback): the time each
-// packet leaves the bottleneck, as a browser's network layer notes it.
-// pion's own feedback notes the time its read loop took the packet, after
-// this throttle's sleep and three goroutine hand-overs; on a machine busy
-// with other tests that scheduling jitter looks to the SFU's delay-based
+// feedback takes its arrival times (meetpeer.ArrivalFeedback): the time
+// each packet leaves the bottleneck, from the kernel's arrival stamp. pion's
+// own feedback notes the time its read loop took the packet, after this
+// throttle's sleep and three goroutine hand-overs; on a machine busy with
+// other tests that scheduling jitter looks to the SFU's delay-based
 // estimate like a queue growing, and a link that carries 400 kbit/s was
 // taken for one that carries less.
 type throttle struct {
 	net.PacketConn
-	bps  atomic.Int64 // 0: no limit
-	q    chan queued
-	once sync.Once
-
-	twccID atomic.Uint32 // the transport-wide sequence number extension's id; 0 until negotiated
-	twccMu sync.Mutex
-	twcc   *twcc.Recorder
+	bps      atomic.Int64 // 0: no limit
+	q        chan queued
+	once     sync.Once
+	arrivals *meetpeer.ArrivalFeedback
 }
 
 type queued struct {
@@ -52,7 +45,7 @@ const maxQueueDelay = 250 * time.Millisecond
 func (t *throttle) wrap(pc net.PacketConn) net.PacketConn {
 	t.PacketConn = pc
 	t.q = make(chan queued, 4096)
-	t.twcc = twcc.NewRecorder(rand.Uint32())
+	t.arrivals = meetpeer.NewArrivalFeedback()
 	udp, ok := pc.(*net.UDPConn)
 	if !ok {
 		panic("throttle: not a UDP socket")
@@ -64,43 +57,14 @@ func (t *throttle) wrap(pc net.PacketConn) net.PacketConn {
 	return t
 }
 
-// bottleneckFeedback is a subscriber socket filter that makes the
-// connection's transport-wide congestion control feedback itself (the
-// client then registers no TWCC interceptor of pion's).
+// bottleneckFeedback is a subscriber socket filter that notes the
+// arrivals the connection's TWCC feedback is made from (the client then
+// registers no TWCC interceptor of pion's).
 type bottleneckFeedback interface {
-	// setTWCCExtension gives the negotiated extension id.
-	setTWCCExtension(id uint8)
-	// feedback is the feedback for the packets since the last call.
-	feedback() []rtcp.Packet
+	arrivalFeedback() *meetpeer.ArrivalFeedback
 }
 
-func (t *throttle) setTWCCExtension(id uint8) { t.twccID.Store(uint32(id)) }
-
-func (t *throttle) feedback() []rtcp.Packet {
-	t.twccMu.Lock()
-	defer t.twccMu.Unlock()
-	return t.twcc.BuildFeedbackPacket()
-}
-
-// noteArrival records an RTP packet's transport-wide sequence number as
-// arrived at at.
-func (t *throttle) noteArrival(b []byte, at time.Time) {
-	id := t.twccID.Load()
-	var h rtp.Header
-	if id == 0 {
-		return
-	}
-	if _, err := h.Unmarshal(b); err != nil {
-		return
-	}
-	ext := h.GetExtension(uint8(id))
-	if len(ext) < 2 {
-		return
-	}
-	t.twccMu.Lock()
-	t.twcc.Record(h.SSRC, uint16(ext[0])<<8|uint16(ext[1]), at.UnixMicro())
-	t.twccMu.Unlock()
-}
+func (t *throttle) arrivalFeedback() *meetpeer.ArrivalFeedback { return t.arrivals }
 
 // pump reads the socket and schedules each packet's delivery from its
 // arrival at the socket (the kernel's time, not the read's).
@@ -131,9 +95,7 @@ func (t *throttle) pump(conn *net.UDPConn) {
 			busyUntil = start.Add(time.Duration(int64(n*8) * int64(time.Second) / rate))
 			at = busyUntil
 		}
-		if rtpPacket {
-			t.noteArrival(buf[:n], at)
-		}
+		t.arrivals.Note(buf[:n], at.UnixMicro())
 		t.q <- queued{b: buf[:n], addr: addr, at: at}
 	}
 }
