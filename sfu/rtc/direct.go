@@ -170,7 +170,9 @@ func (d *DirectSender) Start(pc *webrtc.PeerConnection, lost func(), takeRTCP fu
 		if err == nil {
 			d.rtcpCtx, d.onRTCP, d.rtcpPlain = ctx, takeRTCP, make([]byte, 0, sendQueueMTU)
 			d.claimed = remote
-			d.q.claim(remote, d)
+			// An earlier claim of the address (a connection gone,
+			// whose port the client reuses) is replaced.
+			d.q.editIntake(func(m map[netip.AddrPort]*DirectSender) { m[remote] = d })
 		}
 	}
 	ice.OnSelectedCandidatePairChange(d.follow)
@@ -188,10 +190,21 @@ func (d *DirectSender) Stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.stopped = true
-	if d.claimed.IsValid() {
-		d.q.release(d.claimed, d)
-		d.claimed = netip.AddrPort{}
+	d.release()
+}
+
+// release gives the claimed address's RTCP back to pion, d.mu held.
+func (d *DirectSender) release() {
+	if !d.claimed.IsValid() {
+		return
 	}
+	addr := d.claimed
+	d.q.editIntake(func(m map[netip.AddrPort]*DirectSender) {
+		if m[addr] == d {
+			delete(m, addr)
+		}
+	})
+	d.claimed = netip.AddrPort{}
 }
 
 // takeRTCP takes one SRTCP datagram from the connection's remote address;
@@ -226,10 +239,14 @@ func (d *DirectSender) follow(pair *webrtc.ICECandidatePair) {
 		if remote, ok := pairRemote(pair); ok {
 			d.remote.Store(&remote)
 			d.mu.Lock()
-			if d.claimed.IsValid() && d.claimed != remote && !d.stopped {
-				d.q.release(d.claimed, d)
+			if old := d.claimed; old.IsValid() && old != remote && !d.stopped {
+				d.q.editIntake(func(m map[netip.AddrPort]*DirectSender) {
+					if m[old] == d {
+						delete(m, old)
+					}
+					m[remote] = d
+				})
 				d.claimed = remote
-				d.q.claim(remote, d)
 			}
 			d.mu.Unlock()
 			return
@@ -241,10 +258,7 @@ func (d *DirectSender) follow(pair *webrtc.ICECandidatePair) {
 	d.mu.Lock()
 	lost := d.lostFn
 	// The RTCP goes back to pion: over TCP it never reaches the socket.
-	if d.claimed.IsValid() {
-		d.q.release(d.claimed, d)
-		d.claimed = netip.AddrPort{}
-	}
+	d.release()
 	d.mu.Unlock()
 	if lost != nil {
 		lost()

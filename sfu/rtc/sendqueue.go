@@ -172,36 +172,19 @@ func isRTCP(b []byte) bool {
 	return len(b) >= 8 && b[0] >= 128 && b[0] <= 191 && b[1] >= 192 && b[1] <= 223
 }
 
-// claim has d take the SRTCP from addr; an earlier claim of addr (a
-// connection gone, whose port the client reuses) is replaced.
-func (q *sendQueue) claim(addr netip.AddrPort, d *DirectSender) {
+// editIntake changes which direct sender takes the SRTCP from which
+// address: edit gets a copy of the map, which then replaces it (the
+// reader goroutine reads it without a lock).
+func (q *sendQueue) editIntake(edit func(map[netip.AddrPort]*DirectSender)) {
 	q.intakeMu.Lock()
 	defer q.intakeMu.Unlock()
-	m := map[netip.AddrPort]*DirectSender{addr: d}
+	m := map[netip.AddrPort]*DirectSender{}
 	if old := q.intake.Load(); old != nil {
-		for a, o := range *old {
-			if a != addr {
-				m[a] = o
-			}
+		for a, d := range *old {
+			m[a] = d
 		}
 	}
-	q.intake.Store(&m)
-}
-
-// release ends d's claim of addr, if it still holds it.
-func (q *sendQueue) release(addr netip.AddrPort, d *DirectSender) {
-	q.intakeMu.Lock()
-	defer q.intakeMu.Unlock()
-	old := q.intake.Load()
-	if old == nil || (*old)[addr] != d {
-		return
-	}
-	m := make(map[netip.AddrPort]*DirectSender, len(*old))
-	for a, o := range *old {
-		if a != addr {
-			m[a] = o
-		}
-	}
+	edit(m)
 	q.intake.Store(&m)
 }
 
