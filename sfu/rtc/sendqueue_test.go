@@ -62,7 +62,8 @@ func datagram(i uint32) []byte {
 
 // Datagrams written from several goroutines to several receivers all
 // arrive whole, each writer's in its order, over IPv4 and IPv6, through
-// both write methods; the queue wraps around many times.
+// both write methods and queued to be flushed by the writer; the queue
+// wraps around many times.
 func TestSendQueueDelivers(t *testing.T) {
 	for _, tc := range []struct{ network, addr string }{{"udp4", "127.0.0.1:0"}, {"udp6", "[::1]:0"}, {"udp", "127.0.0.1:0"}} {
 		t.Run(tc.network, func(t *testing.T) {
@@ -81,10 +82,16 @@ func TestSendQueueDelivers(t *testing.T) {
 					to := receivers[w].LocalAddr().(*net.UDPAddr)
 					for i := range uint32(each) {
 						var err error
-						if i%2 == 0 {
+						switch i % 3 {
+						case 0:
 							_, err = q.WriteToAddrPort(datagram(i), to.AddrPort())
-						} else {
+						case 1:
 							_, err = q.WriteTo(datagram(i), to)
+						default: // as a fan-out writes: flushed by the writer
+							_, err = q.queue(datagram(i), to.AddrPort(), false)
+							if i%10 == 2 || i+3 >= each {
+								q.Flush()
+							}
 						}
 						if err != nil {
 							t.Error(err)
@@ -107,6 +114,26 @@ func TestSendQueueDelivers(t *testing.T) {
 			wg.Wait()
 		})
 	}
+}
+
+// What is queued without waking the sender is sent by Flush (on the
+// caller's goroutine, or by the sender if it is at it already), in order.
+func TestSendQueueFlush(t *testing.T) {
+	q := newTestQueue(t, "udp4", "127.0.0.1:0")
+	r := listenUDP(t, "udp4", "127.0.0.1:0")
+	to := r.LocalAddr().(*net.UDPAddr).AddrPort()
+	for i := range uint32(10) {
+		if _, err := q.queue(datagram(i), to, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q.Flush()
+	for i, seq := range receive(t, r, 10) {
+		if seq != uint32(i) {
+			t.Fatalf("datagram %d arrived as the %dth", seq, i)
+		}
+	}
+	q.Flush() // nothing queued: nothing happens
 }
 
 // A datagram the kernel refuses is dropped and counted; those queued with
