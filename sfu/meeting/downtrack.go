@@ -287,8 +287,10 @@ func (d *downTrack) numberForTWCC(h *rtp.Header, payload int) {
 
 // write forwards p, read from the publisher's layer, if that layer is the
 // one to forward; key says whether p starts a keyframe. It makes no
-// allocation.
-func (d *downTrack) write(layer int, p *rtp.Packet, key bool, now int64) (queuedOn *rtc.DirectStream) {
+// allocation. flushed: the caller flushes what it queues, and a copy
+// queued on the direct sender is returned for that (writeAll); else the
+// copy is sent as any write is.
+func (d *downTrack) write(layer int, p *rtp.Packet, key bool, now int64, flushed bool) (queuedOn *rtc.DirectStream) {
 	d.mu.Lock()
 	if d.ws == nil || d.target == layerOff {
 		d.mu.Unlock()
@@ -338,7 +340,7 @@ func (d *downTrack) write(layer int, p *rtp.Packet, key bool, now int64) (queued
 		d.lastSeq, d.lastTS, d.lastAt, d.started = d.hdr.SequenceNumber, d.hdr.Timestamp, now, true
 	}
 	var err error
-	if w := d.writer(); d.direct != nil {
+	if w := d.writer(); d.direct != nil && flushed {
 		// Sent by the fan-out's Flush (writeAll).
 		_, err = d.direct.QueueRTP(&d.hdr, p.Payload)
 		queuedOn = d.direct

@@ -51,6 +51,9 @@ type sendQueue struct {
 	closed  bool
 	sending bool // the sender goroutine is awake
 	busy    bool // a goroutine is handing a batch to the kernel
+	// flushAsked: a Flush was called while busy; the busy goroutine
+	// sends what is queued before it stops.
+	flushAsked bool
 
 	wake chan struct{} // one pending wake-up of the sender
 	done chan struct{} // closed when the sender has stopped
@@ -227,20 +230,20 @@ func (q *sendQueue) send() {
 	for {
 		q.mu.Lock()
 		for q.queued == 0 || q.busy {
-			if q.queued == 0 {
-				q.sending = false
-				if q.closed {
-					q.mu.Unlock()
-					return
-				}
-			}
 			// (Busy: a Flush is sending, and wakes this goroutine
-			// again when it is done if anything is left.)
+			// again when it is done if anything is left; a write
+			// meanwhile wakes it too.)
+			q.sending = false
+			if q.queued == 0 && q.closed && !q.busy {
+				q.mu.Unlock()
+				return
+			}
 			q.mu.Unlock()
 			<-q.wake
 			q.mu.Lock()
 		}
 		q.sending = true
+		q.flushAsked = false // this loop sends all that is queued
 		q.sendTurn()
 		q.mu.Unlock()
 	}
@@ -265,20 +268,35 @@ func (q *sendQueue) sendTurn() (sent int) {
 	return n
 }
 
-// Flush sends what is queued on the calling goroutine, unless another is
-// sending already. A meeting's forwarding goroutines call it every few
-// subscribers of a packet: the sender goroutine they wake waits for a
-// core until they yield theirs, which on two cores was after the whole
-// fan-out (a millisecond and more), and the subscribers written first
-// waited as long as the last.
+// Flush sends what is queued on the calling goroutine; if another
+// goroutine is sending, that one sends it when it is done. A meeting's
+// forwarding goroutines call it every few subscribers of a packet: the
+// sender goroutine they would wake waits for a core until they yield
+// theirs, which on two cores was after the whole fan-out (a millisecond
+// and more), and the subscribers written first waited as long as the last.
 func (q *sendQueue) Flush() {
 	q.mu.Lock()
-	// What was queued when it was called, at most: those queued since
-	// are their writers' to flush, or the sender's.
-	for want := q.queued; want > 0 && !q.busy; {
+	if q.busy {
+		q.flushAsked = true
+		q.mu.Unlock()
+		return
+	}
+	// What was queued when it was called, and what the Flushes called
+	// while it sent asked for: those queued since without a Flush are
+	// their writers' to flush, or the sender's.
+	for want := q.queued; q.queued > 0; {
+		if want <= 0 {
+			if !q.flushAsked {
+				break
+			}
+			want = q.queued
+		}
+		q.flushAsked = false
 		want -= q.sendTurn()
 	}
-	left := q.queued > 0 && !q.busy
+	// (The sender may be waiting for this goroutine to be done: to send
+	// what is left, or to stop.)
+	left := q.queued > 0 || q.closed
 	q.mu.Unlock()
 	if left {
 		select {

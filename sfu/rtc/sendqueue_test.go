@@ -64,9 +64,20 @@ func datagram(i uint32) []byte {
 // arrive whole, each writer's in its order, over IPv4 and IPv6, through
 // both write methods and queued to be flushed by the writer; the queue
 // wraps around many times.
+//
+// flushed-only: every write is queued without waking the sender and
+// flushed by its writer, four writers at once, so that each Flush but one
+// finds another sending and leaves its datagrams to it.
 func TestSendQueueDelivers(t *testing.T) {
-	for _, tc := range []struct{ network, addr string }{{"udp4", "127.0.0.1:0"}, {"udp6", "[::1]:0"}, {"udp", "127.0.0.1:0"}} {
-		t.Run(tc.network, func(t *testing.T) {
+	for _, tc := range []struct {
+		network, addr string
+		flushedOnly   bool
+	}{{"udp4", "127.0.0.1:0", false}, {"udp6", "[::1]:0", false}, {"udp", "127.0.0.1:0", false}, {"udp4", "127.0.0.1:0", true}} {
+		name := tc.network
+		if tc.flushedOnly {
+			name += "/flushed-only"
+		}
+		t.Run(name, func(t *testing.T) {
 			q := newTestQueue(t, tc.network, tc.addr)
 			const writers, each = 4, 1000 // 4,000 datagrams: five turns of the ring
 			receivers := make([]*net.UDPConn, writers)
@@ -82,10 +93,15 @@ func TestSendQueueDelivers(t *testing.T) {
 					to := receivers[w].LocalAddr().(*net.UDPAddr)
 					for i := range uint32(each) {
 						var err error
-						switch i % 3 {
-						case 0:
+						switch {
+						case tc.flushedOnly:
+							_, err = q.queue(datagram(i), to.AddrPort(), false)
+							if i%7 == 6 || i+1 == each {
+								q.Flush()
+							}
+						case i%3 == 0:
 							_, err = q.WriteToAddrPort(datagram(i), to.AddrPort())
-						case 1:
+						case i%3 == 1:
 							_, err = q.WriteTo(datagram(i), to)
 						default: // as a fan-out writes: flushed by the writer
 							_, err = q.queue(datagram(i), to.AddrPort(), false)
