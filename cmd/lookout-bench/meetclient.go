@@ -545,6 +545,9 @@ func (t *recvTrack) stamp(p []byte, seq uint16, now int64) {
 		if tab := pub.sent[stream].Load(); tab != nil {
 			if left, ok := tab.arrival(pubSeq); ok && at >= left-int64(time.Millisecond) {
 				t.forward.add(time.Duration(max(at-left, 0)))
+				if sp := pub.spread.Load(); sp != nil {
+					sp.note(stream, pubSeq, max(at-left, 0))
+				}
 			}
 		}
 	}
@@ -643,6 +646,8 @@ type benchPublisher struct {
 	// records of what it sent, by stream (layers, then audioStream).
 	index uint16
 	sent  [audioStream + 1]atomic.Pointer[stampTable]
+	// spread, when set, notes each packet's first and last copy.
+	spread atomic.Pointer[copySpread]
 
 	// writes is how long pion's WriteRTP took, through the interceptors
 	// and SRTP to the socket: the part of the delay that is the
@@ -966,4 +971,46 @@ func (p *benchPublisher) sendAudio() {
 			p.audioPackets.Add(1)
 		}
 	}
+}
+
+// copySpread notes, for each packet of one publisher, the forwarding delay
+// of its first copy to reach a receiver's socket and of its last. The
+// first copy's is the wait before the fan-out reached anyone (the
+// publisher's packets through lookout's receive path and queued behind
+// the packets before them); from it to the last is the fan-out itself.
+// Packets are told apart by their 16-bit sequence numbers, so it is for a
+// measurement of fewer than 65,536 packets a stream.
+type copySpread struct {
+	// first and last are the delay in ns plus one; 0: no copy yet.
+	first, last [audioStream + 1][1 << 16]atomic.Int64
+}
+
+func (s *copySpread) note(stream byte, seq uint16, delay int64) {
+	v := delay + 1
+	for f := &s.first[stream][seq]; ; {
+		old := f.Load()
+		if old != 0 && old <= v || f.CompareAndSwap(old, v) {
+			break
+		}
+	}
+	for l := &s.last[stream][seq]; ; {
+		old := l.Load()
+		if old >= v || l.CompareAndSwap(old, v) {
+			break
+		}
+	}
+}
+
+// histograms are the first and last copies' delays, over every packet
+// with a copy.
+func (s *copySpread) histograms() (first, last histogram) {
+	for st := range s.first {
+		for seq := range s.first[st] {
+			if f := s.first[st][seq].Load(); f > 0 {
+				first.add(time.Duration(f - 1))
+				last.add(time.Duration(s.last[st][seq].Load() - 1))
+			}
+		}
+	}
+	return first, last
 }

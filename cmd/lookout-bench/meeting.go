@@ -476,6 +476,8 @@ type meetTotals struct {
 	// forward is from the publisher's socket to the receivers': the SFU's
 	// part, with the kernel's loopback delivery at both ends.
 	forward histogram
+	// spread, in the fan-out, is each packet's first and last copy.
+	spread *copySpread
 }
 
 func collect(clients []*meetClient) *meetTotals {
@@ -532,6 +534,11 @@ func (t *meetTotals) report(out io.Writer, receivers int, d time.Duration) {
 			roundDelay(h.quantile(0.999)), roundDelay(h.quantile(1)))
 	}
 	fmt.Fprintf(out, "  forwarding delay, from the publisher's socket to the receiver's (the SFU's part; %d packets): %s\n", t.forward.n, q(&t.forward))
+	if t.spread != nil {
+		first, last := t.spread.histograms()
+		fmt.Fprintf(out, "    of each packet (%d), its first copy (the wait before the fan-out reached anyone): p50 %s  p99 %s; its last copy: p50 %s  p99 %s\n",
+			first.n, roundDelay(first.quantile(0.5)), roundDelay(first.quantile(0.99)), roundDelay(last.quantile(0.5)), roundDelay(last.quantile(0.99)))
+	}
 	fmt.Fprintf(out, "  delay from the publisher's write to the receiver's socket (and through the publisher's pion; %d): %s\n", t.toSocket.n, q(&t.toSocket))
 	fmt.Fprintf(out, "  delay from the publisher's write to the receiver's read (and through its pion; %d): %s\n", t.delay.n, q(&t.delay))
 	fmt.Fprintf(out, "    of it video (%d): %s\n", t.video.n, q(&t.video))
@@ -590,6 +597,11 @@ func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) error {
 	}
 	start, benchStart := srv.sample(), selfSample()
 	time.Sleep(o.warmup)
+	var spread *copySpread
+	if o.duration <= 4*time.Minute { // under 65,536 packets a stream
+		spread = &copySpread{}
+		publisher.spread.Store(spread)
+	}
 
 	var cpu cpuMeter
 	cpu.srv = srv
@@ -647,6 +659,7 @@ func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) error {
 	fmt.Fprintf(out, "  layers at the end (layer_changed): %s; TWCC feedback packets from the receivers: %d\n", countsString(layers), feedbackSent.Load())
 	secs := o.duration.Seconds()
 	fmt.Fprintf(out, "  publisher sent: video %d packets (%.0f/s over 3 layers), audio %d (%.1f/s), %d keyframes\n", v1-v0, float64(v1-v0)/secs, a1-a0, float64(a1-a0)/secs, k1-k0)
+	totals.spread = spread
 	totals.report(out, connected, o.duration)
 	w := publisher.writeTimes()
 	fmt.Fprintf(out, "  the publisher's own writes (pion's WriteRTP, through SRTP to the socket), %d: p50 %s  p99 %s  max %s\n", w.n,

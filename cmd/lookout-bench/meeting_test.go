@@ -23,7 +23,7 @@ func TestMeetingBench(t *testing.T) {
 		want []string
 	}{
 		{"fan-out", []string{"--subscribers", "3", "--warmup", "1s", "--duration", "3s"},
-			[]string{"subscribers receiving 3 of 3", "layers at the end", "through the publisher's pion"}},
+			[]string{"subscribers receiving 3 of 3", "layers at the end", "through the publisher's pion", "its first copy"}},
 		{"rooms", []string{"--rooms", "1", "--per-room", "3", "--warmup", "0s", "--duration", "3s", "--sample", "1s"},
 			[]string{"hearing everyone: 3 of 3", "videos flowing while measured: 6 of 6", "t=1s", "lookout RSS: first", "slope"}},
 	} {
@@ -146,5 +146,37 @@ func TestRecvTrack(t *testing.T) {
 	r := tr.result(&h, &sock, &fwd)
 	if r.expected != 8 || r.received != 6 || r.late != 1 || r.dups != 1 || r.gaps != 3 || h.n != 6 {
 		t.Errorf("%+v, %d delays", r, h.n)
+	}
+}
+
+// A packet's first and last copies are the least and greatest of its
+// copies' delays, each packet counted once whatever its stream.
+func TestCopySpread(t *testing.T) {
+	var s copySpread
+	for _, c := range []struct {
+		stream byte
+		seq    uint16
+		delay  int64
+	}{
+		{0, 7, 3000}, {0, 7, 1000}, {0, 7, 2000}, // first 1 µs, last 3 µs
+		{audioStream, 7, 0}, // another stream's packet 7: delay 0 counts
+		{2, 65535, 9000},    // one copy: first and last
+	} {
+		s.note(c.stream, c.seq, c.delay)
+	}
+	first, last := s.histograms()
+	if first.n != 3 || last.n != 3 {
+		t.Fatalf("%d first and %d last copies, want 3 packets", first.n, last.n)
+	}
+	if lo, hi := first.quantile(0), first.quantile(1); lo > time.Microsecond/2 || hi < 9*time.Microsecond {
+		t.Errorf("first copies from %s to %s, want 0 to 9µs", lo, hi)
+	}
+	// The second of three (the histogram's quantile is the value at
+	// rank ⌊q·n⌋).
+	if m := last.quantile(0.7); m < 3*time.Microsecond || m > 4*time.Microsecond {
+		t.Errorf("middle last copy %s, want 3µs (packet 7's)", m)
+	}
+	if m := first.quantile(0.7); m < time.Microsecond || m > 2*time.Microsecond {
+		t.Errorf("middle first copy %s, want 1µs (packet 7's)", m)
 	}
 }
