@@ -287,19 +287,17 @@ func (d *downTrack) numberForTWCC(h *rtp.Header, payload int) {
 
 // write forwards p, read from the publisher's layer, if that layer is the
 // one to forward; key says whether p starts a keyframe. It makes no
-// allocation. flushed: the caller flushes what it queues, and a copy
-// queued on the direct sender is returned for that (writeAll); else the
-// copy is sent as any write is.
-func (d *downTrack) write(layer int, p *rtp.Packet, key bool, now int64, flushed bool) (queuedOn *rtc.DirectStream) {
+// allocation.
+func (d *downTrack) write(layer int, p *rtp.Packet, key bool, now int64) {
 	d.mu.Lock()
 	if d.ws == nil || d.target == layerOff {
 		d.mu.Unlock()
-		return nil
+		return
 	}
 	if layer != d.current {
 		if layer != d.target || !key {
 			d.mu.Unlock()
-			return nil
+			return
 		}
 		// The target layer's keyframe: switch here, the new layer's
 		// packets following on from the last one sent.
@@ -314,7 +312,7 @@ func (d *downTrack) write(layer int, p *rtp.Packet, key bool, now int64, flushed
 		d.current, d.switchIn = layer, p.SequenceNumber
 	} else if int16(p.SequenceNumber-d.switchIn) < 0 {
 		d.mu.Unlock()
-		return nil
+		return
 	}
 	d.hdr = p.Header
 	// The publisher's header extensions have its connection's ids; the
@@ -339,21 +337,12 @@ func (d *downTrack) write(layer int, p *rtp.Packet, key bool, now int64, flushed
 		// goes out with its place in the sequence but moves nothing.
 		d.lastSeq, d.lastTS, d.lastAt, d.started = d.hdr.SequenceNumber, d.hdr.Timestamp, now, true
 	}
-	var err error
-	if w := d.writer(); d.direct != nil && flushed {
-		// Sent by the fan-out's Flush (writeAll).
-		_, err = d.direct.QueueRTP(&d.hdr, p.Payload)
-		queuedOn = d.direct
-	} else {
-		_, err = w.WriteRTP(&d.hdr, p.Payload)
-	}
+	_, err := d.writer().WriteRTP(&d.hdr, p.Payload)
 	d.mu.Unlock()
-	if err != nil {
-		return nil
+	if err == nil {
+		d.packets.Add(1)
+		d.bytes.Add(uint64(len(p.Payload)))
 	}
-	d.packets.Add(1)
-	d.bytes.Add(uint64(len(p.Payload)))
-	return queuedOn
 }
 
 // writer is where the track's packets go, d.mu held: the subscriber

@@ -4,8 +4,6 @@ import (
 	"sync"
 
 	"github.com/pion/rtp"
-
-	"github.com/lookout-cc/lookout/sfu/rtc"
 )
 
 // fanout forwards a packet of a large room on several cores at once. A
@@ -104,27 +102,8 @@ func (f *fanout) forward(downs []*downTrack, layer int, p *rtp.Packet, key bool,
 	wg.Wait()
 }
 
-// flushEvery is how many subscribers' copies of a packet a forwarding
-// goroutine queues before it sends the queue itself (rtc.DirectStream's
-// Flush): the first subscribers' copies leave after some tens of
-// microseconds of SRTP, not after the whole fan-out. A smaller fan-out
-// (a room of a few) leaves its copies to the socket's sender goroutine,
-// which gathers those of many rooms into one system call.
-const flushEvery = 32
-
 func writeAll(downs []*downTrack, layer int, p *rtp.Packet, key bool, now int64) {
-	flush := len(downs) >= flushEvery
-	var queued *rtc.DirectStream
-	for i, d := range downs {
-		if s := d.write(layer, p, key, now, flush); s != nil {
-			queued = s
-		}
-		if queued != nil && (i+1)%flushEvery == 0 {
-			queued.Flush()
-			queued = nil
-		}
-	}
-	if queued != nil {
-		queued.Flush()
+	for _, d := range downs {
+		d.write(layer, p, key, now)
 	}
 }

@@ -158,16 +158,16 @@ func TestDownTrackSwitchesAtKeyframe(t *testing.T) {
 		}
 		return &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: ts}, Payload: pl}
 	}
-	d.write(layerLow, pkt(100, 1000, false), false, 0, false)               // no keyframe yet: dropped
-	d.write(layerLow, pkt(101, 4000, true), true, 0, false)                 // starts
-	d.write(layerLow, pkt(102, 7000, false), false, 33_000_000, false)      // follows
-	d.write(layerHigh, pkt(5000, 900000, true), true, 33_000_000, false)    // not the target: dropped
-	d.target = layerHigh                                                    // (the allocator's step, without a keyframe request)
-	d.write(layerLow, pkt(103, 10000, false), false, 66_000_000, false)     // low goes on until high's keyframe
-	d.write(layerHigh, pkt(5001, 903000, false), false, 66_000_000, false)  // not a keyframe: dropped
-	d.write(layerHigh, pkt(5002, 906000, true), true, 99_000_000, false)    // switch
-	d.write(layerLow, pkt(104, 13000, false), false, 99_000_000, false)     // low no longer
-	d.write(layerHigh, pkt(5003, 909000, false), false, 132_000_000, false) // follows
+	d.write(layerLow, pkt(100, 1000, false), false, 0)               // no keyframe yet: dropped
+	d.write(layerLow, pkt(101, 4000, true), true, 0)                 // starts
+	d.write(layerLow, pkt(102, 7000, false), false, 33_000_000)      // follows
+	d.write(layerHigh, pkt(5000, 900000, true), true, 33_000_000)    // not the target: dropped
+	d.target = layerHigh                                             // (the allocator's step, without a keyframe request)
+	d.write(layerLow, pkt(103, 10000, false), false, 66_000_000)     // low goes on until high's keyframe
+	d.write(layerHigh, pkt(5001, 903000, false), false, 66_000_000)  // not a keyframe: dropped
+	d.write(layerHigh, pkt(5002, 906000, true), true, 99_000_000)    // switch
+	d.write(layerLow, pkt(104, 13000, false), false, 99_000_000)     // low no longer
+	d.write(layerHigh, pkt(5003, 909000, false), false, 132_000_000) // follows
 	_ = u
 	if len(out) != 5 {
 		t.Fatalf("%d packets sent, want 5: %+v", len(out), out)
@@ -203,23 +203,23 @@ func TestDownTrackLongRunAndLatePackets(t *testing.T) {
 	d.ws = writerFunc(func(h *rtp.Header, _ []byte) { sent++; lastSeq = h.SequenceNumber })
 	d.target = layerLow
 	p := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 40000}, Payload: []byte{0x10, 0, 0}}
-	d.write(layerLow, p, true, 0, false)
+	d.write(layerLow, p, true, 0)
 	p.Payload[1] = 1
 	for i := 1; i <= 100_000; i++ {
 		p.SequenceNumber++
-		d.write(layerLow, p, false, int64(i), false)
+		d.write(layerLow, p, false, int64(i))
 	}
 	if sent != 100_001 {
 		t.Fatalf("%d of 100001 packets forwarded", sent)
 	}
 	newest := lastSeq
 	p.SequenceNumber -= 10 // a retransmission, a little late
-	d.write(layerLow, p, false, 0, false)
+	d.write(layerLow, p, false, 0)
 	if sent != 100_002 || lastSeq != newest-10 {
 		t.Fatalf("a late packet: sent %d, as %d (newest %d)", sent, lastSeq, newest)
 	}
 	p.SequenceNumber -= 5000 // far behind
-	d.write(layerLow, p, false, 0, false)
+	d.write(layerLow, p, false, 0)
 	if sent != 100_002 {
 		t.Fatal("a packet 5000 behind was forwarded")
 	}

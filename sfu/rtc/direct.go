@@ -301,18 +301,6 @@ type DirectStream struct {
 // WriteRTP encrypts the packet and queues it for the connection's remote
 // address; it allocates nothing.
 func (s *DirectStream) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
-	return s.write(h, payload, true)
-}
-
-// QueueRTP queues the packet as WriteRTP does but leaves it for the
-// caller's Flush: a fan-out queues each subscriber's copy and sends them
-// in batches itself, and waking the sender goroutine for them would be a
-// wake-up for nothing.
-func (s *DirectStream) QueueRTP(h *rtp.Header, payload []byte) (int, error) {
-	return s.write(h, payload, false)
-}
-
-func (s *DirectStream) write(h *rtp.Header, payload []byte, wake bool) (int, error) {
 	if s.d.lost.Load() {
 		return 0, ErrDirectLost
 	}
@@ -330,17 +318,13 @@ func (s *DirectStream) write(h *rtp.Header, payload []byte, wake bool) (int, err
 		return 0, err
 	}
 	s.sealed = sealed[:0] // grown, if it had to, for the next
-	if _, err := s.d.q.queue(sealed, *s.d.remote.Load(), wake); err != nil {
+	if _, err := s.d.q.WriteToAddrPort(sealed, *s.d.remote.Load()); err != nil {
 		return 0, err
 	}
 	s.d.packets.Add(1)
 	s.d.counted.Add(1)
 	return len(payload), nil
 }
-
-// Flush sends what is queued on the shared socket now, on the calling
-// goroutine (sendQueue.Flush), unless another goroutine is sending it.
-func (s *DirectStream) Flush() { s.d.q.Flush() }
 
 // dtlsSecrets catches what one connection's DTLS handshake settled, as
 // the DTLS server: from its ServerHello the server random, the cipher

@@ -14,9 +14,7 @@ import (
 
 // sendQueue is the shared ICE UDP socket with its writes queued and sent by
 // one goroutine with sendmmsg, as many datagrams per system call as are
-// waiting when it runs. A meeting's fan-out queues its copies of a packet
-// without waking that goroutine and sends them itself every few
-// subscribers (Flush).
+// waiting when it runs.
 //
 // A meeting forwards each packet of a publisher to every subscriber: 200
 // subscribers are 200 datagrams from the same socket within a millisecond.
@@ -49,11 +47,7 @@ type sendQueue struct {
 	head    int            // the oldest queued slot
 	queued  int
 	closed  bool
-	sending bool // the sender goroutine is awake
-	busy    bool // a goroutine is handing a batch to the kernel
-	// flushAsked: a Flush was called while busy; the busy goroutine
-	// sends what is queued before it stops.
-	flushAsked bool
+	sending bool
 
 	wake chan struct{} // one pending wake-up of the sender
 	done chan struct{} // closed when the sender has stopped
@@ -111,13 +105,6 @@ func newSendQueue(conn *net.UDPConn, log *slog.Logger) *sendQueue {
 // WriteToAddrPort queues b for addr. It is the write pion's ICE mux makes
 // (ice.AddrPortReaderWriter), with no net.Addr to allocate.
 func (q *sendQueue) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	return q.queue(b, addr, true)
-}
-
-// queue queues b for addr; wake: and wakes the sender goroutine if it
-// sleeps, else the datagram waits for a Flush (or the next write that
-// wakes the sender).
-func (q *sendQueue) queue(b []byte, addr netip.AddrPort, wake bool) (int, error) {
 	if len(b) > sendQueueMTU {
 		return q.UDPConn.WriteToUDPAddrPort(b, addr)
 	}
@@ -135,7 +122,7 @@ func (q *sendQueue) queue(b []byte, addr netip.AddrPort, wake bool) (int, error)
 	q.msgs[i].Buffers[0] = s.buf[:n]
 	setUDPAddr(&s.addr, &s.ip, addr)
 	q.queued++
-	idle := wake && !q.sending
+	idle := !q.sending
 	q.mu.Unlock()
 	if idle {
 		select {
@@ -229,12 +216,9 @@ func (q *sendQueue) send() {
 	defer close(q.done)
 	for {
 		q.mu.Lock()
-		for q.queued == 0 || q.busy {
-			// (Busy: a Flush is sending, and wakes this goroutine
-			// again when it is done if anything is left; a write
-			// meanwhile wakes it too.)
+		for q.queued == 0 {
 			q.sending = false
-			if q.queued == 0 && q.closed && !q.busy {
+			if q.closed {
 				q.mu.Unlock()
 				return
 			}
@@ -243,66 +227,18 @@ func (q *sendQueue) send() {
 			q.mu.Lock()
 		}
 		q.sending = true
-		q.flushAsked = false // this loop sends all that is queued
-		q.sendTurn()
+		// The run of slots up to the end of the ring; the rest, if the
+		// queue wraps, is the next turn's.
+		start, n := q.head, min(q.queued, len(q.slots)-q.head, sendBatch)
 		q.mu.Unlock()
-	}
-}
 
-// sendTurn hands the oldest queued datagrams to the kernel, q.mu held on
-// entry and on return (not while sending), and says how many.
-func (q *sendQueue) sendTurn() (sent int) {
-	q.busy = true
-	// The run of slots up to the end of the ring; the rest, if the queue
-	// wraps, is the next turn's.
-	start, n := q.head, min(q.queued, len(q.slots)-q.head, sendBatch)
-	q.mu.Unlock()
+		q.sendBatch(q.msgs[start : start+n])
 
-	q.sendBatch(q.msgs[start : start+n])
-
-	q.mu.Lock()
-	q.head = (q.head + n) % len(q.slots)
-	q.queued -= n
-	q.busy = false
-	q.space.Broadcast()
-	return n
-}
-
-// Flush sends what is queued on the calling goroutine; if another
-// goroutine is sending, that one sends it when it is done. A meeting's
-// forwarding goroutines call it every few subscribers of a packet: the
-// sender goroutine they would wake waits for a core until they yield
-// theirs, which on two cores was after the whole fan-out (a millisecond
-// and more), and the subscribers written first waited as long as the last.
-func (q *sendQueue) Flush() {
-	q.mu.Lock()
-	if q.busy {
-		q.flushAsked = true
+		q.mu.Lock()
+		q.head = (q.head + n) % len(q.slots)
+		q.queued -= n
+		q.space.Broadcast()
 		q.mu.Unlock()
-		return
-	}
-	// What was queued when it was called, and what the Flushes called
-	// while it sent asked for: those queued since without a Flush are
-	// their writers' to flush, or the sender's.
-	for want := q.queued; q.queued > 0; {
-		if want <= 0 {
-			if !q.flushAsked {
-				break
-			}
-			want = q.queued
-		}
-		q.flushAsked = false
-		want -= q.sendTurn()
-	}
-	// (The sender may be waiting for this goroutine to be done: to send
-	// what is left, or to stop.)
-	left := q.queued > 0 || q.closed
-	q.mu.Unlock()
-	if left {
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
 	}
 }
 

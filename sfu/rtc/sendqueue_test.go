@@ -62,22 +62,10 @@ func datagram(i uint32) []byte {
 
 // Datagrams written from several goroutines to several receivers all
 // arrive whole, each writer's in its order, over IPv4 and IPv6, through
-// both write methods and queued to be flushed by the writer; the queue
-// wraps around many times.
-//
-// flushed-only: every write is queued without waking the sender and
-// flushed by its writer, four writers at once, so that each Flush but one
-// finds another sending and leaves its datagrams to it.
+// both write methods; the queue wraps around many times.
 func TestSendQueueDelivers(t *testing.T) {
-	for _, tc := range []struct {
-		network, addr string
-		flushedOnly   bool
-	}{{"udp4", "127.0.0.1:0", false}, {"udp6", "[::1]:0", false}, {"udp", "127.0.0.1:0", false}, {"udp4", "127.0.0.1:0", true}} {
-		name := tc.network
-		if tc.flushedOnly {
-			name += "/flushed-only"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct{ network, addr string }{{"udp4", "127.0.0.1:0"}, {"udp6", "[::1]:0"}, {"udp", "127.0.0.1:0"}} {
+		t.Run(tc.network, func(t *testing.T) {
 			q := newTestQueue(t, tc.network, tc.addr)
 			const writers, each = 4, 1000 // 4,000 datagrams: five turns of the ring
 			receivers := make([]*net.UDPConn, writers)
@@ -93,21 +81,10 @@ func TestSendQueueDelivers(t *testing.T) {
 					to := receivers[w].LocalAddr().(*net.UDPAddr)
 					for i := range uint32(each) {
 						var err error
-						switch {
-						case tc.flushedOnly:
-							_, err = q.queue(datagram(i), to.AddrPort(), false)
-							if i%7 == 6 || i+1 == each {
-								q.Flush()
-							}
-						case i%3 == 0:
+						if i%2 == 0 {
 							_, err = q.WriteToAddrPort(datagram(i), to.AddrPort())
-						case i%3 == 1:
+						} else {
 							_, err = q.WriteTo(datagram(i), to)
-						default: // as a fan-out writes: flushed by the writer
-							_, err = q.queue(datagram(i), to.AddrPort(), false)
-							if i%10 == 2 || i+3 >= each {
-								q.Flush()
-							}
 						}
 						if err != nil {
 							t.Error(err)
@@ -130,26 +107,6 @@ func TestSendQueueDelivers(t *testing.T) {
 			wg.Wait()
 		})
 	}
-}
-
-// What is queued without waking the sender is sent by Flush (on the
-// caller's goroutine, or by the sender if it is at it already), in order.
-func TestSendQueueFlush(t *testing.T) {
-	q := newTestQueue(t, "udp4", "127.0.0.1:0")
-	r := listenUDP(t, "udp4", "127.0.0.1:0")
-	to := r.LocalAddr().(*net.UDPAddr).AddrPort()
-	for i := range uint32(10) {
-		if _, err := q.queue(datagram(i), to, false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	q.Flush()
-	for i, seq := range receive(t, r, 10) {
-		if seq != uint32(i) {
-			t.Fatalf("datagram %d arrived as the %dth", seq, i)
-		}
-	}
-	q.Flush() // nothing queued: nothing happens
 }
 
 // A datagram the kernel refuses is dropped and counted; those queued with

@@ -1,5 +1,0 @@
-//go:build !race
-
-package rtc
-
-const raceEnabled = false
