@@ -50,7 +50,7 @@ func TestArrivalFeedbackNotes(t *testing.T) {
 	for i := range 5 {
 		f.Note(rtpWith(t, 3, uint16(200+i)), int64(2000+i*1000))
 	}
-	f.Note(rtpWith(t, 4, 300), 9000)              // another extension
+	f.Note(rtpWith(t, 4, 300), 9000)               // another extension
 	f.Note([]byte{0x80, 200, 0, 1, 0, 0, 0, 0}, 1) // RTCP
 	f.mu.Lock()
 	pkts := f.rec.BuildFeedbackPacket()
