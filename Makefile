@@ -70,7 +70,7 @@ $(WEB_DIR)/node_modules/.package-lock.json: $(WEB_DIR)/package.json $(WEB_DIR)/p
 run: bin/lookout
 	./bin/lookout serve --config configs/lookout.yaml
 
-test: test-deps web
+test: lint test-deps web
 	cd $(WEB_DIR) && npx vitest run
 	LOOKOUT_INFLUXD=$(INFLUXD) $(GO) test -race -count=1 -timeout 20m ./...
 
