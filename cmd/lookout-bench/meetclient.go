@@ -978,8 +978,8 @@ func (p *benchPublisher) sendAudio() {
 // first copy's is the wait before the fan-out reached anyone (the
 // publisher's packets through lookout's receive path and queued behind
 // the packets before them); from it to the last is the fan-out itself.
-// Packets are told apart by their 16-bit sequence numbers, so it is for a
-// measurement of fewer than 65,536 packets a stream.
+// Packets are told apart by their 16-bit sequence numbers, so it is
+// reported only for a measurement of fewer than 65,536 packets a stream.
 type copySpread struct {
 	// first and last are the delay in ns plus one; 0: no copy yet.
 	first, last [audioStream + 1][1 << 16]atomic.Int64
