@@ -3,6 +3,7 @@ package rtc
 import (
 	"errors"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"sync"
@@ -180,9 +181,7 @@ func (q *sendQueue) editIntake(edit func(map[netip.AddrPort]*DirectSender)) {
 	defer q.intakeMu.Unlock()
 	m := map[netip.AddrPort]*DirectSender{}
 	if old := q.intake.Load(); old != nil {
-		for a, d := range *old {
-			m[a] = d
-		}
+		m = maps.Clone(*old)
 	}
 	edit(m)
 	q.intake.Store(&m)
