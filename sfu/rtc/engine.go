@@ -133,7 +133,10 @@ func New(p Params) (*Engine, error) {
 	if err := e.udp.(*net.UDPConn).SetReadBuffer(udpReadBuffer); err != nil {
 		p.Log.Warn("webrtc udp port: receive buffer not enlarged", "err", err)
 	}
-	e.sendQ = newSendQueue(e.udp.(*net.UDPConn), p.Log)
+	if e.sendQ, err = newSendQueue(e.udp.(*net.UDPConn), p.Log); err != nil {
+		e.udp.Close()
+		return nil, fmt.Errorf("webrtc udp port: %w", err)
+	}
 	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("ice-udp"), e.sendQ)
 	if p.Metrics != nil {
 		if err := registerSendQueue(p.Metrics, e.sendQ, &e.directPackets, &e.directRTCP, &e.directRTCPRefused); err != nil {

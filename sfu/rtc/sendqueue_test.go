@@ -23,8 +23,17 @@ func listenUDP(t *testing.T, network, addr string) *net.UDPConn {
 
 func newTestQueue(t *testing.T, network, addr string) *sendQueue {
 	t.Helper()
-	q := newSendQueue(listenUDP(t, network, addr), nil)
+	q := mustSendQueue(t, listenUDP(t, network, addr))
 	t.Cleanup(func() { q.Close() })
+	return q
+}
+
+func mustSendQueue(t testing.TB, c *net.UDPConn) *sendQueue {
+	t.Helper()
+	q, err := newSendQueue(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return q
 }
 
@@ -140,7 +149,7 @@ func TestSendQueueSkipsRefusedDatagram(t *testing.T) {
 
 // Close sends what was queued before it; a write after it fails.
 func TestSendQueueCloseDrains(t *testing.T) {
-	q := newSendQueue(listenUDP(t, "udp4", "127.0.0.1:0"), nil)
+	q := mustSendQueue(t, listenUDP(t, "udp4", "127.0.0.1:0"))
 	r := listenUDP(t, "udp4", "127.0.0.1:0")
 	_ = r.SetReadBuffer(4 << 20)
 	to := r.LocalAddr().(*net.UDPAddr).AddrPort()
@@ -181,7 +190,10 @@ func BenchmarkSendQueue(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	q := newSendQueue(c, nil)
+	q, err := newSendQueue(c, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer q.Close()
 	r, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {

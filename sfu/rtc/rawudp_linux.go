@@ -1,0 +1,242 @@
+package rtc
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// rawUDP reads the shared ICE socket and sends the send queue's batches
+// with raw system calls, which do not pass through the runtime's syscall
+// entry and exit (see sendQueue for why). The socket stays Go's: the calls
+// are made inside its syscall.RawConn, which holds it open during a call,
+// and a call the socket cannot take yet (EAGAIN) waits on the runtime's
+// poller as Go's own reads and writes do, deadlines included.
+//
+// The message headers, addresses and buffer descriptors are made once and
+// the functions handed to the RawConn bound once, so neither a read nor a
+// batch allocates.
+type rawUDP struct {
+	rc syscall.RawConn
+	// inet6 is whether the socket is AF_INET6 (then IPv4 destinations are
+	// given as IPv4-mapped addresses); otherwise it is AF_INET.
+	inet6 bool
+
+	// The batch being written; only the queue's sender writes.
+	hdrs     [sendBatch]mmsghdr
+	iovs     [sendBatch]unix.Iovec
+	names    [sendBatch]unix.RawSockaddrInet6
+	batchLen int
+	sent     int
+	sendErr  syscall.Errno
+	sendFn   func(fd uintptr) bool
+
+	// The read being made; readMu keeps a second reader (pion's mux has
+	// one) from sharing it.
+	readMu   sync.Mutex
+	readBuf  []byte
+	from     unix.RawSockaddrAny
+	fromLen  uint32
+	received int
+	readErr  syscall.Errno
+	readFn   func(fd uintptr) bool
+}
+
+// mmsghdr is the kernel's struct mmsghdr: a message and the bytes sent of
+// it.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32
+}
+
+func newRawUDP(conn *net.UDPConn) (*rawUDP, error) {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	u := &rawUDP{rc: rc}
+	var sa unix.Sockaddr
+	if cerr := rc.Control(func(fd uintptr) { sa, err = unix.Getsockname(int(fd)) }); cerr != nil {
+		return nil, cerr
+	}
+	if err != nil {
+		return nil, os.NewSyscallError("getsockname", err)
+	}
+	switch sa.(type) {
+	case *unix.SockaddrInet4:
+	case *unix.SockaddrInet6:
+		u.inet6 = true
+	default:
+		return nil, fmt.Errorf("webrtc udp: socket of address %T, not IP", sa)
+	}
+	for i := range u.hdrs {
+		h := &u.hdrs[i].hdr
+		h.Name = (*byte)(unsafe.Pointer(&u.names[i]))
+		h.Iov = &u.iovs[i]
+		h.SetIovlen(1)
+	}
+	u.sendFn = u.sendmmsg
+	u.readFn = u.recvfrom
+	return u, nil
+}
+
+// writeBatch sends dgs (at most sendBatch) and says how many the kernel
+// took. The kernel stops at the first datagram it refuses: then the count
+// is of those before it, and the error is that datagram's.
+func (u *rawUDP) writeBatch(dgs []queuedDatagram) (int, error) {
+	for i := range dgs {
+		d := &dgs[i]
+		u.iovs[i].Base = &d.buf[0]
+		u.iovs[i].SetLen(d.n)
+		u.hdrs[i].hdr.Namelen = u.setName(&u.names[i], d.to)
+	}
+	u.batchLen, u.sent, u.sendErr = len(dgs), 0, 0
+	if err := u.rc.Write(u.sendFn); err != nil {
+		return 0, err
+	}
+	if u.sendErr != 0 {
+		return 0, os.NewSyscallError("sendmmsg", u.sendErr)
+	}
+	return u.sent, nil
+}
+
+// sendmmsg is the call writeBatch makes, false when the socket's buffer
+// is full (the RawConn then waits until it is not).
+func (u *rawUDP) sendmmsg(fd uintptr) bool {
+	for {
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&u.hdrs[0])), uintptr(u.batchLen), 0, 0, 0)
+		switch e {
+		case 0:
+			u.sent = int(r)
+			return true
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return false
+		default:
+			u.sendErr = e
+			return true
+		}
+	}
+}
+
+// readFrom reads one datagram into b, as net.UDPConn.ReadFromUDPAddrPort
+// does: from an AF_INET6 socket an IPv4 sender's address is IPv4-mapped.
+func (u *rawUDP) readFrom(b []byte) (int, netip.AddrPort, error) {
+	u.readMu.Lock()
+	defer u.readMu.Unlock()
+	u.readBuf, u.received, u.readErr = b, 0, 0
+	err := u.rc.Read(u.readFn)
+	u.readBuf = nil
+	if err != nil {
+		return 0, netip.AddrPort{}, err
+	}
+	if u.readErr != 0 {
+		return 0, netip.AddrPort{}, &net.OpError{Op: "read", Net: "udp", Err: os.NewSyscallError("recvfrom", u.readErr)}
+	}
+	return u.received, sockaddrAddrPort(&u.from), nil
+}
+
+// recvfrom is the call readFrom makes, false when nothing is waiting.
+func (u *rawUDP) recvfrom(fd uintptr) bool {
+	var buf unsafe.Pointer
+	if len(u.readBuf) > 0 {
+		buf = unsafe.Pointer(&u.readBuf[0])
+	}
+	for {
+		u.fromLen = unix.SizeofSockaddrAny
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(buf), uintptr(len(u.readBuf)), 0,
+			uintptr(unsafe.Pointer(&u.from)), uintptr(unsafe.Pointer(&u.fromLen)))
+		switch e {
+		case 0:
+			u.received = int(r)
+			return true
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return false
+		default:
+			u.readErr = e
+			return true
+		}
+	}
+}
+
+// sockaddrAddrPort is the address the kernel wrote into sa.
+func sockaddrAddrPort(sa *unix.RawSockaddrAny) netip.AddrPort {
+	switch sa.Addr.Family {
+	case unix.AF_INET:
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), ntohs(sa4.Port))
+	case unix.AF_INET6:
+		sa6 := (*unix.RawSockaddrInet6)(unsafe.Pointer(sa))
+		ip := netip.AddrFrom16(sa6.Addr)
+		if sa6.Scope_id != 0 {
+			ip = ip.WithZone(zoneName(sa6.Scope_id))
+		}
+		return netip.AddrPortFrom(ip, ntohs(sa6.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// setName writes to as the socket's family's address into sa and returns
+// its length. An IPv6 destination on an IPv4 socket is written as IPv6,
+// which the kernel refuses for that datagram alone.
+func (u *rawUDP) setName(sa *unix.RawSockaddrInet6, to netip.AddrPort) uint32 {
+	ip := to.Addr()
+	if !u.inet6 && ip.Unmap().Is4() {
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		sa4.Family = unix.AF_INET
+		sa4.Port = htons(to.Port())
+		sa4.Addr = ip.Unmap().As4()
+		sa4.Zero = [8]uint8{}
+		return unix.SizeofSockaddrInet4
+	}
+	sa.Family = unix.AF_INET6
+	sa.Port = htons(to.Port())
+	sa.Flowinfo = 0
+	sa.Addr = ip.As16() // IPv4 as IPv4-mapped
+	sa.Scope_id = zoneIndex(ip.Zone())
+	return unix.SizeofSockaddrInet6
+}
+
+// htons is port in network byte order, as a sockaddr holds it.
+func htons(port uint16) uint16 {
+	b := [2]byte{byte(port >> 8), byte(port)}
+	return *(*uint16)(unsafe.Pointer(&b))
+}
+
+// ntohs is a sockaddr's port in the host's order.
+func ntohs(port uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&port))
+	return uint16(b[0])<<8 | uint16(b[1])
+}
+
+// zoneIndex is the interface index of an IPv6 zone (a link-local
+// address's "%eth0" or "%2"); 0 for none or an unknown one.
+func zoneIndex(zone string) uint32 {
+	if zone == "" {
+		return 0
+	}
+	if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
+		return uint32(n)
+	}
+	if ifi, err := net.InterfaceByName(zone); err == nil {
+		return uint32(ifi.Index)
+	}
+	return 0
+}
+
+// zoneName is the interface name of an IPv6 scope, or its number if the
+// interface is gone.
+func zoneName(index uint32) string {
+	if ifi, err := net.InterfaceByIndex(int(index)); err == nil {
+		return ifi.Name
+	}
+	return strconv.FormatUint(uint64(index), 10)
+}

@@ -1,0 +1,226 @@
+package rtc
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// mmsghdr is laid out as the kernel's struct mmsghdr: a msghdr and an
+// unsigned int, padded to the msghdr's alignment.
+func TestMmsghdrLayout(t *testing.T) {
+	want := (unix.SizeofMsghdr + 4 + unsafe.Alignof(unix.Msghdr{}) - 1) &^ (unsafe.Alignof(unix.Msghdr{}) - 1)
+	if got := unsafe.Sizeof(mmsghdr{}); got != want {
+		t.Fatalf("mmsghdr is %d bytes, the kernel's %d", got, want)
+	}
+}
+
+// The writer reads its socket's family, and writes each destination as
+// that family's address: IPv4 as sockaddr_in on an IPv4 socket, as an
+// IPv4-mapped sockaddr_in6 on a dual-stack one.
+func TestRawUDPAddresses(t *testing.T) {
+	for _, tc := range []struct {
+		network, addr string
+		inet6         bool
+		to            string
+		wantLen       uint32
+		wantAddr      netip.Addr
+	}{
+		{"udp4", "127.0.0.1:0", false, "127.0.0.1:5004", unix.SizeofSockaddrInet4, netip.MustParseAddr("127.0.0.1")},
+		{"dual-stack", "", true, "127.0.0.1:5004", unix.SizeofSockaddrInet6, netip.MustParseAddr("::ffff:127.0.0.1")},
+		{"udp6", "[::1]:0", true, "[::1]:5004", unix.SizeofSockaddrInet6, netip.MustParseAddr("::1")},
+		{"udp4", "127.0.0.1:0", false, "[::1]:5004", unix.SizeofSockaddrInet6, netip.MustParseAddr("::1")},
+	} {
+		var conn *net.UDPConn
+		if tc.network == "dual-stack" {
+			conn = listenDualStack(t)
+		} else {
+			conn = listenUDP(t, tc.network, tc.addr)
+		}
+		w, err := newRawUDP(conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.inet6 != tc.inet6 {
+			t.Errorf("%s %s: inet6 %v, want %v", tc.network, tc.addr, w.inet6, tc.inet6)
+		}
+		var sa unix.RawSockaddrInet6
+		n := w.setName(&sa, netip.MustParseAddrPort(tc.to))
+		if n != tc.wantLen {
+			t.Errorf("%s to %s: address of %d bytes, want %d", tc.network, tc.to, n, tc.wantLen)
+		}
+		port := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		if port[0] != 5004>>8 || port[1] != 5004&0xff {
+			t.Errorf("%s to %s: port bytes %v", tc.network, tc.to, port)
+		}
+		var got netip.Addr
+		if n == unix.SizeofSockaddrInet4 {
+			sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sa))
+			got = netip.AddrFrom4(sa4.Addr)
+		} else {
+			got = netip.AddrFrom16(sa.Addr)
+		}
+		if got != tc.wantAddr {
+			t.Errorf("%s to %s: address %v, want %v", tc.network, tc.to, got, tc.wantAddr)
+		}
+	}
+}
+
+// A dual-stack socket, as the server's is when it listens on all
+// addresses, sends to IPv4 receivers.
+func TestSendQueueDualStackToIPv4(t *testing.T) {
+	q := mustSendQueue(t, listenDualStack(t))
+	t.Cleanup(func() { q.Close() })
+	if !q.raw.inet6 {
+		t.Fatal("the dual-stack socket was read as IPv4")
+	}
+	r := listenUDP(t, "udp4", "127.0.0.1:0")
+	_ = r.SetReadBuffer(4 << 20)
+	to := r.LocalAddr().(*net.UDPAddr)
+	for i := range uint32(300) {
+		var err error
+		if i%2 == 0 {
+			_, err = q.WriteToAddrPort(datagram(i), to.AddrPort())
+		} else {
+			_, err = q.WriteTo(datagram(i), to)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, seq := range receive(t, r, 300) {
+		if seq != uint32(i) {
+			t.Fatalf("datagram %d arrived as the %dth", seq, i)
+		}
+	}
+}
+
+// listenDualStack opens an AF_INET6 UDP socket that takes IPv4 too, bound
+// to loopback's IPv4-mapped address (tests bind to loopback only; Go's
+// net would open an IPv4 socket for that address).
+func listenDualStack(t *testing.T) *net.UDPConn {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	loopback := netip.MustParseAddr("::ffff:127.0.0.1").As16()
+	if err := unix.Bind(fd, &unix.SockaddrInet6{Addr: loopback}); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "dual-stack udp")
+	pc, err := net.FilePacketConn(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	return pc.(*net.UDPConn)
+}
+
+// A raw read gives what Go's own read of the same socket gives: the bytes
+// and the sender's address (IPv4-mapped on a dual-stack socket).
+func TestRawUDPReadFrom(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		listen         func(*testing.T) *net.UDPConn
+		sender, sendTo string
+	}{
+		{"IPv4", func(t *testing.T) *net.UDPConn { return listenUDP(t, "udp4", "127.0.0.1:0") }, "udp4", "127.0.0.1"},
+		{"IPv6", func(t *testing.T) *net.UDPConn { return listenUDP(t, "udp6", "[::1]:0") }, "udp6", "::1"},
+		{"dual-stack from IPv4", listenDualStack, "udp4", "127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := tc.listen(t)
+			u, err := newRawUDP(conn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			from := listenUDP(t, tc.sender, netip.AddrPortFrom(netip.MustParseAddr(tc.sendTo), 0).String())
+			to := netip.AddrPortFrom(netip.MustParseAddr(tc.sendTo), conn.LocalAddr().(*net.UDPAddr).AddrPort().Port())
+			for i := range uint32(2) {
+				if _, err := from.WriteToUDPAddrPort(datagram(i), to); err != nil {
+					t.Fatal(err)
+				}
+			}
+			buf := make([]byte, 2048)
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			goN, goFrom, err := conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, addr, err := u.readFrom(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if goN != len(datagram(0)) || n != len(datagram(1)) || addr != goFrom {
+				t.Fatalf("raw read %d bytes from %v; Go's %d from %v", n, addr, goN, goFrom)
+			}
+			if got := binary.BigEndian.Uint32(buf); got != 1 {
+				t.Fatalf("read datagram %d, want 1", got)
+			}
+		})
+	}
+}
+
+// A raw read waits on the runtime's poller: it ends at the socket's read
+// deadline with a timeout (pion's mux reads on after one) and at Close
+// with net.ErrClosed; it allocates nothing.
+func TestRawUDPReadWaits(t *testing.T) {
+	conn := listenUDP(t, "udp4", "127.0.0.1:0")
+	u, err := newRawUDP(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	_ = conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, _, err := u.readFrom(buf); !os.IsTimeout(err) {
+		t.Fatalf("read past the deadline: %v, want a timeout", err)
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+
+	from := listenUDP(t, "udp4", "127.0.0.1:0")
+	_ = conn.SetReadBuffer(1 << 20)
+	to := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	const runs = 100
+	for i := range uint32(runs + 1) {
+		if _, err := from.WriteToUDPAddrPort(datagram(i), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := testing.AllocsPerRun(runs, func() { _, _, _ = u.readFrom(buf) }); n != 0 {
+		t.Errorf("%.1f allocations a read", n)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := u.readFrom(buf); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	conn.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("read on a closed socket: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a read went on after Close")
+	}
+}
