@@ -1,7 +1,9 @@
 // Command trace-wakeups counts, in a Go runtime execution trace, the
 // goroutine wake-ups (a goroutine made runnable after it waited) by the
 // two innermost frames of the code that woke it, outside the runtime: where
-// a server's hand-overs between goroutines are. go tool trace shows each
+// a server's hand-overs between goroutines are; a wake-up by the network
+// poller or a timer is counted by where the woken goroutine waited (its
+// read of a socket, its ticker). go tool trace shows each
 // goroutine's waits but does not count wake-ups by their waker.
 //
 //	curl -o lookout.trace '127.0.0.1:6061/debug/pprof/trace?seconds=3'
@@ -45,6 +47,8 @@ func run(path string, out io.Writer) error {
 		return err
 	}
 	byWaker := map[string]int{}
+	// waitedAt is where each goroutine last began to wait.
+	waitedAt := map[trace.GoID]string{}
 	total := 0
 	var first, last trace.Time
 	for {
@@ -66,11 +70,20 @@ func run(path string, out io.Writer) error {
 		if st.Resource.Kind != trace.ResourceGoroutine {
 			continue
 		}
-		if from, to := st.Goroutine(); from != trace.GoWaiting || to != trace.GoRunnable {
+		from, to := st.Goroutine()
+		if to == trace.GoWaiting {
+			waitedAt[st.Resource.Goroutine()] = waker(ev.Stack())
+		}
+		if from != trace.GoWaiting || to != trace.GoRunnable {
 			continue
 		}
 		total++
-		byWaker[waker(ev.Stack())]++
+		w := waker(ev.Stack())
+		if w == runtimeWaker {
+			// Say which wait the poller or a timer ended.
+			w += ", waking one waiting in " + waitedAt[st.Resource.Goroutine()]
+		}
+		byWaker[w]++
 	}
 	secs := float64(last.Sub(first)) / 1e9
 	if secs <= 0 {
@@ -92,9 +105,13 @@ func run(path string, out io.Writer) error {
 	return nil
 }
 
-// waker is the two innermost frames outside the runtime of the stack that
-// woke a goroutine; none (a wake-up by the network poller or a timer):
-// "(the runtime: network poller, timers)".
+// runtimeWaker names a wake-up with no code outside the runtime on the
+// waker's stack: by the network poller or a timer.
+const runtimeWaker = "(the runtime: network poller, timers)"
+
+// waker is the two innermost frames outside the runtime of a stack: of the
+// code that woke a goroutine, or where one began to wait; runtimeWaker
+// if there are none.
 func waker(s trace.Stack) string {
 	var frames []string
 	for f := range s.Frames() {
@@ -107,7 +124,7 @@ func waker(s trace.Stack) string {
 		}
 	}
 	if len(frames) == 0 {
-		return "(the runtime: network poller, timers)"
+		return runtimeWaker
 	}
 	return strings.Join(frames, " < ")
 }
