@@ -271,6 +271,37 @@ type cpuMeter struct {
 	lk, lkSys, self          int64
 	lkPct, lkSysPct, selfPct float64
 	drops                    int64
+	// lkSwitches counts lookout's context switches; lkSwitchRate is
+	// their rate over the measurement, a second.
+	lkSwitches   int64
+	lkSwitchRate float64
+}
+
+// contextSwitches is a process's context switches, voluntary (waiting:
+// for the network, a lock, a sleep) and not, summed over its threads.
+// On a virtual machine each is dear, and they are where a server's
+// wake-ups show.
+func contextSwitches(pid int) (int64, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, t := range tasks {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
+		if err != nil {
+			continue // a thread that ended
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			for _, field := range []string{"voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"} {
+				if v, ok := strings.CutPrefix(line, field); ok {
+					c, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+					n += c
+				}
+			}
+		}
+	}
+	return n, nil
 }
 
 // udpReceiveDrops is the machine's UDP RcvbufErrors count.
@@ -306,6 +337,7 @@ func (m *cpuMeter) start() {
 	if m.srv.pid != 0 {
 		user, sys, _ := cpuSplit(m.srv.pid)
 		m.lk, m.lkSys = user+sys, sys
+		m.lkSwitches, _ = contextSwitches(m.srv.pid)
 	}
 }
 
@@ -318,6 +350,8 @@ func (m *cpuMeter) stop() {
 		user, sys, _ := cpuSplit(m.srv.pid)
 		m.lkPct = 100 * float64(user+sys-m.lk) / float64(clockTicks()) / secs
 		m.lkSysPct = 100 * float64(sys-m.lkSys) / float64(clockTicks()) / secs
+		switches, _ := contextSwitches(m.srv.pid)
+		m.lkSwitchRate = float64(switches-m.lkSwitches) / secs
 	}
 }
 
@@ -328,7 +362,8 @@ func (m *cpuMeter) String() string {
 	}
 	// The kernel's part is mostly sending: on loopback it includes the
 	// receivers' side of each datagram (their socket queues, waking them).
-	return fmt.Sprintf("lookout %.0f%% of one core (in the kernel %.0f%%); the participants (this process) %.0f%%", m.lkPct, m.lkSysPct, m.selfPct) + drops
+	return fmt.Sprintf("lookout %.0f%% of one core (in the kernel %.0f%%; %.0f context switches a second); the participants (this process) %.0f%%",
+		m.lkPct, m.lkSysPct, m.lkSwitchRate, m.selfPct) + drops
 }
 
 // profiles takes, with --pprof, lookout's CPU profile over the next d (at

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -179,5 +180,27 @@ func TestCopySpread(t *testing.T) {
 	}
 	if m := first.quantile(0.7); m < time.Microsecond || m > 2*time.Microsecond {
 		t.Errorf("middle first copy %s, want 1µs (packet 7's)", m)
+	}
+}
+
+// contextSwitches counts a process's switches over all its threads: a
+// process that sleeps again and again makes them.
+func TestContextSwitches(t *testing.T) {
+	before, err := contextSwitches(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		time.Sleep(time.Millisecond)
+	}
+	after, err := contextSwitches(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after-before < 25 {
+		t.Fatalf("%d context switches over 50 sleeps", after-before)
+	}
+	if _, err := contextSwitches(1 << 30); err == nil {
+		t.Fatal("no error for a process that does not exist")
 	}
 }
