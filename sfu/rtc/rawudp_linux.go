@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -37,6 +38,8 @@ type rawUDP struct {
 	sent     int
 	sendErr  syscall.Errno
 	sendFn   func(fd uintptr) bool
+	// sendZones caches IPv6 zones' interface indexes for the sender.
+	sendZones zoneCache
 
 	// The read being made; readMu keeps a second reader (pion's mux has
 	// one) from sharing it.
@@ -47,6 +50,54 @@ type rawUDP struct {
 	received int
 	readErr  syscall.Errno
 	readFn   func(fd uintptr) bool
+	// readZones caches interface names for the reader.
+	readZones zoneCache
+}
+
+// zoneCache maps IPv6 zones (interface names) to interface indexes and
+// back, as Go's net does, for a minute at a time: a link-local peer's
+// every datagram would otherwise ask the kernel for its interfaces. It is
+// used by one goroutine at a time.
+type zoneCache struct {
+	at     time.Time
+	byName map[string]uint32
+	byIdx  map[uint32]string
+}
+
+func (c *zoneCache) fresh() {
+	if c.byName != nil && time.Since(c.at) < time.Minute {
+		return
+	}
+	c.at = time.Now()
+	c.byName, c.byIdx = map[string]uint32{}, map[uint32]string{}
+	ifs, _ := net.Interfaces()
+	for _, ifi := range ifs {
+		c.byName[ifi.Name] = uint32(ifi.Index)
+		c.byIdx[uint32(ifi.Index)] = ifi.Name
+	}
+}
+
+// index is the interface index of an IPv6 zone (a link-local address's
+// "%eth0" or "%2"); 0 for none or an unknown one.
+func (c *zoneCache) index(zone string) uint32 {
+	if zone == "" {
+		return 0
+	}
+	if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
+		return uint32(n)
+	}
+	c.fresh()
+	return c.byName[zone]
+}
+
+// name is the interface name of an IPv6 scope, or its number if there is
+// no such interface.
+func (c *zoneCache) name(index uint32) string {
+	c.fresh()
+	if name, ok := c.byIdx[index]; ok {
+		return name
+	}
+	return strconv.FormatUint(uint64(index), 10)
 }
 
 // mmsghdr is the kernel's struct mmsghdr: a message and the bytes sent of
@@ -140,7 +191,7 @@ func (u *rawUDP) readFrom(b []byte) (int, netip.AddrPort, error) {
 	if u.readErr != 0 {
 		return 0, netip.AddrPort{}, &net.OpError{Op: "read", Net: "udp", Err: os.NewSyscallError("recvfrom", u.readErr)}
 	}
-	return u.received, sockaddrAddrPort(&u.from), nil
+	return u.received, u.sockaddrAddrPort(&u.from), nil
 }
 
 // recvfrom is the call readFrom makes, false when nothing is waiting.
@@ -168,7 +219,7 @@ func (u *rawUDP) recvfrom(fd uintptr) bool {
 }
 
 // sockaddrAddrPort is the address the kernel wrote into sa.
-func sockaddrAddrPort(sa *unix.RawSockaddrAny) netip.AddrPort {
+func (u *rawUDP) sockaddrAddrPort(sa *unix.RawSockaddrAny) netip.AddrPort {
 	switch sa.Addr.Family {
 	case unix.AF_INET:
 		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
@@ -177,7 +228,7 @@ func sockaddrAddrPort(sa *unix.RawSockaddrAny) netip.AddrPort {
 		sa6 := (*unix.RawSockaddrInet6)(unsafe.Pointer(sa))
 		ip := netip.AddrFrom16(sa6.Addr)
 		if sa6.Scope_id != 0 {
-			ip = ip.WithZone(zoneName(sa6.Scope_id))
+			ip = ip.WithZone(u.readZones.name(sa6.Scope_id))
 		}
 		return netip.AddrPortFrom(ip, ntohs(sa6.Port))
 	}
@@ -201,7 +252,7 @@ func (u *rawUDP) setName(sa *unix.RawSockaddrInet6, to netip.AddrPort) uint32 {
 	sa.Port = htons(to.Port())
 	sa.Flowinfo = 0
 	sa.Addr = ip.As16() // IPv4 as IPv4-mapped
-	sa.Scope_id = zoneIndex(ip.Zone())
+	sa.Scope_id = u.sendZones.index(ip.Zone())
 	return unix.SizeofSockaddrInet6
 }
 
@@ -215,28 +266,4 @@ func htons(port uint16) uint16 {
 func ntohs(port uint16) uint16 {
 	b := (*[2]byte)(unsafe.Pointer(&port))
 	return uint16(b[0])<<8 | uint16(b[1])
-}
-
-// zoneIndex is the interface index of an IPv6 zone (a link-local
-// address's "%eth0" or "%2"); 0 for none or an unknown one.
-func zoneIndex(zone string) uint32 {
-	if zone == "" {
-		return 0
-	}
-	if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
-		return uint32(n)
-	}
-	if ifi, err := net.InterfaceByName(zone); err == nil {
-		return uint32(ifi.Index)
-	}
-	return 0
-}
-
-// zoneName is the interface name of an IPv6 scope, or its number if the
-// interface is gone.
-func zoneName(index uint32) string {
-	if ifi, err := net.InterfaceByIndex(int(index)); err == nil {
-		return ifi.Name
-	}
-	return strconv.FormatUint(uint64(index), 10)
 }

@@ -224,3 +224,38 @@ func TestRawUDPReadWaits(t *testing.T) {
 		t.Fatal("a read went on after Close")
 	}
 }
+
+// A link-local destination's zone becomes the sockaddr's scope, and a
+// scope read back becomes the zone, by the interface's name as Go's net
+// gives it; numeric and unknown zones pass as numbers.
+func TestRawUDPZones(t *testing.T) {
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Skip("no loopback interface named lo:", err)
+	}
+	u, err := newRawUDP(listenUDP(t, "udp6", "[::1]:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		zone string
+		want uint32
+	}{{"", 0}, {"lo", uint32(lo.Index)}, {"7", 7}, {"no-such-interface", 0}} {
+		if got := u.sendZones.index(tc.zone); got != tc.want {
+			t.Errorf("zone %q: index %d, want %d", tc.zone, got, tc.want)
+		}
+	}
+	var sa unix.RawSockaddrInet6
+	u.setName(&sa, netip.MustParseAddrPort("[fe80::1%lo]:5004"))
+	if sa.Scope_id != uint32(lo.Index) {
+		t.Errorf("fe80::1%%lo: scope %d, want %d", sa.Scope_id, lo.Index)
+	}
+	var rsa unix.RawSockaddrAny
+	*(*unix.RawSockaddrInet6)(unsafe.Pointer(&rsa)) = sa
+	if got := u.sockaddrAddrPort(&rsa); got != netip.MustParseAddrPort("[fe80::1%lo]:5004") {
+		t.Errorf("read back as %v", got)
+	}
+	if got := u.readZones.name(1 << 30); got != "1073741824" {
+		t.Errorf("an unknown scope named %q", got)
+	}
+}
