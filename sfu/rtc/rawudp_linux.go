@@ -1,3 +1,5 @@
+//go:build linux && (amd64 || arm64 || riscv64 || loong64)
+
 package rtc
 
 import (
@@ -64,8 +66,9 @@ type zoneCache struct {
 	byIdx  map[uint32]string
 }
 
-func (c *zoneCache) fresh() {
-	if c.byName != nil && time.Since(c.at) < time.Minute {
+// fresh reloads the interfaces when they are older than maxAge.
+func (c *zoneCache) fresh(maxAge time.Duration) {
+	if c.byName != nil && time.Since(c.at) < maxAge {
 		return
 	}
 	c.at = time.Now()
@@ -86,14 +89,23 @@ func (c *zoneCache) index(zone string) uint32 {
 	if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
 		return uint32(n)
 	}
-	c.fresh()
+	c.fresh(time.Minute)
+	if i, ok := c.byName[zone]; ok {
+		return i
+	}
+	// An interface added since: look again, at most once a second.
+	c.fresh(time.Second)
 	return c.byName[zone]
 }
 
 // name is the interface name of an IPv6 scope, or its number if there is
 // no such interface.
 func (c *zoneCache) name(index uint32) string {
-	c.fresh()
+	c.fresh(time.Minute)
+	if name, ok := c.byIdx[index]; ok {
+		return name
+	}
+	c.fresh(time.Second)
 	if name, ok := c.byIdx[index]; ok {
 		return name
 	}
@@ -158,23 +170,42 @@ func (u *rawUDP) writeBatch(dgs []queuedDatagram) (int, error) {
 	return u.sent, nil
 }
 
-// sendmmsg is the call writeBatch makes, false when the socket's buffer
-// is full (the RawConn then waits until it is not).
+// rawSendChunk is the most datagrams one raw sendmmsg is given: the call
+// cannot be preempted, and on loopback, where it carries the receivers'
+// delivery too, 32 datagrams take about 150 µs that a collection's
+// stop-the-world would wait.
+const rawSendChunk = 32
+
+// sendmmsg is the call writeBatch makes, in chunks of rawSendChunk; false
+// when the socket's buffer is full before anything was sent (the RawConn
+// then waits until it is not).
 func (u *rawUDP) sendmmsg(fd uintptr) bool {
-	for {
-		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&u.hdrs[0])), uintptr(u.batchLen), 0, 0, 0)
-		switch e {
-		case 0:
-			u.sent = int(r)
-			return true
-		case unix.EINTR:
-		case unix.EAGAIN:
+	for u.sent < u.batchLen {
+		n := min(u.batchLen-u.sent, rawSendChunk)
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&u.hdrs[u.sent])), uintptr(n), 0, 0, 0)
+		switch {
+		case e == unix.EINTR:
+			continue
+		case e == unix.EAGAIN && u.sent == 0:
 			return false
-		default:
+		case e != 0 && u.sent == 0:
 			u.sendErr = e
 			return true
+		case e != 0:
+			// What was sent is counted; the next call meets the error.
+			return true
+		case r == 0:
+			// Not seen from a kernel: refuse the datagram rather than
+			// try it forever.
+			u.sendErr = unix.EIO
+			return true
+		}
+		u.sent += int(r)
+		if int(r) < n {
+			return true // the next call meets what stopped this one
 		}
 	}
+	return true
 }
 
 // readFrom reads one datagram into b, as net.UDPConn.ReadFromUDPAddrPort
@@ -182,16 +213,21 @@ func (u *rawUDP) sendmmsg(fd uintptr) bool {
 func (u *rawUDP) readFrom(b []byte) (int, netip.AddrPort, error) {
 	u.readMu.Lock()
 	defer u.readMu.Unlock()
-	u.readBuf, u.received, u.readErr = b, 0, 0
-	err := u.rc.Read(u.readFn)
-	u.readBuf = nil
-	if err != nil {
-		return 0, netip.AddrPort{}, err
+	defer func() { u.readBuf = nil }()
+	for {
+		u.readBuf, u.received, u.readErr = b, 0, 0
+		if err := u.rc.Read(u.readFn); err != nil {
+			return 0, netip.AddrPort{}, err
+		}
+		if u.readErr != 0 {
+			return 0, netip.AddrPort{}, &net.OpError{Op: "read", Net: "udp", Err: os.NewSyscallError("recvfrom", u.readErr)}
+		}
+		// A datagram without an IP sender (none on a UDP socket) is
+		// skipped: pion's mux would close on an invalid address.
+		if from := u.sockaddrAddrPort(&u.from); from.IsValid() {
+			return u.received, from, nil
+		}
 	}
-	if u.readErr != 0 {
-		return 0, netip.AddrPort{}, &net.OpError{Op: "read", Net: "udp", Err: os.NewSyscallError("recvfrom", u.readErr)}
-	}
-	return u.received, u.sockaddrAddrPort(&u.from), nil
 }
 
 // recvfrom is the call readFrom makes, false when nothing is waiting.

@@ -1,3 +1,5 @@
+//go:build linux && (amd64 || arm64 || riscv64 || loong64)
+
 package rtc
 
 import (
@@ -6,6 +8,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -13,12 +17,77 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mmsghdr is laid out as the kernel's struct mmsghdr: a msghdr and an
-// unsigned int, padded to the msghdr's alignment.
+// mmsghdr is laid out as the kernel's struct mmsghdr (64 bytes on the
+// 64-bit architectures the file builds for), and the kernel agrees: it
+// writes each datagram's length where mmsghdr keeps it.
 func TestMmsghdrLayout(t *testing.T) {
-	want := (unix.SizeofMsghdr + 4 + unsafe.Alignof(unix.Msghdr{}) - 1) &^ (unsafe.Alignof(unix.Msghdr{}) - 1)
-	if got := unsafe.Sizeof(mmsghdr{}); got != want {
-		t.Fatalf("mmsghdr is %d bytes, the kernel's %d", got, want)
+	if got := unsafe.Sizeof(mmsghdr{}); got != 64 {
+		t.Fatalf("mmsghdr is %d bytes, the kernel's 64", got)
+	}
+	if got := unsafe.Offsetof(mmsghdr{}.n); got != unix.SizeofMsghdr {
+		t.Fatalf("msg_len at %d, want %d", got, unix.SizeofMsghdr)
+	}
+	u, err := newRawUDP(listenUDP(t, "udp4", "127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := listenUDP(t, "udp4", "127.0.0.1:0")
+	dgs := testDatagrams(3, r.LocalAddr().(*net.UDPAddr).AddrPort())
+	if n, err := u.writeBatch(dgs); n != 3 || err != nil {
+		t.Fatalf("sent %d of 3: %v", n, err)
+	}
+	for i := range dgs {
+		if got := u.hdrs[i].n; int(got) != dgs[i].n {
+			t.Errorf("datagram %d: the kernel wrote %d bytes sent, it has %d", i, got, dgs[i].n)
+		}
+	}
+}
+
+// testDatagrams is n queued datagrams to to, datagram(i)'s bytes each.
+func testDatagrams(n int, to netip.AddrPort) []queuedDatagram {
+	dgs := make([]queuedDatagram, n)
+	for i := range dgs {
+		dgs[i].n = copy(dgs[i].buf[:], datagram(uint32(i)))
+		dgs[i].to = to
+	}
+	return dgs
+}
+
+// A batch longer than one raw call's chunk is sent whole, in order; a
+// datagram the kernel refuses (an IPv6 destination on an IPv4 socket)
+// ends the count at the ones before it, and is the error of the next
+// call alone; nothing is allocated.
+func TestRawUDPWriteBatch(t *testing.T) {
+	u, err := newRawUDP(listenUDP(t, "udp4", "127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := listenUDP(t, "udp4", "127.0.0.1:0")
+	_ = r.SetReadBuffer(4 << 20)
+	dgs := testDatagrams(100, r.LocalAddr().(*net.UDPAddr).AddrPort())
+	dgs[40].to = netip.MustParseAddrPort("[::1]:5004")
+	if n, err := u.writeBatch(dgs); n != 40 || err != nil {
+		t.Fatalf("first call: %d sent, %v; want 40, nil", n, err)
+	}
+	if n, err := u.writeBatch(dgs[40:]); n != 0 || err == nil {
+		t.Fatalf("second call: %d sent, %v; want 0 and the refusal", n, err)
+	}
+	if n, err := u.writeBatch(dgs[41:]); n != 59 || err != nil {
+		t.Fatalf("third call: %d sent, %v; want 59, nil", n, err)
+	}
+	got := receive(t, r, 99)
+	for i, seq := range got {
+		want := uint32(i)
+		if i >= 40 {
+			want++
+		}
+		if seq != want {
+			t.Fatalf("datagram %d arrived as the %dth", seq, i)
+		}
+	}
+	ok := dgs[41:73]
+	if n := testing.AllocsPerRun(20, func() { _, _ = u.writeBatch(ok) }); n != 0 {
+		t.Errorf("%.1f allocations a batch", n)
 	}
 }
 
@@ -204,6 +273,15 @@ func TestRawUDPReadWaits(t *testing.T) {
 		t.Errorf("%.1f allocations a read", n)
 	}
 
+	// A datagram larger than the buffer is cut to it, as Go's read
+	// cuts it.
+	if _, err := from.WriteToUDPAddrPort(datagram(1000), to); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := u.readFrom(buf[:100]); n != 100 || err != nil {
+		t.Fatalf("a %d-byte datagram into 100 bytes: %d, %v", len(datagram(1000)), n, err)
+	}
+
 	done := make(chan error, 1)
 	go func() {
 		for {
@@ -213,7 +291,15 @@ func TestRawUDPReadWaits(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(20 * time.Millisecond)
+	// Close once the reader waits on the poller, so that the test shows
+	// a waiting read is ended, not only a read begun after Close.
+	deadline := time.Now().Add(5 * time.Second)
+	for !readerWaiting() {
+		if time.Now().After(deadline) {
+			t.Fatal("the reader never waited on the poller")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	conn.Close()
 	select {
 	case err := <-done:
@@ -258,4 +344,17 @@ func TestRawUDPZones(t *testing.T) {
 	if got := u.readZones.name(1 << 30); got != "1073741824" {
 		t.Errorf("an unknown scope named %q", got)
 	}
+}
+
+// readerWaiting says whether a goroutine waits on the poller inside a raw
+// read.
+func readerWaiting() bool {
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	for _, g := range strings.Split(stacks, "\n\n") {
+		if strings.Contains(g, "rawUDP).readFrom") && strings.Contains(g, "runtime_pollWait") {
+			return true
+		}
+	}
+	return false
 }

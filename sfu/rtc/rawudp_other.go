@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux || !(amd64 || arm64 || riscv64 || loong64)
 
 package rtc
 
@@ -12,7 +12,10 @@ import (
 // rawUDP reads the shared ICE socket through Go's net and sends the send
 // queue's batches through x/net's WriteBatch: sendmmsg where the system
 // has it, one write per datagram elsewhere. Lookout's servers run on
-// Linux (rawudp_linux.go); this keeps the package building elsewhere.
+// 64-bit Linux (rawudp_linux.go, on the architectures whose kernels have
+// had recvfrom and sendmmsg as system calls of their own from the start;
+// 32-bit x86 and s390x reach them through socketcall on older kernels);
+// this keeps the package building elsewhere.
 type rawUDP struct {
 	conn  *net.UDPConn
 	batch *ipv4.PacketConn

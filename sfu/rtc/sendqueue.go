@@ -29,7 +29,7 @@ import (
 // ticker that wakes the process every half interval even when idle, which
 // is why it is not used.
 //
-// On Linux the socket is read and the batches sent with raw system calls
+// On 64-bit Linux the socket is read and the batches sent with raw system calls
 // (rawudp_linux.go), which skip the runtime's syscall entry and exit.
 // Through that entry, every read woke the scheduler's monitor thread
 // (sysmon) whenever the process had been idle, which then polled every
