@@ -154,13 +154,7 @@ func TestSendQueueDualStackToIPv4(t *testing.T) {
 	_ = r.SetReadBuffer(4 << 20)
 	to := r.LocalAddr().(*net.UDPAddr)
 	for i := range uint32(300) {
-		var err error
-		if i%2 == 0 {
-			_, err = q.WriteToAddrPort(datagram(i), to.AddrPort())
-		} else {
-			_, err = q.WriteTo(datagram(i), to)
-		}
-		if err != nil {
+		if err := writeEitherWay(q, i, to); err != nil {
 			t.Fatal(err)
 		}
 	}

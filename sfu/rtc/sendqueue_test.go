@@ -60,6 +60,18 @@ func receive(t *testing.T, c *net.UDPConn, n int) []uint32 {
 
 // datagram i: its number, then bytes of a length and content that vary
 // with it.
+// writeEitherWay queues datagram(i) for to through WriteToAddrPort when
+// i is even and through WriteTo when it is odd.
+func writeEitherWay(q *sendQueue, i uint32, to *net.UDPAddr) error {
+	var err error
+	if i%2 == 0 {
+		_, err = q.WriteToAddrPort(datagram(i), to.AddrPort())
+	} else {
+		_, err = q.WriteTo(datagram(i), to)
+	}
+	return err
+}
+
 func datagram(i uint32) []byte {
 	b := make([]byte, 4+int(i*37)%1100)
 	binary.BigEndian.PutUint32(b, i)
@@ -89,13 +101,7 @@ func TestSendQueueDelivers(t *testing.T) {
 					defer wg.Done()
 					to := receivers[w].LocalAddr().(*net.UDPAddr)
 					for i := range uint32(each) {
-						var err error
-						if i%2 == 0 {
-							_, err = q.WriteToAddrPort(datagram(i), to.AddrPort())
-						} else {
-							_, err = q.WriteTo(datagram(i), to)
-						}
-						if err != nil {
+						if err := writeEitherWay(q, i, to); err != nil {
 							t.Error(err)
 							return
 						}
