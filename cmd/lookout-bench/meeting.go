@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -46,6 +47,11 @@ import (
 // start it), so its CPU and memory are its own; the participants all run
 // in this process. --in-process runs the server in this process instead
 // (the test does, so that it needs no built binary).
+//
+// --compare OTHER measures the fan-out with --binary and OTHER in turn,
+// --pairs times each, and prints their figures side by side: this
+// virtual machine's speed drifts by a fifth from one hour to the next,
+// and only alternating runs tell two builds apart.
 func meeting(argv []string, out io.Writer) error {
 	fs := flag.NewFlagSet("meeting", flag.ContinueOnError)
 	binary := fs.String("binary", "bin/lookout", "the lookout binary")
@@ -63,6 +69,8 @@ func meeting(argv []string, out io.Writer) error {
 	directSend := fs.Bool("direct-send", true, "lookout sends meeting media with its direct sender (webrtc.direct_send, the default); false: through pion's SRTP path, to compare the two")
 	nice := fs.Int("nice", 0, "run the participants at this CPU priority (nice 1-19, below lookout's own), so that where the two contend for the cores lookout comes first, as a server does not share its machine with its clients; 0: the same priority")
 	pacing := fs.Float64("pacing", 2.5, "publishers pace their video packets at this many times the video's bitrate, as browsers do (Chrome: 2.5); 0 sends each frame's packets at once")
+	compare := fs.String("compare", "", "fan-out: also measure this other lookout binary, in --pairs runs alternating with --binary, and print both side by side (on a machine whose speed drifts, only alternating runs compare two builds)")
+	pairs := fs.Int("pairs", 3, "with --compare: how many runs of each binary")
 	if err := fs.Parse(argv); err != nil {
 		return err
 	}
@@ -79,6 +87,8 @@ func meeting(argv []string, out io.Writer) error {
 		return errors.New("--pacing 0 or 1-100")
 	case *nice < 0 || *nice > 19:
 		return errors.New("--nice 0-19")
+	case *compare != "" && (*rooms > 0 || *pairs < 1 || *pairs > 20):
+		return errors.New("--compare measures the fan-out (no --rooms), with --pairs 1-20")
 	}
 	var rates []int
 	for _, f := range strings.Split(*ratesFlag, ",") {
@@ -91,11 +101,6 @@ func meeting(argv []string, out io.Writer) error {
 	if len(rates) != 3 {
 		return errors.New("--rates: three layers, l,m,h")
 	}
-	srv, err := startMeetServer(*binary, *inProcess, *pprofAddr, *directSend)
-	if err != nil {
-		return err
-	}
-	defer srv.stop()
 	if *nice > 0 && !*inProcess {
 		if err := yieldToServer(*nice); err != nil {
 			return fmt.Errorf("--nice: %w", err)
@@ -103,10 +108,104 @@ func meeting(argv []string, out io.Writer) error {
 	}
 	o := meetOpts{nice: *nice, subscribers: *subscribers, duration: *duration, warmup: *warmup, rooms: *rooms, perRoom: *perRoom, sample: *sample,
 		pprofAddr: *pprofAddr, cpuProfile: *cpuProfile, pacing: *pacing, rates: rates, audio: *audio, directSend: *directSend}
+	if *compare != "" {
+		return meetingCompare([2]string{*binary, *compare}, *pairs, *inProcess, o, out)
+	}
+	srv, err := startMeetServer(*binary, *inProcess, *pprofAddr, *directSend)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
 	if *rooms > 0 {
 		return meetingRooms(srv, o, out)
 	}
-	return meetingFanout(srv, o, out)
+	_, err = meetingFanout(srv, o, out)
+	return err
+}
+
+// meetingCompare runs the fan-out with each of two binaries in turn,
+// pairs times (each pair in the other order from the one before), and
+// prints each run's figures side by side and the
+// medians: on a virtual machine whose speed drifts by a fifth from one
+// hour to the next, runs of two builds compare only when they alternate.
+func meetingCompare(binaries [2]string, pairs int, inProcess bool, o meetOpts, out io.Writer) error {
+	var results [2][]fanoutResult
+	for pair := range pairs {
+		// Each pair in the other order, so that neither binary always
+		// runs after the other's participants; the previous run's
+		// memory is returned first.
+		order := []int{0, 1}
+		if pair%2 == 1 {
+			order = []int{1, 0}
+		}
+		for _, i := range order {
+			b := binaries[i]
+			debug.FreeOSMemory()
+			fmt.Fprintf(out, "run %d of %s:\n", pair+1, b)
+			srv, err := startMeetServer(b, inProcess, "", o.directSend)
+			if err != nil {
+				return fmt.Errorf("%s: %w", b, err)
+			}
+			r, err := meetingFanout(srv, o, out)
+			srv.stop()
+			if err != nil {
+				return fmt.Errorf("%s: %w", b, err)
+			}
+			results[i] = append(results[i], r)
+		}
+	}
+	fmt.Fprintf(out, "alternating runs, %d of each:\n", pairs)
+	for i, b := range binaries {
+		fmt.Fprintf(out, "  %s\n", b)
+		for _, r := range results[i] {
+			fmt.Fprintf(out, "    %s\n", r)
+		}
+		fmt.Fprintf(out, "    median: %s\n", medianResult(results[i]))
+	}
+	return nil
+}
+
+// fanoutResult is what one fan-out run measured.
+type fanoutResult struct {
+	lost, expected uint64
+	p99            time.Duration
+	// perMbit is lookout's CPU per forwarded Mbit/s (% of one core), and
+	// switches its context switches a second; both 0 when it ran in the
+	// bench's process.
+	perMbit, switches float64
+	// participants is the bench's own CPU, % of one core.
+	participants float64
+}
+
+func (r fanoutResult) String() string {
+	s := fmt.Sprintf("lost %d of %d, p99 forwarding delay %s", r.lost, r.expected, roundDelay(r.p99))
+	if r.perMbit > 0 {
+		s += fmt.Sprintf(", lookout %.3f%% of one core per forwarded Mbit/s, %.0f context switches a second", r.perMbit, r.switches)
+	}
+	return s + fmt.Sprintf("; the participants %.0f%% of one core", r.participants)
+}
+
+// medianResult is each figure's median over rs (each figure on its own).
+func medianResult(rs []fanoutResult) fanoutResult {
+	mid := func(f func(fanoutResult) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		sort.Float64s(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	return fanoutResult{
+		lost:         uint64(mid(func(r fanoutResult) float64 { return float64(r.lost) })),
+		expected:     uint64(mid(func(r fanoutResult) float64 { return float64(r.expected) })),
+		p99:          time.Duration(mid(func(r fanoutResult) float64 { return float64(r.p99) })),
+		perMbit:      mid(func(r fanoutResult) float64 { return r.perMbit }),
+		switches:     mid(func(r fanoutResult) float64 { return r.switches }),
+		participants: mid(func(r fanoutResult) float64 { return r.participants }),
+	}
 }
 
 type meetOpts struct {
@@ -588,27 +687,28 @@ func roundDelay(d time.Duration) time.Duration {
 }
 
 // meetingFanout is the one-publisher fan-out.
-func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) error {
+func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) (fanoutResult, error) {
 	n := o.subscribers
 	if err := srv.api.post("/api/v1/rooms", map[string]any{"id": "fanout", "name": "fan-out", "org_id": "cn", "max_participants": max(n+1, 2)}); err != nil {
-		return err
+		return fanoutResult{}, err
 	}
 	tokens := make([]string, n)
 	for i := range n {
 		var err error
 		if tokens[i], err = srv.token("fanout", fmt.Sprintf("sub-%03d", i), "viewer"); err != nil {
-			return err
+			return fanoutResult{}, err
 		}
 	}
 	pubToken, err := srv.token("fanout", "pub", "participant")
 	if err != nil {
-		return err
+		return fanoutResult{}, err
 	}
+	feedbackSent.Store(0) // a run before this one's, with --compare
 	idle, benchIdle := srv.sample(), selfSample()
 	var phase atomic.Int32
 	pub, err := dialMeeting(srv.wsURL, "pub", pubToken, &phase)
 	if err != nil {
-		return err
+		return fanoutResult{}, err
 	}
 	defer pub.close()
 	level := byte(30)
@@ -617,7 +717,7 @@ func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) error {
 	}
 	publisher, err := pub.publish(o.rates, level, o.pacing)
 	if err != nil {
-		return err
+		return fanoutResult{}, err
 	}
 	joinStart := time.Now()
 	subs, errs := joinAll(srv, n, &phase, func(i int) string { return fmt.Sprintf("sub-%03d", i) }, tokens, nil)
@@ -704,9 +804,12 @@ func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) error {
 		roundDelay(w.quantile(0.5)), roundDelay(w.quantile(0.99)), roundDelay(w.quantile(1)))
 	fmt.Fprintf(out, "  CPU: %s\n", &cpu)
 	mbits := float64(totals.bytes) * 8 / 1e6 / secs
+	result := fanoutResult{expected: totals.expected, lost: totals.expected - min(totals.received, totals.expected),
+		p99: totals.forward.quantile(0.99), participants: cpu.selfPct}
 	fmt.Fprintf(out, "  forwarded %.1f Mbit/s of RTP (%.2f per subscriber)", mbits, mbits/float64(max(connected, 1)))
 	if srv.pid != 0 && mbits > 0 {
-		fmt.Fprintf(out, ": lookout %.3f%% of one core per forwarded Mbit/s", cpu.lkPct/mbits)
+		result.perMbit, result.switches = cpu.lkPct/mbits, cpu.lkSwitchRate
+		fmt.Fprintf(out, ": lookout %.3f%% of one core per forwarded Mbit/s", result.perMbit)
 	}
 	fmt.Fprintf(out, "; lookout's memory per subscriber, from idle to the end: RSS %.2f MiB, heap in use %.2f MiB\n",
 		float64(end.rssKiB-idle.rssKiB)/1024/float64(n), (float64(end.heap)-float64(idle.heap))/(1<<20)/float64(n))
@@ -715,12 +818,12 @@ func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) error {
 		fmt.Fprintf(out, "  bench:   idle %s; all joined %s; end %s\n", benchIdle, benchStart, benchEnd)
 	}
 	if perr != nil {
-		return fmt.Errorf("profile: %w", perr)
+		return result, fmt.Errorf("profile: %w", perr)
 	}
 	if connected < n {
-		return fmt.Errorf("%d of %d subscribers received no media", n-connected, n)
+		return result, fmt.Errorf("%d of %d subscribers received no media", n-connected, n)
 	}
-	return nil
+	return result, nil
 }
 
 func pacingString(f float64) string {

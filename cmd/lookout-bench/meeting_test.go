@@ -25,6 +25,9 @@ func TestMeetingBench(t *testing.T) {
 	}{
 		{"fan-out", []string{"--subscribers", "3", "--warmup", "1s", "--duration", "3s"},
 			[]string{"subscribers receiving 3 of 3", "layers at the end", "through the publisher's pion", "its first copy"}},
+		// Two builds alternating (here both the one in this process).
+		{"compare", []string{"--compare", "other-build", "--pairs", "2", "--subscribers", "2", "--warmup", "1s", "--duration", "2s"},
+			[]string{"run 1 of other-build", "run 2 of bin/lookout", "alternating runs, 2 of each", "  other-build\n", "median: lost 0 of"}},
 		{"rooms", []string{"--rooms", "1", "--per-room", "3", "--warmup", "0s", "--duration", "3s", "--sample", "1s"},
 			[]string{"hearing everyone: 3 of 3", "videos flowing while measured: 6 of 6", "t=1s", "lookout RSS: first", "slope"}},
 	} {
@@ -71,7 +74,7 @@ func TestMeetingBench(t *testing.T) {
 				t.Errorf("median forwarding delay %s (%v)", d[1], err)
 			}
 			// The receivers feed the SFU's bandwidth estimators.
-			if tc.name == "fan-out" {
+			if tc.name != "rooms" {
 				fb := regexp.MustCompile(`TWCC feedback packets from the receivers: (\d+)`).FindStringSubmatch(out.String())
 				if fb == nil {
 					t.Fatal("no TWCC feedback count")
