@@ -370,22 +370,24 @@ type cpuMeter struct {
 	lk, lkSys, self          int64
 	lkPct, lkSysPct, selfPct float64
 	drops                    int64
-	// lkSwitches counts lookout's context switches; lkSwitchRate is
-	// their rate over the measurement, a second.
-	lkSwitches   int64
-	lkSwitchRate float64
+	// lkSwitches are lookout's threads' context switches at the start;
+	// lkSwitchRate is their rate over the measurement, a second, and
+	// lkBusiestRate the rate of the thread that made the most (the Go
+	// runtime's monitor thread, when system calls keep waking it).
+	lkSwitches                  map[string]int64
+	lkSwitchRate, lkBusiestRate float64
 }
 
-// contextSwitches is a process's context switches, voluntary (waiting:
-// for the network, a lock, a sleep) and not, summed over its threads.
-// On a virtual machine each is dear, and they are where a server's
-// wake-ups show.
-func contextSwitches(pid int) (int64, error) {
+// contextSwitches is each thread of a process's context switches,
+// voluntary (waiting: for the network, a lock, a sleep) and not, by
+// thread id. On a virtual machine each is dear, and they are where a
+// server's wake-ups show.
+func contextSwitches(pid int) (map[string]int64, error) {
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	var n int64
+	byThread := map[string]int64{}
 	for _, t := range tasks {
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
 		if err != nil {
@@ -395,12 +397,23 @@ func contextSwitches(pid int) (int64, error) {
 			for _, field := range []string{"voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"} {
 				if v, ok := strings.CutPrefix(line, field); ok {
 					c, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-					n += c
+					byThread[t.Name()] += c
 				}
 			}
 		}
 	}
-	return n, nil
+	return byThread, nil
+}
+
+// switchesBetween is the context switches made from before to after, in
+// all and by the thread that made the most.
+func switchesBetween(before, after map[string]int64) (total, busiest int64) {
+	for tid, n := range after {
+		d := n - before[tid] // a thread started since: all of its own
+		total += d
+		busiest = max(busiest, d)
+	}
+	return total, busiest
 }
 
 // udpReceiveDrops is the machine's UDP RcvbufErrors count.
@@ -450,7 +463,8 @@ func (m *cpuMeter) stop() {
 		m.lkPct = 100 * float64(user+sys-m.lk) / float64(clockTicks()) / secs
 		m.lkSysPct = 100 * float64(sys-m.lkSys) / float64(clockTicks()) / secs
 		switches, _ := contextSwitches(m.srv.pid)
-		m.lkSwitchRate = float64(switches-m.lkSwitches) / secs
+		total, busiest := switchesBetween(m.lkSwitches, switches)
+		m.lkSwitchRate, m.lkBusiestRate = float64(total)/secs, float64(busiest)/secs
 	}
 }
 
@@ -461,8 +475,8 @@ func (m *cpuMeter) String() string {
 	}
 	// The kernel's part is mostly sending: on loopback it includes the
 	// receivers' side of each datagram (their socket queues, waking them).
-	return fmt.Sprintf("lookout %.0f%% of one core (in the kernel %.0f%%; %.0f context switches a second); the participants (this process) %.0f%%",
-		m.lkPct, m.lkSysPct, m.lkSwitchRate, m.selfPct) + drops
+	return fmt.Sprintf("lookout %.0f%% of one core (in the kernel %.0f%%; %.0f context switches a second, at most %.0f in one thread); the participants (this process) %.0f%%",
+		m.lkPct, m.lkSysPct, m.lkSwitchRate, m.lkBusiestRate, m.selfPct) + drops
 }
 
 // profiles takes, with --pprof, lookout's CPU profile over the next d (at

@@ -186,8 +186,9 @@ func TestCopySpread(t *testing.T) {
 	}
 }
 
-// contextSwitches counts a process's switches over all its threads: a
-// process that sleeps again and again makes them.
+// contextSwitches counts a process's switches thread by thread: a
+// process that sleeps again and again makes them, and switchesBetween
+// sums them and finds the busiest thread.
 func TestContextSwitches(t *testing.T) {
 	before, err := contextSwitches(os.Getpid())
 	if err != nil {
@@ -200,10 +201,14 @@ func TestContextSwitches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after-before < 25 {
-		t.Fatalf("%d context switches over 50 sleeps", after-before)
+	if total, busiest := switchesBetween(before, after); total < 25 || busiest < 1 || busiest > total {
+		t.Fatalf("%d context switches over 50 sleeps, at most %d in one thread", total, busiest)
 	}
 	if _, err := contextSwitches(1 << 30); err == nil {
 		t.Fatal("no error for a process that does not exist")
+	}
+	total, busiest := switchesBetween(map[string]int64{"1": 10, "2": 5, "gone": 7}, map[string]int64{"1": 40, "2": 5, "3": 12})
+	if total != 42 || busiest != 30 {
+		t.Fatalf("switchesBetween: %d in all, %d at most; want 42, 30", total, busiest)
 	}
 }
