@@ -91,6 +91,12 @@ type WebRTC struct {
 	// (docs/BENCHMARKS.md). On by default; false puts every subscriber
 	// back on pion's path (connections over ICE-TCP always are).
 	DirectSend bool `yaml:"direct_send"`
+	// DirectReceive has the SFU take meeting publishers' SRTP off the UDP
+	// port and decrypt it itself (sfu/rtc/directrecv.go), past pion's
+	// goroutine hand-overs: a tenth less CPU in the meeting bench's
+	// rooms (docs/BENCHMARKS.md). On by default; false leaves every
+	// publisher on pion's path (connections over ICE-TCP always are).
+	DirectReceive bool `yaml:"direct_receive"`
 }
 
 // TURN configures the built-in TURN server, which relays the media of
@@ -280,7 +286,7 @@ func Default() Config {
 		},
 		Ingest:  Ingest{BatchSize: 5000, FlushInterval: Duration(100 * time.Millisecond), SpoolMaxBytes: 1 << 30},
 		Alerts:  Alerts{FeedRadiusM: 2000, EventReplay: 10_000},
-		WebRTC:  WebRTC{UDPAddr: "127.0.0.1:8189", TCPAddr: "127.0.0.1:8189", DirectSend: true},
+		WebRTC:  WebRTC{UDPAddr: "127.0.0.1:8189", TCPAddr: "127.0.0.1:8189", DirectSend: true, DirectReceive: true},
 		Cameras: Cameras{RTSPTransport: "auto", OnDemandLinger: Duration(30 * time.Second), Prebuffer: Duration(30 * time.Second), PrebufferMaxBytes: 64 << 20},
 		Demo:    Demo{Enabled: false, Interval: Duration(5 * time.Second), RTSPAddr: "127.0.0.1:0"},
 	}

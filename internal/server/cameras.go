@@ -15,7 +15,7 @@ import (
 // startWebRTC opens the SFU's ICE ports and the WHEP server on them.
 func (s *Server) startWebRTC(context.Context) error {
 	eng, err := rtc.New(rtc.Params{UDPAddr: s.cfg.WebRTC.UDPAddr, TCPAddr: s.cfg.WebRTC.TCPAddr, PublicIPs: s.cfg.WebRTC.PublicIPs,
-		DirectSend: s.cfg.WebRTC.DirectSend, Log: s.log.With("component", "webrtc"), Metrics: s.metrics})
+		DirectSend: s.cfg.WebRTC.DirectSend, DirectReceive: s.cfg.WebRTC.DirectReceive, Log: s.log.With("component", "webrtc"), Metrics: s.metrics})
 	if err != nil {
 		return err
 	}

@@ -122,6 +122,11 @@ func TestSubscriberCandidatesBeforeTheAnswer(t *testing.T) {
 // false): subscribers' media goes through pion's SRTP path.
 func pionSend(p *rtc.Params) { p.DirectSend = false }
 
+// pionPaths turns the direct senders and receivers off
+// (webrtc.direct_send and webrtc.direct_receive false): all media goes
+// through pion's paths.
+func pionPaths(p *rtc.Params) { p.DirectSend, p.DirectReceive = false, false }
+
 // A subscriber over the shared UDP port gets its media from the SFU's
 // direct sender, and its RTCP goes back through it; one over ICE-TCP
 // through pion's path, both ways. Both get it all.
@@ -163,6 +168,42 @@ func TestDirectSenderOverUDPPionOverTCP(t *testing.T) {
 	for _, who := range []string{"bob", "carol"} {
 		waitUntil(t, 5*time.Second, func() bool { return e.participant(who).bwe.State().Received > 0 },
 			func() string { return who + "'s feedback did not reach the estimator" })
+	}
+}
+
+// A publisher over the shared UDP port has its media taken off the port
+// by the SFU's direct receiver, simulcast layers and audio; one over
+// ICE-TCP goes through pion's path. Everyone gets both.
+func TestDirectReceiverOverUDPPionOverTCP(t *testing.T) {
+	e := newEnv(t)
+	alice := e.join("alice", memberRights)
+	alice.publish(true)
+	carol := e.dial("carol")
+	carol.tcpOnly = true
+	carol.send(map[string]any{"type": "join", "token": e.token("carol", memberRights)})
+	carol.wait("joined", isType(signal.TypeJoined))
+	carol.publish(false)
+	bob := e.join("bob", memberRights)
+	for _, track := range []string{"alice-camera", "carol-camera"} {
+		bob.waitPackets(track, 100, 10*time.Second)
+	}
+	for _, track := range []string{"alice-microphone", "carol-microphone"} {
+		bob.waitPackets(track, 50, 10*time.Second)
+	}
+	in := func(identity string) *rtc.DirectReceiver {
+		p := e.participant(identity)
+		if p == nil {
+			t.Fatalf("no participant %s", identity)
+		}
+		return p.directIn.Load()
+	}
+	// (The first few may have gone through pion, between the connection
+	// coming up and the receiver's start.)
+	if r := in("alice"); r == nil || r.Taken() < 150 {
+		t.Errorf("alice over UDP: direct receiver %v", r)
+	}
+	if r := in("carol"); r == nil || r.Taken() != 0 {
+		t.Errorf("carol over ICE-TCP: direct receiver %v", r)
 	}
 }
 

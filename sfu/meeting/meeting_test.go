@@ -16,12 +16,12 @@ func isType(t string) func(signal.ServerMessage) bool {
 
 // Two participants publish simulcast video and audio; each receives the
 // other's, the tracks are announced, and the one who speaks is the active
-// speaker. Both ways the SFU can send a subscriber's media: its direct
-// sender (the default) and pion's SRTP path (ICE-TCP connections, and
-// webrtc.direct_send off).
+// speaker. Both ways the SFU can carry media: its direct sender and
+// receiver (the default) and pion's paths (ICE-TCP connections, and
+// webrtc.direct_send and direct_receive off).
 func TestTwoParticipantsExchangeMedia(t *testing.T) {
-	t.Run("direct sender", func(t *testing.T) { exchangeMedia(t) })
-	t.Run("pion's send path", func(t *testing.T) { exchangeMedia(t, pionSend) })
+	t.Run("direct sender and receiver", func(t *testing.T) { exchangeMedia(t) })
+	t.Run("pion's paths", func(t *testing.T) { exchangeMedia(t, pionPaths) })
 }
 
 func exchangeMedia(t *testing.T, engine ...func(*rtc.Params)) {

@@ -86,7 +86,10 @@ type participant struct {
 	subConnected atomic.Bool
 	// direct sends the subscriber connection's RTP once connected over
 	// the shared UDP port (nil: pion does).
-	direct         atomic.Pointer[rtc.DirectSender]
+	direct atomic.Pointer[rtc.DirectSender]
+	// directIn takes the publisher connection's RTP off the UDP port once
+	// connected (rtc.DirectReceiver), when the SFU's peers give one.
+	directIn       atomic.Pointer[rtc.DirectReceiver]
 	chatOut        *webrtc.DataChannel
 	awaitingAnswer bool
 	pending        bool
@@ -303,14 +306,27 @@ func sendsMedia(d *sdp.SessionDescription) bool {
 
 // newPublisher makes the publisher connection.
 func (p *participant) newPublisher() (*webrtc.PeerConnection, error) {
-	pc, err := p.room.sfu.peers.NewPeerConnection()
+	var pc *webrtc.PeerConnection
+	var err error
+	if dp, ok := p.room.sfu.peers.(DirectPublisherPeers); ok {
+		var in *rtc.DirectReceiver
+		pc, in, err = dp.NewDirectPublisherPeerConnection()
+		p.directIn.Store(in)
+	} else {
+		pc, err = p.room.sfu.peers.NewPeerConnection()
+	}
 	if err != nil {
 		return nil, err
 	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.sendCandidate(signal.TargetPublisher, c) })
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		p.room.sfu.log.Debug("meeting connection state", "room", p.room.id, "identity", p.identity, "connection", "publisher", "state", s.String())
-		if s == webrtc.PeerConnectionStateFailed {
+		switch s {
+		case webrtc.PeerConnectionStateConnected:
+			if in := p.directIn.Load(); in != nil {
+				in.Start(pc, p.directLost)
+			}
+		case webrtc.PeerConnectionStateFailed:
 			// ICE timed out: the participant is gone (a browser that
 			// died, a phone out of coverage), signaling or not.
 			go p.room.leave(p, signal.LeftTimeout)
@@ -494,12 +510,14 @@ func (p *participant) sendCandidate(target string, c *webrtc.ICECandidate) {
 }
 
 // directLost is called when the subscriber connection moves off the
-// shared UDP port (to ICE-TCP) after its direct sender started: its
-// tracks cannot go on (rtc.DirectSender). The signaling is closed with
-// 1012, on which the client reconnects and gets new connections; the
-// others are told this participant left and joined again.
+// shared UDP port (to ICE-TCP) after its direct sender started, or the
+// publisher connection after its direct receiver started: their tracks
+// cannot go on (rtc.DirectSender, rtc.DirectReceiver). The signaling is
+// closed with 1012, on which the client reconnects and gets new
+// connections; the others are told this participant left and joined
+// again.
 func (p *participant) directLost() {
-	p.room.sfu.log.Warn("meeting subscriber connection moved off the UDP port; the participant is asked to reconnect",
+	p.room.sfu.log.Warn("meeting connection moved off the UDP port; the participant is asked to reconnect",
 		"room", p.room.id, "identity", p.identity)
 	p.conn.close(websocket.CloseServiceRestart, "media_moved")
 }
@@ -820,6 +838,9 @@ func (p *participant) shut() (published []*upTrack, first bool) {
 	}
 	if direct := p.direct.Load(); direct != nil {
 		direct.Stop()
+	}
+	if in := p.directIn.Load(); in != nil {
+		in.Stop()
 	}
 	p.subMu.Lock()
 	p.downMu.Lock()

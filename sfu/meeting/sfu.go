@@ -48,6 +48,14 @@ type DirectPeers interface {
 	NewDirectSubscriberPeerConnection() (*webrtc.PeerConnection, *rtc.DirectSender, error)
 }
 
+// DirectPublisherPeers is Peers that can also give a publisher connection
+// a receiver of its own for its RTP, past pion's goroutine hand-overs
+// (sfu/rtc's Engine: rtc.DirectReceiver). A nil receiver leaves the
+// connection to pion.
+type DirectPublisherPeers interface {
+	NewDirectPublisherPeerConnection() (*webrtc.PeerConnection, *rtc.DirectReceiver, error)
+}
+
 // RoomStore is where rooms are kept (sfu/rooms, within the token's
 // organisation).
 type RoomStore interface {

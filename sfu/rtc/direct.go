@@ -141,27 +141,11 @@ func (d *DirectSender) Start(pc *webrtc.PeerConnection, lost func(), takeRTCP fu
 	if d.stopped {
 		return false
 	}
-	sctp := pc.SCTP()
-	if sctp == nil {
-		return false
-	}
-	ice := sctp.Transport().ICETransport()
-	pair, err := ice.GetSelectedCandidatePair()
-	if err != nil || pair == nil || pair.Local.Protocol != webrtc.ICEProtocolUDP {
-		return false
-	}
-	remote, ok := pairRemote(pair)
+	ice, remote, cfg, ok := overUDP(pc, &d.secrets)
 	if !ok {
 		return false
 	}
-	profile := d.secrets.srtpProfile()
-	if profile == 0 {
-		return false
-	}
-	cfg := srtp.Config{Profile: profile}
-	if err := cfg.ExtractSessionKeysFromDTLS(&d.secrets, false); err != nil {
-		return false
-	}
+	profile := cfg.Profile
 	d.key, d.salt, d.profile, d.lostFn = cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, profile, lost
 	d.remote.Store(&remote)
 	if takeRTCP != nil {
@@ -263,6 +247,30 @@ func (d *DirectSender) follow(pair *webrtc.ICECandidatePair) {
 	if lost != nil {
 		lost()
 	}
+}
+
+// overUDP is what a direct sender or receiver starts from: pc's ICE
+// transport, the selected pair's remote address if the pair is on the
+// shared UDP port, and the SRTP keys of pc's DTLS handshake (as the DTLS
+// server). ok is false if any is missing.
+func overUDP(pc *webrtc.PeerConnection, secrets *dtlsSecrets) (ice *webrtc.ICETransport, remote netip.AddrPort, cfg srtp.Config, ok bool) {
+	sctp := pc.SCTP()
+	if sctp == nil {
+		return nil, remote, cfg, false
+	}
+	ice = sctp.Transport().ICETransport()
+	pair, err := ice.GetSelectedCandidatePair()
+	if err != nil || pair == nil || pair.Local.Protocol != webrtc.ICEProtocolUDP {
+		return nil, remote, cfg, false
+	}
+	if remote, ok = pairRemote(pair); !ok {
+		return nil, remote, cfg, false
+	}
+	cfg.Profile = secrets.srtpProfile()
+	if cfg.Profile == 0 || cfg.ExtractSessionKeysFromDTLS(secrets, false) != nil {
+		return nil, remote, cfg, false
+	}
+	return ice, remote, cfg, true
 }
 
 func pairRemote(pair *webrtc.ICECandidatePair) (netip.AddrPort, bool) {

@@ -104,6 +104,47 @@ func TestDTLSSecretsEmpty(t *testing.T) {
 	}
 }
 
+// readTracks sends the packets of pc's remote tracks to the channel it
+// returns (dropped when it is full).
+func readTracks(pc *webrtc.PeerConnection) chan *rtp.Packet {
+	got := make(chan *rtp.Packet, 1000)
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			select {
+			case got <- p:
+			default:
+			}
+		}
+	})
+	return got
+}
+
+// whenConnected returns a channel closed when pc is first connected.
+func whenConnected(pc *webrtc.PeerConnection) <-chan struct{} {
+	connected := make(chan struct{})
+	var once atomic.Bool
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected && !once.Swap(true) {
+			close(connected)
+		}
+	})
+	return connected
+}
+
+// waitConnected waits 10 s at most for connected (whenConnected's).
+func waitConnected(t *testing.T, pc *webrtc.PeerConnection, connected <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-connected:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("not connected within 10 s (ICE %s)", pc.ICEConnectionState())
+	}
+}
+
 func udpPair(t *testing.T) (*net.UDPConn, *net.UDPConn) {
 	t.Helper()
 	return listenUDP(t, "udp4", "127.0.0.1:0"), listenUDP(t, "udp4", "127.0.0.1:0")
@@ -142,32 +183,10 @@ func directSession(t *testing.T, e *Engine, networks ...webrtc.NetworkType) dire
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cpc.Close() })
-	got := make(chan *rtp.Packet, 1000)
-	cpc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		for {
-			p, _, err := tr.ReadRTP()
-			if err != nil {
-				return
-			}
-			select {
-			case got <- p:
-			default:
-			}
-		}
-	})
-	connected := make(chan struct{})
-	var once atomic.Bool
-	spc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if s == webrtc.PeerConnectionStateConnected && !once.Swap(true) {
-			close(connected)
-		}
-	})
+	got := readTracks(cpc)
+	connected := whenConnected(spc)
 	negotiate(t, spc, cpc)
-	select {
-	case <-connected:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("not connected within 10 s (ICE %s)", spc.ICEConnectionState())
-	}
+	waitConnected(t, spc, connected)
 	params := sender.GetParameters()
 	return directConn{spc: spc, cpc: cpc, direct: direct, sender: sender, ssrc: params.Encodings[0].SSRC, pt: params.Codecs[0].PayloadType, got: got}
 }

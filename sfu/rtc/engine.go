@@ -42,15 +42,20 @@ type Params struct {
 	// (direct.go); off, NewDirectSubscriberPeerConnection gives none and
 	// their media goes through pion's SRTP path.
 	DirectSend bool
+	// DirectReceive gives meeting publisher connections a direct receiver
+	// (directrecv.go); off, NewDirectPublisherPeerConnection gives none
+	// and their media goes through pion's whole receive path.
+	DirectReceive bool
 	// Metrics, if set, gets the UDP port's counters
 	// (lookout_webrtc_udp_datagrams_total,
-	// lookout_webrtc_udp_refused_total) and the direct senders'
+	// lookout_webrtc_udp_refused_total), the direct senders'
 	// (lookout_webrtc_direct_packets_total, _rtcp_total,
-	// _rtcp_refused_total).
+	// _rtcp_refused_total) and the direct receivers'
+	// (lookout_webrtc_direct_received_total, _received_refused_total).
 	Metrics prometheus.Registerer
 }
 
-func registerSendQueue(reg prometheus.Registerer, q *sendQueue, direct, directRTCP, directRTCPRefused *atomic.Uint64) error {
+func registerSendQueue(reg prometheus.Registerer, q *sendQueue, direct, directRTCP, directRTCPRefused, received, receivedRefused *atomic.Uint64) error {
 	for _, c := range []prometheus.Collector{
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lookout_webrtc_udp_datagrams_total",
 			Help: "Datagrams sent from the shared ICE UDP port."},
@@ -67,6 +72,12 @@ func registerSendQueue(reg prometheus.Registerer, q *sendQueue, direct, directRT
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lookout_webrtc_direct_rtcp_refused_total",
 			Help: "SRTCP datagrams the direct senders dropped: replayed, or too short."},
 			func() float64 { return float64(directRTCPRefused.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lookout_webrtc_direct_received_total",
+			Help: "Meeting publishers' RTP packets the SFU's direct receivers took off the UDP port and decrypted themselves (webrtc.direct_receive)."},
+			func() float64 { return float64(received.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lookout_webrtc_direct_received_refused_total",
+			Help: "Publishers' SRTP datagrams the direct receivers dropped (replayed, too short, the track's buffer full) or gave back to pion (not authentic with their keys)."},
+			func() float64 { return float64(receivedRefused.Load()) }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("webrtc udp metrics: %w", err)
@@ -105,6 +116,16 @@ type Engine struct {
 	// directRTCP counts the RTCP datagrams the direct senders took,
 	// directRTCPRefused those they dropped.
 	directRTCP, directRTCPRefused atomic.Uint64
+	// directReceive is Params.DirectReceive; directReceived counts the
+	// packets the direct receivers took, directReceiveRefused those they
+	// dropped or gave back.
+	directReceive                        bool
+	directReceived, directReceiveRefused atomic.Uint64
+	// se, me and ir are api's, for the direct receivers' connections,
+	// each with its own DTLS hooks and buffers (directrecv.go).
+	se webrtc.SettingEngine
+	me *webrtc.MediaEngine
+	ir *interceptor.Registry
 
 	udp    net.PacketConn
 	tcp    net.Listener
@@ -117,7 +138,7 @@ type Engine struct {
 
 // New opens the ICE sockets and builds the API.
 func New(p Params) (*Engine, error) {
-	e := &Engine{directSend: p.DirectSend}
+	e := &Engine{directSend: p.DirectSend, directReceive: p.DirectReceive}
 	if p.Log == nil {
 		p.Log = slog.New(slog.DiscardHandler)
 	}
@@ -139,7 +160,7 @@ func New(p Params) (*Engine, error) {
 	}
 	e.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("ice-udp"), e.sendQ)
 	if p.Metrics != nil {
-		if err := registerSendQueue(p.Metrics, e.sendQ, &e.directPackets, &e.directRTCP, &e.directRTCPRefused); err != nil {
+		if err := registerSendQueue(p.Metrics, e.sendQ, &e.directPackets, &e.directRTCP, &e.directRTCPRefused, &e.directReceived, &e.directReceiveRefused); err != nil {
 			e.Close()
 			return nil, err
 		}
@@ -204,6 +225,7 @@ func New(p Params) (*Engine, error) {
 		return nil, err
 	}
 	e.api = webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(&ir))
+	e.se, e.me, e.ir = se, &me, &ir
 	if e.subAPI, err = e.subscriberAPI(se); err != nil {
 		e.Close()
 		return nil, err

@@ -22,7 +22,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func newEngine(t *testing.T, tcp bool) *Engine {
 	t.Helper()
-	p := Params{UDPAddr: "127.0.0.1:0", DirectSend: true, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	p := Params{UDPAddr: "127.0.0.1:0", DirectSend: true, DirectReceive: true, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if tcp {
 		p.TCPAddr = "127.0.0.1:0"
 	}

@@ -71,6 +71,10 @@ type sendQueue struct {
 	// for every datagram.
 	intakeMu sync.Mutex
 	intake   atomic.Pointer[map[netip.AddrPort]*DirectSender]
+	// rtpIntake maps a remote address to the direct receiver that takes
+	// the SRTP coming from it (DirectReceiver.Start), as intake does.
+	rtpIntakeMu sync.Mutex
+	rtpIntake   atomic.Pointer[map[netip.AddrPort]*DirectReceiver]
 }
 
 // queuedDatagram is one slot of the queue: the datagram's bytes and its
@@ -155,22 +159,47 @@ func (q *sendQueue) WriteTo(b []byte, addr net.Addr) (int, error) {
 // given to that sender instead, on this goroutine, and the read goes on:
 // pion would hand it through four goroutines, decrypt it, parse it, split
 // it, marshal each part again and parse it once more before the meeting
-// read it (a fifth of the server's CPU at 200 subscribers).
+// read it (a fifth of the server's CPU at 200 subscribers). SRTP from an
+// address a direct receiver has claimed goes to the receiver the same
+// way.
 func (q *sendQueue) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	for {
 		n, addr, err := q.raw.readFrom(b)
-		if err != nil || !isRTCP(b[:n]) {
+		if err != nil {
 			return n, addr, err
 		}
-		intake := q.intake.Load()
-		if intake == nil {
-			return n, addr, nil
-		}
-		d := (*intake)[netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())]
-		if d == nil || !d.takeRTCP(b[:n]) {
+		if !q.take(b[:n], addr) {
 			return n, addr, nil
 		}
 	}
+}
+
+// take gives a datagram to the direct sender or receiver that claimed its
+// address, and says whether one took it.
+func (q *sendQueue) take(b []byte, addr netip.AddrPort) bool {
+	if isRTCP(b) {
+		intake := q.intake.Load()
+		if intake == nil {
+			return false
+		}
+		d := (*intake)[netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())]
+		return d != nil && d.takeRTCP(b)
+	}
+	if !isRTP(b) {
+		return false
+	}
+	intake := q.rtpIntake.Load()
+	if intake == nil {
+		return false
+	}
+	r := (*intake)[netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())]
+	return r != nil && r.takeRTP(b)
+}
+
+// isRTP says whether a datagram is (S)RTP by its first two bytes, as
+// pion's mux tells: RTP version 2 and not RTCP's packet types.
+func isRTP(b []byte) bool {
+	return len(b) >= 12 && b[0] >= 128 && b[0] <= 191 && !(b[1] >= 192 && b[1] <= 223)
 }
 
 // isRTCP says whether a datagram is (S)RTCP by its first two bytes, as
@@ -184,14 +213,26 @@ func isRTCP(b []byte) bool {
 // address: edit gets a copy of the map, which then replaces it (the
 // reader goroutine reads it without a lock).
 func (q *sendQueue) editIntake(edit func(map[netip.AddrPort]*DirectSender)) {
-	q.intakeMu.Lock()
-	defer q.intakeMu.Unlock()
-	m := map[netip.AddrPort]*DirectSender{}
-	if old := q.intake.Load(); old != nil {
+	editCopied(&q.intakeMu, &q.intake, edit)
+}
+
+// editCopied edits a map read without a lock: edit gets a copy, which
+// then replaces it; mu orders the edits.
+func editCopied[K comparable, V any](mu *sync.Mutex, p *atomic.Pointer[map[K]V], edit func(map[K]V)) {
+	mu.Lock()
+	defer mu.Unlock()
+	m := map[K]V{}
+	if old := p.Load(); old != nil {
 		m = maps.Clone(*old)
 	}
 	edit(m)
-	q.intake.Store(&m)
+	p.Store(&m)
+}
+
+// editRTPIntake changes which direct receiver takes the SRTP from which
+// address, as editIntake.
+func (q *sendQueue) editRTPIntake(edit func(map[netip.AddrPort]*DirectReceiver)) {
+	editCopied(&q.rtpIntakeMu, &q.rtpIntake, edit)
 }
 
 // SetDeadline sets the read deadline only: a write never waits on the
