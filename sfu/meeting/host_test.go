@@ -118,10 +118,6 @@ func TestSubscriberCandidatesBeforeTheAnswer(t *testing.T) {
 	}
 }
 
-// pionSend turns the engine's direct senders off (webrtc.direct_send:
-// false): subscribers' media goes through pion's SRTP path.
-func pionSend(p *rtc.Params) { p.DirectSend = false }
-
 // pionPaths turns the direct senders and receivers off
 // (webrtc.direct_send and webrtc.direct_receive false): all media goes
 // through pion's paths.
