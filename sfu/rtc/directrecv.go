@@ -32,14 +32,16 @@ import (
 // A stream is taken from its buffer's making on: pion decrypts the
 // stream's first packet (which makes the buffer) and any that were on
 // their way through its goroutines then; the receiver decrypts the rest,
-// with an SRTP context of its own. A packet that does not authenticate
-// with that context (pion's rollover counter already past the one the
-// receiver guessed, or a datagram forged from the publisher's address)
-// goes to pion, and its stream stays with pion from then on. Once the
-// receiver has decrypted a stream past 65,535 packets, pion's context
-// for it is stale: if the connection then leaves the shared UDP port (to
-// ICE-TCP), the receiver calls its lost function and the meeting has the
-// client reconnect, as for the direct sender.
+// with an SRTP context of its own. If the receiver's first packet of a
+// stream does not authenticate with that context (pion's rollover
+// counter already past the receiver's guess), the packet and the stream
+// are left to pion from then on. Once a packet of the stream has, one
+// that does not (a datagram forged from the publisher's address) is
+// dropped: pion's context is stale once the receiver has decrypted the
+// stream past 65,535 packets. For the same reason, if the connection
+// leaves the shared UDP port (to ICE-TCP), the receiver calls its lost
+// function and the meeting has the client reconnect, as for the direct
+// sender.
 //
 // The connection answers as the DTLS server (SettingEngine's answering
 // role), so that its handshake hooks give the keys (direct.go).
@@ -75,6 +77,9 @@ type recvBuffer struct {
 	*packetio.Buffer
 	r    *DirectReceiver
 	ssrc uint32
+	// proven: a packet of the stream authenticated with the receiver's
+	// context, whose rollover counter is then the stream's (readMu).
+	proven bool
 }
 
 func (b *recvBuffer) Close() error {
@@ -244,7 +249,7 @@ func (r *DirectReceiver) takeRTP(b []byte) bool {
 	r.readMu.Lock()
 	defer r.readMu.Unlock()
 	plain, err := r.ctx.DecryptRTP(r.plain[:0], b, &r.hdr)
-	if errors.Is(err, srtp.ErrFailedToVerifyAuthTag) {
+	if errors.Is(err, srtp.ErrFailedToVerifyAuthTag) && !buf.proven {
 		// The stream stays with pion from now on (see the type's
 		// comment).
 		r.drop(ssrc, buf)
@@ -252,10 +257,12 @@ func (r *DirectReceiver) takeRTP(b []byte) bool {
 		return false
 	}
 	if err != nil {
-		// A replay or a runt: dropped, as pion's session drops them.
+		// A replay, a runt or a forgery: dropped, as pion's session
+		// drops them.
 		r.refused.Add(1)
 		return true
 	}
+	buf.proven = true
 	r.plain = plain[:0] // grown, if it had to, for the next
 	if _, err := buf.Write(plain); err != nil {
 		// The buffer full (the track's reader stalled) or closed:
