@@ -195,8 +195,11 @@ func TestDirectReceiverOverUDPPionOverTCP(t *testing.T) {
 	}
 	// (The first few may have gone through pion, between the connection
 	// coming up and the receiver's start.)
-	if r := in("alice"); r == nil || r.Taken() < 150 {
+	// Each of her streams: three layers and the audio.
+	if r := in("alice"); r == nil || r.Taken() < 150 || r.Decrypting() != 4 {
 		t.Errorf("alice over UDP: direct receiver %v", r)
+	} else {
+		t.Logf("alice over UDP: %d packets taken, %d streams decrypted", r.Taken(), r.Decrypting())
 	}
 	if r := in("carol"); r == nil || r.Taken() != 0 {
 		t.Errorf("carol over ICE-TCP: direct receiver %v", r)

@@ -37,11 +37,19 @@ import (
 // counter already past the receiver's guess), the packet and the stream
 // are left to pion from then on. Once a packet of the stream has, one
 // that does not (a datagram forged from the publisher's address) is
-// dropped: pion's context is stale once the receiver has decrypted the
-// stream past 65,535 packets. For the same reason, if the connection
-// leaves the shared UDP port (to ICE-TCP), the receiver calls its lost
-// function and the meeting has the client reconnect, as for the direct
-// sender.
+// dropped: pion's guess of the rollover counter fails once the stream has
+// gone 32,768 to 65,536 packets past the last pion saw. For the same
+// reason, if the connection leaves the shared UDP port (to ICE-TCP) after
+// the receiver took a packet, it calls its lost function and the meeting
+// has the client reconnect, as for the direct sender. A stream whose
+// buffer pion closed (the client stopped sending it) goes back to pion
+// if it comes again with the same SSRC; that far past, pion cannot
+// decrypt it. Lookout's own clients send a new track on a new
+// transceiver, with a new SSRC.
+//
+// The receiver's replay window starts empty where pion's left off: a
+// packet pion delivered while the receiver started may be delivered once
+// more. The meeting's forwarding drops such a duplicate.
 //
 // The connection answers as the DTLS server (SettingEngine's answering
 // role), so that its handshake hooks give the keys (direct.go).
@@ -77,9 +85,6 @@ type recvBuffer struct {
 	*packetio.Buffer
 	r    *DirectReceiver
 	ssrc uint32
-	// proven: a packet of the stream authenticated with the receiver's
-	// context, whose rollover counter is then the stream's (readMu).
-	proven bool
 }
 
 func (b *recvBuffer) Close() error {
@@ -224,7 +229,8 @@ func (r *DirectReceiver) follow(pair *webrtc.ICECandidatePair) {
 	}
 	r.mu.Lock()
 	lost := r.lostFn
-	was := r.claimed.IsValid()
+	// Nothing taken, nothing of pion's stale: the connection goes on.
+	was := r.claimed.IsValid() && r.taken.Load() > 0
 	r.lostFn = nil
 	r.release()
 	r.mu.Unlock()
@@ -248,8 +254,11 @@ func (r *DirectReceiver) takeRTP(b []byte) bool {
 	}
 	r.readMu.Lock()
 	defer r.readMu.Unlock()
+	// Once a packet of the stream authenticated with the receiver's
+	// context, the context's rollover counter is the stream's.
+	_, proven := r.ctx.ROC(ssrc)
 	plain, err := r.ctx.DecryptRTP(r.plain[:0], b, &r.hdr)
-	if errors.Is(err, srtp.ErrFailedToVerifyAuthTag) && !buf.proven {
+	if errors.Is(err, srtp.ErrFailedToVerifyAuthTag) && !proven {
 		// The stream stays with pion from now on (see the type's
 		// comment).
 		r.drop(ssrc, buf)
@@ -262,12 +271,10 @@ func (r *DirectReceiver) takeRTP(b []byte) bool {
 		r.refused.Add(1)
 		return true
 	}
-	buf.proven = true
 	r.plain = plain[:0] // grown, if it had to, for the next
 	if _, err := buf.Write(plain); err != nil {
-		// The buffer full (the track's reader stalled) or closed:
-		// dropped, as pion drops it.
-		r.refused.Add(1)
+		// The buffer full (a track nobody reads) or closed: dropped,
+		// as pion drops it, and not counted (pion does not either).
 		return true
 	}
 	r.taken.Add(1)
@@ -278,3 +285,24 @@ func (r *DirectReceiver) takeRTP(b []byte) bool {
 // Taken is how many packets the receiver decrypted and handed to pion's
 // tracks.
 func (r *DirectReceiver) Taken() uint64 { return r.taken.Load() }
+
+// Decrypting is how many of the connection's streams the receiver
+// decrypts: those with a buffer, of which it decrypted a packet.
+func (r *DirectReceiver) Decrypting() int {
+	streams := r.streams.Load()
+	if streams == nil {
+		return 0
+	}
+	r.readMu.Lock()
+	defer r.readMu.Unlock()
+	if r.ctx == nil {
+		return 0
+	}
+	n := 0
+	for ssrc := range *streams {
+		if _, ok := r.ctx.ROC(ssrc); ok {
+			n++
+		}
+	}
+	return n
+}

@@ -69,9 +69,15 @@ func publisherSession(t *testing.T, e *Engine, networks ...webrtc.NetworkType) p
 		}
 		break
 	}
-	time.Sleep(100 * time.Millisecond) // any still on their way
-	for len(got) > 0 {
-		<-got
+	// Any still on their way, until none came for 200 ms.
+	for quiet := time.After(200 * time.Millisecond); ; {
+		select {
+		case <-got:
+			quiet = time.After(200 * time.Millisecond)
+			continue
+		case <-quiet:
+		}
+		break
 	}
 	return publisherConn{spc: spc, cpc: cpc, in: in, track: track, got: got, pt: pt, ssrc: ssrc}
 }
@@ -122,8 +128,8 @@ func TestDirectReceiverTakesPublisherMedia(t *testing.T) {
 	}
 	const n = 300
 	s.sendAndReceive(t, 65400, n)
-	if got := s.in.Taken(); got != n || e.directReceived.Load() != got {
-		t.Fatalf("the receiver took %d of %d (the engine counted %d)", got, n, e.directReceived.Load())
+	if got := s.in.Taken(); got != n || e.directReceived.Load() != got || s.in.Decrypting() != 1 {
+		t.Fatalf("the receiver took %d of %d (the engine counted %d), decrypts %d streams", got, n, e.directReceived.Load(), s.in.Decrypting())
 	}
 	if lost.Load() != 0 {
 		t.Fatal("lost called")
@@ -140,7 +146,9 @@ func TestDirectReceiverRefuses(t *testing.T) {
 		t.Fatal("not started")
 	}
 	s.sendAndReceive(t, 65100, 40)
+	s.in.mu.Lock()
 	remote := s.in.claimed
+	s.in.mu.Unlock()
 	ssrc := s.ssrc
 	if _, ok := (*s.in.streams.Load())[ssrc]; !ok {
 		t.Fatal("the track's stream is not taken")
@@ -240,36 +248,50 @@ func TestDirectReceiverNotOverTCP(t *testing.T) {
 }
 
 // The receiver follows ICE's selected pair to another address on the UDP
-// port; a pair off it loses the connection: lost is called once and the
-// address is pion's.
+// port; a pair off it ends the claim, and, once the receiver has taken a
+// packet (pion's contexts stale), loses the connection: lost is called
+// once.
 func TestDirectReceiverFollowsThePair(t *testing.T) {
-	e := newEngine(t, false)
-	s := publisherSession(t, e, webrtc.NetworkTypeUDP4)
-	var lost atomic.Int32
-	if !s.in.Start(s.spc, func() { lost.Add(1) }) {
-		t.Fatal("not started")
-	}
-	first := s.in.claimed
-	elsewhere := listenUDP(t, "udp4", "127.0.0.1:0")
-	to := elsewhere.LocalAddr().(*net.UDPAddr).AddrPort()
-	s.in.follow(&webrtc.ICECandidatePair{
-		Local:  &webrtc.ICECandidate{Protocol: webrtc.ICEProtocolUDP, Address: "127.0.0.1", Port: 1},
-		Remote: &webrtc.ICECandidate{Protocol: webrtc.ICEProtocolUDP, Address: to.Addr().String(), Port: to.Port()},
-	})
-	if claims := *e.sendQ.rtpIntake.Load(); claims[to] != s.in || claims[first] != nil {
-		t.Fatalf("claims %v after the pair moved from %v to %v", claims, first, to)
-	}
 	tcp := &webrtc.ICECandidatePair{
 		Local:  &webrtc.ICECandidate{Protocol: webrtc.ICEProtocolTCP, Address: "127.0.0.1", Port: 2},
 		Remote: &webrtc.ICECandidate{Protocol: webrtc.ICEProtocolTCP, Address: "127.0.0.1", Port: 3},
 	}
-	s.in.follow(tcp)
-	s.in.follow(tcp)
-	if lost.Load() != 1 {
-		t.Fatalf("lost called %d times", lost.Load())
-	}
-	if claims := *e.sendQ.rtpIntake.Load(); len(claims) != 0 {
-		t.Fatalf("still claimed after the move to TCP: %v", claims)
+	for _, tc := range []struct {
+		name     string
+		packets  int
+		wantLost int32
+	}{{"nothing taken", 0, 0}, {"packets taken", 20, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, false)
+			s := publisherSession(t, e, webrtc.NetworkTypeUDP4)
+			var lost atomic.Int32
+			if !s.in.Start(s.spc, func() { lost.Add(1) }) {
+				t.Fatal("not started")
+			}
+			if tc.packets > 0 {
+				s.sendAndReceive(t, 65100, tc.packets)
+			}
+			s.in.mu.Lock()
+			first := s.in.claimed
+			s.in.mu.Unlock()
+			elsewhere := listenUDP(t, "udp4", "127.0.0.1:0")
+			to := elsewhere.LocalAddr().(*net.UDPAddr).AddrPort()
+			s.in.follow(&webrtc.ICECandidatePair{
+				Local:  &webrtc.ICECandidate{Protocol: webrtc.ICEProtocolUDP, Address: "127.0.0.1", Port: 1},
+				Remote: &webrtc.ICECandidate{Protocol: webrtc.ICEProtocolUDP, Address: to.Addr().String(), Port: to.Port()},
+			})
+			if claims := *e.sendQ.rtpIntake.Load(); claims[to] != s.in || claims[first] != nil {
+				t.Fatalf("claims %v after the pair moved from %v to %v", claims, first, to)
+			}
+			s.in.follow(tcp)
+			s.in.follow(tcp)
+			if lost.Load() != tc.wantLost {
+				t.Fatalf("lost called %d times, want %d", lost.Load(), tc.wantLost)
+			}
+			if claims := *e.sendQ.rtpIntake.Load(); len(claims) != 0 {
+				t.Fatalf("still claimed after the move to TCP: %v", claims)
+			}
+		})
 	}
 }
 
