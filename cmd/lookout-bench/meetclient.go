@@ -15,6 +15,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/logging"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -207,7 +208,10 @@ func firstWords(s string) string {
 //     for lost (it saw 10-20 % loss where none was);
 //   - the statistics interceptor, as nothing here asks for statistics.
 //
-// NACKs are asked at most 3 times per packet, as a browser gives up. A
+// A publisher numbers its packets for transport-wide feedback (the
+// header extension interceptor), as a browser does, and the SFU sends it
+// the feedback. NACKs are asked at most 3 times per packet, as a browser
+// gives up. A
 // publisher (publish) offers VP8 and Opus without RTX: pion's
 // retransmissions of a simulcast layer would carry its rid but no
 // repaired-rid (a browser's carry the latter), and the SFU's pion would take
@@ -272,6 +276,15 @@ func (c *meetClient) newPCOn(conn *stampConn, publisher bool) (*webrtc.PeerConne
 	}
 	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: audioLevelExtURI}, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, err
+	}
+	if publisher {
+		// Numbered for the SFU's transport-wide feedback, as a browser
+		// numbers what it sends.
+		numbering, err := twcc.NewHeaderExtensionInterceptor()
+		if err != nil {
+			return nil, err
+		}
+		ir.Add(numbering)
 	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(&ir)).NewPeerConnection(webrtc.Configuration{})
 }
