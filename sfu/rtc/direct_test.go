@@ -104,22 +104,6 @@ func TestDTLSSecretsEmpty(t *testing.T) {
 	}
 }
 
-// readRTCP calls fn, on a goroutine of its own, with each RTCP packet s
-// reads, until s is closed.
-func readRTCP(s *webrtc.RTPSender, fn func(rtcp.Packet)) {
-	go func() {
-		for {
-			pkts, _, err := s.ReadRTCP()
-			if err != nil {
-				return
-			}
-			for _, p := range pkts {
-				fn(p)
-			}
-		}
-	}()
-}
-
 // readTracks sends the packets of pc's remote tracks to the channel it
 // returns (dropped when it is full).
 func readTracks(pc *webrtc.PeerConnection) chan *rtp.Packet {
@@ -370,11 +354,19 @@ func TestDirectSenderTakesRTCP(t *testing.T) {
 		t.Fatal("not started")
 	}
 	fromPion := make(chan rtcp.Packet, 16)
-	readRTCP(s.sender, func(p rtcp.Packet) {
-		if _, ok := p.(*rtcp.PictureLossIndication); ok {
-			fromPion <- p
+	go func() {
+		for {
+			pkts, _, err := s.sender.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				if _, ok := p.(*rtcp.PictureLossIndication); ok {
+					fromPion <- p
+				}
+			}
 		}
-	})
+	}()
 	// The server is connected; the client may still finish its side.
 	for end := time.Now().Add(5 * time.Second); s.cpc.ConnectionState() != webrtc.PeerConnectionStateConnected; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(end) {

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
@@ -20,10 +19,8 @@ import (
 // connection's keys, and writes the plain packet into the buffer pion's
 // track reads (the SRTP read stream's, which pion makes with the setting
 // engine's BufferFactory: here, the receiver's). pion's interceptors
-// (NACKs, receiver reports) and its RTX and simulcast handling run on the
-// track's read as before; the transport-wide feedback to the publisher is
-// transportFeedback's, which notes a taken packet's arrival here, on the
-// reader.
+// (NACKs, receiver reports, transport-wide feedback) and its RTX and
+// simulcast handling run on the track's read as before.
 //
 // Why: on pion's own path a datagram is handed from the UDP mux's reader
 // to the ICE candidate's, to the DTLS mux's, to the SRTP session's and
@@ -80,10 +77,6 @@ type DirectReceiver struct {
 	plain  []byte
 
 	taken atomic.Uint64
-	// feedback is the connection's transport-wide feedback, which a
-	// taken packet's arrival is noted in.
-	feedback atomic.Pointer[transportFeedback]
-	noted    atomic.Uint64 // the taken packets noted in it
 }
 
 // recvBuffer is a read stream's buffer; closing it (pion closes the
@@ -124,11 +117,7 @@ func (e *Engine) NewDirectPublisherPeerConnection() (*webrtc.PeerConnection, *Di
 	se.SetDTLSServerHelloMessageHook(r.secrets.serverHello)
 	se.SetDTLSKeyLogWriter(&r.secrets)
 	se.BufferFactory = r.buffer
-	ir, err := publisherInterceptors(r)
-	if err != nil {
-		return nil, nil, err
-	}
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(e.me), webrtc.WithInterceptorRegistry(ir)).
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(e.me), webrtc.WithInterceptorRegistry(e.ir)).
 		NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, nil, err
@@ -263,7 +252,6 @@ func (r *DirectReceiver) takeRTP(b []byte) bool {
 	if buf == nil {
 		return false
 	}
-	arrived := time.Now()
 	r.readMu.Lock()
 	defer r.readMu.Unlock()
 	// Once a packet of the stream authenticated with the receiver's
@@ -284,9 +272,6 @@ func (r *DirectReceiver) takeRTP(b []byte) bool {
 		return true
 	}
 	r.plain = plain[:0] // grown, if it had to, for the next
-	if f := r.feedback.Load(); f != nil && f.arrived(ssrc, &r.hdr, arrived) {
-		r.noted.Add(1)
-	}
 	if _, err := buf.Write(plain); err != nil {
 		// The buffer full (a track nobody reads) or closed: dropped,
 		// as pion drops it, and not counted (pion does not either).

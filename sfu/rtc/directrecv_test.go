@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/interceptor"
-	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
@@ -20,28 +18,21 @@ type publisherConn struct {
 	spc, cpc *webrtc.PeerConnection
 	in       *DirectReceiver
 	track    *webrtc.TrackLocalStaticRTP
-	sender   *webrtc.RTPSender // the client's, of the track
-	got      chan *rtp.Packet  // what the server's track read
-	pt       uint8             // the track's payload type
-	ssrc     uint32            // and SSRC
+	got      chan *rtp.Packet // what the server's track read
+	pt       uint8            // the track's payload type
+	ssrc     uint32           // and SSRC
 }
 
 // publisherSession connects a pion client (over networks) that publishes
 // to a direct publisher connection of the engine.
 func publisherSession(t *testing.T, e *Engine, networks ...webrtc.NetworkType) publisherConn {
 	t.Helper()
-	return publisherSessionOf(t, e, clientAPI(networks...))
-}
-
-// publisherSessionOf is publisherSession with the client made by client.
-func publisherSessionOf(t *testing.T, e *Engine, client *webrtc.API) publisherConn {
-	t.Helper()
 	spc, in, err := e.NewDirectPublisherPeerConnection()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { spc.Close() })
-	cpc, err := client.NewPeerConnection(webrtc.Configuration{})
+	cpc, err := clientAPI(networks...).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +41,7 @@ func publisherSessionOf(t *testing.T, e *Engine, client *webrtc.API) publisherCo
 	if err != nil {
 		t.Fatal(err)
 	}
-	sender, err := cpc.AddTrack(track)
-	if err != nil {
+	if _, err := cpc.AddTrack(track); err != nil {
 		t.Fatal(err)
 	}
 	got := readTracks(spc)
@@ -89,7 +79,7 @@ func publisherSessionOf(t *testing.T, e *Engine, client *webrtc.API) publisherCo
 		}
 		break
 	}
-	return publisherConn{spc: spc, cpc: cpc, in: in, track: track, sender: sender, got: got, pt: pt, ssrc: ssrc}
+	return publisherConn{spc: spc, cpc: cpc, in: in, track: track, got: got, pt: pt, ssrc: ssrc}
 }
 
 // sendAndReceive has the client send packets first..first+n-1 (in
@@ -224,54 +214,6 @@ func TestDirectReceiverRefuses(t *testing.T) {
 	s.in.Stop()
 	if claims := *e.sendQ.rtpIntake.Load(); len(claims) != 0 {
 		t.Fatalf("still claimed after Stop: %v", claims)
-	}
-}
-
-// The publisher gets transport-wide feedback for the packets the receiver
-// took, from their arrival on the socket's reader: every packet it sent
-// is reported received.
-func TestDirectReceiverTransportFeedback(t *testing.T) {
-	e := newEngine(t, false)
-	// A client that numbers its packets for transport-wide feedback, as a
-	// browser does.
-	var me webrtc.MediaEngine
-	if err := me.RegisterDefaultCodecs(); err != nil {
-		t.Fatal(err)
-	}
-	var ir interceptor.Registry
-	if err := webrtc.ConfigureTWCCHeaderExtensionSender(&me, &ir); err != nil {
-		t.Fatal(err)
-	}
-	me.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, webrtc.RTPCodecTypeVideo)
-	s := publisherSessionOf(t, e, clientAPIWith(&me, &ir, webrtc.NetworkTypeUDP4))
-	// The client's RTCP: how many packets the feedback reported received.
-	var reported atomic.Int64
-	readRTCP(s.sender, func(p rtcp.Packet) {
-		if fb, ok := p.(*rtcp.TransportLayerCC); ok {
-			reported.Add(int64(len(fb.RecvDeltas)))
-		}
-	})
-	if !s.in.Start(s.spc, nil) {
-		t.Fatal("not started")
-	}
-	time.Sleep(300 * time.Millisecond) // the warm-up's feedback sent
-	before, taken, noted := reported.Load(), s.in.Taken(), s.in.noted.Load()
-	const n = 100
-	s.sendAndReceive(t, 65100, n)
-	if got, at := s.in.Taken()-taken, s.in.noted.Load()-noted; got != n || at != n {
-		t.Fatalf("the receiver took %d of %d, noted the arrival of %d at the socket", got, n, at)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for reported.Load()-before < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d packets reported received within 5 s", reported.Load()-before, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	// Noted on the reader and again on the track's read, reported once.
-	time.Sleep(3 * feedbackInterval)
-	if got := reported.Load() - before; got != n {
-		t.Fatalf("%d packets reported received, of %d sent", got, n)
 	}
 }
 

@@ -121,10 +121,11 @@ type Engine struct {
 	// dropped or gave back.
 	directReceive                        bool
 	directReceived, directReceiveRefused atomic.Uint64
-	// se and me are api's, for the direct receivers' connections, each
-	// with its own DTLS hooks, buffers and interceptors (directrecv.go).
+	// se, me and ir are api's, for the direct receivers' connections,
+	// each with its own DTLS hooks and buffers (directrecv.go).
 	se webrtc.SettingEngine
 	me *webrtc.MediaEngine
+	ir *interceptor.Registry
 
 	udp    net.PacketConn
 	tcp    net.Listener
@@ -224,7 +225,7 @@ func New(p Params) (*Engine, error) {
 		return nil, err
 	}
 	e.api = webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(&ir))
-	e.se, e.me = se, &me
+	e.se, e.me, e.ir = se, &me, &ir
 	if e.subAPI, err = e.subscriberAPI(se); err != nil {
 		e.Close()
 		return nil, err
@@ -289,32 +290,6 @@ const nackHistory = 256
 // statistics, TWCC feedback) with a shorter NACK history.
 func registerInterceptors(me *webrtc.MediaEngine, ir *interceptor.Registry) error {
 	return webrtc.RegisterDefaultInterceptorsWithOptions(me, ir, webrtc.WithNackResponderOptions(nack.ResponderSize(nackHistory)))
-}
-
-// publisherInterceptors are the interceptors of a direct receiver's
-// connection: pion's defaults (registerInterceptors) but its transport-wide
-// feedback, which is made by transportFeedback instead, fed by r. The
-// media engine is the main API's, which negotiates the feedback.
-func publisherInterceptors(r *DirectReceiver) (*interceptor.Registry, error) {
-	var ir interceptor.Registry
-	generator, err := nack.NewGeneratorInterceptor()
-	if err != nil {
-		return nil, err
-	}
-	responder, err := nack.NewResponderInterceptor(nack.ResponderSize(nackHistory))
-	if err != nil {
-		return nil, err
-	}
-	ir.Add(responder)
-	ir.Add(generator)
-	if err := webrtc.ConfigureRTCPReports(&ir); err != nil {
-		return nil, err
-	}
-	if err := webrtc.ConfigureStatsInterceptor(&ir); err != nil {
-		return nil, err
-	}
-	ir.Add(transportFeedbackFactory{r: r})
-	return &ir, nil
 }
 
 // audioLevelURI is the client-to-mixer audio level extension (RFC 6464),

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,24 +37,14 @@ func newEngine(t *testing.T, tcp bool) *Engine {
 // clientAPI is a plain pion client, as a browser would be, limited to
 // loopback and to the given networks.
 func clientAPI(networks ...webrtc.NetworkType) *webrtc.API {
-	var me webrtc.MediaEngine
-	_ = me.RegisterDefaultCodecs()
-	return clientAPIWith(&me, nil, networks...)
-}
-
-// clientAPIWith is clientAPI with the media engine me and, if not nil,
-// the interceptors ir.
-func clientAPIWith(me *webrtc.MediaEngine, ir *interceptor.Registry, networks ...webrtc.NetworkType) *webrtc.API {
 	var se webrtc.SettingEngine
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes(networks)
-	opts := []func(*webrtc.API){webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me)}
-	if ir != nil {
-		opts = append(opts, webrtc.WithInterceptorRegistry(ir))
-	}
-	return webrtc.NewAPI(opts...)
+	var me webrtc.MediaEngine
+	_ = me.RegisterDefaultCodecs()
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(&me))
 }
 
 // session connects a client that sends H.264 RTP and a data channel
