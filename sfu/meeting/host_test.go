@@ -118,6 +118,10 @@ func TestSubscriberCandidatesBeforeTheAnswer(t *testing.T) {
 	}
 }
 
+// directReceive turns the engine's direct receivers on
+// (webrtc.direct_receive: true).
+func directReceive(p *rtc.Params) { p.DirectReceive = true }
+
 // pionPaths turns the direct senders and receivers off
 // (webrtc.direct_send and webrtc.direct_receive false): all media goes
 // through pion's paths.
@@ -171,7 +175,7 @@ func TestDirectSenderOverUDPPionOverTCP(t *testing.T) {
 // by the SFU's direct receiver, simulcast layers and audio; one over
 // ICE-TCP goes through pion's path. Everyone gets both.
 func TestDirectReceiverOverUDPPionOverTCP(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, directReceive)
 	alice := e.join("alice", memberRights)
 	alice.publish(true)
 	carol := e.dial("carol")
