@@ -67,6 +67,7 @@ func meeting(argv []string, out io.Writer) error {
 	ratesFlag := fs.String("rates", "150,500,900", "fan-out: the publisher's simulcast layers l,m,h in kbit/s (LiveKit's load tester sends about 150,500,1700)")
 	audio := fs.Bool("audio", true, "fan-out: the publisher sends audio too (50 packets/s)")
 	directSend := fs.Bool("direct-send", true, "lookout sends meeting media with its direct sender (webrtc.direct_send, the default); false: through pion's SRTP path, to compare the two")
+	directReceive := fs.Bool("direct-receive", false, "lookout takes publishers' media off its UDP port with its direct receiver (webrtc.direct_receive: true; off by default)")
 	nice := fs.Int("nice", 0, "run the participants at this CPU priority (nice 1-19, below lookout's own), so that where the two contend for the cores lookout comes first, as a server does not share its machine with its clients; 0: the same priority")
 	pacing := fs.Float64("pacing", 2.5, "publishers pace their video packets at this many times the video's bitrate, as browsers do (Chrome: 2.5); 0 sends each frame's packets at once")
 	compare := fs.String("compare", "", "fan-out: also measure this other lookout binary, in --pairs runs alternating with --binary, and print both side by side (on a machine whose speed drifts, only alternating runs compare two builds)")
@@ -107,11 +108,11 @@ func meeting(argv []string, out io.Writer) error {
 		}
 	}
 	o := meetOpts{nice: *nice, subscribers: *subscribers, duration: *duration, warmup: *warmup, rooms: *rooms, perRoom: *perRoom, sample: *sample,
-		pprofAddr: *pprofAddr, cpuProfile: *cpuProfile, pacing: *pacing, rates: rates, audio: *audio, directSend: *directSend}
+		pprofAddr: *pprofAddr, cpuProfile: *cpuProfile, pacing: *pacing, rates: rates, audio: *audio, directSend: *directSend, directReceive: *directReceive}
 	if *compare != "" {
 		return meetingCompare([2]string{*binary, *compare}, *pairs, *inProcess, o, out)
 	}
-	srv, err := startMeetServer(*binary, *inProcess, *pprofAddr, *directSend)
+	srv, err := startMeetServer(*binary, *inProcess, *pprofAddr, *directSend, *directReceive)
 	if err != nil {
 		return err
 	}
@@ -142,7 +143,7 @@ func meetingCompare(binaries [2]string, pairs int, inProcess bool, o meetOpts, o
 			b := binaries[i]
 			debug.FreeOSMemory()
 			fmt.Fprintf(out, "run %d of %s:\n", pair+1, b)
-			srv, err := startMeetServer(b, inProcess, "", o.directSend)
+			srv, err := startMeetServer(b, inProcess, "", o.directSend, o.directReceive)
 			if err != nil {
 				return fmt.Errorf("%s: %w", b, err)
 			}
@@ -218,6 +219,7 @@ type meetOpts struct {
 	cpuProfile       string
 	pacing           float64
 	directSend       bool
+	directReceive    bool
 	// rates are the fan-out publisher's layers (bit/s); audio whether it
 	// sends audio.
 	rates []int
@@ -236,7 +238,7 @@ type meetServer struct {
 // startMeetServer starts lookout (demo off, everything on loopback, the
 // log at warn) with a fresh data directory, as its own process or in this
 // one.
-func startMeetServer(binary string, inProcess bool, pprofAddr string, directSend bool) (*meetServer, error) {
+func startMeetServer(binary string, inProcess bool, pprofAddr string, directSend, directReceive bool) (*meetServer, error) {
 	dir, err := os.MkdirTemp("", "lookout-bench-meeting")
 	if err != nil {
 		return nil, err
@@ -256,7 +258,7 @@ func startMeetServer(binary string, inProcess bool, pprofAddr string, directSend
 		cfg.Bootstrap.AdminPassword = "bench-admin-password"
 		cfg.Log.Level = "warn"
 		cfg.Debug.PprofAddr = pprofAddr
-		cfg.WebRTC.DirectSend = directSend
+		cfg.WebRTC.DirectSend, cfg.WebRTC.DirectReceive = directSend, directReceive
 		if err := cfg.Validate(); err != nil {
 			os.RemoveAll(dir)
 			return nil, err
@@ -284,6 +286,10 @@ func startMeetServer(binary string, inProcess bool, pprofAddr string, directSend
 			yaml += "debug:\n  pprof_addr: " + pprofAddr + "\n"
 		}
 		yaml += "webrtc:\n  direct_send: " + strconv.FormatBool(directSend) + "\n"
+		if directReceive {
+			// Only when asked: a build before the key would refuse it.
+			yaml += "  direct_receive: true\n"
+		}
 		if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
 			os.RemoveAll(dir)
 			return nil, err
@@ -796,6 +802,9 @@ func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) (fanoutResult, er
 		where += "; lookout sending with its direct sender (the default)"
 	} else {
 		where += "; lookout sending through pion's SRTP path (--direct-send=false)"
+	}
+	if o.directReceive {
+		where += ", receiving with its direct receiver (--direct-receive)"
 	}
 	fmt.Fprintf(out, "  %s; %s warm-up, then measured for %s\n", where, o.warmup, o.duration)
 	fmt.Fprintf(out, "  subscribers receiving %d of %d (joined in %s)\n", connected, n, joinTook.Round(10*time.Millisecond))
