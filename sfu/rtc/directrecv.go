@@ -40,8 +40,10 @@ import (
 // dropped: pion's guess of the rollover counter fails once the stream has
 // gone 32,768 to 65,536 packets past the last pion saw. For the same
 // reason, if the connection leaves the shared UDP port (to ICE-TCP) after
-// the receiver took a packet, it calls its lost function and the meeting
-// has the client reconnect, as for the direct sender. A stream whose
+// the receiver took more packets than pion's guess can bridge, it calls
+// its lost function and the meeting has the client reconnect, as for the
+// direct sender; before that, the streams go back to pion until a UDP
+// pair is selected again. A stream whose
 // buffer pion closed (the client stopped sending it) goes back to pion
 // if it comes again with the same SSRC; that far past, pion cannot
 // decrypt it. Lookout's own clients send a new track on a new
@@ -63,6 +65,7 @@ type DirectReceiver struct {
 	started bool
 	stopped bool
 	lostFn  func()
+	gone    bool           // lost was called: the connection is pion's for good
 	claimed netip.AddrPort // the remote address whose RTP is taken, if valid
 
 	// streams are the SRTP read streams' buffers by SSRC: copied on
@@ -210,13 +213,18 @@ func (r *DirectReceiver) release() {
 
 // follow takes ICE's new selected pair: another address on the UDP port
 // is followed; anything else loses the connection.
+//
+// A pair off the port while pion's contexts can still follow the streams
+// (fewer packets taken than pionGuessWindow) only gives the streams back
+// to pion: a browser may nominate an ICE-TCP pair for a moment during an
+// ICE restart, then a UDP one, which the receiver claims again.
 func (r *DirectReceiver) follow(pair *webrtc.ICECandidatePair) {
 	if pair != nil && pair.Local != nil && pair.Local.Protocol == webrtc.ICEProtocolUDP {
 		if remote, ok := pairRemote(pair); ok {
 			r.mu.Lock()
-			if old := r.claimed; old.IsValid() && old != remote && !r.stopped {
+			if old := r.claimed; old != remote && r.started && r.ctx != nil && !r.stopped && !r.gone {
 				r.q.editRTPIntake(func(m map[netip.AddrPort]*DirectReceiver) {
-					if m[old] == r {
+					if old.IsValid() && m[old] == r {
 						delete(m, old)
 					}
 					m[remote] = r
@@ -228,16 +236,23 @@ func (r *DirectReceiver) follow(pair *webrtc.ICECandidatePair) {
 		}
 	}
 	r.mu.Lock()
-	lost := r.lostFn
-	// Nothing taken, nothing of pion's stale: the connection goes on.
-	was := r.claimed.IsValid() && r.taken.Load() > 0
-	r.lostFn = nil
 	r.release()
+	if r.taken.Load() < pionGuessWindow || r.gone {
+		r.mu.Unlock()
+		return
+	}
+	r.gone = true
+	lost := r.lostFn
 	r.mu.Unlock()
-	if was && lost != nil {
+	if lost != nil {
 		lost()
 	}
 }
+
+// pionGuessWindow: pion guesses a stream's rollover counter right while
+// the stream is less than 32,768 packets past the last it decrypted; the
+// receiver's count of all the connection's packets bounds each stream's.
+const pionGuessWindow = 30_000
 
 // takeRTP takes one SRTP datagram from the connection's remote address;
 // false leaves it to pion (a stream the receiver does not take, or a

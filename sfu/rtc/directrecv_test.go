@@ -248,19 +248,27 @@ func TestDirectReceiverNotOverTCP(t *testing.T) {
 }
 
 // The receiver follows ICE's selected pair to another address on the UDP
-// port; a pair off it ends the claim, and, once the receiver has taken a
-// packet (pion's contexts stale), loses the connection: lost is called
-// once.
+// port. A pair off it gives the streams back to pion, and a UDP pair
+// after it takes them again, while pion's contexts can follow them;
+// once the receiver has taken more than they can (pionGuessWindow), the
+// connection is lost: lost is called once and the receiver takes no more.
 func TestDirectReceiverFollowsThePair(t *testing.T) {
 	tcp := &webrtc.ICECandidatePair{
 		Local:  &webrtc.ICECandidate{Protocol: webrtc.ICEProtocolTCP, Address: "127.0.0.1", Port: 2},
 		Remote: &webrtc.ICECandidate{Protocol: webrtc.ICEProtocolTCP, Address: "127.0.0.1", Port: 3},
 	}
+	udp := func(to netip.AddrPort) *webrtc.ICECandidatePair {
+		return &webrtc.ICECandidatePair{
+			Local:  &webrtc.ICECandidate{Protocol: webrtc.ICEProtocolUDP, Address: "127.0.0.1", Port: 1},
+			Remote: &webrtc.ICECandidate{Protocol: webrtc.ICEProtocolUDP, Address: to.Addr().String(), Port: to.Port()},
+		}
+	}
 	for _, tc := range []struct {
 		name     string
 		packets  int
+		past     bool // the count set past pion's window
 		wantLost int32
-	}{{"nothing taken", 0, 0}, {"packets taken", 20, 1}} {
+	}{{"nothing taken", 0, false, 0}, {"packets taken", 20, false, 0}, {"past pion's window", 20, true, 1}} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEngine(t, false)
 			s := publisherSession(t, e, webrtc.NetworkTypeUDP4)
@@ -271,15 +279,14 @@ func TestDirectReceiverFollowsThePair(t *testing.T) {
 			if tc.packets > 0 {
 				s.sendAndReceive(t, 65100, tc.packets)
 			}
+			if tc.past {
+				s.in.taken.Store(pionGuessWindow)
+			}
 			s.in.mu.Lock()
 			first := s.in.claimed
 			s.in.mu.Unlock()
-			elsewhere := listenUDP(t, "udp4", "127.0.0.1:0")
-			to := elsewhere.LocalAddr().(*net.UDPAddr).AddrPort()
-			s.in.follow(&webrtc.ICECandidatePair{
-				Local:  &webrtc.ICECandidate{Protocol: webrtc.ICEProtocolUDP, Address: "127.0.0.1", Port: 1},
-				Remote: &webrtc.ICECandidate{Protocol: webrtc.ICEProtocolUDP, Address: to.Addr().String(), Port: to.Port()},
-			})
+			to := listenUDP(t, "udp4", "127.0.0.1:0").LocalAddr().(*net.UDPAddr).AddrPort()
+			s.in.follow(udp(to))
 			if claims := *e.sendQ.rtpIntake.Load(); claims[to] != s.in || claims[first] != nil {
 				t.Fatalf("claims %v after the pair moved from %v to %v", claims, first, to)
 			}
@@ -290,6 +297,21 @@ func TestDirectReceiverFollowsThePair(t *testing.T) {
 			}
 			if claims := *e.sendQ.rtpIntake.Load(); len(claims) != 0 {
 				t.Fatalf("still claimed after the move to TCP: %v", claims)
+			}
+			// Back on UDP: taken again, unless lost.
+			s.in.follow(udp(first))
+			claims := *e.sendQ.rtpIntake.Load()
+			if back := claims[first] == s.in; back != (tc.wantLost == 0) {
+				t.Fatalf("claimed again on UDP: %v (lost %d)", back, lost.Load())
+			}
+			if tc.wantLost == 0 && tc.packets > 0 {
+				// pion decrypted nothing of the stream since the claim; the
+				// receiver goes on where it stopped.
+				taken := s.in.Taken()
+				s.sendAndReceive(t, 65200, 20)
+				if s.in.Taken()-taken != 20 {
+					t.Fatalf("took %d of 20 after claiming again", s.in.Taken()-taken)
+				}
 			}
 		})
 	}
