@@ -76,7 +76,7 @@ func registerSendQueue(reg prometheus.Registerer, q *sendQueue, direct, directRT
 			Help: "Meeting publishers' RTP packets the SFU's direct receivers took off the UDP port and decrypted themselves (webrtc.direct_receive)."},
 			func() float64 { return float64(received.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lookout_webrtc_direct_received_refused_total",
-			Help: "Publishers' SRTP datagrams the direct receivers dropped (replayed, too short, the track's buffer full) or gave back to pion (not authentic with their keys)."},
+			Help: "Publishers' SRTP datagrams the direct receivers dropped (replayed, too short, or not authentic once their stream was) or gave back to pion with their stream (not authentic at the stream's first)."},
 			func() float64 { return float64(receivedRefused.Load()) }),
 	} {
 		if err := reg.Register(c); err != nil {
