@@ -43,22 +43,22 @@ import (
 // the receiver took more packets than pion's guess can bridge, it calls
 // its lost function and the meeting has the client reconnect, as for the
 // direct sender; before that, the streams go back to pion until a UDP
-// pair is selected again. A stream whose
-// buffer pion closed (the client stopped sending it) goes back to pion
-// if it comes again with the same SSRC; that far past, pion cannot
-// decrypt it. Lookout's own clients send a new track on a new
-// transceiver, with a new SSRC.
+// pair is selected again. A stream whose buffer pion closed (the client
+// stopped sending it) goes back to pion if it comes again with the same
+// SSRC; that far past, pion cannot decrypt it. Lookout's own clients
+// send a new track on a new transceiver, with a new SSRC.
 //
 // The receiver's replay window starts empty where pion's left off: a
 // packet pion delivered while the receiver started may be delivered once
-// more. The meeting's forwarding drops such a duplicate.
+// more. The meeting forwards it again under the same sequence number,
+// and each subscriber's SRTP replay check drops the copy.
 //
 // The connection answers as the DTLS server (SettingEngine's answering
 // role), so that its handshake hooks give the keys (direct.go).
 type DirectReceiver struct {
 	q       *sendQueue
 	counted *atomic.Uint64 // the engine's count of packets taken
-	refused *atomic.Uint64 // and of those dropped (replays, runts, a full buffer)
+	refused *atomic.Uint64 // and of those dropped or given back (lookout_webrtc_direct_received_refused_total)
 	secrets dtlsSecrets
 
 	mu      sync.Mutex
@@ -212,7 +212,8 @@ func (r *DirectReceiver) release() {
 }
 
 // follow takes ICE's new selected pair: another address on the UDP port
-// is followed; anything else loses the connection.
+// is followed (claimed again after a pair off it); a pair off the port
+// gives the streams back to pion.
 //
 // A pair off the port while pion's contexts can still follow the streams
 // (fewer packets taken than pionGuessWindow) only gives the streams back
