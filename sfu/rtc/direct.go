@@ -156,7 +156,7 @@ func (d *DirectSender) Start(pc *webrtc.PeerConnection, lost func(), takeRTCP fu
 			d.claimed = remote
 			// An earlier claim of the address (a connection gone,
 			// whose port the client reuses) is replaced.
-			d.q.editIntake(func(m map[netip.AddrPort]*DirectSender) { m[remote] = d })
+			d.q.claimRTCP(d, netip.AddrPort{}, remote)
 		}
 	}
 	ice.OnSelectedCandidatePairChange(d.follow)
@@ -182,12 +182,7 @@ func (d *DirectSender) release() {
 	if !d.claimed.IsValid() {
 		return
 	}
-	addr := d.claimed
-	d.q.editIntake(func(m map[netip.AddrPort]*DirectSender) {
-		if m[addr] == d {
-			delete(m, addr)
-		}
-	})
+	d.q.claimRTCP(d, d.claimed, netip.AddrPort{})
 	d.claimed = netip.AddrPort{}
 }
 
@@ -224,12 +219,7 @@ func (d *DirectSender) follow(pair *webrtc.ICECandidatePair) {
 			d.remote.Store(&remote)
 			d.mu.Lock()
 			if old := d.claimed; old.IsValid() && old != remote && !d.stopped {
-				d.q.editIntake(func(m map[netip.AddrPort]*DirectSender) {
-					if m[old] == d {
-						delete(m, old)
-					}
-					m[remote] = d
-				})
+				d.q.claimRTCP(d, old, remote)
 				d.claimed = remote
 			}
 			d.mu.Unlock()

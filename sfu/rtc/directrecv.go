@@ -184,7 +184,7 @@ func (r *DirectReceiver) Start(pc *webrtc.PeerConnection, lost func()) bool {
 	r.claimed = remote
 	// An earlier claim of the address (a connection gone, whose port the
 	// client reuses) is replaced.
-	r.q.editRTPIntake(func(m map[netip.AddrPort]*DirectReceiver) { m[remote] = r })
+	r.q.claimRTP(r, netip.AddrPort{}, remote)
 	ice.OnSelectedCandidatePairChange(r.follow)
 	return true
 }
@@ -202,12 +202,7 @@ func (r *DirectReceiver) release() {
 	if !r.claimed.IsValid() {
 		return
 	}
-	addr := r.claimed
-	r.q.editRTPIntake(func(m map[netip.AddrPort]*DirectReceiver) {
-		if m[addr] == r {
-			delete(m, addr)
-		}
-	})
+	r.q.claimRTP(r, r.claimed, netip.AddrPort{})
 	r.claimed = netip.AddrPort{}
 }
 
@@ -224,12 +219,7 @@ func (r *DirectReceiver) follow(pair *webrtc.ICECandidatePair) {
 		if remote, ok := pairRemote(pair); ok {
 			r.mu.Lock()
 			if old := r.claimed; old != remote && r.started && r.ctx != nil && !r.stopped && !r.gone {
-				r.q.editRTPIntake(func(m map[netip.AddrPort]*DirectReceiver) {
-					if old.IsValid() && m[old] == r {
-						delete(m, old)
-					}
-					m[remote] = r
-				})
+				r.q.claimRTP(r, old, remote)
 				r.claimed = remote
 			}
 			r.mu.Unlock()

@@ -209,11 +209,31 @@ func isRTCP(b []byte) bool {
 	return len(b) >= 8 && b[0] >= 128 && b[0] <= 191 && b[1] >= 192 && b[1] <= 223
 }
 
-// editIntake changes which direct sender takes the SRTCP from which
-// address: edit gets a copy of the map, which then replaces it (the
-// reader goroutine reads it without a lock).
-func (q *sendQueue) editIntake(edit func(map[netip.AddrPort]*DirectSender)) {
-	editCopied(&q.intakeMu, &q.intake, edit)
+// claimRTCP moves d's claim of the SRTCP from an address from the
+// address from (if valid and still d's) to to (if valid). The reader
+// goroutine reads the claims without a lock.
+func (q *sendQueue) claimRTCP(d *DirectSender, from, to netip.AddrPort) {
+	moveClaim(&q.intakeMu, &q.intake, d, from, to)
+}
+
+// claimRTP moves r's claim of the SRTP from an address, as claimRTCP.
+func (q *sendQueue) claimRTP(r *DirectReceiver, from, to netip.AddrPort) {
+	moveClaim(&q.rtpIntakeMu, &q.rtpIntake, r, from, to)
+}
+
+// moveClaim moves v's claim in the claims p from from (if valid and still
+// v's) to to (if valid): the map is copied, edited and replaced, as it is
+// read without a lock; mu orders the moves. A claim of to by another is
+// replaced (a connection gone, whose port the client reuses).
+func moveClaim[V comparable](mu *sync.Mutex, p *atomic.Pointer[map[netip.AddrPort]V], v V, from, to netip.AddrPort) {
+	editCopied(mu, p, func(m map[netip.AddrPort]V) {
+		if from.IsValid() && m[from] == v {
+			delete(m, from)
+		}
+		if to.IsValid() {
+			m[to] = v
+		}
+	})
 }
 
 // editCopied edits a map read without a lock: edit gets a copy, which
@@ -227,12 +247,6 @@ func editCopied[K comparable, V any](mu *sync.Mutex, p *atomic.Pointer[map[K]V],
 	}
 	edit(m)
 	p.Store(&m)
-}
-
-// editRTPIntake changes which direct receiver takes the SRTP from which
-// address, as editIntake.
-func (q *sendQueue) editRTPIntake(edit func(map[netip.AddrPort]*DirectReceiver)) {
-	editCopied(&q.rtpIntakeMu, &q.rtpIntake, edit)
 }
 
 // SetDeadline sets the read deadline only: a write never waits on the
