@@ -234,7 +234,7 @@ func (r *Room) allocate(p *participant) {
 		}
 		for l := range numLayers {
 			rate := u.layerRate[l].Load()
-			it.has[l] = u.hasLayer(l)
+			it.has[l] = u.usableLayer(l)
 			if rate == 0 {
 				rate = nominalRate[l]
 			}

@@ -423,10 +423,13 @@ func (c *client) waitSince(mark int, what string, d time.Duration, match func(si
 }
 
 // has reports whether a kept message matches.
-func (c *client) has(match func(signal.ServerMessage) bool) bool {
+func (c *client) has(match func(signal.ServerMessage) bool) bool { return c.hasSince(0, match) }
+
+// hasSince reports whether a message kept after mark matches.
+func (c *client) hasSince(mark int, match func(signal.ServerMessage) bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, m := range c.msgs {
+	for _, m := range c.msgs[mark:] {
 		if match(m) {
 			return true
 		}
@@ -641,6 +644,10 @@ type publisher struct {
 	done   sync.WaitGroup
 	// rates are the layers' bitrates (0: the layer is not sent).
 	rates [numLayers]atomic.Int64
+	// skip has a layer send one frame in skip+1 (0: every frame), as an
+	// encoder short of CPU or bitrate drops frames; the frames sent keep
+	// their size.
+	skip [numLayers]atomic.Int32
 	// The video's mid and the ids of the mid and rid extensions.
 	mid          string
 	midID, ridID uint8
@@ -789,6 +796,9 @@ func (p *publisher) sendVideo(simulcast bool) {
 			rate := int(p.rates[layer].Load())
 			if rate == 0 {
 				continue // this layer is not sent (a browser short of CPU)
+			}
+			if n := uint32(p.skip[layer].Load()); n > 0 && frame%(n+1) != 0 && !key {
+				continue // a frame the encoder dropped
 			}
 			size := rate / 8 / 30
 			for size > 0 {

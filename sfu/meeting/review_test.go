@@ -142,3 +142,36 @@ func TestLateCameraAndDroppedLayer(t *testing.T) {
 	n := watcher.packets("alice-camera")
 	watcher.waitPackets("alice-camera", n+30, 5*time.Second)
 }
+
+// TestChoppyLayerLeftForASmoothOne: a publisher whose high layer falls to
+// two frames a second (its encoder short of CPU) while the medium one
+// goes on at thirty: the watcher is moved down to medium, whose picture
+// moves, though the choppy layer's small bitrate fits its budget.
+func TestChoppyLayerLeftForASmoothOne(t *testing.T) {
+	e := newEnv(t)
+	watcher := e.join("watcher", memberRights)
+	alice := e.join("alice", memberRights)
+	time.Sleep(4 * time.Second) // past any grace of a new participant
+	pa := alice.publish(true)
+	watcher.waitFor("high layer", 30*time.Second, func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeLayerChanged && m.Identity == "alice" && m.Layer == "high"
+	})
+	mark := watcher.mark()
+	pa.skip[layerHigh].Store(14)
+	watcher.waitSince(mark, "down from the choppy high layer", 15*time.Second, func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeLayerChanged && m.Identity == "alice" && m.Layer == "medium"
+	})
+	// And it stays there while high is choppy: no step back up.
+	mark = watcher.mark()
+	time.Sleep(6 * time.Second)
+	if watcher.hasSince(mark, func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeLayerChanged && m.Identity == "alice" && m.Layer == "high"
+	}) {
+		t.Fatal("the watcher went back up to the choppy high layer")
+	}
+	// The encoder recovers: the watcher goes up again.
+	pa.skip[layerHigh].Store(0)
+	watcher.waitSince(mark, "back up to high", 30*time.Second, func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeLayerChanged && m.Identity == "alice" && m.Layer == "high"
+	})
+}

@@ -121,9 +121,10 @@ func (s *SFU) Tap(room, identity, stream string) (src *source.Source, release fu
 func (u *upTrack) tapLayer(top bool) int {
 	best := -1
 	for l := range numLayers {
-		// hasLayer: present and sending lately (a browser short of
-		// uplink stops its top layers, which stay announced).
-		if !u.hasLayer(l) {
+		// usableLayer: present, sending lately (a browser short of
+		// uplink stops its top layers, which stay announced) and not
+		// at a fraction of a lower layer's frame rate.
+		if !u.usableLayer(l) {
 			continue
 		}
 		u.mu.Lock()

@@ -70,6 +70,12 @@ type upTrack struct {
 	// stats tick.
 	layerRate [numLayers]atomic.Int64
 	lastBytes [numLayers]uint64
+	// layerFrames counts each video layer's frames (a packet with a new
+	// timestamp); layerFPS is their rate in hundredths of a frame a
+	// second, measured by the stats tick.
+	layerFrames [numLayers]atomic.Uint64
+	layerFPS    [numLayers]atomic.Int64
+	lastFrames  [numLayers]uint64
 
 	// Audio levels since the room's speaker tick took them: the sum of
 	// the per-packet activity (0-1000) and the packet count.
@@ -178,6 +184,8 @@ func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
 	var forwarded sync.WaitGroup
 	audio := u.kind == webrtc.RTPCodecTypeAudio
 	isKey := isH264Keyframe
+	var lastTS uint32
+	seen := false
 	switch {
 	case strings.EqualFold(u.codec.MimeType, webrtc.MimeTypeVP8):
 		isKey = isVP8Keyframe
@@ -193,6 +201,12 @@ func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
 			continue
 		}
 		u.layerBytes[layer].Add(uint64(n))
+		if !audio && (!seen || int32(p.Timestamp-lastTS) > 0) {
+			// A new frame (a retransmission of an older one is not):
+			// one atomic add a frame, not a packet.
+			lastTS, seen = p.Timestamp, true
+			u.layerFrames[layer].Add(1)
+		}
 		now := nanotime()
 		u.lastPacket[layer].Store(now)
 		if audio && u.levelExt != 0 {
@@ -323,9 +337,44 @@ func (u *upTrack) measure(dt time.Duration) (total int64) {
 		}
 		u.layerRate[l].Store(rate)
 		total += rate
+
+		f := u.layerFrames[l].Load()
+		fps := int64(float64(f-u.lastFrames[l]) * 100 / dt.Seconds())
+		u.lastFrames[l] = f
+		if old := u.layerFPS[l].Load(); old != 0 {
+			fps = (old*2 + fps) / 3
+		}
+		u.layerFPS[l].Store(fps)
 	}
 	return total
 }
+
+// usableLayer reports whether a subscriber should be given layer: the
+// publisher sends it (hasLayer), and not at under half the frame rate of
+// a lower layer it sends.
+//
+// Why: a publisher short of CPU or uplink (an old PC in a county office,
+// a browser whose encoder drops frames to meet a small share of its
+// bandwidth estimate) may keep a top layer going at a frame or two a
+// second. Its bitrate is then small, so a subscriber's budget takes it
+// gladly, and the picture freezes where the lower layer would move.
+func (u *upTrack) usableLayer(layer int) bool {
+	if !u.hasLayer(layer) {
+		return false
+	}
+	fps := u.layerFPS[layer].Load()
+	for l := range layer {
+		if lower := u.layerFPS[l].Load(); lower >= minJudgedFPS && fps*2 < lower && u.hasLayer(l) {
+			return false
+		}
+	}
+	return true
+}
+
+// minJudgedFPS (hundredths of a frame a second): a lower layer slower than
+// this (not measured yet, or itself starved) does not judge the ones
+// above it.
+const minJudgedFPS = 500
 
 func ptr[T any](v T) *T { return &v }
 
