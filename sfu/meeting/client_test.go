@@ -104,9 +104,9 @@ func newEnv(t *testing.T, engine ...func(*rtc.Params)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// As the server's defaults: the direct sender on, the direct
-	// receiver off (webrtc.direct_send, webrtc.direct_receive).
-	params := rtc.Params{UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0", DirectSend: true}
+	// As the server's defaults: the direct sender and receiver on
+	// (webrtc.direct_send, webrtc.direct_receive).
+	params := rtc.Params{UDPAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0", DirectSend: true, DirectReceive: true}
 	for _, f := range engine {
 		f(&params)
 	}

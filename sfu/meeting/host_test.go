@@ -118,9 +118,10 @@ func TestSubscriberCandidatesBeforeTheAnswer(t *testing.T) {
 	}
 }
 
-// directReceive turns the engine's direct receivers on
-// (webrtc.direct_receive: true).
-func directReceive(p *rtc.Params) { p.DirectReceive = true }
+// pionReceive turns the engine's direct receivers off
+// (webrtc.direct_receive: false): publishers' media comes in on pion's
+// path.
+func pionReceive(p *rtc.Params) { p.DirectReceive = false }
 
 // pionPaths turns the direct senders and receivers off
 // (webrtc.direct_send and webrtc.direct_receive false): all media goes
@@ -175,7 +176,7 @@ func TestDirectSenderOverUDPPionOverTCP(t *testing.T) {
 // by the SFU's direct receiver, simulcast layers and audio; one over
 // ICE-TCP goes through pion's path. Everyone gets both.
 func TestDirectReceiverOverUDPPionOverTCP(t *testing.T) {
-	e := newEnv(t, directReceive)
+	e := newEnv(t)
 	alice := e.join("alice", memberRights)
 	alice.publish(true)
 	carol := e.dial("carol")
