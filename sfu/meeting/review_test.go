@@ -117,28 +117,18 @@ func TestSubscriberTransceiversAreReused(t *testing.T) {
 // a lack of measurements, and a layer the publisher stops sending is left
 // for the one below.
 func TestLateCameraAndDroppedLayer(t *testing.T) {
-	e := newEnv(t)
-	watcher := e.join("watcher", memberRights)
-	alice := e.join("alice", memberRights)
-	time.Sleep(4 * time.Second) // past any grace of a new participant
-	pa := alice.publish(true)
-	watcher.waitFor("medium layer", 20*time.Second, func(m signal.ServerMessage) bool {
-		return m.Type == signal.TypeLayerChanged && m.Identity == "alice" && m.Layer == "medium"
-	})
+	watcher, pa := lateCamera(t)
+	watcher.waitFor("medium layer", 20*time.Second, aliceAt("medium"))
 	if watcher.has(func(m signal.ServerMessage) bool {
 		return m.Type == signal.TypeLayerChanged && m.Paused != nil && *m.Paused
 	}) {
 		t.Fatal("the late camera was paused")
 	}
-	watcher.waitFor("high layer", 20*time.Second, func(m signal.ServerMessage) bool {
-		return m.Type == signal.TypeLayerChanged && m.Identity == "alice" && m.Layer == "high"
-	})
+	watcher.waitFor("high layer", 20*time.Second, aliceAt("high"))
 	// Alice's browser stops sending its high layer.
 	mark := watcher.mark()
 	pa.rates[layerHigh].Store(0)
-	watcher.waitSince(mark, "down from high", 10*time.Second, func(m signal.ServerMessage) bool {
-		return m.Type == signal.TypeLayerChanged && m.Identity == "alice" && m.Layer == "medium"
-	})
+	watcher.waitSince(mark, "down from high", 10*time.Second, aliceAt("medium"))
 	n := watcher.packets("alice-camera")
 	watcher.waitPackets("alice-camera", n+30, 5*time.Second)
 }
@@ -148,30 +138,36 @@ func TestLateCameraAndDroppedLayer(t *testing.T) {
 // goes on at thirty: the watcher is moved down to medium, whose picture
 // moves, though the choppy layer's small bitrate fits its budget.
 func TestChoppyLayerLeftForASmoothOne(t *testing.T) {
-	e := newEnv(t)
-	watcher := e.join("watcher", memberRights)
-	alice := e.join("alice", memberRights)
-	time.Sleep(4 * time.Second) // past any grace of a new participant
-	pa := alice.publish(true)
-	watcher.waitFor("high layer", 30*time.Second, func(m signal.ServerMessage) bool {
-		return m.Type == signal.TypeLayerChanged && m.Identity == "alice" && m.Layer == "high"
-	})
+	watcher, pa := lateCamera(t)
+	watcher.waitFor("high layer", 30*time.Second, aliceAt("high"))
 	mark := watcher.mark()
 	pa.skip[layerHigh].Store(14)
-	watcher.waitSince(mark, "down from the choppy high layer", 15*time.Second, func(m signal.ServerMessage) bool {
-		return m.Type == signal.TypeLayerChanged && m.Identity == "alice" && m.Layer == "medium"
-	})
+	watcher.waitSince(mark, "down from the choppy high layer", 15*time.Second, aliceAt("medium"))
 	// And it stays there while high is choppy: no step back up.
 	mark = watcher.mark()
 	time.Sleep(6 * time.Second)
-	if watcher.hasSince(mark, func(m signal.ServerMessage) bool {
-		return m.Type == signal.TypeLayerChanged && m.Identity == "alice" && m.Layer == "high"
-	}) {
+	if watcher.hasSince(mark, aliceAt("high")) {
 		t.Fatal("the watcher went back up to the choppy high layer")
 	}
 	// The encoder recovers: the watcher goes up again.
 	pa.skip[layerHigh].Store(0)
-	watcher.waitSince(mark, "back up to high", 30*time.Second, func(m signal.ServerMessage) bool {
-		return m.Type == signal.TypeLayerChanged && m.Identity == "alice" && m.Layer == "high"
-	})
+	watcher.waitSince(mark, "back up to high", 30*time.Second, aliceAt("high"))
+}
+
+// lateCamera: a watcher and alice join, and alice starts her simulcast
+// camera once past any grace of a new participant.
+func lateCamera(t *testing.T) (watcher *client, alice *publisher) {
+	e := newEnv(t)
+	watcher = e.join("watcher", memberRights)
+	a := e.join("alice", memberRights)
+	time.Sleep(4 * time.Second)
+	return watcher, a.publish(true)
+}
+
+// aliceAt matches the message that moves the watcher to one of alice's
+// layers.
+func aliceAt(layer string) func(signal.ServerMessage) bool {
+	return func(m signal.ServerMessage) bool {
+		return m.Type == signal.TypeLayerChanged && m.Identity == "alice" && m.Layer == layer
+	}
 }
