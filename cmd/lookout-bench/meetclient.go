@@ -211,11 +211,10 @@ func firstWords(s string) string {
 // A publisher numbers its packets for transport-wide feedback (the
 // header extension interceptor), as a browser does, and the SFU sends it
 // the feedback. NACKs are asked at most 3 times per packet, as a browser
-// gives up. A
-// publisher (publish) offers VP8 and Opus without RTX: pion's
+// gives up. A publisher (publish) offers VP8 and Opus without RTX: pion's
 // retransmissions of a simulcast layer would carry its rid but no
-// repaired-rid (a browser's carry the latter), and the SFU's pion would take
-// them for the layer's media; without RTX they go on the layer's own
+// repaired-rid (a browser's carry the latter), and the SFU's pion would
+// take them for the layer's media; without RTX they go on the layer's own
 // stream.
 func (c *meetClient) newPC(publisher bool) (*webrtc.PeerConnection, *stampConn, error) {
 	conn, err := listenStamped()

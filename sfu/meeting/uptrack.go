@@ -322,31 +322,32 @@ func (u *upTrack) end() {
 	u.mu.Unlock()
 }
 
-// measure updates the layers' bitrates from the bytes read since the last
-// call, dt ago; the room's stats tick calls it.
+// measure updates the layers' bitrates and frame rates from the bytes and
+// frames read since the last call, dt ago; the room's stats tick calls it.
 func (u *upTrack) measure(dt time.Duration) (total int64) {
 	for l := range numLayers {
 		b := u.layerBytes[l].Load()
-		rate := int64(float64(b-u.lastBytes[l]) * 8 / dt.Seconds())
+		rate := measureSmoothed(&u.layerRate[l], b-u.lastBytes[l], 8, dt)
 		u.lastBytes[l] = b
-		// Smoothed, so one large keyframe does not look like a layer
-		// twice its size.
-		old := u.layerRate[l].Load()
-		if old != 0 {
-			rate = (old*2 + rate) / 3
-		}
-		u.layerRate[l].Store(rate)
 		total += rate
 
 		f := u.layerFrames[l].Load()
-		fps := int64(float64(f-u.lastFrames[l]) * 100 / dt.Seconds())
+		measureSmoothed(&u.layerFPS[l], f-u.lastFrames[l], 100, dt)
 		u.lastFrames[l] = f
-		if old := u.layerFPS[l].Load(); old != 0 {
-			fps = (old*2 + fps) / 3
-		}
-		u.layerFPS[l].Store(fps)
 	}
 	return total
+}
+
+// measureSmoothed stores in into the rate of n counted over dt, times
+// scale, smoothed with the rate it held (so that one large keyframe does
+// not look like a layer twice its size), and returns it.
+func measureSmoothed(into *atomic.Int64, n uint64, scale float64, dt time.Duration) int64 {
+	rate := int64(float64(n) * scale / dt.Seconds())
+	if old := into.Load(); old != 0 {
+		rate = (old*2 + rate) / 3
+	}
+	into.Store(rate)
+	return rate
 }
 
 // usableLayer reports whether a subscriber should be given layer: the
@@ -373,7 +374,8 @@ func (u *upTrack) usableLayer(layer int) bool {
 
 // minJudgedFPS (hundredths of a frame a second): a lower layer slower than
 // this (not measured yet, or itself starved) does not judge the ones
-// above it.
+// above it. A layer that has just come, below a measured one, is not
+// usable until the stats tick has measured it (a second).
 const minJudgedFPS = 500
 
 func ptr[T any](v T) *T { return &v }
