@@ -648,6 +648,9 @@ type publisher struct {
 	// encoder short of CPU or bitrate drops frames; the frames sent keep
 	// their size.
 	skip [numLayers]atomic.Int32
+	// tsBase is added to a layer's timestamps: a browser starts each
+	// layer's at a random value of its own (0: all layers share theirs).
+	tsBase [numLayers]atomic.Uint32
 	// The video's mid and the ids of the mid and rid extensions.
 	mid          string
 	midID, ridID uint8
@@ -814,7 +817,7 @@ func (p *publisher) sendVideo(simulcast bool) {
 					payload[0] = 0x00
 				}
 				seq[i]++
-				pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq[i], Timestamp: frame * 3000, Marker: size == 0}, Payload: payload[:max(n, 2)]}
+				pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq[i], Timestamp: frame*3000 + p.tsBase[layer].Load(), Marker: size == 0}, Payload: payload[:max(n, 2)]}
 				if simulcast && p.midID != 0 && p.ridID != 0 {
 					_ = pkt.Header.SetExtension(p.midID, []byte(p.mid))
 					_ = pkt.Header.SetExtension(p.ridID, []byte(tr.RID()))

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/lookout-cc/lookout/sfu/source"
@@ -27,12 +28,29 @@ var (
 	ErrNoVideo = errors.New("the participant publishes no camera video")
 )
 
-// tap is one viewer outside the meeting of one layer of an upTrack.
+// tap is one viewer outside the meeting of one layer of an upTrack: the
+// top layer the publisher sends well, or the lowest.
+//
+// The tap follows that layer as the publisher's sending changes: a
+// browser short of uplink or CPU stops its top layer, or sends it at a
+// trickle of frames, and a tile fed from it would freeze. Each second
+// the tap looks again (upTrack.tapLayer, the allocator's test of a
+// layer), and moves at the new layer's next keyframe, which it asks for.
+// The source numbers its packets itself and carries its timestamps on
+// from the last (Source.Start), so the wall's viewers see one stream.
 type tap struct {
-	layer int
+	top   bool // the top layer ("main"), else the lowest ("sub")
+	codec string
 	src   *source.Source
 	done  chan struct{}
 	once  sync.Once
+
+	// mu orders the writes of the layers' readers (a goroutine each) and
+	// the moves.
+	mu sync.Mutex
+	// layer is the layer fed to the source; target the layer to move to
+	// at its next keyframe (layer when staying).
+	layer, target int
 }
 
 // tapKeyframeEvery is how often a tap asks the publisher for a keyframe: a
@@ -40,6 +58,51 @@ type tap struct {
 // group of pictures since the last, which a new or recovering viewer
 // starts from. Every 2 s keeps that short, as a camera's would be.
 const tapKeyframeEvery = 2 * time.Second
+
+// tapFollowEvery is how often a tap looks at which layer to take: the
+// room's stats tick, which measures the layers' frame rates.
+const tapFollowEvery = time.Second
+
+// write feeds p, read from layer, to the source if it is the tap's layer;
+// at the target layer's keyframe (key) the tap moves to it.
+func (t *tap) write(layer int, p *rtp.Packet, key bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case layer == t.layer:
+	case layer == t.target && key:
+		t.layer = t.target
+		// Another layer's timestamps: the source carries on from its
+		// last, as for a camera that came back.
+		t.src.Start(t.codec, nil)
+	default:
+		return
+	}
+	t.src.WriteRTP(p)
+}
+
+// layers is the tap's layer and target.
+func (t *tap) layers() (layer, target int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.layer, t.target
+}
+
+// follow sets the tap's target to the layer it should take now, and asks
+// for that layer's keyframe while the tap has not moved to it.
+func (t *tap) follow(u *upTrack) {
+	want := u.tapLayer(t.top)
+	t.mu.Lock()
+	if want >= 0 {
+		t.target = want
+	}
+	moving := t.target != t.layer
+	target := t.target
+	t.mu.Unlock()
+	if moving {
+		u.firstKeyframe(target)
+	}
+}
 
 // end stops the tap's keyframe requests and its source, once.
 func (t *tap) end() {
@@ -50,9 +113,9 @@ func (t *tap) end() {
 }
 
 // Tap returns a source fed with identity's camera video in room: the top
-// layer the participant sends for "main", the lowest for "sub". The
-// publisher is asked for a keyframe so that the source's viewers start at
-// once. release ends the tap (and the source); the source ends by itself
+// layer the participant sends well for "main", the lowest for "sub",
+// followed as the participant's sending changes (see tap). The publisher
+// is asked for a keyframe so that the source's viewers start at once. release ends the tap (and the source); the source ends by itself
 // when the participant stops publishing or leaves.
 func (s *SFU) Tap(room, identity, stream string) (src *source.Source, release func(), err error) {
 	s.mu.Lock()
@@ -91,10 +154,13 @@ func (s *SFU) Tap(room, identity, stream string) (src *source.Source, release fu
 	if layer < 0 {
 		return nil, nil, ErrNoVideo
 	}
-	t := &tap{layer: layer, src: source.New(), done: make(chan struct{})}
+	t := &tap{top: stream == "main", codec: codec, layer: layer, target: layer, src: source.New(), done: make(chan struct{})}
 	// A viewer's keyframe request (a loss retransmission could not
 	// repair) goes to the publisher, throttled by requestKeyframe.
-	t.src.RequestKeyframe = func() { u.requestKeyframe(layer) }
+	t.src.RequestKeyframe = func() {
+		l, _ := t.layers()
+		u.requestKeyframe(l)
+	}
 	t.src.Start(codec, nil)
 	if !u.addTap(t) {
 		t.end()
@@ -102,14 +168,20 @@ func (s *SFU) Tap(room, identity, stream string) (src *source.Source, release fu
 	}
 	u.requestKeyframe(layer)
 	go func() {
-		tick := time.NewTicker(tapKeyframeEvery)
+		tick := time.NewTicker(tapFollowEvery)
 		defer tick.Stop()
+		lastAsked := time.Now()
 		for {
 			select {
 			case <-t.done:
 				return
-			case <-tick.C:
-				u.requestKeyframe(layer)
+			case now := <-tick.C:
+				t.follow(u)
+				if now.Sub(lastAsked) >= tapKeyframeEvery-tapFollowEvery/2 {
+					l, _ := t.layers()
+					u.requestKeyframe(l)
+					lastAsked = now
+				}
 			}
 		}
 	}()

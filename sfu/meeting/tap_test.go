@@ -168,3 +168,97 @@ func (e *env) plisOf(identity string) uint64 {
 	}
 	return 0
 }
+
+// A tap follows its layer: when the top layer stops, or falls to a
+// trickle of frames, the main tap moves down to the next at its
+// keyframe, and goes back up when the top layer recovers. The wall's
+// viewer sees one stream throughout: frames going on after each move,
+// and timestamps that never go back although each layer has its own.
+func TestTapFollowsItsLayer(t *testing.T) {
+	e := newEnv(t)
+	a := e.join("alice", hostRights)
+	pa := a.publish(true)
+	for l := range numLayers {
+		pa.tsBase[l].Store(uint32(l) * 0x5000_0000)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.layersOf("alice") < numLayers {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of alice's layers seen", e.layersOf("alice"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	main, release, err := e.sfu.Tap("r1", "alice", "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	tp := e.tapOf("alice")
+	if l, _ := tp.layers(); l != layerHigh {
+		t.Fatalf("main tap on layer %d, want high", l)
+	}
+
+	var packets atomic.Int64
+	var backwards atomic.Int64
+	var lastTS uint32
+	var seen bool
+	if _, err := main.AddViewer(func(p *rtp.Packet) error {
+		if seen && int32(p.Timestamp-lastTS) < 0 {
+			backwards.Add(1)
+		}
+		lastTS, seen = p.Timestamp, true
+		packets.Add(1)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor := func(what string, want int) {
+		t.Helper()
+		for end := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if l, _ := tp.layers(); l == want {
+				break
+			}
+			if time.Now().After(end) {
+				l, target := tp.layers()
+				t.Fatalf("%s: the tap on layer %d (target %d) after 10s, want %d", what, l, target, want)
+			}
+		}
+		// Frames go on from the new layer: the medium layer sends 500
+		// kbit/s, two packets a frame.
+		from := packets.Load()
+		for end := time.Now().Add(5 * time.Second); packets.Load() < from+30; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("%s: %d packets on the wall in 5s after the move", what, packets.Load()-from)
+			}
+		}
+	}
+
+	high := pa.rates[layerHigh].Load()
+	pa.rates[layerHigh].Store(0) // the browser stops its top layer
+	waitFor("high stopped", layerMedium)
+	pa.rates[layerHigh].Store(high)
+	waitFor("high back", layerHigh)
+	pa.skip[layerHigh].Store(14) // two frames a second
+	waitFor("high at a trickle", layerMedium)
+	if n := backwards.Load(); n > 0 {
+		t.Errorf("%d packets on the wall went back in time", n)
+	}
+}
+
+// tapOf is the one tap of identity's camera video.
+func (e *env) tapOf(identity string) *tap {
+	e.t.Helper()
+	p := e.participant(identity)
+	if p == nil {
+		e.t.Fatalf("%s not in the room", identity)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for u := range p.published {
+		if taps := u.taps.Load(); u.source == "camera" && taps != nil && len(*taps) == 1 {
+			return (*taps)[0]
+		}
+	}
+	e.t.Fatalf("no single tap of %s's camera", identity)
+	return nil
+}

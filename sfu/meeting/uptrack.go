@@ -236,9 +236,7 @@ func (u *upTrack) deliver(layer int, p *rtp.Packet, key bool, now int64, wg *syn
 			// Before the fan-out, which may still read p on other
 			// goroutines; the source copies what it keeps.
 			for _, t := range *taps {
-				if t.layer == layer {
-					t.src.WriteRTP(p)
-				}
+				t.write(layer, p, key)
 			}
 		}
 	}
