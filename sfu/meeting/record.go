@@ -219,7 +219,8 @@ func (s *SFU) recordTrack(r *Room, u *upTrack) {
 
 // recordSwitchGrace is how long after a track starts the recording may
 // move up to a better layer (a simulcast track's layers come one by one);
-// after it, the layer changes only when the recorded one stops.
+// after it, the layer changes only when the recorded one stops or
+// trickles.
 const recordSwitchGrace = 3 * time.Second
 
 // recordMinStep is the least a switch of stream moves the recording's
@@ -284,6 +285,9 @@ func (rs *recSource) takes(u *upTrack, layer int, key bool, now int64) bool {
 	case layer > rs.layer:
 		return now-rs.since < int64(recordSwitchGrace)
 	default:
-		return !u.hasLayer(rs.layer)
+		// Down when the recorded layer stops, or falls to a trickle of
+		// frames beside a smooth lower one (usableLayer): a record
+		// of the meeting at two frames a second is no record.
+		return !u.usableLayer(rs.layer)
 	}
 }

@@ -145,3 +145,52 @@ func TestRecordingFollowsASourceAcrossReconnects(t *testing.T) {
 		}
 	}
 }
+
+// A recording leaves a layer that falls to a trickle of frames for the
+// smooth layer below it, at that layer's keyframe, as it leaves one that
+// stops; the sink's stream goes on without a step back in time.
+func TestRecordingLeavesATricklingLayer(t *testing.T) {
+	e := newEnv(t)
+	rec := &memRecorder{sources: map[string]*memSink{}}
+	a := e.join("alice", hostRights)
+	pa := a.publish(true)
+	for l := range numLayers {
+		pa.tsBase[l].Store(uint32(l) * 0x5000_0000)
+	}
+	if err := e.sfu.Record("r1", rec); err != nil {
+		t.Fatal(err)
+	}
+	video := rec.waitPackets(t, "alice-camera", 30)
+	recorded := func() int {
+		p := e.participant("alice")
+		if p == nil {
+			return -1
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for u := range p.published {
+			if rs := u.rec.Load(); u.source == "camera" && rs != nil {
+				rs.mu.Lock()
+				defer rs.mu.Unlock()
+				return rs.layer
+			}
+		}
+		return -1
+	}
+	waitUntil(t, 10*time.Second, func() bool { return recorded() == layerHigh }, func() string {
+		return fmt.Sprintf("the recording on layer %d, not high", recorded())
+	})
+	pa.skip[layerHigh].Store(14) // two frames a second
+	waitUntil(t, 10*time.Second, func() bool { return recorded() == layerMedium }, func() string {
+		return fmt.Sprintf("the recording on layer %d after high fell to a trickle, not medium", recorded())
+	})
+	from := video.count()
+	rec.waitPackets(t, "alice-camera", from+60)
+	video.mu.Lock()
+	defer video.mu.Unlock()
+	for i := 1; i < len(video.pkts); i++ {
+		if d := int32(video.pkts[i].Timestamp - video.pkts[i-1].Timestamp); d < 0 {
+			t.Fatalf("packet %d of the recording went back %d in time", i, -d)
+		}
+	}
+}
