@@ -174,6 +174,10 @@ type client struct {
 	// tcpOnly has the client's connections use ICE-TCP only, as behind
 	// a firewall that blocks UDP.
 	tcpOnly bool
+	// ownTimestamps has the publisher start each simulcast layer's
+	// timestamps at a base of its own, as a browser does (otherwise the
+	// layers share theirs).
+	ownTimestamps bool
 	// subFeedback is subFilter's record of arrivals when the subscriber
 	// connection's TWCC feedback is made from it; feeding tells whether
 	// it is being sent.
@@ -648,9 +652,8 @@ type publisher struct {
 	// encoder short of CPU or bitrate drops frames; the frames sent keep
 	// their size.
 	skip [numLayers]atomic.Int32
-	// tsBase is added to a layer's timestamps: a browser starts each
-	// layer's at a random value of its own (0: all layers share theirs).
-	tsBase [numLayers]atomic.Uint32
+	// tsBase is added to a layer's timestamps (client.ownTimestamps).
+	tsBase [numLayers]uint32
 	// The video's mid and the ids of the mid and rid extensions.
 	mid          string
 	midID, ridID uint8
@@ -671,6 +674,9 @@ func (c *client) publish(simulcast bool) *publisher {
 	p := &publisher{c: c, stop: make(chan struct{})}
 	for l, r := range []int64{150_000, 500_000, 1_200_000} {
 		p.rates[l].Store(r)
+		if c.ownTimestamps {
+			p.tsBase[l] = uint32(l) * 0x5000_0000
+		}
 	}
 	p.level.Store(127)
 	vp8 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
@@ -817,7 +823,7 @@ func (p *publisher) sendVideo(simulcast bool) {
 					payload[0] = 0x00
 				}
 				seq[i]++
-				pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq[i], Timestamp: frame*3000 + p.tsBase[layer].Load(), Marker: size == 0}, Payload: payload[:max(n, 2)]}
+				pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq[i], Timestamp: frame*3000 + p.tsBase[layer], Marker: size == 0}, Payload: payload[:max(n, 2)]}
 				if simulcast && p.midID != 0 && p.ridID != 0 {
 					_ = pkt.Header.SetExtension(p.midID, []byte(p.mid))
 					_ = pkt.Header.SetExtension(p.ridID, []byte(tr.RID()))

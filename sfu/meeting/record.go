@@ -80,7 +80,7 @@ type recSource struct {
 	mu      sync.Mutex
 	cur     *upTrack
 	layer   int
-	since   int64 // nanotime the current track and layer were taken
+	since   int64 // nanotime the current track was taken
 	started bool
 	// The offsets from the current stream to the sink's, and the last
 	// packet the sink had.
@@ -240,7 +240,10 @@ func (rs *recSource) write(u *upTrack, layer int, p *rtp.Packet, key bool, now i
 		if !rs.takes(u, layer, key, now) {
 			return
 		}
-		rs.cur, rs.layer, rs.since = u, layer, now
+		if u != rs.cur {
+			rs.since = now
+		}
+		rs.cur, rs.layer = u, layer
 		if rs.started {
 			// Go on from the sink's last packet, as much later as
 			// time has passed, and a frame's time at least: a layer's
@@ -283,7 +286,10 @@ func (rs *recSource) takes(u *upTrack, layer int, key bool, now int64) bool {
 		// has ended.
 		return u.createdAt.After(rs.cur.createdAt) || rs.cur.isEnded()
 	case layer > rs.layer:
-		return now-rs.since < int64(recordSwitchGrace)
+		// In the track's first seconds, to a layer that has just come
+		// (its frame rate not measured yet) or is sent well; not back
+		// to one a move down left.
+		return now-rs.since < int64(recordSwitchGrace) && (u.layerFPS[layer].Load() == 0 || u.usableLayer(layer))
 	default:
 		// Down when the recorded layer stops, or falls to a trickle of
 		// frames beside a smooth lower one (usableLayer): a record

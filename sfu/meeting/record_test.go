@@ -153,10 +153,8 @@ func TestRecordingLeavesATricklingLayer(t *testing.T) {
 	e := newEnv(t)
 	rec := &memRecorder{sources: map[string]*memSink{}}
 	a := e.join("alice", hostRights)
+	a.ownTimestamps = true
 	pa := a.publish(true)
-	for l := range numLayers {
-		pa.tsBase[l].Store(uint32(l) * 0x5000_0000)
-	}
 	if err := e.sfu.Record("r1", rec); err != nil {
 		t.Fatal(err)
 	}
@@ -184,6 +182,13 @@ func TestRecordingLeavesATricklingLayer(t *testing.T) {
 	waitUntil(t, 10*time.Second, func() bool { return recorded() == layerMedium }, func() string {
 		return fmt.Sprintf("the recording on layer %d after high fell to a trickle, not medium", recorded())
 	})
+	// And stays there: high's keyframes, which come with medium's when
+	// asked for, do not take it back up.
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if l := recorded(); l != layerMedium {
+			t.Fatalf("the recording went back to layer %d", l)
+		}
+	}
 	from := video.count()
 	rec.waitPackets(t, "alice-camera", from+60)
 	video.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
@@ -46,11 +47,12 @@ type tap struct {
 	once  sync.Once
 
 	// mu orders the writes of the layers' readers (a goroutine each) and
-	// the moves.
-	mu sync.Mutex
-	// layer is the layer fed to the source; target the layer to move to
-	// at its next keyframe (layer when staying).
-	layer, target int
+	// the moves. layer is the layer fed to the source; target the layer
+	// to move to at its next keyframe (layer when staying). They change
+	// with mu held, and are read without it to pass over the packets of
+	// the other layers.
+	mu            sync.Mutex
+	layer, target atomic.Int32
 }
 
 // tapKeyframeEvery is how often a tap asks the publisher for a keyframe: a
@@ -66,12 +68,16 @@ const tapFollowEvery = time.Second
 // write feeds p, read from layer, to the source if it is the tap's layer;
 // at the target layer's keyframe (key) the tap moves to it.
 func (t *tap) write(layer int, p *rtp.Packet, key bool) {
+	l := int32(layer)
+	if l != t.layer.Load() && (!key || l != t.target.Load()) {
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
-	case layer == t.layer:
-	case layer == t.target && key:
-		t.layer = t.target
+	case l == t.layer.Load():
+	case l == t.target.Load() && key:
+		t.layer.Store(l)
 		// Another layer's timestamps: the source carries on from its
 		// last, as for a camera that came back.
 		t.src.Start(t.codec, nil)
@@ -85,7 +91,7 @@ func (t *tap) write(layer int, p *rtp.Packet, key bool) {
 func (t *tap) layers() (layer, target int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.layer, t.target
+	return int(t.layer.Load()), int(t.target.Load())
 }
 
 // follow sets the tap's target to the layer it should take now, and asks
@@ -94,12 +100,10 @@ func (t *tap) follow(u *upTrack) {
 	want := u.tapLayer(t.top)
 	t.mu.Lock()
 	if want >= 0 {
-		t.target = want
+		t.target.Store(int32(want))
 	}
-	moving := t.target != t.layer
-	target := t.target
 	t.mu.Unlock()
-	if moving {
+	if layer, target := t.layers(); target != layer {
 		u.firstKeyframe(target)
 	}
 }
@@ -154,7 +158,9 @@ func (s *SFU) Tap(room, identity, stream string) (src *source.Source, release fu
 	if layer < 0 {
 		return nil, nil, ErrNoVideo
 	}
-	t := &tap{top: stream == "main", codec: codec, layer: layer, target: layer, src: source.New(), done: make(chan struct{})}
+	t := &tap{top: stream == "main", codec: codec, src: source.New(), done: make(chan struct{})}
+	t.layer.Store(int32(layer))
+	t.target.Store(int32(layer))
 	// A viewer's keyframe request (a loss retransmission could not
 	// repair) goes to the publisher, throttled by requestKeyframe.
 	t.src.RequestKeyframe = func() {
@@ -177,8 +183,9 @@ func (s *SFU) Tap(room, identity, stream string) (src *source.Source, release fu
 				return
 			case now := <-tick.C:
 				t.follow(u)
-				if now.Sub(lastAsked) >= tapKeyframeEvery-tapFollowEvery/2 {
-					l, _ := t.layers()
+				// Not of a layer being left (stopped, or short of
+				// CPU or uplink already): follow asks for the next.
+				if l, target := t.layers(); l == target && now.Sub(lastAsked) >= tapKeyframeEvery-tapFollowEvery/2 {
 					u.requestKeyframe(l)
 					lastAsked = now
 				}

@@ -177,10 +177,8 @@ func (e *env) plisOf(identity string) uint64 {
 func TestTapFollowsItsLayer(t *testing.T) {
 	e := newEnv(t)
 	a := e.join("alice", hostRights)
+	a.ownTimestamps = true
 	pa := a.publish(true)
-	for l := range numLayers {
-		pa.tsBase[l].Store(uint32(l) * 0x5000_0000)
-	}
 	deadline := time.Now().Add(10 * time.Second)
 	for e.layersOf("alice") < numLayers {
 		if time.Now().After(deadline) {
