@@ -652,6 +652,9 @@ type publisher struct {
 	// encoder short of CPU or bitrate drops frames; the frames sent keep
 	// their size.
 	skip [numLayers]atomic.Int32
+	// gap has the video skip one sequence number in gap (0: none), as
+	// if that packet were lost on the publisher's link.
+	gap atomic.Int32
 	// tsBase is added to a layer's timestamps (client.ownTimestamps).
 	tsBase [numLayers]uint32
 	// The video's mid and the ids of the mid and rid extensions.
@@ -823,6 +826,9 @@ func (p *publisher) sendVideo(simulcast bool) {
 					payload[0] = 0x00
 				}
 				seq[i]++
+				if g := uint16(p.gap.Load()); g > 0 && seq[i]%g == 0 {
+					seq[i]++ // this one lost on the way
+				}
 				pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq[i], Timestamp: frame*3000 + p.tsBase[layer], Marker: size == 0}, Payload: payload[:max(n, 2)]}
 				if simulcast && p.midID != 0 && p.ridID != 0 {
 					_ = pkt.Header.SetExtension(p.midID, []byte(p.mid))

@@ -133,3 +133,56 @@ func metricValue(t *testing.T, e *env, name, participant, direction string) floa
 	}
 	return 0
 }
+
+// The loss on a publisher's link shows in the metrics, from the sequence
+// numbers the SFU did not receive: none, then one video packet in ten
+// missing, then none again.
+func TestInboundLossMetric(t *testing.T) {
+	e := newEnv(t)
+	a := e.join("alice", hostRights)
+	pa := a.publish(true)
+	loss := func() float64 { return metricValue(t, e, "lookout_meeting_loss_ratio", "alice", "in") }
+	waitUntil(t, 10*time.Second, func() bool {
+		return metricValue(t, e, "lookout_meeting_bitrate_bits_per_second", "alice", "in") > 100_000
+	}, func() string { return "no bitrate in from alice" })
+	if l := loss(); l != 0 {
+		t.Fatalf("loss in %v with none lost", l)
+	}
+	pa.gap.Store(10)
+	// Audio (50 packets a second) comes whole: a tenth of the video is
+	// somewhat less than a tenth of all.
+	waitUntil(t, 5*time.Second, func() bool { l := loss(); return l > 0.05 && l < 0.11 }, func() string {
+		return fmt.Sprintf("loss in %v with a tenth of the video missing", loss())
+	})
+	pa.gap.Store(0)
+	waitUntil(t, 5*time.Second, func() bool { return loss() == 0 }, func() string {
+		return fmt.Sprintf("loss in %v after the gaps stopped", loss())
+	})
+}
+
+// seqCount counts the numbers a stream spans, across the wrap, and the
+// packets that came: late and repeated ones count as received, and move
+// nothing.
+func TestSeqCount(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		seqs               []uint16
+		expected, received int64
+	}{
+		{"in order", []uint16{1, 2, 3, 4}, 4, 4},
+		{"a gap", []uint16{1, 2, 5}, 5, 3},
+		{"late", []uint16{1, 3, 2, 4}, 4, 4},
+		{"repeated", []uint16{1, 2, 2, 3}, 3, 4},
+		{"across the wrap", []uint16{65534, 65535, 0, 2}, 5, 4},
+		{"late across the wrap", []uint16{65535, 1, 0}, 3, 3},
+		{"far behind", []uint16{40000, 40001, 39000}, 2, 3},
+	} {
+		var c seqCount
+		for _, s := range tc.seqs {
+			c.add(s)
+		}
+		if e, r := c.expected.Load(), c.received.Load(); e != tc.expected || r != tc.received {
+			t.Errorf("%s: expected %d received %d, want %d %d", tc.name, e, r, tc.expected, tc.received)
+		}
+	}
+}

@@ -154,27 +154,33 @@ func (r *Room) tickStats(dt time.Duration) {
 			}
 		}
 		if pub != nil {
-			m.lost.WithLabelValues(r.id, p.identity, "in").Set(inboundLoss(pub.GetStats(), key, p))
+			m.lost.WithLabelValues(r.id, p.identity, "in").Set(inboundLoss(published, p))
 		}
 	}
 }
 
-// inboundLoss is the share of the publisher's packets lost since the last
-// tick.
-func inboundLoss(report webrtc.StatsReport, key string, p *participant) float64 {
-	var received, lost int64
-	for _, s := range report {
-		if in, ok := s.(webrtc.InboundRTPStreamStats); ok {
-			received += int64(in.PacketsReceived)
-			lost += int64(in.PacketsLost)
+// inboundLoss is the share of the packets of p's published tracks lost
+// on the way to the SFU since the last tick, from the readers' own counts.
+//
+// Not from pion's GetStats: pion's own close of a connection (on the
+// peer's DTLS close_notify, in a goroutine of its own) clears the stats
+// getter that GetStats reads without a lock, which the race detector
+// caught in a browser test; and the whole report, candidates and
+// certificates included, was made for two numbers.
+func inboundLoss(published []*upTrack, p *participant) float64 {
+	var expected, received int64
+	for _, u := range published {
+		for l := range u.seqs {
+			expected += u.seqs[l].expected.Load()
+			received += u.seqs[l].received.Load()
 		}
 	}
 	p.allocMu.Lock()
 	defer p.allocMu.Unlock()
-	dr, dl := received-p.lastInReceived, lost-p.lastInLost
-	p.lastInReceived, p.lastInLost = received, lost
-	if dr+dl <= 0 || dl < 0 {
-		return 0
+	de, dr := expected-p.lastInExpected, received-p.lastInReceived
+	p.lastInExpected, p.lastInReceived = expected, received
+	if de <= 0 || dr >= de {
+		return 0 // none lost, or a track ended since
 	}
-	return float64(dl) / float64(dr+dl)
+	return float64(de-dr) / float64(de)
 }

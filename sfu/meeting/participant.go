@@ -103,8 +103,8 @@ type participant struct {
 	allocMu        sync.Mutex
 	alloc          allocState
 	lastOutBytes   uint64
+	lastInExpected int64
 	lastInReceived int64
-	lastInLost     int64
 
 	subMu  sync.Mutex
 	downMu sync.Mutex

@@ -2,6 +2,7 @@ package meeting
 
 import (
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -42,6 +43,7 @@ var (
 type tap struct {
 	top   bool // the top layer ("main"), else the lowest ("sub")
 	codec string
+	log   *slog.Logger // with the room, identity and stream
 	src   *source.Source
 	done  chan struct{}
 	once  sync.Once
@@ -77,6 +79,7 @@ func (t *tap) write(layer int, p *rtp.Packet, key bool) {
 	switch {
 	case l == t.layer.Load():
 	case l == t.target.Load() && key:
+		t.log.Info("meeting wall tap moved to another layer", "from", layerNames[t.layer.Load()], "to", layerNames[l])
 		t.layer.Store(l)
 		// Another layer's timestamps: the source carries on from its
 		// last, as for a camera that came back.
@@ -158,7 +161,8 @@ func (s *SFU) Tap(room, identity, stream string) (src *source.Source, release fu
 	if layer < 0 {
 		return nil, nil, ErrNoVideo
 	}
-	t := &tap{top: stream == "main", codec: codec, src: source.New(), done: make(chan struct{})}
+	t := &tap{top: stream == "main", codec: codec, src: source.New(), done: make(chan struct{}),
+		log: s.log.With("room", room, "identity", identity, "stream", stream)}
 	t.layer.Store(int32(layer))
 	t.target.Store(int32(layer))
 	// A viewer's keyframe request (a loss retransmission could not

@@ -76,6 +76,9 @@ type upTrack struct {
 	layerFrames [numLayers]atomic.Uint64
 	layerFPS    [numLayers]atomic.Int64
 	lastFrames  [numLayers]uint64
+	// seqs counts each layer's packets against their sequence numbers:
+	// the loss on the publisher's link.
+	seqs [numLayers]seqCount
 
 	// Audio levels since the room's speaker tick took them: the sum of
 	// the per-packet activity (0-1000) and the packet count.
@@ -201,6 +204,7 @@ func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
 			continue
 		}
 		u.layerBytes[layer].Add(uint64(n))
+		u.seqs[layer].add(p.SequenceNumber)
 		if !audio && (!seen || int32(p.Timestamp-lastTS) > 0) {
 			// A new frame (a retransmission of an older one is not):
 			// one atomic add a frame, not a packet.
@@ -382,3 +386,25 @@ func ptr[T any](v T) *T { return &v }
 func nanotime() int64 { return int64(time.Since(epoch)) }
 
 var epoch = time.Now()
+
+// seqCount counts a stream's packets against the sequence numbers they
+// span, as a receiver report does (RFC 3550, A.3): expected is the
+// extended highest number less the first, plus one; received counts every
+// packet that came, a retransmission too. add is called by the stream's
+// one reader; the counts are read by the stats tick.
+type seqCount struct {
+	started       bool
+	base, highest int64
+	expected      atomic.Int64
+	received      atomic.Int64
+}
+
+func (c *seqCount) add(seq uint16) {
+	if !c.started {
+		c.base, c.highest, c.started = int64(seq), int64(seq), true
+	} else if d := int64(int16(seq - uint16(c.highest))); d > 0 {
+		c.highest += d
+	}
+	c.expected.Store(c.highest - c.base + 1)
+	c.received.Add(1)
+}
