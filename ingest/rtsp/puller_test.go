@@ -408,7 +408,7 @@ func TestRightCredentialsPlay(t *testing.T) {
 // that appears there later is pulled.
 func TestBackoffAndLateCamera(t *testing.T) {
 	t.Parallel()
-	addr := testpeers.FreeAddr(t)
+	addr, release := testpeers.ReserveAddr(t)
 	h := startPuller(t, Params{URL: "rtsp://" + addr + "/cam", Transport: "tcp"})
 	var offline []Status
 	deadline := time.Now().Add(10 * time.Second)
@@ -429,6 +429,7 @@ func TestBackoffAndLateCamera(t *testing.T) {
 		t.Errorf("second attempt %s after the first, before its retry time", gap)
 	}
 
+	release()
 	testpeers.StartRTSPCamera(t, testpeers.RTSPOptions{Size: "160x90", Addr: addr})
 	h.waitLive(t, 20*time.Second)
 }

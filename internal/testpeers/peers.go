@@ -37,6 +37,36 @@ func FreeAddr(t testing.TB) string {
 	return fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 }
 
+// ReserveAddr holds a TCP port on 127.0.0.1 bound but not listening until
+// release (or the test's end): a connection to it is refused, as to a
+// camera not up yet, and no other test is given the port meanwhile.
+// FreeAddr's port is free only for a moment: a parallel test's camera
+// once took it and answered a test that expected refusals.
+func ReserveAddr(t testing.TB) (addr string, release func()) {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatalf("reserve a port: %v", err)
+	}
+	syscall.CloseOnExec(fd)
+	// Without SO_REUSEADDR, which Go's listeners set: none can bind the
+	// port while it is held, and the kernel hands it to no one.
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		syscall.Close(fd)
+		t.Fatalf("reserve a port: %v", err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	in4, ok := sa.(*syscall.SockaddrInet4)
+	if err != nil || !ok {
+		syscall.Close(fd)
+		t.Fatalf("reserve a port: %v (%T)", err, sa)
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { syscall.Close(fd) }) }
+	t.Cleanup(release)
+	return fmt.Sprintf("127.0.0.1:%d", in4.Port), release
+}
+
 // FindBinary looks a peer's program up on PATH, then in the given extra
 // places; envVar, when set, names the program's path outright.
 func FindBinary(name, envVar string, extra ...string) (string, error) {

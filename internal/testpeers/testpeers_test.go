@@ -2,8 +2,11 @@ package testpeers
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -207,4 +210,26 @@ func TestRTSPCameraServesH265(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no H.265 keyframe within 5 s")
 	}
+}
+
+// A reserved port refuses connections and cannot be listened on while
+// held; once released, a camera can take it.
+func TestReserveAddr(t *testing.T) {
+	addr, release := ReserveAddr(t)
+	if c, err := net.DialTimeout("tcp", addr, 2*time.Second); err == nil {
+		c.Close()
+		t.Fatal("a connection to the reserved port was accepted")
+	} else if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("a connection to the reserved port: %v, want refused", err)
+	}
+	if l, err := net.Listen("tcp", addr); err == nil {
+		l.Close()
+		t.Fatal("the reserved port was listened on while held")
+	}
+	release()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("the released port: %v", err)
+	}
+	l.Close()
 }
