@@ -488,7 +488,8 @@ func TestFailureIsolated(t *testing.T) {
 	fast := Params{BackoffMin: 20 * time.Millisecond, BackoffMax: 20 * time.Millisecond}
 	fast.URL = cam.CredentialURL("admin", "wrong")
 	bad := startPuller(t, fast)
-	fast.URL = "rtsp://" + testpeers.FreeAddr(t) + "/cam"
+	refusing, _ := testpeers.ReserveAddr(t)
+	fast.URL = "rtsp://" + refusing + "/cam"
 	refused := startPuller(t, fast)
 	for _, h := range []*harness{bad, refused} {
 		deadline := time.Now().Add(5 * time.Second)
@@ -511,6 +512,7 @@ func TestClosePromptly(t *testing.T) {
 	t.Parallel()
 	silent := silentServer(t)
 	cam := testpeers.StartRTSPCamera(t, testpeers.RTSPOptions{Size: "160x90"})
+	refusing, _ := testpeers.ReserveAddr(t)
 	tests := []struct {
 		name  string
 		url   string
@@ -522,7 +524,7 @@ func TestClosePromptly(t *testing.T) {
 				t.Fatalf("state %s, want connecting", st.State)
 			}
 		}},
-		{"waiting to retry", "rtsp://" + testpeers.FreeAddr(t) + "/cam", func(t *testing.T, h *harness) {
+		{"waiting to retry", "rtsp://" + refusing + "/cam", func(t *testing.T, h *harness) {
 			h.waitOffline(t, 5*time.Second, ReasonRefused)
 		}},
 		{"live", cam.URL, func(t *testing.T, h *harness) {
