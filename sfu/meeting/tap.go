@@ -105,9 +105,10 @@ func (t *tap) follow(u *upTrack) {
 	if want >= 0 {
 		t.target.Store(int32(want))
 	}
+	layer, target := t.layer.Load(), t.target.Load()
 	t.mu.Unlock()
-	if layer, target := t.layers(); target != layer {
-		u.firstKeyframe(target)
+	if target != layer {
+		u.firstKeyframe(int(target))
 	}
 }
 

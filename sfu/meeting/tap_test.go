@@ -2,6 +2,7 @@ package meeting
 
 import (
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -179,13 +180,9 @@ func TestTapFollowsItsLayer(t *testing.T) {
 	a := e.join("alice", hostRights)
 	a.ownTimestamps = true
 	pa := a.publish(true)
-	deadline := time.Now().Add(10 * time.Second)
-	for e.layersOf("alice") < numLayers {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of alice's layers seen", e.layersOf("alice"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntil(t, 10*time.Second, func() bool { return e.layersOf("alice") == numLayers }, func() string {
+		return fmt.Sprintf("%d of alice's layers seen", e.layersOf("alice"))
+	})
 	main, release, err := e.sfu.Tap("r1", "alice", "main")
 	if err != nil {
 		t.Fatal(err)
@@ -212,23 +209,16 @@ func TestTapFollowsItsLayer(t *testing.T) {
 	}
 	waitFor := func(what string, want int) {
 		t.Helper()
-		for end := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if l, _ := tp.layers(); l == want {
-				break
-			}
-			if time.Now().After(end) {
-				l, target := tp.layers()
-				t.Fatalf("%s: the tap on layer %d (target %d) after 10s, want %d", what, l, target, want)
-			}
-		}
+		waitUntil(t, 10*time.Second, func() bool { l, _ := tp.layers(); return l == want }, func() string {
+			l, target := tp.layers()
+			return fmt.Sprintf("%s: the tap on layer %d (target %d) after 10s, want %d", what, l, target, want)
+		})
 		// Frames go on from the new layer: the medium layer sends 500
 		// kbit/s, two packets a frame.
 		from := packets.Load()
-		for end := time.Now().Add(5 * time.Second); packets.Load() < from+30; time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(end) {
-				t.Fatalf("%s: %d packets on the wall in 5s after the move", what, packets.Load()-from)
-			}
-		}
+		waitUntil(t, 5*time.Second, func() bool { return packets.Load() >= from+30 }, func() string {
+			return fmt.Sprintf("%s: %d packets on the wall in 5s after the move", what, packets.Load()-from)
+		})
 	}
 
 	high := pa.rates[layerHigh].Load()
