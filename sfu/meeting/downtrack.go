@@ -59,7 +59,11 @@ type downTrack struct {
 	sender *webrtc.RTPSender
 
 	mu sync.Mutex
-	ws webrtc.TrackLocalWriter // nil until bound
+	// est is the subscriber's link estimator (sub.bwe), kept beside mu
+	// because every packet numbers with it: one line of memory the
+	// fan-out does not read per copy (the participant's).
+	est linkEstimator
+	ws  webrtc.TrackLocalWriter // nil until bound
 	// direct is the track's stream of the subscriber's direct sender,
 	// made at the first write once the sender is ready; from then on
 	// every packet of the track goes through it (writer).
@@ -106,7 +110,7 @@ type downTrack struct {
 }
 
 func newDownTrack(up *upTrack, sub *participant) *downTrack {
-	d := &downTrack{up: up, sub: sub, current: layerOff, target: layerOff}
+	d := &downTrack{up: up, sub: sub, est: sub.bwe, current: layerOff, target: layerOff}
 	d.requested.Store(layerHigh)
 	if up.kind == webrtc.RTPCodecTypeAudio || !up.simulcast {
 		d.target = layerHigh // where a track without rids is kept
@@ -280,7 +284,7 @@ func (d *downTrack) numberForTWCC(h *rtp.Header, payload int) {
 	if d.twccID == 0 {
 		return
 	}
-	seq := d.sub.bwe.Sent(payload+rtpOverhead, nanotime())
+	seq := d.est.Sent(payload+rtpOverhead, nanotime())
 	binary.BigEndian.PutUint16(d.twccSeq[:], seq)
 	_ = h.SetExtension(d.twccID, d.twccSeq[:])
 }

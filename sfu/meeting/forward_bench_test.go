@@ -45,7 +45,7 @@ func benchTrackOn(subscribers int, fan *fanout) (*upTrack, []*downTrack) {
 	downs := make([]*downTrack, subscribers)
 	for i := range downs {
 		sub := &participant{bwe: bwe.New(linkConfig)} // each subscriber numbers its own packets
-		d := &downTrack{up: u, sub: sub, ws: &nopWriter{}, ssrc: uint32(i + 1), pt: 96, current: layerOff, target: layerHigh,
+		d := &downTrack{up: u, sub: sub, est: sub.bwe, ws: &nopWriter{}, ssrc: uint32(i + 1), pt: 96, current: layerOff, target: layerHigh,
 			sent: &sentLog{}, rtxBuf: make([]byte, 0, historySlotSize+2), twccID: benchTWCCID}
 		downs[i] = d
 		u.addDown(d)

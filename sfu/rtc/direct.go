@@ -58,8 +58,18 @@ import (
 // ICE's own traffic (STUN) still goes to pion, and keeps the connection
 // alive there.
 type DirectSender struct {
-	q           *sendQueue
-	counted     *atomic.Uint64 // the engine's count of all direct packets
+	// What every packet of every stream reads, together at the start so
+	// that a fan-out reads one line of the sender's memory per copy.
+	q    *sendQueue
+	lost atomic.Bool
+	// remoteGen counts the changes of remote: a stream copies the
+	// address when it changes, rather than reading the pointer's
+	// target, cold, for every packet. remote is stored first.
+	remoteGen atomic.Uint32
+	remote    atomic.Pointer[netip.AddrPort]
+	packets   atomic.Uint64
+	counted   *atomic.Uint64 // the engine's count of all direct packets
+
 	countedRTCP *atomic.Uint64 // and of the RTCP the senders took
 	refusedRTCP *atomic.Uint64 // and dropped (replays, runts)
 	secrets     dtlsSecrets
@@ -81,12 +91,9 @@ type DirectSender struct {
 	onRTCP    func([]byte)
 
 	ready   atomic.Bool // keys and remote are set; streams may be made
-	lost    atomic.Bool
-	key     []byte // set before ready
+	key     []byte      // set before ready
 	salt    []byte
 	profile srtp.ProtectionProfile
-	remote  atomic.Pointer[netip.AddrPort]
-	packets atomic.Uint64
 	rtcpIn  atomic.Uint64
 }
 
@@ -147,7 +154,7 @@ func (d *DirectSender) Start(pc *webrtc.PeerConnection, lost func(), takeRTCP fu
 	}
 	profile := cfg.Profile
 	d.key, d.salt, d.profile, d.lostFn = cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, profile, lost
-	d.remote.Store(&remote)
+	d.setRemote(remote)
 	if takeRTCP != nil {
 		// Replays are refused, as pion's session refuses them.
 		ctx, err := srtp.CreateContext(cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, profile, srtp.SRTCPReplayProtection(rtcpReplayWindow))
@@ -208,6 +215,12 @@ func (d *DirectSender) takeRTCP(b []byte) bool {
 	return true
 }
 
+// setRemote makes remote the address the streams send to.
+func (d *DirectSender) setRemote(remote netip.AddrPort) {
+	d.remote.Store(&remote)
+	d.remoteGen.Add(1)
+}
+
 // Ready says whether streams may be made.
 func (d *DirectSender) Ready() bool { return d.ready.Load() && !d.lost.Load() }
 
@@ -216,7 +229,7 @@ func (d *DirectSender) Ready() bool { return d.ready.Load() && !d.lost.Load() }
 func (d *DirectSender) follow(pair *webrtc.ICECandidatePair) {
 	if pair != nil && pair.Local != nil && pair.Local.Protocol == webrtc.ICEProtocolUDP {
 		if remote, ok := pairRemote(pair); ok {
-			d.remote.Store(&remote)
+			d.setRemote(remote)
 			d.mu.Lock()
 			if old := d.claimed; old.IsValid() && old != remote && !d.stopped {
 				d.q.claimRTCP(d, old, remote)
@@ -294,6 +307,9 @@ type DirectStream struct {
 	ctx    *srtp.Context
 	plain  []byte
 	sealed []byte
+	// remote is the sender's remote address as of its change remoteGen.
+	remoteGen uint32
+	remote    netip.AddrPort
 }
 
 // WriteRTP encrypts the packet and queues it for the connection's remote
@@ -316,7 +332,10 @@ func (s *DirectStream) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 		return 0, err
 	}
 	s.sealed = sealed[:0] // grown, if it had to, for the next
-	if _, err := s.d.q.WriteToAddrPort(sealed, *s.d.remote.Load()); err != nil {
+	if gen := s.d.remoteGen.Load(); gen != s.remoteGen {
+		s.remote, s.remoteGen = *s.d.remote.Load(), gen
+	}
+	if _, err := s.d.q.WriteToAddrPort(sealed, s.remote); err != nil {
 		return 0, err
 	}
 	s.d.packets.Add(1)
