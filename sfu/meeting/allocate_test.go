@@ -101,3 +101,52 @@ func TestNewSimulcastTrackStartsLow(t *testing.T) {
 		t.Fatalf("an older track that sends only its high layer: starts on %d", l)
 	}
 }
+
+// A layer sent at under half a smooth lower layer's frame rate is not
+// given; it is given again only at two thirds of that rate, so that one
+// whose rate sits on the half line does not come and go tick after tick.
+// A layer that stops is judged afresh when it comes back; one that came
+// since the last tick waits for the tick's measure.
+func TestTricklingLayerHysteresis(t *testing.T) {
+	u := &upTrack{kind: webrtc.RTPCodecTypeVideo, simulcast: true, createdAt: time.Now().Add(-time.Minute)}
+	for l := range numLayers {
+		u.layers[l] = &webrtc.TrackRemote{}
+		u.lastPacket[l].Store(nanotime())
+	}
+	u.layerFPS[layerLow].Store(3000)
+	u.layerFPS[layerMedium].Store(3000)
+	for i, step := range []struct {
+		highFPS int64 // hundredths of a frame a second
+		stopped bool  // the high layer not sent lately
+		usable  bool
+	}{
+		{highFPS: 3000, usable: true},
+		{highFPS: 1600, usable: true},  // above half
+		{highFPS: 1400, usable: false}, // under half: trickling
+		{highFPS: 1600, usable: false}, // above half, under two thirds: still
+		{highFPS: 1900, usable: false},
+		{highFPS: 2000, usable: true}, // two thirds: back
+		{highFPS: 1600, usable: true}, // above half: stays
+		{highFPS: 1400, usable: false},
+		{highFPS: 1400, stopped: true, usable: false},
+		{highFPS: 1600, usable: true}, // back after a stop: the entry test
+		{highFPS: 0, usable: false},   // 0 at the tick, as a layer new since: the live entry test
+	} {
+		if step.stopped {
+			u.lastPacket[layerHigh].Store(nanotime() - int64(2*layerSilence))
+		} else {
+			u.lastPacket[layerHigh].Store(nanotime())
+		}
+		u.layerFPS[layerHigh].Store(step.highFPS)
+		if step.highFPS != 0 {
+			u.judgeTrickling() // the tick
+		}
+		if got := u.usableLayer(layerHigh); got != step.usable {
+			t.Errorf("step %d (high at %d hundredths of a frame a second, stopped %v): usable %v, want %v",
+				i, step.highFPS, step.stopped, got, step.usable)
+		}
+		if !u.usableLayer(layerMedium) {
+			t.Fatalf("step %d: the medium layer, smooth, not usable", i)
+		}
+	}
+}

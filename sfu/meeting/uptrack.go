@@ -75,7 +75,10 @@ type upTrack struct {
 	// second, measured by the stats tick.
 	layerFrames [numLayers]atomic.Uint64
 	layerFPS    [numLayers]atomic.Int64
-	lastFrames  [numLayers]uint64
+	// trickling marks the layers judged at the last tick to be sent at a
+	// trickle beside a smooth lower layer (judgeTrickling).
+	trickling  [numLayers]atomic.Bool
+	lastFrames [numLayers]uint64
 	// seqs counts each layer's packets against their sequence numbers:
 	// the loss on the publisher's link.
 	seqs [numLayers]seqCount
@@ -337,7 +340,37 @@ func (u *upTrack) measure(dt time.Duration) (total int64) {
 		measureSmoothed(&u.layerFPS[l], f-u.lastFrames[l], 100, dt)
 		u.lastFrames[l] = f
 	}
+	u.judgeTrickling()
 	return total
+}
+
+// judgeTrickling marks each layer sent at under half the frame rate of a
+// smooth lower layer as trickling, and unmarks it only once it is back to
+// two thirds of that rate. Without the gap, a layer whose rate sat on the
+// half line (an encoder short of CPU at 14-16 frames a second beside a
+// lower layer's 30) would be given and taken away tick after tick, each
+// move a keyframe asked of the publisher and a change of picture for
+// every subscriber. A layer not sent at all is left to hasLayer and
+// judged afresh when it comes back.
+func (u *upTrack) judgeTrickling() {
+	for layer := 1; layer < numLayers; layer++ {
+		if !u.hasLayer(layer) {
+			u.trickling[layer].Store(false)
+			continue
+		}
+		fps, was := u.layerFPS[layer].Load(), u.trickling[layer].Load()
+		trickling := false
+		for l := range layer {
+			lower := u.layerFPS[l].Load()
+			if lower < minJudgedFPS || !u.hasLayer(l) {
+				continue
+			}
+			if was && fps*3 < lower*2 || !was && fps*2 < lower {
+				trickling = true
+			}
+		}
+		u.trickling[layer].Store(trickling)
+	}
 }
 
 // measureSmoothed stores in into the rate of n counted over dt, times
@@ -353,8 +386,9 @@ func measureSmoothed(into *atomic.Int64, n uint64, scale float64, dt time.Durati
 }
 
 // usableLayer reports whether a subscriber should be given layer: the
-// publisher sends it (hasLayer), and not at under half the frame rate of
-// a lower layer it sends.
+// publisher sends it (hasLayer), and not at a trickle beside a smooth
+// lower layer: under half that layer's frame rate, and until back at two
+// thirds of it (judgeTrickling, each stats tick).
 //
 // Why: a publisher short of CPU or uplink (an old PC in a county office,
 // a browser whose encoder drops frames to meet a small share of its
@@ -362,9 +396,11 @@ func measureSmoothed(into *atomic.Int64, n uint64, scale float64, dt time.Durati
 // second. Its bitrate is then small, so a subscriber's budget takes it
 // gladly, and the picture freezes where the lower layer would move.
 func (u *upTrack) usableLayer(layer int) bool {
-	if !u.hasLayer(layer) {
+	if !u.hasLayer(layer) || u.trickling[layer].Load() {
 		return false
 	}
+	// The entry test, live: a layer that came since the last tick is not
+	// given before the tick has measured it (0 frames a second).
 	fps := u.layerFPS[layer].Load()
 	for l := range layer {
 		if lower := u.layerFPS[l].Load(); lower >= minJudgedFPS && fps*2 < lower && u.hasLayer(l) {
