@@ -18,25 +18,16 @@ import (
 
 // rawUDP reads the shared ICE socket and sends the send queue's batches
 // with raw system calls, which do not pass through the runtime's syscall
-// entry and exit (see sendQueue for why). The socket stays Go's: a read is
-// made inside its syscall.RawConn, which holds it open during the call,
-// and a read that finds nothing waits on the runtime's poller as Go's own
-// reads do, deadlines included.
-//
-// The batches leave by a second socket of the same port, one the
-// runtime's poller does not watch (see sendSocket for why): a send-only
-// socket in the port's SO_REUSEPORT group, whose program gives every
-// incoming datagram to the first socket, the one read here. Where the
-// kernel refuses any step of that, the batches are sent on the read
-// socket, as before.
+// entry and exit (see sendQueue for why). The socket stays Go's: the calls
+// are made inside its syscall.RawConn, which holds it open during a call,
+// and a call the socket cannot take yet (EAGAIN) waits on the runtime's
+// poller as Go's own reads and writes do, deadlines included.
 //
 // The message headers, addresses and buffer descriptors are made once and
 // the functions handed to the RawConn bound once, so neither a read nor a
 // batch allocates.
 type rawUDP struct {
 	rc syscall.RawConn
-	// sendFD is the send-only socket, or -1: the batches go by rc.
-	sendFD int
 	// inet6 is whether the socket is AF_INET6 (then IPv4 destinations are
 	// given as IPv4-mapped addresses); otherwise it is AF_INET.
 	inet6 bool
@@ -49,8 +40,6 @@ type rawUDP struct {
 	sent     int
 	sendErr  syscall.Errno
 	sendFn   func(fd uintptr) bool
-	// sendErrOpen is why there is no send socket, if there is none.
-	sendErrOpen error
 	// sendZones caches IPv6 zones' interface indexes for the sender.
 	sendZones zoneCache
 
@@ -135,7 +124,7 @@ func newRawUDP(conn *net.UDPConn) (*rawUDP, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &rawUDP{rc: rc, sendFD: -1}
+	u := &rawUDP{rc: rc}
 	var sa unix.Sockaddr
 	if cerr := rc.Control(func(fd uintptr) { sa, err = unix.Getsockname(int(fd)) }); cerr != nil {
 		return nil, cerr
@@ -158,109 +147,8 @@ func newRawUDP(conn *net.UDPConn) (*rawUDP, error) {
 	}
 	u.sendFn = u.sendmmsg
 	u.readFn = u.recvfrom
-	if fd, err := openSendSocket(rc, sa, u.inet6); err == nil {
-		u.sendFD = fd
-	} else {
-		u.sendErrOpen = err
-	}
 	return u, nil
 }
-
-// sendSocket is the send-only socket's reason to be. Go's poller watches
-// every socket it has for reading and writing alike (edge-triggered
-// EPOLLIN and EPOLLOUT), so a socket it watches is on its wait queue, and
-// the kernel, freeing each sent datagram (sock_wfree), tells the poller
-// the socket is writable again: for every datagram, a wait-queue lock
-// taken with interrupts off and, whenever a thread of the process was
-// idle in the poller, that thread woken for nothing. At 200 subscribers
-// that was 1,100 of the server's 3,600 context switches a second.
-// No goroutine ever waits for this socket to be writable on loopback and
-// rarely elsewhere, so a socket nobody watches does without it; the rare
-// full buffer is waited for with poll(2), whose wait lasts only as long
-// as the wait.
-//
-// The read socket was bound alone (a second server on the port still
-// fails with EADDRINUSE, as it would without this). SO_REUSEPORT is then
-// set on it, the send socket is bound beside it, which makes them a
-// group of two with the read socket first, and the group is given a
-// classic BPF program that answers 0 for every datagram: the read socket
-// receives all. A datagram that came in the moment between the bind and
-// the program could have been given to the send socket; it is read from
-// there and dropped (at start-up, before any peer was told the port).
-// Only a process of the same user that itself sets SO_REUSEPORT could
-// join the group, and the program would still give it nothing.
-func openSendSocket(rc syscall.RawConn, sa unix.Sockaddr, inet6 bool) (int, error) {
-	family := unix.AF_INET
-	if inet6 {
-		family = unix.AF_INET6
-	}
-	v6only := 0
-	var err error
-	if cerr := rc.Control(func(fd uintptr) {
-		if inet6 {
-			if v6only, err = unix.GetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); err != nil {
-				return
-			}
-		}
-		err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-	}); cerr != nil {
-		return -1, cerr
-	}
-	if err != nil {
-		return -1, os.NewSyscallError("setsockopt SO_REUSEPORT", err)
-	}
-	// Whatever fails from here leaves the read socket alone on its port
-	// again.
-	alone := func() {
-		_ = rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 0) })
-	}
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
-	if err != nil {
-		alone()
-		return -1, os.NewSyscallError("socket", err)
-	}
-	fail := func(call string, err error) (int, error) {
-		unix.Close(fd)
-		alone()
-		return -1, os.NewSyscallError(call, err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
-		return fail("setsockopt SO_REUSEPORT", err)
-	}
-	if inet6 {
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only); err != nil {
-			return fail("setsockopt IPV6_V6ONLY", err)
-		}
-	}
-	if err := unix.Bind(fd, sa); err != nil {
-		return fail("bind", err)
-	}
-	// return 0: the group's first socket, the read socket.
-	prog := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
-	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_CBPF,
-		&unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}); err != nil {
-		return fail("setsockopt SO_ATTACH_REUSEPORT_CBPF", err)
-	}
-	var b [1]byte
-	for {
-		if _, _, err := unix.Recvfrom(fd, b[:], unix.MSG_DONTWAIT|unix.MSG_TRUNC); err != nil {
-			break
-		}
-	}
-	return fd, nil
-}
-
-// close closes the send socket, once the queue's sender has stopped.
-func (u *rawUDP) close() {
-	if u.sendFD >= 0 {
-		unix.Close(u.sendFD)
-		u.sendFD = -1
-	}
-}
-
-// separateSend says whether the batches leave by a send socket of their
-// own, and if not, why.
-func (u *rawUDP) separateSend() (bool, error) { return u.sendFD >= 0, u.sendErrOpen }
 
 // writeBatch sends dgs (at most sendBatch) and says how many the kernel
 // took. The kernel stops at the first datagram it refuses: then the count
@@ -273,13 +161,7 @@ func (u *rawUDP) writeBatch(dgs []queuedDatagram) (int, error) {
 		u.hdrs[i].hdr.Namelen = u.setName(&u.names[i], d.to)
 	}
 	u.batchLen, u.sent, u.sendErr = len(dgs), 0, 0
-	if u.sendFD >= 0 {
-		for !u.sendFn(uintptr(u.sendFD)) {
-			if err := waitWritable(u.sendFD); err != nil {
-				return 0, err
-			}
-		}
-	} else if err := u.rc.Write(u.sendFn); err != nil {
+	if err := u.rc.Write(u.sendFn); err != nil {
 		return 0, err
 	}
 	if u.sendErr != 0 {
@@ -294,33 +176,13 @@ func (u *rawUDP) writeBatch(dgs []queuedDatagram) (int, error) {
 // stop-the-world would wait.
 const rawSendChunk = 32
 
-// waitWritable waits until the send socket has room, with poll(2) through
-// the runtime's syscall entry (the thread blocks; its P goes on without
-// it). A full send buffer is not seen on loopback, where a datagram is
-// freed as it is sent, and elsewhere lasts until the network interface
-// has sent what it holds.
-func waitWritable(fd int) error {
-	for {
-		_, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}, 100)
-		switch err {
-		case nil:
-			return nil // writable, or 100 ms gone: the caller tries again
-		case unix.EINTR:
-		default:
-			return os.NewSyscallError("poll", err)
-		}
-	}
-}
-
 // sendmmsg is the call writeBatch makes, in chunks of rawSendChunk; false
-// when the socket's buffer is full before anything was sent (the RawConn,
-// or waitWritable, then waits until it is not). It never blocks: the send
-// socket is in blocking mode, for poll's sake, and the call says
-// MSG_DONTWAIT.
+// when the socket's buffer is full before anything was sent (the RawConn
+// then waits until it is not).
 func (u *rawUDP) sendmmsg(fd uintptr) bool {
 	for u.sent < u.batchLen {
 		n := min(u.batchLen-u.sent, rawSendChunk)
-		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&u.hdrs[u.sent])), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&u.hdrs[u.sent])), uintptr(n), 0, 0, 0)
 		switch {
 		case e == unix.EINTR:
 			continue

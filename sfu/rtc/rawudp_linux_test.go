@@ -27,7 +27,10 @@ func TestMmsghdrLayout(t *testing.T) {
 	if got := unsafe.Offsetof(mmsghdr{}.n); got != unix.SizeofMsghdr {
 		t.Fatalf("msg_len at %d, want %d", got, unix.SizeofMsghdr)
 	}
-	u := newTestRawUDP(t, listenUDP(t, "udp4", "127.0.0.1:0"))
+	u, err := newRawUDP(listenUDP(t, "udp4", "127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := listenUDP(t, "udp4", "127.0.0.1:0")
 	dgs := testDatagrams(3, r.LocalAddr().(*net.UDPAddr).AddrPort())
 	if n, err := u.writeBatch(dgs); n != 3 || err != nil {
@@ -53,194 +56,38 @@ func testDatagrams(n int, to netip.AddrPort) []queuedDatagram {
 // A batch longer than one raw call's chunk is sent whole, in order; a
 // datagram the kernel refuses (an IPv6 destination on an IPv4 socket)
 // ends the count at the ones before it, and is the error of the next
-// call alone; nothing is allocated. So by the send socket, and by the
-// read socket where there is none.
+// call alone; nothing is allocated.
 func TestRawUDPWriteBatch(t *testing.T) {
-	for _, separate := range []bool{true, false} {
-		t.Run(map[bool]string{true: "send socket", false: "read socket"}[separate], func(t *testing.T) {
-			u := newTestRawUDP(t, listenUDP(t, "udp4", "127.0.0.1:0"))
-			if !separate {
-				u.close()
-			}
-			if got, err := u.separateSend(); got != separate {
-				t.Fatalf("separate send socket %v (%v), want %v", got, err, separate)
-			}
-			r := listenUDP(t, "udp4", "127.0.0.1:0")
-			_ = r.SetReadBuffer(4 << 20)
-			dgs := testDatagrams(100, r.LocalAddr().(*net.UDPAddr).AddrPort())
-			dgs[40].to = netip.MustParseAddrPort("[::1]:5004")
-			if n, err := u.writeBatch(dgs); n != 40 || err != nil {
-				t.Fatalf("first call: %d sent, %v; want 40, nil", n, err)
-			}
-			if n, err := u.writeBatch(dgs[40:]); n != 0 || err == nil {
-				t.Fatalf("second call: %d sent, %v; want 0 and the refusal", n, err)
-			}
-			if n, err := u.writeBatch(dgs[41:]); n != 59 || err != nil {
-				t.Fatalf("third call: %d sent, %v; want 59, nil", n, err)
-			}
-			got := receive(t, r, 99)
-			for i, seq := range got {
-				want := uint32(i)
-				if i >= 40 {
-					want++
-				}
-				if seq != want {
-					t.Fatalf("datagram %d arrived as the %dth", seq, i)
-				}
-			}
-			ok := dgs[41:73]
-			if n := testing.AllocsPerRun(20, func() { _, _ = u.writeBatch(ok) }); n != 0 {
-				t.Errorf("%.1f allocations a batch", n)
-			}
-		})
-	}
-}
-
-// newTestRawUDP is newRawUDP on conn, its send socket closed at the end.
-func newTestRawUDP(t *testing.T, conn *net.UDPConn) *rawUDP {
-	t.Helper()
-	u, err := newRawUDP(conn)
+	u, err := newRawUDP(listenUDP(t, "udp4", "127.0.0.1:0"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(u.close)
-	return u
-}
-
-// The send socket shares the read socket's port: what it sends comes from
-// that port, and every datagram that comes to the port, from any number
-// of senders, is read from the read socket, none left on the send
-// socket. The port stays the server's alone: a plain bind of it fails;
-// a socket of the same user that asks to share it joins, and is given
-// nothing.
-func TestSendSocket(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		listen func(*testing.T) *net.UDPConn
-		peer   string // the network and loopback address of the peers
-		peerIP string
-	}{
-		{"IPv4", func(t *testing.T) *net.UDPConn { return listenUDP(t, "udp4", "127.0.0.1:0") }, "udp4", "127.0.0.1"},
-		{"IPv6", func(t *testing.T) *net.UDPConn { return listenUDP(t, "udp6", "[::1]:0") }, "udp6", "::1"},
-		{"dual-stack", listenDualStack, "udp4", "127.0.0.1"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			conn := tc.listen(t)
-			_ = conn.SetReadBuffer(4 << 20)
-			u := newTestRawUDP(t, conn)
-			if ok, err := u.separateSend(); !ok {
-				t.Fatalf("no send socket: %v", err)
-			}
-			port := conn.LocalAddr().(*net.UDPAddr).AddrPort().Port()
-			sa, err := unix.Getsockname(u.sendFD)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := sockaddrPort(sa); got != port {
-				t.Fatalf("the send socket is on port %d, the read socket on %d", got, port)
-			}
-
-			// Out: from the read socket's port.
-			r := listenUDP(t, tc.peer, netip.AddrPortFrom(netip.MustParseAddr(tc.peerIP), 0).String())
-			dgs := testDatagrams(10, r.LocalAddr().(*net.UDPAddr).AddrPort())
-			if n, err := u.writeBatch(dgs); n != 10 || err != nil {
-				t.Fatalf("sent %d of 10: %v", n, err)
-			}
-			_ = r.SetReadDeadline(time.Now().Add(5 * time.Second))
-			buf := make([]byte, 2048)
-			if _, from, err := r.ReadFromUDPAddrPort(buf); err != nil || from.Port() != port {
-				t.Fatalf("a datagram from %v (%v), want from port %d", from, err, port)
-			}
-
-			// A socket of the same user that sets SO_REUSEPORT itself.
-			intruder := joinPort(t, tc.name == "IPv4", sa)
-
-			// In: 40 senders (40 source ports, which the kernel's hash
-			// would spread over a group without its program), 10 each.
-			to := netip.AddrPortFrom(netip.MustParseAddr(tc.peerIP), port)
-			const senders, each = 40, 10
-			for s := range senders {
-				c := listenUDP(t, tc.peer, netip.AddrPortFrom(netip.MustParseAddr(tc.peerIP), 0).String())
-				for i := range each {
-					if _, err := c.WriteToUDPAddrPort(datagram(uint32(s*each+i)), to); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-			for n := range senders * each {
-				if _, _, err := u.readFrom(buf); err != nil {
-					t.Fatalf("read %d of %d: %v", n, senders*each, err)
-				}
-			}
-			for name, fd := range map[string]int{"the send socket": u.sendFD, "the intruder": intruder} {
-				if waiting, err := unix.IoctlGetInt(fd, unix.SIOCINQ); err != nil || waiting != 0 {
-					t.Errorf("%s holds %d bytes (%v), want none", name, waiting, err)
-				}
-			}
-
-			// A plain bind of the port fails.
-			if c, err := net.ListenUDP(tc.peer, net.UDPAddrFromAddrPort(to)); err == nil {
-				c.Close()
-				t.Fatal("a second socket was bound to the server's port")
-			} else if !errors.Is(err, unix.EADDRINUSE) {
-				t.Fatalf("a second bind: %v, want EADDRINUSE", err)
-			}
-		})
+	r := listenUDP(t, "udp4", "127.0.0.1:0")
+	_ = r.SetReadBuffer(4 << 20)
+	dgs := testDatagrams(100, r.LocalAddr().(*net.UDPAddr).AddrPort())
+	dgs[40].to = netip.MustParseAddrPort("[::1]:5004")
+	if n, err := u.writeBatch(dgs); n != 40 || err != nil {
+		t.Fatalf("first call: %d sent, %v; want 40, nil", n, err)
 	}
-}
-
-// joinPort binds a socket with SO_REUSEPORT to sa, as only a process of
-// the same user could, and returns it (closed at the end).
-func joinPort(t *testing.T, inet4 bool, sa unix.Sockaddr) int {
-	t.Helper()
-	family := unix.AF_INET6
-	if inet4 {
-		family = unix.AF_INET
+	if n, err := u.writeBatch(dgs[40:]); n != 0 || err == nil {
+		t.Fatalf("second call: %d sent, %v; want 0 and the refusal", n, err)
 	}
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
+	if n, err := u.writeBatch(dgs[41:]); n != 59 || err != nil {
+		t.Fatalf("third call: %d sent, %v; want 59, nil", n, err)
 	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
-		t.Fatal(err)
-	}
-	if family == unix.AF_INET6 {
-		// As the server's socket: a dual-stack one takes IPv4 too.
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
-			t.Fatal(err)
+	got := receive(t, r, 99)
+	for i, seq := range got {
+		want := uint32(i)
+		if i >= 40 {
+			want++
+		}
+		if seq != want {
+			t.Fatalf("datagram %d arrived as the %dth", seq, i)
 		}
 	}
-	if err := unix.Bind(fd, sa); err != nil {
-		t.Fatalf("a socket with SO_REUSEPORT of the same user did not join: %v", err)
-	}
-	return fd
-}
-
-// sockaddrPort is a socket address's port.
-func sockaddrPort(sa unix.Sockaddr) uint16 {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return uint16(sa.Port)
-	case *unix.SockaddrInet6:
-		return uint16(sa.Port)
-	}
-	return 0
-}
-
-// waitWritable returns at once for a socket with room.
-func TestWaitWritable(t *testing.T) {
-	u := newTestRawUDP(t, listenUDP(t, "udp4", "127.0.0.1:0"))
-	done := make(chan error, 1)
-	go func() { done <- waitWritable(u.sendFD) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("waitWritable waited on a socket with room")
+	ok := dgs[41:73]
+	if n := testing.AllocsPerRun(20, func() { _, _ = u.writeBatch(ok) }); n != 0 {
+		t.Errorf("%.1f allocations a batch", n)
 	}
 }
 
@@ -266,7 +113,10 @@ func TestRawUDPAddresses(t *testing.T) {
 		} else {
 			conn = listenUDP(t, tc.network, tc.addr)
 		}
-		w := newTestRawUDP(t, conn)
+		w, err := newRawUDP(conn)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if w.inet6 != tc.inet6 {
 			t.Errorf("%s %s: inet6 %v, want %v", tc.network, tc.addr, w.inet6, tc.inet6)
 		}
@@ -357,7 +207,10 @@ func TestRawUDPReadFrom(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			conn := tc.listen(t)
-			u := newTestRawUDP(t, conn)
+			u, err := newRawUDP(conn)
+			if err != nil {
+				t.Fatal(err)
+			}
 			from := listenUDP(t, tc.sender, netip.AddrPortFrom(netip.MustParseAddr(tc.sendTo), 0).String())
 			to := netip.AddrPortFrom(netip.MustParseAddr(tc.sendTo), conn.LocalAddr().(*net.UDPAddr).AddrPort().Port())
 			for i := range uint32(2) {
@@ -390,7 +243,10 @@ func TestRawUDPReadFrom(t *testing.T) {
 // with net.ErrClosed; it allocates nothing.
 func TestRawUDPReadWaits(t *testing.T) {
 	conn := listenUDP(t, "udp4", "127.0.0.1:0")
-	u := newTestRawUDP(t, conn)
+	u, err := newRawUDP(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
 	buf := make([]byte, 2048)
 	_ = conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if _, _, err := u.readFrom(buf); !os.IsTimeout(err) {
@@ -455,7 +311,10 @@ func TestRawUDPReadWaits(t *testing.T) {
 func TestRawUDPZones(t *testing.T) {
 	lo := loopbackInterface(t)
 	zoned := netip.MustParseAddrPort("[fe80::1%" + lo.Name + "]:5004")
-	u := newTestRawUDP(t, listenUDP(t, "udp6", "[::1]:0"))
+	u, err := newRawUDP(listenUDP(t, "udp6", "[::1]:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		zone string
 		want uint32

@@ -44,12 +44,6 @@ func (u *rawUDP) writeBatch(dgs []queuedDatagram) (int, error) {
 	return max(n, 0), err // -1 when the first datagram failed
 }
 
-// close does nothing: the batches leave by the read socket.
-func (u *rawUDP) close() {}
-
-// separateSend is false: no send-only socket here.
-func (u *rawUDP) separateSend() (bool, error) { return false, nil }
-
 // readFrom reads one datagram into b.
 func (u *rawUDP) readFrom(b []byte) (int, netip.AddrPort, error) {
 	return u.conn.ReadFromUDPAddrPort(b)

@@ -111,9 +111,6 @@ func newSendQueue(conn *net.UDPConn, log *slog.Logger) (*sendQueue, error) {
 		done:    make(chan struct{}),
 	}
 	q.space.L = &q.mu
-	if ok, err := raw.separateSend(); !ok && err != nil && log != nil {
-		log.Warn("webrtc udp: no send-only socket for the port; the batches are sent on the read socket, and each datagram sent wakes the runtime's poller", "err", err)
-	}
 	go q.send()
 	return q, nil
 }
@@ -341,6 +338,5 @@ func (q *sendQueue) Close() error {
 	default:
 	}
 	<-q.done
-	q.raw.close()
 	return q.UDPConn.Close()
 }
