@@ -105,45 +105,60 @@ func TestNewSimulcastTrackStartsLow(t *testing.T) {
 // A layer sent at under half a smooth lower layer's frame rate is not
 // given; it is given again only at two thirds of that rate, so that one
 // whose rate sits on the half line does not come and go tick after tick.
-// A layer that stops is judged afresh when it comes back; one that came
-// since the last tick waits for the tick's measure.
+// A layer back from a pause at full rate is given at its second tick, as
+// without the gap, its smoothed rate decayed meanwhile; one new since the
+// last tick waits for the tick's measure.
 func TestTricklingLayerHysteresis(t *testing.T) {
 	u := &upTrack{kind: webrtc.RTPCodecTypeVideo, simulcast: true, createdAt: time.Now().Add(-time.Minute)}
 	for l := range numLayers {
 		u.layers[l] = &webrtc.TrackRemote{}
 		u.lastPacket[l].Store(nanotime())
 	}
-	u.layerFPS[layerLow].Store(3000)
-	u.layerFPS[layerMedium].Store(3000)
+	for _, l := range []int{layerLow, layerMedium} {
+		u.layerFPS[l].Store(3000)
+		u.tickFPS[l] = 3000
+	}
 	for i, step := range []struct {
-		highFPS int64 // hundredths of a frame a second
-		stopped bool  // the high layer not sent lately
-		usable  bool
+		tickFPS  int64 // the high layer's over the tick, hundredths of a frame a second
+		smoothed int64 // its smoothed rate (0: the tick's)
+		stopped  bool  // the high layer not sent lately
+		noTick   bool  // looked at between ticks
+		usable   bool
 	}{
-		{highFPS: 3000, usable: true},
-		{highFPS: 1600, usable: true},  // above half
-		{highFPS: 1400, usable: false}, // under half: trickling
-		{highFPS: 1600, usable: false}, // above half, under two thirds: still
-		{highFPS: 1900, usable: false},
-		{highFPS: 2000, usable: true}, // two thirds: back
-		{highFPS: 1600, usable: true}, // above half: stays
-		{highFPS: 1400, usable: false},
-		{highFPS: 1400, stopped: true, usable: false},
-		{highFPS: 1600, usable: true}, // back after a stop: the entry test
-		{highFPS: 0, usable: false},   // 0 at the tick, as a layer new since: the live entry test
+		{tickFPS: 3000, usable: true},
+		{tickFPS: 1600, usable: true},  // above half
+		{tickFPS: 1400, usable: false}, // under half: trickling
+		{tickFPS: 1600, usable: false}, // above half, under two thirds: still
+		{tickFPS: 1900, usable: false},
+		{tickFPS: 2000, usable: true}, // two thirds: back
+		{tickFPS: 1600, usable: true}, // above half: stays
+		{tickFPS: 1400, usable: false},
+		// Paused, then back at 30 frames a second: its first tick counts
+		// 0.4 s of frames, the smoothed rate (decaying through the pause)
+		// climbs from 1092.
+		{tickFPS: 0, smoothed: 1638, stopped: true, usable: false},
+		{tickFPS: 1200, smoothed: 1092, usable: false},
+		{tickFPS: 3000, smoothed: 1728, usable: true},
+		// New since the last tick: 0, the smoothed rule's to refuse.
+		{tickFPS: 3000, smoothed: 0, noTick: true, usable: false},
 	} {
 		if step.stopped {
 			u.lastPacket[layerHigh].Store(nanotime() - int64(2*layerSilence))
 		} else {
 			u.lastPacket[layerHigh].Store(nanotime())
 		}
-		u.layerFPS[layerHigh].Store(step.highFPS)
-		if step.highFPS != 0 {
-			u.judgeTrickling() // the tick
+		smoothed := step.smoothed
+		if smoothed == 0 && !step.noTick {
+			smoothed = step.tickFPS
+		}
+		u.layerFPS[layerHigh].Store(smoothed)
+		if !step.noTick {
+			u.tickFPS[layerHigh] = step.tickFPS
+			u.judgeTrickling()
 		}
 		if got := u.usableLayer(layerHigh); got != step.usable {
-			t.Errorf("step %d (high at %d hundredths of a frame a second, stopped %v): usable %v, want %v",
-				i, step.highFPS, step.stopped, got, step.usable)
+			t.Errorf("step %d (high at %d hundredths of a frame a second over the tick, %d smoothed, stopped %v): usable %v, want %v",
+				i, step.tickFPS, smoothed, step.stopped, got, step.usable)
 		}
 		if !u.usableLayer(layerMedium) {
 			t.Fatalf("step %d: the medium layer, smooth, not usable", i)

@@ -76,8 +76,10 @@ type upTrack struct {
 	layerFrames [numLayers]atomic.Uint64
 	layerFPS    [numLayers]atomic.Int64
 	// trickling marks the layers judged at the last tick to be sent at a
-	// trickle beside a smooth lower layer (judgeTrickling).
+	// trickle beside a smooth lower layer (judgeTrickling), from their
+	// frame rates over that tick alone (tickFPS, the tick's own).
 	trickling  [numLayers]atomic.Bool
+	tickFPS    [numLayers]int64
 	lastFrames [numLayers]uint64
 	// seqs counts each layer's packets against their sequence numbers:
 	// the loss on the publisher's link.
@@ -338,6 +340,7 @@ func (u *upTrack) measure(dt time.Duration) (total int64) {
 
 		f := u.layerFrames[l].Load()
 		measureSmoothed(&u.layerFPS[l], f-u.lastFrames[l], 100, dt)
+		u.tickFPS[l] = int64(float64(f-u.lastFrames[l]) * 100 / dt.Seconds())
 		u.lastFrames[l] = f
 	}
 	u.judgeTrickling()
@@ -350,18 +353,24 @@ func (u *upTrack) measure(dt time.Duration) (total int64) {
 // half line (an encoder short of CPU at 14-16 frames a second beside a
 // lower layer's 30) would be given and taken away tick after tick, each
 // move a keyframe asked of the publisher and a change of picture for
-// every subscriber. A layer not sent at all is left to hasLayer and
-// judged afresh when it comes back.
+// every subscriber.
+//
+// It judges the last tick's frame rates (tickFPS), not the smoothed ones:
+// a layer that comes back after a pause, its smoothed rate still decaying
+// from before, would take a tick or two longer to climb to two thirds
+// than to half. A layer back at full rate, whose first tick counted part
+// of a second, is usable again at its second tick, as with the half rule
+// alone. A layer not sent at all is left to hasLayer.
 func (u *upTrack) judgeTrickling() {
 	for layer := 1; layer < numLayers; layer++ {
 		if !u.hasLayer(layer) {
 			u.trickling[layer].Store(false)
 			continue
 		}
-		fps, was := u.layerFPS[layer].Load(), u.trickling[layer].Load()
+		fps, was := u.tickFPS[layer], u.trickling[layer].Load()
 		trickling := false
 		for l := range layer {
-			lower := u.layerFPS[l].Load()
+			lower := u.tickFPS[l]
 			if lower < minJudgedFPS || !u.hasLayer(l) {
 				continue
 			}
@@ -399,8 +408,9 @@ func (u *upTrack) usableLayer(layer int) bool {
 	if !u.hasLayer(layer) || u.trickling[layer].Load() {
 		return false
 	}
-	// The entry test, live: a layer that came since the last tick is not
-	// given before the tick has measured it (0 frames a second).
+	// The half rule on the smoothed rates, live: a layer new since the
+	// last tick (0 frames a second) waits for the tick's measure, and one
+	// back from a pause for its smoothed rate to climb past half.
 	fps := u.layerFPS[layer].Load()
 	for l := range layer {
 		if lower := u.layerFPS[l].Load(); lower >= minJudgedFPS && fps*2 < lower && u.hasLayer(l) {
