@@ -58,8 +58,9 @@ import (
 // ICE's own traffic (STUN) still goes to pion, and keeps the connection
 // alive there.
 type DirectSender struct {
-	// What every packet of every stream reads, together at the start so
-	// that a fan-out reads one line of the sender's memory per copy.
+	// What every packet of every stream reads or counts, together at the
+	// start, so that a copy touches as few lines of the sender's memory
+	// as the allocator's placement allows.
 	q    *sendQueue
 	lost atomic.Bool
 	// remoteGen counts the changes of remote: a stream copies the
