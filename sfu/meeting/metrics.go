@@ -107,6 +107,9 @@ func (r *Room) tickStats(dt time.Duration) {
 		var in int64
 		for _, u := range published {
 			in += u.measure(dt)
+			if rs := u.rec.Load(); rs != nil {
+				rs.considerUp(u, nanotime(), r.sfu.recordUpAfter)
+			}
 		}
 		var outBytes uint64
 		var atLayer [numLayers + 1]int

@@ -82,6 +82,12 @@ type recSource struct {
 	layer   int
 	since   int64 // nanotime the current track was taken
 	started bool
+	// The move back up (considerUp): the better layer sent well since
+	// upSince, and the layer whose keyframe the recording waits for, or
+	// -1.
+	upLayer int
+	upSince int64
+	upTo    int
 	// The offsets from the current stream to the sink's, and the last
 	// packet the sink had.
 	seqOff   uint16
@@ -208,7 +214,7 @@ func (s *SFU) recordTrack(r *Room, u *upTrack) {
 			s.log.Error("meeting source not recorded", "room", r.id, "identity", u.pub.identity, "source", u.source, "err", err)
 			return
 		}
-		rs = &recSource{sink: sink, clockRate: max(u.codec.ClockRate, 1), video: u.kind == webrtc.RTPCodecTypeVideo, layer: -1}
+		rs = &recSource{sink: sink, clockRate: max(u.codec.ClockRate, 1), video: u.kind == webrtc.RTPCodecTypeVideo, layer: -1, upLayer: -1, upTo: -1}
 		holder = rs
 		rr.sources[key] = rs
 	}
@@ -218,10 +224,19 @@ func (s *SFU) recordTrack(r *Room, u *upTrack) {
 }
 
 // recordSwitchGrace is how long after a track starts the recording may
-// move up to a better layer (a simulcast track's layers come one by one);
-// after it, the layer changes only when the recorded one stops or
-// trickles.
+// move up to a better layer at its first keyframe (a simulcast track's
+// layers come one by one); after it, the recording moves down when the
+// recorded layer stops or trickles, and back up only once a better layer
+// has been sent well for recordUpAfterDefault (considerUp).
 const recordSwitchGrace = 3 * time.Second
+
+// recordUpAfterDefault: a hearing's record is evidence, and a better
+// picture for the rest of it is worth a change of resolution in the file
+// (both containers take one at a keyframe: fMP4 with the parameter sets
+// in the samples, WebM's VP8 keyframes carrying their size); but not
+// every few seconds, as a layer a phone's browser turns off and on
+// would have it.
+const recordUpAfterDefault = 10 * time.Second
 
 // recordMinStep is the least a switch of stream moves the recording's
 // timeline on: about a frame.
@@ -244,6 +259,7 @@ func (rs *recSource) write(u *upTrack, layer int, p *rtp.Packet, key bool, now i
 			rs.since = now
 		}
 		rs.cur, rs.layer = u, layer
+		rs.upLayer, rs.upSince, rs.upTo = -1, 0, -1
 		if rs.started {
 			// Go on from the sink's last packet, as much later as
 			// time has passed, and a frame's time at least: a layer's
@@ -287,13 +303,48 @@ func (rs *recSource) takes(u *upTrack, layer int, key bool, now int64) bool {
 		return u.createdAt.After(rs.cur.createdAt) || rs.cur.isEnded()
 	case layer > rs.layer:
 		// In the track's first seconds, to a layer that has just come
-		// (its frame rate not measured yet) or is sent well; not back
-		// to one a move down left.
+		// (its frame rate not measured yet) or is sent well; later, to
+		// the layer considerUp chose, if still sent well.
+		if layer == rs.upTo {
+			return u.usableLayer(layer)
+		}
 		return now-rs.since < int64(recordSwitchGrace) && (u.layerFPS[layer].Load() == 0 || u.usableLayer(layer))
 	default:
 		// Down when the recorded layer stops, or falls to a trickle of
 		// frames beside a smooth lower one (usableLayer): a record
 		// of the meeting at two frames a second is no record.
 		return !u.usableLayer(rs.layer)
+	}
+}
+
+// considerUp, each stats tick, moves a recording below the best layer
+// back up: once a better layer has been sent well (usableLayer) for
+// after, the recording asks for its keyframe, until it has moved there
+// (takes).
+func (rs *recSource) considerUp(u *upTrack, now int64, after time.Duration) {
+	rs.mu.Lock()
+	if !rs.video || rs.cur != u || rs.layer < 0 {
+		rs.mu.Unlock()
+		return
+	}
+	best := -1
+	for l := numLayers - 1; l > rs.layer; l-- {
+		if u.usableLayer(l) {
+			best = l
+			break
+		}
+	}
+	switch {
+	case best < 0:
+		rs.upLayer, rs.upSince, rs.upTo = -1, 0, -1
+	case best != rs.upLayer:
+		rs.upLayer, rs.upSince, rs.upTo = best, now, -1
+	case now-rs.upSince >= int64(after):
+		rs.upTo = best
+	}
+	ask := rs.upTo
+	rs.mu.Unlock()
+	if ask >= 0 {
+		u.requestKeyframe(ask) // throttled, as every request is
 	}
 }

@@ -148,13 +148,15 @@ func TestRecordingFollowsASourceAcrossReconnects(t *testing.T) {
 
 // A recording leaves a layer that falls to a trickle of frames for the
 // smooth layer below it, at that layer's keyframe, as it leaves one that
-// stops; the sink's stream goes on without a step back in time.
-func TestRecordingLeavesATricklingLayer(t *testing.T) {
+// stops, and goes back up once the layer has been sent well again for
+// recordUpAfter; the sink's stream goes on without a step back in time.
+func TestRecordingFollowsATricklingLayer(t *testing.T) {
 	e := newEnv(t)
 	rec := &memRecorder{sources: map[string]*memSink{}}
 	a := e.join("alice", hostRights)
 	a.ownTimestamps = true
 	pa := a.publish(true)
+	e.sfu.recordUpAfter = 3 * time.Second // before the recording reads it
 	if err := e.sfu.Record("r1", rec); err != nil {
 		t.Fatal(err)
 	}
@@ -188,6 +190,16 @@ func TestRecordingLeavesATricklingLayer(t *testing.T) {
 		if l := recorded(); l != layerMedium {
 			t.Fatalf("the recording went back to layer %d", l)
 		}
+	}
+	// High sent well again: back up, once it has been for recordUpAfter
+	// (at its keyframe, which the recording asks for).
+	pa.skip[layerHigh].Store(0)
+	recovered := time.Now()
+	waitUntil(t, 15*time.Second, func() bool { return recorded() == layerHigh }, func() string {
+		return fmt.Sprintf("the recording on layer %d after high recovered, not high", recorded())
+	})
+	if waited := time.Since(recovered); waited < e.sfu.recordUpAfter {
+		t.Errorf("the recording went back up %v after high recovered, before the %v it must be sent well", waited, e.sfu.recordUpAfter)
 	}
 	from := video.count()
 	rec.waitPackets(t, "alice-camera", from+60)

@@ -116,7 +116,11 @@ type SFU struct {
 	closed bool
 	// recordings are the rooms being recorded (record.go).
 	recordings map[string]*roomRecording
-	conns      sync.WaitGroup
+	// recordUpAfter is how long a better layer must be sent well before a
+	// recording moves back up to it (recordUpAfterDefault; tests shorten
+	// it before they record).
+	recordUpAfter time.Duration
+	conns         sync.WaitGroup
 }
 
 // New makes the SFU.
@@ -131,7 +135,8 @@ func New(p Params) (*SFU, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &SFU{p: p, log: p.Log, peers: p.Peers, rooms: p.Rooms, metrics: m, live: map[string]*Room{}, fan: newFanout(runtime.GOMAXPROCS(0) - 1)}
+	s := &SFU{p: p, log: p.Log, peers: p.Peers, rooms: p.Rooms, metrics: m, live: map[string]*Room{}, fan: newFanout(runtime.GOMAXPROCS(0) - 1),
+		recordUpAfter: recordUpAfterDefault}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   4096,

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -83,6 +84,12 @@ var mediaSpecs = map[string]struct {
 	"h264": {webrtc.MimeTypeH264, []string{"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "3",
 		"-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0",
 		"-b:v", "400k", "-bsf:v", "h264_mp4toannexb", "-f", "h264"}, ".h264"},
+	// The same at another size, for a move between simulcast layers.
+	"vp8-480p": {webrtc.MimeTypeVP8, []string{"-f", "lavfi", "-i", "testsrc=size=640x480:rate=25", "-t", "3",
+		"-c:v", "libvpx", "-deadline", "realtime", "-g", "25", "-keyint_min", "25", "-b:v", "800k"}, ".ivf"},
+	"h264-480p": {webrtc.MimeTypeH264, []string{"-f", "lavfi", "-i", "testsrc=size=640x480:rate=25", "-t", "3",
+		"-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0",
+		"-b:v", "800k", "-bsf:v", "h264_mp4toannexb", "-f", "h264"}, ".h264"},
 	"opus": {webrtc.MimeTypeOpus, []string{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "3",
 		"-c:a", "libopus", "-b:a", "32k", "-frame_duration", "20", "-page_duration", "20000"}, ".ogg"},
 	"vp8-720p": {webrtc.MimeTypeVP8, []string{"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-t", "2",
@@ -318,6 +325,18 @@ func ffprobe(tb testing.TB, path string) probe {
 // still reported.
 func decodeArgs(path string) []string {
 	return []string{"-v", "error", "-i", path, "-enc_time_base", "-1", "-f", "null", "-"}
+}
+
+// frameSizes is the size of each decoded frame of a file's video, in
+// order ("640x480").
+func frameSizes(tb testing.TB, path string) []string {
+	tb.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+		"frame=width,height", "-of", "csv=p=0:s=x", path).Output()
+	if err != nil {
+		tb.Fatalf("ffprobe %s: %v", path, err)
+	}
+	return strings.Fields(string(out))
 }
 
 func decodeErrors(tb testing.TB, path string) string {

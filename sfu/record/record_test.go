@@ -371,6 +371,76 @@ func TestRecordLayerSwitchSameInstant(t *testing.T) {
 	}
 }
 
+// A recording that moves to a layer of another size (the SFU moves it
+// down when the recorded layer trickles and back up when it recovers)
+// stays one file that decodes whole: its frames at the first size, then,
+// from the new layer's keyframe, at the second, and back.
+func TestRecordResolutionChange(t *testing.T) {
+	for _, name := range videoMedia {
+		t.Run(name, func(t *testing.T) {
+			small, large := loadMedia(t, name), loadMedia(t, name+"-480p")
+			tr, clk, _, _ := start(t, large)
+			// A second of the large layer, a second of the small one
+			// from its keyframe at 1 s, and the large one from its
+			// keyframe at 2 s: each layer's own sequence numbers and
+			// timestamps, as the SFU's switches leave them to the sink.
+			frame := time.Second / 25
+			var pkts []sent
+			for _, p := range large.packetize(1200, 1, 100, 100) {
+				if p.at < time.Second || p.at >= 2*time.Second {
+					pkts = append(pkts, p)
+				}
+			}
+			var mid []sent
+			for _, p := range small.packetize(1200, 2, 40000, 3000000000) {
+				if p.at >= time.Second && p.at < 2*time.Second {
+					mid = append(mid, p)
+				}
+			}
+			// In time order: the large layer's first second, the small
+			// one's, then the large one's last.
+			var ordered []sent
+			for _, p := range pkts {
+				if p.at < time.Second {
+					ordered = append(ordered, p)
+				}
+			}
+			ordered = append(ordered, mid...)
+			for _, p := range pkts {
+				if p.at >= 2*time.Second {
+					ordered = append(ordered, p)
+				}
+			}
+			feed(tr, clk, ordered)
+			s, err := tr.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := decodeErrors(t, s.Path); e != "" {
+				t.Fatalf("decoding %s: %s", filepath.Base(s.Path), e)
+			}
+			sizes := frameSizes(t, s.Path)
+			want := map[int]string{}
+			for i, size := range sizes {
+				switch at := time.Duration(i) * frame; {
+				case at < time.Second-frame, at >= 2*time.Second+frame:
+					want[i] = "640x480"
+				case at >= time.Second+frame && at < 2*time.Second-frame:
+					want[i] = "320x240"
+				default:
+					continue // at a move: either
+				}
+				if size != want[i] {
+					t.Errorf("frame %d (of %d) is %s, want %s", i, len(sizes), size, want[i])
+				}
+			}
+			if len(sizes) < 70 {
+				t.Errorf("%d frames decoded of 75", len(sizes))
+			}
+		})
+	}
+}
+
 // A full queue drops packets and counts them; WriteRTP does not wait for
 // the recorder.
 func TestQueueFullDrops(t *testing.T) {
