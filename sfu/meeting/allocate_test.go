@@ -103,65 +103,85 @@ func TestNewSimulcastTrackStartsLow(t *testing.T) {
 }
 
 // A layer sent at under half a smooth lower layer's frame rate is not
-// given; it is given again only at two thirds of that rate, so that one
-// whose rate sits on the half line does not come and go tick after tick.
-// A layer back from a pause at full rate is given at its second tick, as
-// without the gap, its smoothed rate decayed meanwhile; one new since the
-// last tick waits for the tick's measure.
+// given; it is given again only once a tick sees it at two thirds of that
+// rate, so that one whose rate sits on the half line does not come and go
+// tick after tick. One slow second takes nothing away. A layer back from
+// a pause at full rate is given at its second tick, as without the gap,
+// its smoothed rate decayed meanwhile; one new since the last tick waits
+// for the tick's measure; a new track's layer not yet arrived is not
+// judged before it comes.
 func TestTricklingLayerHysteresis(t *testing.T) {
 	u := &upTrack{kind: webrtc.RTPCodecTypeVideo, simulcast: true, createdAt: time.Now().Add(-time.Minute)}
 	for l := range numLayers {
 		u.layers[l] = &webrtc.TrackRemote{}
-		u.lastPacket[l].Store(nanotime())
 	}
 	for _, l := range []int{layerLow, layerMedium} {
 		u.layerFPS[l].Store(3000)
 		u.tickFPS[l] = 3000
 	}
 	for i, step := range []struct {
-		tickFPS  int64 // the high layer's over the tick, hundredths of a frame a second
-		smoothed int64 // its smoothed rate (0: the tick's)
-		stopped  bool  // the high layer not sent lately
-		noTick   bool  // looked at between ticks
-		usable   bool
+		tick, smoothed int64 // the high layer's, hundredths of a frame a second
+		stopped        bool  // the high layer not sent lately
+		noTick         bool  // looked at between ticks
+		usable         bool
 	}{
-		{tickFPS: 3000, usable: true},
-		{tickFPS: 1600, usable: true},  // above half
-		{tickFPS: 1400, usable: false}, // under half: trickling
-		{tickFPS: 1600, usable: false}, // above half, under two thirds: still
-		{tickFPS: 1900, usable: false},
-		{tickFPS: 2000, usable: true}, // two thirds: back
-		{tickFPS: 1600, usable: true}, // above half: stays
-		{tickFPS: 1400, usable: false},
+		{tick: 3000, smoothed: 3000, usable: true},
+		{tick: 1400, smoothed: 2466, usable: true},  // one slow second
+		{tick: 1400, smoothed: 1444, usable: false}, // smoothed under half: trickling
+		{tick: 1600, smoothed: 1496, usable: false},
+		{tick: 1600, smoothed: 1530, usable: false}, // above half, the tick under two thirds: still
+		{tick: 1900, smoothed: 1653, usable: false},
+		{tick: 2000, smoothed: 1769, usable: true}, // a tick at two thirds: back
+		{tick: 1400, smoothed: 1646, usable: true}, // smoothed above half: stays
+		{tick: 1400, smoothed: 1400, usable: false},
 		// Paused, then back at 30 frames a second: its first tick counts
-		// 0.4 s of frames, the smoothed rate (decaying through the pause)
-		// climbs from 1092.
-		{tickFPS: 0, smoothed: 1638, stopped: true, usable: false},
-		{tickFPS: 1200, smoothed: 1092, usable: false},
-		{tickFPS: 3000, smoothed: 1728, usable: true},
+		// 0.4 s of frames, its smoothed rate climbs from what decayed.
+		{tick: 0, smoothed: 933, stopped: true, usable: false},
+		{tick: 1200, smoothed: 1022, usable: false},
+		{tick: 3000, smoothed: 1681, usable: true},
 		// New since the last tick: 0, the smoothed rule's to refuse.
-		{tickFPS: 3000, smoothed: 0, noTick: true, usable: false},
+		{tick: 3000, smoothed: 0, noTick: true, usable: false},
 	} {
+		now := nanotime()
+		u.lastPacket[layerLow].Store(now)
+		u.lastPacket[layerMedium].Store(now)
 		if step.stopped {
-			u.lastPacket[layerHigh].Store(nanotime() - int64(2*layerSilence))
+			u.lastPacket[layerHigh].Store(now - int64(2*layerSilence))
 		} else {
-			u.lastPacket[layerHigh].Store(nanotime())
+			u.lastPacket[layerHigh].Store(now)
 		}
-		smoothed := step.smoothed
-		if smoothed == 0 && !step.noTick {
-			smoothed = step.tickFPS
-		}
-		u.layerFPS[layerHigh].Store(smoothed)
+		u.layerFPS[layerHigh].Store(step.smoothed)
 		if !step.noTick {
-			u.tickFPS[layerHigh] = step.tickFPS
+			u.tickFPS[layerHigh] = step.tick
 			u.judgeTrickling()
 		}
 		if got := u.usableLayer(layerHigh); got != step.usable {
 			t.Errorf("step %d (high at %d hundredths of a frame a second over the tick, %d smoothed, stopped %v): usable %v, want %v",
-				i, step.tickFPS, smoothed, step.stopped, got, step.usable)
+				i, step.tick, step.smoothed, step.stopped, got, step.usable)
 		}
 		if !u.usableLayer(layerMedium) {
 			t.Fatalf("step %d: the medium layer, smooth, not usable", i)
 		}
+	}
+
+	// A new track: its high layer in hasLayer's grace, not arrived. The
+	// tick does not judge it; its first tick after it came, part of a
+	// second at full rate, is over half, and it is given.
+	n := &upTrack{kind: webrtc.RTPCodecTypeVideo, simulcast: true, createdAt: time.Now()}
+	n.layers[layerLow] = &webrtc.TrackRemote{}
+	n.lastPacket[layerLow].Store(nanotime())
+	n.layerFPS[layerLow].Store(3000)
+	n.tickFPS[layerLow] = 3000
+	n.judgeTrickling()
+	if n.trickling[layerHigh].Load() {
+		t.Fatal("a layer not arrived yet was judged trickling")
+	}
+	n.layers[layerHigh] = &webrtc.TrackRemote{}
+	n.lastPacket[layerHigh].Store(nanotime())
+	n.layerFPS[layerHigh].Store(1800)
+	n.tickFPS[layerHigh] = 1800
+	n.judgeTrickling()
+	if !n.usableLayer(layerHigh) {
+		t.Error("a new layer at 18 frames a second over its first, partial tick, beside 30, not given")
 	}
 }

@@ -644,8 +644,12 @@ type publisher struct {
 	audio  *webrtc.TrackLocalStaticRTP
 	level  atomic.Int32 // the audio level sent (-dBov, 127 silence)
 	keyReq [numLayers]atomic.Bool
-	stop   chan struct{}
-	done   sync.WaitGroup
+	// onlyAskedKeys has the video send keyframes only when asked (a
+	// PLI), as browsers do, not every second; plis counts the PLIs.
+	onlyAskedKeys atomic.Bool
+	plis          atomic.Int32
+	stop          chan struct{}
+	done          sync.WaitGroup
 	// rates are the layers' bitrates (0: the layer is not sent).
 	rates [numLayers]atomic.Int64
 	// skip has a layer send one frame in skip+1 (0: every frame), as an
@@ -714,8 +718,15 @@ func (c *client) publish(simulcast bool) *publisher {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	go p.readRTCP(vs)
-	go p.readRTCP(as)
+	go p.readRTCP(vs.ReadRTCP, 0)
+	if simulcast {
+		// pion's ReadRTCP reads the first encoding's; each of the others
+		// has its own.
+		for layer, rid := range []string{"m", "h"} {
+			go p.readRTCP(func() ([]rtcp.Packet, interceptor.Attributes, error) { return vs.ReadSimulcastRTCP(rid) }, layer+1)
+		}
+	}
+	go p.readRTCP(as.ReadRTCP, -1)
 	offer, err := pc.CreateOffer(nil)
 	if err == nil {
 		err = pc.SetLocalDescription(offer)
@@ -766,15 +777,22 @@ func (p *publisher) close() {
 	p.done.Wait()
 }
 
-func (p *publisher) readRTCP(s *webrtc.RTPSender) {
+// readRTCP reads one encoding's RTCP (layer: its layer, -1 for audio) and
+// answers a PLI with keyframes: of every layer, or with onlyAskedKeys of
+// the layer asked, as a browser's simulcast encoder does.
+func (p *publisher) readRTCP(read func() ([]rtcp.Packet, interceptor.Attributes, error), layer int) {
 	for {
-		pkts, _, err := s.ReadRTCP()
+		pkts, _, err := read()
 		if err != nil {
 			return
 		}
 		for _, pk := range pkts {
-			if pli, ok := pk.(*rtcp.PictureLossIndication); ok {
-				_ = pli
+			if _, ok := pk.(*rtcp.PictureLossIndication); ok {
+				p.plis.Add(1)
+				if p.onlyAskedKeys.Load() && layer >= 0 {
+					p.keyReq[layer].Store(true)
+					continue
+				}
 				for l := range p.video {
 					p.keyReq[l].Store(true)
 				}
@@ -804,7 +822,8 @@ func (p *publisher) sendVideo(simulcast bool) {
 			if !simulcast {
 				layer = layerHigh
 			}
-			key := frame%30 == 1 || p.keyReq[i].Swap(false)
+			// The first frame is a keyframe, as a browser's first is.
+			key := frame == 1 || frame%30 == 1 && !p.onlyAskedKeys.Load() || p.keyReq[i].Swap(false)
 			rate := int(p.rates[layer].Load())
 			if rate == 0 {
 				continue // this layer is not sent (a browser short of CPU)
@@ -903,7 +922,7 @@ func (p *publisher) shareScreen(stop chan struct{}) *webrtc.RTPSender {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	go p.readRTCP(s)
+	go p.readRTCP(s.ReadRTCP, -1)
 	c.renegotiate(false, map[string]string{"screen-" + c.identity: signal.SourceScreen})
 	p.done.Add(1)
 	go func() {

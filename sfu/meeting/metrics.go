@@ -108,7 +108,7 @@ func (r *Room) tickStats(dt time.Duration) {
 		for _, u := range published {
 			in += u.measure(dt)
 			if rs := u.rec.Load(); rs != nil {
-				rs.considerUp(u, nanotime(), r.sfu.recordUpAfter)
+				rs.follow(u, nanotime(), r.sfu.recordUpAfter)
 			}
 		}
 		var outBytes uint64

@@ -82,12 +82,12 @@ type recSource struct {
 	layer   int
 	since   int64 // nanotime the current track was taken
 	started bool
-	// The move back up (considerUp): the better layer sent well since
-	// upSince, and the layer whose keyframe the recording waits for, or
-	// -1.
-	upLayer int
-	upSince int64
+	// The move back up (follow): since when each better layer has been
+	// sent well (0: not now), the layer whose keyframe the recording
+	// waits for (-1: none), and how many ticks it has asked for it.
+	upSince [numLayers]int64
 	upTo    int
+	upAsked int
 	// The offsets from the current stream to the sink's, and the last
 	// packet the sink had.
 	seqOff   uint16
@@ -214,7 +214,7 @@ func (s *SFU) recordTrack(r *Room, u *upTrack) {
 			s.log.Error("meeting source not recorded", "room", r.id, "identity", u.pub.identity, "source", u.source, "err", err)
 			return
 		}
-		rs = &recSource{sink: sink, clockRate: max(u.codec.ClockRate, 1), video: u.kind == webrtc.RTPCodecTypeVideo, layer: -1, upLayer: -1, upTo: -1}
+		rs = &recSource{sink: sink, clockRate: max(u.codec.ClockRate, 1), video: u.kind == webrtc.RTPCodecTypeVideo, layer: -1, upTo: -1}
 		holder = rs
 		rr.sources[key] = rs
 	}
@@ -227,15 +227,15 @@ func (s *SFU) recordTrack(r *Room, u *upTrack) {
 // move up to a better layer at its first keyframe (a simulcast track's
 // layers come one by one); after it, the recording moves down when the
 // recorded layer stops or trickles, and back up only once a better layer
-// has been sent well for recordUpAfterDefault (considerUp).
+// has been sent well for the SFU's recordUpAfter (follow).
 const recordSwitchGrace = 3 * time.Second
 
 // recordUpAfterDefault: a hearing's record is evidence, and a better
 // picture for the rest of it is worth a change of resolution in the file
-// (both containers take one at a keyframe: fMP4 with the parameter sets
-// in the samples, WebM's VP8 keyframes carrying their size); but not
-// every few seconds, as a layer a phone's browser turns off and on
-// would have it.
+// (at a keyframe: fMP4 keeps the parameter sets in the samples, and VP8
+// keyframes carry their size; ffmpeg decodes both, TestRecordResolutionChange);
+// but not every few seconds, as a layer a phone's browser turns off and
+// on would have it.
 const recordUpAfterDefault = 10 * time.Second
 
 // recordMinStep is the least a switch of stream moves the recording's
@@ -259,7 +259,7 @@ func (rs *recSource) write(u *upTrack, layer int, p *rtp.Packet, key bool, now i
 			rs.since = now
 		}
 		rs.cur, rs.layer = u, layer
-		rs.upLayer, rs.upSince, rs.upTo = -1, 0, -1
+		rs.upSince, rs.upTo, rs.upAsked = [numLayers]int64{}, -1, 0
 		if rs.started {
 			// Go on from the sink's last packet, as much later as
 			// time has passed, and a frame's time at least: a layer's
@@ -304,7 +304,7 @@ func (rs *recSource) takes(u *upTrack, layer int, key bool, now int64) bool {
 	case layer > rs.layer:
 		// In the track's first seconds, to a layer that has just come
 		// (its frame rate not measured yet) or is sent well; later, to
-		// the layer considerUp chose, if still sent well.
+		// the layer follow chose, if still sent well.
 		if layer == rs.upTo {
 			return u.usableLayer(layer)
 		}
@@ -317,34 +317,56 @@ func (rs *recSource) takes(u *upTrack, layer int, key bool, now int64) bool {
 	}
 }
 
-// considerUp, each stats tick, moves a recording below the best layer
-// back up: once a better layer has been sent well (usableLayer) for
-// after, the recording asks for its keyframe, until it has moved there
-// (takes).
-func (rs *recSource) considerUp(u *upTrack, now int64, after time.Duration) {
+// follow, each stats tick, asks the publisher for the keyframe the
+// recording's next move needs: down, to the best layer still sent well
+// when the recorded one is not (takes moves at the first lower keyframe);
+// up, to the best layer above it that has been sent well for after. A
+// keyframe asked for that does not come in recordUpAsks ticks restarts
+// that layer's wait. Nothing is asked while the source is muted (its
+// packets are not recorded then).
+func (rs *recSource) follow(u *upTrack, now int64, after time.Duration) {
 	rs.mu.Lock()
-	if !rs.video || rs.cur != u || rs.layer < 0 {
+	if !rs.video || rs.cur != u || rs.layer < 0 || u.muted.Load() {
+		rs.upSince, rs.upTo, rs.upAsked = [numLayers]int64{}, -1, 0
 		rs.mu.Unlock()
 		return
 	}
-	best := -1
-	for l := numLayers - 1; l > rs.layer; l-- {
-		if u.usableLayer(l) {
-			best = l
-			break
+	ask := -1
+	if !u.usableLayer(rs.layer) {
+		for l := rs.layer - 1; l >= 0; l-- {
+			if u.usableLayer(l) {
+				ask = l
+				break
+			}
 		}
+	} else {
+		best := -1
+		for l := rs.layer + 1; l < numLayers; l++ {
+			switch {
+			case !u.usableLayer(l):
+				rs.upSince[l] = 0
+			case rs.upSince[l] == 0:
+				rs.upSince[l] = now
+			case now-rs.upSince[l] >= int64(after):
+				best = l
+			}
+		}
+		if best != rs.upTo {
+			rs.upTo, rs.upAsked = best, 0
+		}
+		if rs.upTo >= 0 {
+			if rs.upAsked++; rs.upAsked > recordUpAsks {
+				rs.upSince[rs.upTo], rs.upTo, rs.upAsked = now, -1, 0
+			}
+		}
+		ask = rs.upTo
 	}
-	switch {
-	case best < 0:
-		rs.upLayer, rs.upSince, rs.upTo = -1, 0, -1
-	case best != rs.upLayer:
-		rs.upLayer, rs.upSince, rs.upTo = best, now, -1
-	case now-rs.upSince >= int64(after):
-		rs.upTo = best
-	}
-	ask := rs.upTo
 	rs.mu.Unlock()
 	if ask >= 0 {
 		u.requestKeyframe(ask) // throttled, as every request is
 	}
 }
+
+// recordUpAsks is how many ticks a recording asks for the keyframe of the
+// layer it would move up to before it waits for that layer again.
+const recordUpAsks = 5

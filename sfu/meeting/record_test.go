@@ -149,13 +149,17 @@ func TestRecordingFollowsASourceAcrossReconnects(t *testing.T) {
 // A recording leaves a layer that falls to a trickle of frames for the
 // smooth layer below it, at that layer's keyframe, as it leaves one that
 // stops, and goes back up once the layer has been sent well again for
-// recordUpAfter; the sink's stream goes on without a step back in time.
+// recordUpAfter. The publisher sends keyframes only when asked, as a
+// browser does: the recording asks for each it moves at. While the camera
+// is muted it asks for none. The sink's stream goes on without a step
+// back in time.
 func TestRecordingFollowsATricklingLayer(t *testing.T) {
 	e := newEnv(t)
 	rec := &memRecorder{sources: map[string]*memSink{}}
 	a := e.join("alice", hostRights)
 	a.ownTimestamps = true
 	pa := a.publish(true)
+	pa.onlyAskedKeys.Store(true)
 	e.sfu.recordUpAfter = 3 * time.Second // before the recording reads it
 	if err := e.sfu.Record("r1", rec); err != nil {
 		t.Fatal(err)
@@ -180,10 +184,24 @@ func TestRecordingFollowsATricklingLayer(t *testing.T) {
 	waitUntil(t, 10*time.Second, func() bool { return recorded() == layerHigh }, func() string {
 		return fmt.Sprintf("the recording on layer %d, not high", recorded())
 	})
-	pa.skip[layerHigh].Store(14) // two frames a second
-	waitUntil(t, 10*time.Second, func() bool { return recorded() == layerMedium }, func() string {
-		return fmt.Sprintf("the recording on layer %d after high fell to a trickle, not medium", recorded())
-	})
+	trickle := func() {
+		t.Helper()
+		pa.skip[layerHigh].Store(14) // two frames a second
+		waitUntil(t, 10*time.Second, func() bool { return recorded() == layerMedium }, func() string {
+			var st string
+			if p := e.participant("alice"); p != nil {
+				p.mu.Lock()
+				for u := range p.published {
+					if u.source == "camera" {
+						st = fmt.Sprintf("fps %d %d %d tick %v trickling %v %v usable %v plis %d", u.layerFPS[0].Load(), u.layerFPS[1].Load(), u.layerFPS[2].Load(), u.tickFPS, u.trickling[1].Load(), u.trickling[2].Load(), u.usableLayer(2), pa.plis.Load())
+					}
+				}
+				p.mu.Unlock()
+			}
+			return fmt.Sprintf("the recording on layer %d after high fell to a trickle, not medium (%s)", recorded(), st)
+		})
+	}
+	trickle()
 	// And stays there: high's keyframes, which come with medium's when
 	// asked for, do not take it back up.
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
@@ -191,8 +209,8 @@ func TestRecordingFollowsATricklingLayer(t *testing.T) {
 			t.Fatalf("the recording went back to layer %d", l)
 		}
 	}
-	// High sent well again: back up, once it has been for recordUpAfter
-	// (at its keyframe, which the recording asks for).
+	// High sent well again: back up, once it has been for recordUpAfter,
+	// at the keyframe the recording asks for.
 	pa.skip[layerHigh].Store(0)
 	recovered := time.Now()
 	waitUntil(t, 15*time.Second, func() bool { return recorded() == layerHigh }, func() string {
@@ -201,7 +219,38 @@ func TestRecordingFollowsATricklingLayer(t *testing.T) {
 	if waited := time.Since(recovered); waited < e.sfu.recordUpAfter {
 		t.Errorf("the recording went back up %v after high recovered, before the %v it must be sent well", waited, e.sfu.recordUpAfter)
 	}
+
+	// Down again, then high recovers while the camera is muted: no
+	// keyframe is asked for, and the recording stays where it is.
+	trickle()
+	a.send(map[string]any{"type": "mute", "kind": "video", "muted": true})
+	waitUntil(t, 5*time.Second, func() bool {
+		p := e.participant("alice")
+		if p == nil {
+			return false
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for u := range p.published {
+			if u.source == "camera" {
+				return u.muted.Load()
+			}
+		}
+		return false
+	}, func() string { return "the camera not muted" })
+	pa.skip[layerHigh].Store(0)
+	plis := pa.plis.Load()
+	for end := time.Now().Add(e.sfu.recordUpAfter + 3*time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if l := recorded(); l != layerMedium {
+			t.Fatalf("the muted camera's recording moved to layer %d", l)
+		}
+	}
+	if asked := pa.plis.Load() - plis; asked != 0 {
+		t.Errorf("%d keyframes asked of a muted camera", asked)
+	}
+
 	from := video.count()
+	a.send(map[string]any{"type": "mute", "kind": "video", "muted": false})
 	rec.waitPackets(t, "alice-camera", from+60)
 	video.mu.Lock()
 	defer video.mu.Unlock()

@@ -76,8 +76,8 @@ type upTrack struct {
 	layerFrames [numLayers]atomic.Uint64
 	layerFPS    [numLayers]atomic.Int64
 	// trickling marks the layers judged at the last tick to be sent at a
-	// trickle beside a smooth lower layer (judgeTrickling), from their
-	// frame rates over that tick alone (tickFPS, the tick's own).
+	// trickle beside a smooth lower layer (judgeTrickling); tickFPS is
+	// their frame rates over that tick alone, the tick's own.
 	trickling  [numLayers]atomic.Bool
 	tickFPS    [numLayers]int64
 	lastFrames [numLayers]uint64
@@ -348,38 +348,49 @@ func (u *upTrack) measure(dt time.Duration) (total int64) {
 }
 
 // judgeTrickling marks each layer sent at under half the frame rate of a
-// smooth lower layer as trickling, and unmarks it only once it is back to
-// two thirds of that rate. Without the gap, a layer whose rate sat on the
-// half line (an encoder short of CPU at 14-16 frames a second beside a
-// lower layer's 30) would be given and taken away tick after tick, each
-// move a keyframe asked of the publisher and a change of picture for
-// every subscriber.
+// smooth lower layer as trickling, and unmarks it only once a tick has
+// seen it back at two thirds of that rate. Without the gap, a layer whose
+// rate sat on the half line (an encoder short of CPU at 14-16 frames a
+// second beside a lower layer's 30) would be given and taken away tick
+// after tick, each move a keyframe asked of the publisher and a change of
+// picture for every subscriber.
 //
-// It judges the last tick's frame rates (tickFPS), not the smoothed ones:
-// a layer that comes back after a pause, its smoothed rate still decaying
-// from before, would take a tick or two longer to climb to two thirds
-// than to half. A layer back at full rate, whose first tick counted part
-// of a second, is usable again at its second tick, as with the half rule
-// alone. A layer not sent at all is left to hasLayer.
+// It enters on the smoothed rates (layerFPS), as usableLayer's live test
+// does, so that one slow second does not take a layer away; it leaves on
+// a tick's own rate (tickFPS), so that a layer back at full rate after a
+// pause, its smoothed rate still climbing from what decayed meanwhile, is
+// given again no later than the half rule alone would give it. A layer
+// the publisher is not sending (none of its packets yet, or none lately)
+// is not judged, nor judges the ones above it.
 func (u *upTrack) judgeTrickling() {
 	for layer := 1; layer < numLayers; layer++ {
-		if !u.hasLayer(layer) {
+		if !u.sending(layer) {
 			u.trickling[layer].Store(false)
 			continue
 		}
-		fps, was := u.tickFPS[layer], u.trickling[layer].Load()
+		was := u.trickling[layer].Load()
 		trickling := false
 		for l := range layer {
-			lower := u.tickFPS[l]
-			if lower < minJudgedFPS || !u.hasLayer(l) {
+			if !u.sending(l) {
 				continue
 			}
-			if was && fps*3 < lower*2 || !was && fps*2 < lower {
-				trickling = true
+			if was {
+				lower := u.tickFPS[l]
+				trickling = trickling || lower >= minJudgedFPS && u.tickFPS[layer]*3 < lower*2
+			} else {
+				lower := u.layerFPS[l].Load()
+				trickling = trickling || lower >= minJudgedFPS && u.layerFPS[layer].Load()*2 < lower
 			}
 		}
 		u.trickling[layer].Store(trickling)
 	}
+}
+
+// sending says whether the publisher has sent layer lately: its packets
+// seen, not hasLayer's grace for a new track's layers still to come.
+func (u *upTrack) sending(layer int) bool {
+	last := u.lastPacket[layer].Load()
+	return last != 0 && nanotime()-last < int64(layerSilence)
 }
 
 // measureSmoothed stores in into the rate of n counted over dt, times

@@ -124,6 +124,12 @@ func loadMedia(tb testing.TB, name string) *testMedia {
 		err = m.readIVF(raw)
 	case ".h264":
 		err = m.readH264(raw)
+		// The size asked of ffmpeg (the SPS is not parsed here).
+		for _, a := range spec.args {
+			if _, size, ok := strings.Cut(a, "size="); ok {
+				_, _ = fmt.Sscanf(size, "%dx%d", &m.width, &m.height)
+			}
+		}
 	case ".ogg":
 		err = m.readOgg(raw)
 	}
@@ -162,7 +168,7 @@ func (m *testMedia) readH264(raw []byte) error {
 	if err != nil {
 		return err
 	}
-	m.clock, m.width, m.height, m.frameDur = 90000, 320, 240, 90000/25
+	m.clock, m.frameDur = 90000, 90000/25 // the size: loadMedia's
 	var au []byte
 	key := false
 	for {

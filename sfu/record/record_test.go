@@ -382,8 +382,7 @@ func TestRecordResolutionChange(t *testing.T) {
 			tr, clk, _, _ := start(t, large)
 			// A second of the large layer, a second of the small one
 			// from its keyframe at 1 s, and the large one from its
-			// keyframe at 2 s: each layer's own sequence numbers and
-			// timestamps, as the SFU's switches leave them to the sink.
+			// keyframe at 2 s.
 			frame := time.Second / 25
 			var pkts []sent
 			for _, p := range large.packetize(1200, 1, 100, 100) {
@@ -410,6 +409,18 @@ func TestRecordResolutionChange(t *testing.T) {
 				if p.at >= 2*time.Second {
 					ordered = append(ordered, p)
 				}
+			}
+			// Rewritten into one stream, as the meeting's recording
+			// hands its sink a layer switch: one SSRC, the sequence
+			// numbers following on, the timestamps going on with the
+			// time (both layers' frames are 3,600 ticks apart).
+			for i := range ordered {
+				h := &ordered[i].pkt.Header
+				base := uint32(100)
+				if h.SSRC == 2 {
+					base = 3000000000
+				}
+				h.SSRC, h.SequenceNumber, h.Timestamp = 1, uint16(100+i), h.Timestamp-base+100
 			}
 			feed(tr, clk, ordered)
 			s, err := tr.Close()
