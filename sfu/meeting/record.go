@@ -88,6 +88,10 @@ type recSource struct {
 	upSince [numLayers]int64
 	upTo    int
 	upAsked int
+	// down: the recorded layer has been found not sent well at this many
+	// ticks in a row (a layer's first tick, part of a second, may read
+	// low once).
+	down int
 	// The offsets from the current stream to the sink's, and the last
 	// packet the sink had.
 	seqOff   uint16
@@ -258,8 +262,11 @@ func (rs *recSource) write(u *upTrack, layer int, p *rtp.Packet, key bool, now i
 		if u != rs.cur {
 			rs.since = now
 		}
-		rs.cur, rs.layer = u, layer
-		rs.upSince, rs.upTo, rs.upAsked = [numLayers]int64{}, -1, 0
+		// The waits of the layers above the new one go on.
+		for l := range layer + 1 {
+			rs.upSince[l] = 0
+		}
+		rs.cur, rs.layer, rs.upTo, rs.upAsked, rs.down = u, layer, -1, 0, 0
 		if rs.started {
 			// Go on from the sink's last packet, as much later as
 			// time has passed, and a frame's time at least: a layer's
@@ -310,47 +317,84 @@ func (rs *recSource) takes(u *upTrack, layer int, key bool, now int64) bool {
 		}
 		return now-rs.since < int64(recordSwitchGrace) && (u.layerFPS[layer].Load() == 0 || u.usableLayer(layer))
 	default:
-		// Down when the recorded layer stops, or falls to a trickle of
-		// frames beside a smooth lower one (usableLayer): a record
-		// of the meeting at two frames a second is no record.
-		return !u.usableLayer(rs.layer)
+		// Down when the recorded layer stops, or has fallen to a
+		// trickle of frames beside a smooth lower one (usableLayer) at
+		// two ticks running: a record of the meeting at two frames a
+		// second is no record. Down only to a layer sent well, unless
+		// the recorded one is not sent at all.
+		if !u.hasLayer(rs.layer) {
+			return true
+		}
+		return rs.down >= recordDownTicks && u.usableLayer(layer)
 	}
 }
 
+// recordDownTicks is how many ticks in a row the recorded layer must be
+// found not sent well before the recording moves down from it.
+const recordDownTicks = 2
+
 // follow, each stats tick, asks the publisher for the keyframe the
-// recording's next move needs: down, to the best layer still sent well
-// when the recorded one is not (takes moves at the first lower keyframe);
-// up, to the best layer above it that has been sent well for after. A
-// keyframe asked for that does not come in recordUpAsks ticks restarts
-// that layer's wait. Nothing is asked while the source is muted (its
-// packets are not recorded then).
+// recording's next move needs: down, to the best layer sent well, once
+// the recorded one has not been for recordDownTicks (takes moves at the
+// first keyframe of a layer sent well below it); up, to the best layer
+// above it that has been sent well for after, or at once if the recorded
+// layer is gone and nothing below is sent well. A keyframe asked for a
+// move up that does not come in recordUpAsks ticks restarts that layer's
+// wait; a move down is asked for until it is made (throttled, as every
+// request is). Nothing is asked while the source is muted (its packets
+// are not recorded then).
 func (rs *recSource) follow(u *upTrack, now int64, after time.Duration) {
+	if ask := rs.nextMove(u, now, after); ask >= 0 {
+		u.requestKeyframe(ask) // throttled, as every request is
+	}
+}
+
+// nextMove is follow's choice: the layer whose keyframe to ask for, or -1.
+func (rs *recSource) nextMove(u *upTrack, now int64, after time.Duration) int {
 	rs.mu.Lock()
-	if !rs.video || rs.cur != u || rs.layer < 0 || u.muted.Load() {
-		rs.upSince, rs.upTo, rs.upAsked = [numLayers]int64{}, -1, 0
-		rs.mu.Unlock()
-		return
+	defer rs.mu.Unlock()
+	if !rs.video || rs.cur != u || rs.layer < 0 {
+		return -1 // another track's, or not started
+	}
+	if u.muted.Load() {
+		rs.upSince, rs.upTo, rs.upAsked, rs.down = [numLayers]int64{}, -1, 0, 0
+		return -1
+	}
+	// How long each better layer has been sent well, every tick.
+	best, usableAbove := -1, -1
+	for l := rs.layer + 1; l < numLayers; l++ {
+		switch {
+		case !u.usableLayer(l):
+			rs.upSince[l] = 0
+			continue
+		case rs.upSince[l] == 0:
+			rs.upSince[l] = now
+		}
+		usableAbove = l
+		if now-rs.upSince[l] >= int64(after) {
+			best = l
+		}
 	}
 	ask := -1
 	if !u.usableLayer(rs.layer) {
+		rs.down++
+		below := -1
 		for l := rs.layer - 1; l >= 0; l-- {
 			if u.usableLayer(l) {
-				ask = l
+				below = l
 				break
 			}
 		}
-	} else {
-		best := -1
-		for l := rs.layer + 1; l < numLayers; l++ {
-			switch {
-			case !u.usableLayer(l):
-				rs.upSince[l] = 0
-			case rs.upSince[l] == 0:
-				rs.upSince[l] = now
-			case now-rs.upSince[l] >= int64(after):
-				best = l
-			}
+		switch {
+		case below >= 0 && (rs.down >= recordDownTicks || !u.hasLayer(rs.layer)):
+			ask = below
+		case below < 0 && !u.hasLayer(rs.layer) && usableAbove >= 0:
+			// The recorded layer gone and nothing below: up at once.
+			rs.upTo, rs.upAsked = usableAbove, 0
+			ask = usableAbove
 		}
+	} else {
+		rs.down = 0
 		if best != rs.upTo {
 			rs.upTo, rs.upAsked = best, 0
 		}
@@ -361,10 +405,7 @@ func (rs *recSource) follow(u *upTrack, now int64, after time.Duration) {
 		}
 		ask = rs.upTo
 	}
-	rs.mu.Unlock()
-	if ask >= 0 {
-		u.requestKeyframe(ask) // throttled, as every request is
-	}
+	return ask
 }
 
 // recordUpAsks is how many ticks a recording asks for the keyframe of the

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
 
 	"github.com/lookout-cc/lookout/sfu/signal"
 )
@@ -193,7 +194,8 @@ func TestRecordingFollowsATricklingLayer(t *testing.T) {
 				p.mu.Lock()
 				for u := range p.published {
 					if u.source == "camera" {
-						st = fmt.Sprintf("fps %d %d %d tick %v trickling %v %v usable %v plis %d", u.layerFPS[0].Load(), u.layerFPS[1].Load(), u.layerFPS[2].Load(), u.tickFPS, u.trickling[1].Load(), u.trickling[2].Load(), u.usableLayer(2), pa.plis.Load())
+						st = fmt.Sprintf("fps %d %d %d, trickling %v %v, high usable %v, %d PLIs", u.layerFPS[0].Load(), u.layerFPS[1].Load(), u.layerFPS[2].Load(),
+							u.trickling[1].Load(), u.trickling[2].Load(), u.usableLayer(2), pa.plis.Load())
 					}
 				}
 				p.mu.Unlock()
@@ -202,8 +204,8 @@ func TestRecordingFollowsATricklingLayer(t *testing.T) {
 		})
 	}
 	trickle()
-	// And stays there: high's keyframes, which come with medium's when
-	// asked for, do not take it back up.
+	// And stays there while high trickles: nothing asks for high's
+	// keyframe, and one would not take it back up.
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if l := recorded(); l != layerMedium {
 			t.Fatalf("the recording went back to layer %d", l)
@@ -239,12 +241,12 @@ func TestRecordingFollowsATricklingLayer(t *testing.T) {
 		return false
 	}, func() string { return "the camera not muted" })
 	pa.skip[layerHigh].Store(0)
+	// A request deferred by the throttle before the mute may still go
+	// out (keyframeInterval); count from after it.
+	time.Sleep(keyframeInterval + statsTick)
 	plis := pa.plis.Load()
-	for end := time.Now().Add(e.sfu.recordUpAfter + 3*time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if l := recorded(); l != layerMedium {
-			t.Fatalf("the muted camera's recording moved to layer %d", l)
-		}
-	}
+	// Longer than high's wait: no ask for its keyframe.
+	time.Sleep(e.sfu.recordUpAfter + 3*time.Second)
 	if asked := pa.plis.Load() - plis; asked != 0 {
 		t.Errorf("%d keyframes asked of a muted camera", asked)
 	}
@@ -258,5 +260,83 @@ func TestRecordingFollowsATricklingLayer(t *testing.T) {
 		if d := int32(video.pkts[i].Timestamp - video.pkts[i-1].Timestamp); d < 0 {
 			t.Fatalf("packet %d of the recording went back %d in time", i, -d)
 		}
+	}
+}
+
+// The recording's moves, tick by tick (nextMove: the keyframe it asks
+// for): not down on one tick of its layer read low (a new layer's first,
+// part of a second), down on the second; up at once when its layer is
+// gone and nothing below is sent; up to a recovered layer only after the
+// wait, asking recordUpAsks times, then waiting again; nothing muted.
+func TestRecordingMoves(t *testing.T) {
+	u := &upTrack{kind: webrtc.RTPCodecTypeVideo, simulcast: true, createdAt: time.Now().Add(-time.Minute)}
+	send := func(layers ...int) {
+		for l := range numLayers {
+			u.lastPacket[l].Store(0)
+		}
+		for _, l := range layers {
+			u.layers[l] = &webrtc.TrackRemote{}
+			u.lastPacket[l].Store(nanotime())
+			u.layerFPS[l].Store(3000)
+			u.tickFPS[l] = 3000
+		}
+	}
+	tick := func(fps ...int64) { // the layers' rates over the tick
+		for l, f := range fps {
+			u.layerFPS[l].Store(f)
+			u.tickFPS[l] = f
+		}
+		u.judgeTrickling()
+	}
+	const after = 10 * time.Second
+	at := func(s int) int64 { return int64(time.Duration(s) * time.Second) }
+	rs := &recSource{video: true, cur: u, layer: layerHigh, upTo: -1}
+
+	send(layerLow, layerMedium, layerHigh)
+	tick(3000, 3000, 1200) // high's first tick, 0.4 s of frames
+	if ask := rs.nextMove(u, at(1), after); ask != -1 {
+		t.Errorf("after one low tick of its layer the recording asks for layer %d", ask)
+	}
+	if rs.takes(u, layerMedium, true, at(1)) {
+		t.Error("after one low tick of its layer the recording takes medium")
+	}
+	tick(3000, 3000, 1200) // a second: a trickle
+	if ask := rs.nextMove(u, at(2), after); ask != layerMedium {
+		t.Errorf("after two low ticks the recording asks for layer %d, not medium", ask)
+	}
+	if !rs.takes(u, layerMedium, true, at(2)) {
+		t.Error("after two low ticks the recording does not take medium's keyframe")
+	}
+
+	// On medium; medium and low gone, high sent: up at once.
+	rs = &recSource{video: true, cur: u, layer: layerMedium, upTo: -1}
+	send(layerHigh)
+	tick(0, 0, 3000)
+	if ask := rs.nextMove(u, at(3), after); ask != layerHigh {
+		t.Errorf("with its layer gone and only high sent the recording asks for layer %d", ask)
+	}
+	if !rs.takes(u, layerHigh, true, at(3)) {
+		t.Error("with its layer gone the recording does not take high's keyframe")
+	}
+
+	// On medium, high recovered: the wait, five asks, the wait again.
+	rs = &recSource{video: true, cur: u, layer: layerMedium, upTo: -1}
+	send(layerLow, layerMedium, layerHigh)
+	tick(3000, 3000, 3000)
+	want := map[int]int{1: -1, 10: -1, 11: layerHigh, 12: layerHigh, 15: layerHigh, 16: -1, 25: -1, 26: layerHigh}
+	for s := 1; s <= 26; s++ {
+		ask := rs.nextMove(u, at(s), after)
+		if w, ok := want[s]; ok && ask != w {
+			t.Errorf("%d s after high recovered the recording asks for layer %d, want %d", s-1, ask, w)
+		}
+		if s == 11 && !rs.takes(u, layerHigh, true, at(s)) {
+			t.Error("the recording does not take the keyframe of high it asked for")
+		}
+		// The keyframe does not come (nothing is written here).
+	}
+
+	u.muted.Store(true)
+	if ask := rs.nextMove(u, at(27), after); ask != -1 || rs.upTo != -1 {
+		t.Errorf("muted, the recording asks for layer %d (up to %d)", ask, rs.upTo)
 	}
 }
