@@ -90,8 +90,10 @@ type recSource struct {
 	upAsked int
 	// down: the recorded layer has been found not sent well at this many
 	// ticks in a row (a layer's first tick, part of a second, may read
-	// low once).
-	down int
+	// low once); downTo: the layer the recording moves down to at its
+	// keyframe, or -1.
+	down   int
+	downTo int
 	// The offsets from the current stream to the sink's, and the last
 	// packet the sink had.
 	seqOff   uint16
@@ -218,7 +220,7 @@ func (s *SFU) recordTrack(r *Room, u *upTrack) {
 			s.log.Error("meeting source not recorded", "room", r.id, "identity", u.pub.identity, "source", u.source, "err", err)
 			return
 		}
-		rs = &recSource{sink: sink, clockRate: max(u.codec.ClockRate, 1), video: u.kind == webrtc.RTPCodecTypeVideo, layer: -1, upTo: -1}
+		rs = &recSource{sink: sink, clockRate: max(u.codec.ClockRate, 1), video: u.kind == webrtc.RTPCodecTypeVideo, layer: -1, upTo: -1, downTo: -1}
 		holder = rs
 		rr.sources[key] = rs
 	}
@@ -261,12 +263,13 @@ func (rs *recSource) write(u *upTrack, layer int, p *rtp.Packet, key bool, now i
 		}
 		if u != rs.cur {
 			rs.since = now
+			rs.upSince = [numLayers]int64{}
 		}
 		// The waits of the layers above the new one go on.
 		for l := range layer + 1 {
 			rs.upSince[l] = 0
 		}
-		rs.cur, rs.layer, rs.upTo, rs.upAsked, rs.down = u, layer, -1, 0, 0
+		rs.cur, rs.layer, rs.upTo, rs.upAsked, rs.down, rs.downTo = u, layer, -1, 0, 0, -1
 		if rs.started {
 			// Go on from the sink's last packet, as much later as
 			// time has passed, and a frame's time at least: a layer's
@@ -317,16 +320,24 @@ func (rs *recSource) takes(u *upTrack, layer int, key bool, now int64) bool {
 		}
 		return now-rs.since < int64(recordSwitchGrace) && (u.layerFPS[layer].Load() == 0 || u.usableLayer(layer))
 	default:
-		// Down when the recorded layer stops, or has fallen to a
-		// trickle of frames beside a smooth lower one (usableLayer) at
-		// two ticks running: a record of the meeting at two frames a
-		// second is no record. Down only to a layer sent well, unless
-		// the recorded one is not sent at all.
-		if !u.hasLayer(rs.layer) {
-			return true
+		// Down when the recorded layer stops, or has trickled beside a
+		// smooth lower one at two ticks running (a record of the meeting
+		// at two frames a second is no record): to the layer follow
+		// chose, if still sent well, while the recorded one still is
+		// not. A layer stopped with none chosen yet takes any.
+		if layer == rs.downTo {
+			return !u.sentWell(rs.layer) && u.usableLayer(layer)
 		}
-		return rs.down >= recordDownTicks && u.usableLayer(layer)
+		return rs.downTo < 0 && !u.hasLayer(rs.layer)
 	}
+}
+
+// sentWell says whether the recorded layer is still sent well enough to
+// keep: sent, and not latched as trickling (judgeTrickling leaves that
+// on a tick's own rate; usableLayer's smoothed half rule would still
+// read low a layer whose first tick counted part of a second).
+func (u *upTrack) sentWell(layer int) bool {
+	return u.hasLayer(layer) && !u.trickling[layer].Load()
 }
 
 // recordDownTicks is how many ticks in a row the recorded layer must be
@@ -357,7 +368,7 @@ func (rs *recSource) nextMove(u *upTrack, now int64, after time.Duration) int {
 		return -1 // another track's, or not started
 	}
 	if u.muted.Load() {
-		rs.upSince, rs.upTo, rs.upAsked, rs.down = [numLayers]int64{}, -1, 0, 0
+		rs.upSince, rs.upTo, rs.upAsked, rs.down, rs.downTo = [numLayers]int64{}, -1, 0, 0, -1
 		return -1
 	}
 	// How long each better layer has been sent well, every tick.
@@ -376,8 +387,9 @@ func (rs *recSource) nextMove(u *upTrack, now int64, after time.Duration) int {
 		}
 	}
 	ask := -1
-	if !u.usableLayer(rs.layer) {
+	if !u.sentWell(rs.layer) {
 		rs.down++
+		rs.upTo, rs.upAsked, rs.downTo = -1, 0, -1
 		below := -1
 		for l := rs.layer - 1; l >= 0; l-- {
 			if u.usableLayer(l) {
@@ -387,14 +399,15 @@ func (rs *recSource) nextMove(u *upTrack, now int64, after time.Duration) int {
 		}
 		switch {
 		case below >= 0 && (rs.down >= recordDownTicks || !u.hasLayer(rs.layer)):
+			rs.downTo = below
 			ask = below
 		case below < 0 && !u.hasLayer(rs.layer) && usableAbove >= 0:
 			// The recorded layer gone and nothing below: up at once.
-			rs.upTo, rs.upAsked = usableAbove, 0
+			rs.upTo = usableAbove
 			ask = usableAbove
 		}
 	} else {
-		rs.down = 0
+		rs.down, rs.downTo = 0, -1
 		if best != rs.upTo {
 			rs.upTo, rs.upAsked = best, 0
 		}

@@ -245,8 +245,12 @@ func TestRecordingFollowsATricklingLayer(t *testing.T) {
 	// out (keyframeInterval); count from after it.
 	time.Sleep(keyframeInterval + statsTick)
 	plis := pa.plis.Load()
-	// Longer than high's wait: no ask for its keyframe.
-	time.Sleep(e.sfu.recordUpAfter + 3*time.Second)
+	// Longer than high's wait: no ask for its keyframe, no move.
+	for end := time.Now().Add(e.sfu.recordUpAfter + 3*time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if l := recorded(); l != layerMedium {
+			t.Fatalf("the muted camera's recording moved to layer %d", l)
+		}
+	}
 	if asked := pa.plis.Load() - plis; asked != 0 {
 		t.Errorf("%d keyframes asked of a muted camera", asked)
 	}
@@ -290,7 +294,12 @@ func TestRecordingMoves(t *testing.T) {
 	}
 	const after = 10 * time.Second
 	at := func(s int) int64 { return int64(time.Duration(s) * time.Second) }
-	rs := &recSource{video: true, cur: u, layer: layerHigh, upTo: -1}
+	// Past the first seconds' grace, in which takes moves up freely.
+	since := -at(60)
+	recording := func(layer int) *recSource {
+		return &recSource{video: true, cur: u, layer: layer, since: since, upTo: -1, downTo: -1}
+	}
+	rs := recording(layerHigh)
 
 	send(layerLow, layerMedium, layerHigh)
 	tick(3000, 3000, 1200) // high's first tick, 0.4 s of frames
@@ -307,9 +316,16 @@ func TestRecordingMoves(t *testing.T) {
 	if !rs.takes(u, layerMedium, true, at(2)) {
 		t.Error("after two low ticks the recording does not take medium's keyframe")
 	}
+	if rs.takes(u, layerLow, true, at(2)) {
+		t.Error("moving down to medium, the recording takes low's keyframe")
+	}
+	tick(3000, 3000, 3000) // high back before medium's keyframe came
+	if ask := rs.nextMove(u, at(3), after); ask != -1 || rs.takes(u, layerMedium, true, at(3)) {
+		t.Errorf("with high sent well again the recording still moves down (asks for layer %d)", ask)
+	}
 
 	// On medium; medium and low gone, high sent: up at once.
-	rs = &recSource{video: true, cur: u, layer: layerMedium, upTo: -1}
+	rs = recording(layerMedium)
 	send(layerHigh)
 	tick(0, 0, 3000)
 	if ask := rs.nextMove(u, at(3), after); ask != layerHigh {
@@ -320,7 +336,7 @@ func TestRecordingMoves(t *testing.T) {
 	}
 
 	// On medium, high recovered: the wait, five asks, the wait again.
-	rs = &recSource{video: true, cur: u, layer: layerMedium, upTo: -1}
+	rs = recording(layerMedium)
 	send(layerLow, layerMedium, layerHigh)
 	tick(3000, 3000, 3000)
 	want := map[int]int{1: -1, 10: -1, 11: layerHigh, 12: layerHigh, 15: layerHigh, 16: -1, 25: -1, 26: layerHigh}
@@ -338,5 +354,33 @@ func TestRecordingMoves(t *testing.T) {
 	u.muted.Store(true)
 	if ask := rs.nextMove(u, at(27), after); ask != -1 || rs.upTo != -1 {
 		t.Errorf("muted, the recording asks for layer %d (up to %d)", ask, rs.upTo)
+	}
+	u.muted.Store(false)
+
+	// A layer taken in the first seconds, its first tick a fifth of a
+	// second of frames (6), its second full (30), through the real
+	// measure: the smoothed rate still reads under half at the second
+	// tick, the tick's own does not; the recording stays.
+	n := &upTrack{kind: webrtc.RTPCodecTypeVideo, simulcast: true, createdAt: time.Now()}
+	for _, l := range []int{layerLow, layerMedium} {
+		n.layers[l] = &webrtc.TrackRemote{}
+	}
+	measure := func(frames ...uint64) {
+		for l, f := range frames {
+			if f > 0 {
+				n.layers[l] = &webrtc.TrackRemote{}
+				n.lastPacket[l].Store(nanotime())
+			}
+			n.layerFrames[l].Add(f)
+		}
+		n.measure(time.Second)
+	}
+	measure(30, 30, 0)
+	rs = &recSource{video: true, cur: n, layer: layerHigh, upTo: -1, downTo: -1}
+	for i, frames := range [][]uint64{{30, 30, 6}, {30, 30, 30}, {30, 30, 30}} {
+		measure(frames...)
+		if ask := rs.nextMove(n, at(i+1), after); ask != -1 {
+			t.Errorf("tick %d of a new layer (%d frames): the recording asks for layer %d", i+1, frames[2], ask)
+		}
 	}
 }
