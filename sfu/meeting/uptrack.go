@@ -368,23 +368,29 @@ func (u *upTrack) judgeTrickling() {
 			u.trickling[layer].Store(false)
 			continue
 		}
-		was := u.trickling[layer].Load()
-		trickling := false
-		for l := range layer {
-			if !u.sending(l) {
-				continue
-			}
-			if was {
-				lower := u.tickFPS[l]
-				trickling = trickling || lower >= minJudgedFPS && u.tickFPS[layer]*3 < lower*2
-			} else {
-				lower := u.layerFPS[l].Load()
-				trickling = trickling || lower >= minJudgedFPS && u.layerFPS[layer].Load()*2 < lower
-			}
+		if u.trickling[layer].Load() {
+			u.trickling[layer].Store(u.slowerThan(layer, 2, 3, u.tickRate, u.sending))
+		} else {
+			u.trickling[layer].Store(u.slowerThan(layer, 1, 2, u.smoothedRate, u.sending))
 		}
-		u.trickling[layer].Store(trickling)
 	}
 }
+
+// slowerThan says whether layer's frame rate is under num/den of a lower
+// layer's that present counts and that runs at minJudgedFPS or more, by
+// the rates rate gives.
+func (u *upTrack) slowerThan(layer int, num, den int64, rate func(int) int64, present func(int) bool) bool {
+	fps := rate(layer)
+	for l := range layer {
+		if lower := rate(l); lower >= minJudgedFPS && fps*den < lower*num && present(l) {
+			return true
+		}
+	}
+	return false
+}
+
+func (u *upTrack) smoothedRate(l int) int64 { return u.layerFPS[l].Load() }
+func (u *upTrack) tickRate(l int) int64     { return u.tickFPS[l] }
 
 // sending says whether the publisher has sent layer lately: its packets
 // seen, not hasLayer's grace for a new track's layers still to come.
@@ -422,13 +428,7 @@ func (u *upTrack) usableLayer(layer int) bool {
 	// The half rule on the smoothed rates, live: a layer new since the
 	// last tick (0 frames a second) waits for the tick's measure, and one
 	// back from a pause for its smoothed rate to climb past half.
-	fps := u.layerFPS[layer].Load()
-	for l := range layer {
-		if lower := u.layerFPS[l].Load(); lower >= minJudgedFPS && fps*2 < lower && u.hasLayer(l) {
-			return false
-		}
-	}
-	return true
+	return !u.slowerThan(layer, 1, 2, u.smoothedRate, u.hasLayer)
 }
 
 // minJudgedFPS (hundredths of a frame a second): a lower layer slower than
