@@ -61,15 +61,11 @@ type DirectSender struct {
 	// What every packet of every stream reads or counts, together at the
 	// start, so that a copy touches as few lines of the sender's memory
 	// as the allocator's placement allows.
-	q    *sendQueue
-	lost atomic.Bool
-	// remoteGen counts the changes of remote: a stream copies the
-	// address when it changes, rather than reading the pointer's
-	// target, cold, for every packet. remote is stored first.
-	remoteGen atomic.Uint32
-	remote    atomic.Pointer[netip.AddrPort]
-	packets   atomic.Uint64
-	counted   *atomic.Uint64 // the engine's count of all direct packets
+	q       *sendQueue
+	lost    atomic.Bool
+	remote  atomic.Pointer[netip.AddrPort]
+	packets atomic.Uint64
+	counted *atomic.Uint64 // the engine's count of all direct packets
 
 	countedRTCP *atomic.Uint64 // and of the RTCP the senders took
 	refusedRTCP *atomic.Uint64 // and dropped (replays, runts)
@@ -155,7 +151,7 @@ func (d *DirectSender) Start(pc *webrtc.PeerConnection, lost func(), takeRTCP fu
 	}
 	profile := cfg.Profile
 	d.key, d.salt, d.profile, d.lostFn = cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, profile, lost
-	d.setRemote(remote)
+	d.remote.Store(&remote)
 	if takeRTCP != nil {
 		// Replays are refused, as pion's session refuses them.
 		ctx, err := srtp.CreateContext(cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, profile, srtp.SRTCPReplayProtection(rtcpReplayWindow))
@@ -216,12 +212,6 @@ func (d *DirectSender) takeRTCP(b []byte) bool {
 	return true
 }
 
-// setRemote makes remote the address the streams send to.
-func (d *DirectSender) setRemote(remote netip.AddrPort) {
-	d.remote.Store(&remote)
-	d.remoteGen.Add(1)
-}
-
 // Ready says whether streams may be made.
 func (d *DirectSender) Ready() bool { return d.ready.Load() && !d.lost.Load() }
 
@@ -230,7 +220,7 @@ func (d *DirectSender) Ready() bool { return d.ready.Load() && !d.lost.Load() }
 func (d *DirectSender) follow(pair *webrtc.ICECandidatePair) {
 	if pair != nil && pair.Local != nil && pair.Local.Protocol == webrtc.ICEProtocolUDP {
 		if remote, ok := pairRemote(pair); ok {
-			d.setRemote(remote)
+			d.remote.Store(&remote)
 			d.mu.Lock()
 			if old := d.claimed; old.IsValid() && old != remote && !d.stopped {
 				d.q.claimRTCP(d, old, remote)
@@ -308,9 +298,6 @@ type DirectStream struct {
 	ctx    *srtp.Context
 	plain  []byte
 	sealed []byte
-	// remote is the sender's remote address as of its change remoteGen.
-	remoteGen uint32
-	remote    netip.AddrPort
 }
 
 // WriteRTP encrypts the packet and queues it for the connection's remote
@@ -333,10 +320,7 @@ func (s *DirectStream) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 		return 0, err
 	}
 	s.sealed = sealed[:0] // grown, if it had to, for the next
-	if gen := s.d.remoteGen.Load(); gen != s.remoteGen {
-		s.remote, s.remoteGen = *s.d.remote.Load(), gen
-	}
-	if _, err := s.d.q.WriteToAddrPort(sealed, s.remote); err != nil {
+	if _, err := s.d.q.WriteToAddrPort(sealed, *s.d.remote.Load()); err != nil {
 		return 0, err
 	}
 	s.d.packets.Add(1)
