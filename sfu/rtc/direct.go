@@ -15,8 +15,10 @@ import (
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/dtls/v3/pkg/crypto/prf"
+	"github.com/pion/dtls/v3/pkg/protocol"
 	"github.com/pion/dtls/v3/pkg/protocol/extension"
 	"github.com/pion/dtls/v3/pkg/protocol/handshake"
+	"github.com/pion/dtls/v3/pkg/protocol/recordlayer"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
@@ -69,7 +71,7 @@ type DirectSender struct {
 
 	countedRTCP *atomic.Uint64 // and of the RTCP the senders took
 	refusedRTCP *atomic.Uint64 // and dropped (replays, runts)
-	secrets     dtlsSecrets
+	secrets     DTLSSecrets
 
 	mu      sync.Mutex
 	started bool
@@ -115,7 +117,7 @@ func (e *Engine) NewDirectSubscriberPeerConnection() (*webrtc.PeerConnection, *D
 	}
 	d := &DirectSender{q: e.sendQ, counted: &e.directPackets, countedRTCP: &e.directRTCP, refusedRTCP: &e.directRTCPRefused}
 	se := e.subSE
-	se.SetDTLSServerHelloMessageHook(d.secrets.serverHello)
+	se.SetDTLSServerHelloMessageHook(d.secrets.ServerHello)
 	se.SetDTLSKeyLogWriter(&d.secrets)
 	pc, err := e.subscriberAPIWith(se).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
@@ -247,7 +249,7 @@ func (d *DirectSender) follow(pair *webrtc.ICECandidatePair) {
 // transport, the selected pair's remote address if the pair is on the
 // shared UDP port, and the SRTP keys of pc's DTLS handshake (as the DTLS
 // server). ok is false if any is missing.
-func overUDP(pc *webrtc.PeerConnection, secrets *dtlsSecrets) (ice *webrtc.ICETransport, remote netip.AddrPort, cfg srtp.Config, ok bool) {
+func overUDP(pc *webrtc.PeerConnection, secrets *DTLSSecrets) (ice *webrtc.ICETransport, remote netip.AddrPort, cfg srtp.Config, ok bool) {
 	sctp := pc.SCTP()
 	if sctp == nil {
 		return nil, remote, cfg, false
@@ -260,8 +262,8 @@ func overUDP(pc *webrtc.PeerConnection, secrets *dtlsSecrets) (ice *webrtc.ICETr
 	if remote, ok = pairRemote(pair); !ok {
 		return nil, remote, cfg, false
 	}
-	cfg.Profile = secrets.srtpProfile()
-	if cfg.Profile == 0 || cfg.ExtractSessionKeysFromDTLS(secrets, false) != nil {
+	cfg, err = secrets.SRTPConfig(false)
+	if err != nil {
 		return nil, remote, cfg, false
 	}
 	return ice, remote, cfg, true
@@ -328,20 +330,30 @@ func (s *DirectStream) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	return len(payload), nil
 }
 
-// dtlsSecrets catches what one connection's DTLS handshake settled, as
-// the DTLS server: from its ServerHello the server random, the cipher
-// suite and the SRTP profile; from pion's key log the client random and
-// the master secret. It is the exporter srtp.Config takes the keys from.
-type dtlsSecrets struct {
+// DTLSSecrets catches what one connection's DTLS handshake settled: from
+// its ServerHello the server random, the cipher suite and the SRTP
+// profile; from pion's key log (SettingEngine.SetDTLSKeyLogWriter) the
+// client random and the master secret. It is the exporter srtp.Config
+// takes the keys from (SRTPConfig).
+//
+// As the DTLS server, the connection's ServerHello hook
+// (SettingEngine.SetDTLSServerHelloMessageHook) gives it the ServerHello;
+// as the client, pion has no hook for the peer's, and NoteDatagram takes
+// it from the datagrams the connection reads.
+type DTLSSecrets struct {
 	mu           sync.Mutex
 	serverRandom []byte
 	suite        dtls.CipherSuiteID
 	profile      srtp.ProtectionProfile
 	clientRandom []byte
 	master       []byte
+
+	caughtServerHello atomic.Bool // by NoteDatagram
 }
 
-func (s *dtlsSecrets) serverHello(m handshake.MessageServerHello) handshake.Message {
+// ServerHello is the DTLS server's ServerHello hook: it notes the message
+// and sends it as it is.
+func (s *DTLSSecrets) ServerHello(m handshake.MessageServerHello) handshake.Message {
 	r := m.Random.MarshalFixed()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -360,7 +372,7 @@ func (s *dtlsSecrets) serverHello(m handshake.MessageServerHello) handshake.Mess
 
 // Write takes pion's key log: lines "CLIENT_RANDOM <client random hex>
 // <master secret hex>" (NSS's format). Nothing else is kept.
-func (s *dtlsSecrets) Write(p []byte) (int, error) {
+func (s *DTLSSecrets) Write(p []byte) (int, error) {
 	sc := bufio.NewScanner(bytes.NewReader(p))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -379,7 +391,45 @@ func (s *dtlsSecrets) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (s *dtlsSecrets) srtpProfile() srtp.ProtectionProfile {
+// NoteDatagram takes the ServerHello from a datagram the connection read,
+// as its DTLS client, until one is caught; anything else is passed over.
+// It is called from the reading goroutine, before pion reads the
+// datagram.
+func (s *DTLSSecrets) NoteDatagram(b []byte) {
+	// A DTLS record's first byte (RFC 9443): 20-63; a handshake's is 22.
+	if len(b) < recordlayer.FixedHeaderSize+handshake.HeaderLength || b[0] != byte(protocol.ContentTypeHandshake) ||
+		b[recordlayer.FixedHeaderSize] != byte(handshake.TypeServerHello) || s.caughtServerHello.Load() {
+		return
+	}
+	records, err := recordlayer.UnpackDatagram(b)
+	if err != nil {
+		return
+	}
+	var rec recordlayer.RecordLayer
+	if rec.Unmarshal(records[0]) != nil || rec.Header.Epoch != 0 {
+		return
+	}
+	if h, ok := rec.Content.(*handshake.Handshake); ok {
+		if m, ok := h.Message.(*handshake.MessageServerHello); ok {
+			s.ServerHello(*m)
+			s.caughtServerHello.Store(true)
+		}
+	}
+}
+
+// SRTPConfig is the connection's SRTP profile and keys, as its DTLS
+// client (isClient) or server: Local for what it sends, Remote for what
+// it reads.
+func (s *DTLSSecrets) SRTPConfig(isClient bool) (srtp.Config, error) {
+	cfg := srtp.Config{Profile: s.srtpProfile()}
+	if cfg.Profile == 0 {
+		return cfg, errNoSecrets
+	}
+	err := cfg.ExtractSessionKeysFromDTLS(s, isClient)
+	return cfg, err
+}
+
+func (s *DTLSSecrets) srtpProfile() srtp.ProtectionProfile {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.profile
@@ -391,7 +441,7 @@ var errNoSecrets = errors.New("rtc: the DTLS handshake's secrets were not caught
 // dtls.State's: the TLS PRF (P_hash of the suite's hash, SHA-256 unless
 // the suite names SHA-384) over the master secret, with the label and the
 // client and server randoms as seed. No context is used by DTLS-SRTP.
-func (s *dtlsSecrets) ExportKeyingMaterial(label string, context []byte, length int) ([]byte, error) {
+func (s *DTLSSecrets) ExportKeyingMaterial(label string, context []byte, length int) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.master == nil || s.serverRandom == nil || s.clientRandom == nil || len(context) != 0 {

@@ -11,6 +11,10 @@ import (
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/dtls/v3/pkg/crypto/selfsign"
+	"github.com/pion/dtls/v3/pkg/protocol"
+	"github.com/pion/dtls/v3/pkg/protocol/extension"
+	"github.com/pion/dtls/v3/pkg/protocol/handshake"
+	"github.com/pion/dtls/v3/pkg/protocol/recordlayer"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
@@ -19,7 +23,8 @@ import (
 
 // The SRTP keying material derived from the hooks' catch is the DTLS
 // connection's own (dtls.State's exporter), for suites of both PRF hashes
-// and with the extended master secret.
+// and with the extended master secret: the server's from its hooks, the
+// client's from its key log and the datagrams it read (NoteDatagram).
 func TestDTLSSecretsExportAsDTLS(t *testing.T) {
 	for _, suite := range []dtls.CipherSuiteID{
 		dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
@@ -31,14 +36,14 @@ func TestDTLSSecretsExportAsDTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var caught dtlsSecrets
+			var caught, clientCaught DTLSSecrets
 			shared := []dtls.Option{
 				dtls.WithCertificates(cert), dtls.WithCipherSuites(suite),
 				dtls.WithSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM),
 				dtls.WithExtendedMasterSecret(dtls.RequireExtendedMasterSecret),
 			}
-			server := []dtls.ServerOption{dtls.WithServerHelloMessageHook(caught.serverHello), dtls.WithKeyLogWriter(&caught)}
-			client := []dtls.ClientOption{dtls.WithInsecureSkipVerify(true)}
+			server := []dtls.ServerOption{dtls.WithServerHelloMessageHook(caught.ServerHello), dtls.WithKeyLogWriter(&caught)}
+			client := []dtls.ClientOption{dtls.WithInsecureSkipVerify(true), dtls.WithKeyLogWriter(&clientCaught)}
 			for _, o := range shared {
 				server, client = append(server, o), append(client, o)
 			}
@@ -47,7 +52,7 @@ func TestDTLSSecretsExportAsDTLS(t *testing.T) {
 			defer cancel()
 			done := make(chan *dtls.Conn, 1)
 			go func() {
-				c, err := dtls.ClientWithOptions(cc, sc.LocalAddr(), client...)
+				c, err := dtls.ClientWithOptions(notingConn{cc, &clientCaught}, sc.LocalAddr(), client...)
 				if err == nil {
 					err = c.HandshakeContext(ctx)
 				}
@@ -85,13 +90,97 @@ func TestDTLSSecretsExportAsDTLS(t *testing.T) {
 			if p := caught.srtpProfile(); p != 0x0007 { // SRTP_AEAD_AES_128_GCM
 				t.Errorf("SRTP profile %#x", p)
 			}
+			if got, err := clientCaught.ExportKeyingMaterial("EXTRACTOR-dtls_srtp", nil, 60); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("the client's catch exported %x (%v), DTLS exports %x", got, err, want)
+			}
+			serverKeys, err := caught.SRTPConfig(false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			clientKeys, err := clientCaught.SRTPConfig(true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(clientKeys.Keys.RemoteMasterKey, serverKeys.Keys.LocalMasterKey) || !bytes.Equal(clientKeys.Keys.LocalMasterKey, serverKeys.Keys.RemoteMasterKey) ||
+				!bytes.Equal(clientKeys.Keys.RemoteMasterSalt, serverKeys.Keys.LocalMasterSalt) || clientKeys.Profile != serverKeys.Profile {
+				t.Fatal("the client's keys are not the server's, the other way round")
+			}
 		})
 	}
 }
 
+// notingConn shows its DTLSSecrets every datagram it reads, as a client
+// connection's socket reader does.
+type notingConn struct {
+	net.PacketConn
+	secrets *DTLSSecrets
+}
+
+func (c notingConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, addr, err := c.PacketConn.ReadFrom(b)
+	if err == nil {
+		c.secrets.NoteDatagram(b[:n])
+	}
+	return n, addr, err
+}
+
+// NoteDatagram passes over what is not a ServerHello in its first record:
+// other records, runts, RTP, and lengths that do not hold together.
+func TestDTLSSecretsNoteDatagramPassesOver(t *testing.T) {
+	for name, b := range notServerHellos {
+		var s DTLSSecrets
+		s.NoteDatagram(b)
+		if s.caughtServerHello.Load() || s.serverRandom != nil {
+			t.Errorf("%s: caught a ServerHello", name)
+		}
+		if _, err := s.SRTPConfig(true); !errors.Is(err, errNoSecrets) {
+			t.Errorf("%s: SRTPConfig gave %v", name, err)
+		}
+	}
+}
+
+// notServerHellos are datagrams NoteDatagram must pass over.
+var notServerHellos = map[string][]byte{
+	"empty":           nil,
+	"rtp":             append([]byte{0x80, 96}, make([]byte, 30)...),
+	"short handshake": {22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 2},
+	"length past end": append([]byte{22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 2}, make([]byte, 40)...),
+	"client hello":    append([]byte{22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 1}, make([]byte, 11)...),
+	"garbled hello":   append([]byte{22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 20, 2, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 8}, make([]byte, 8)...),
+}
+
+// NoteDatagram reads what any peer sends; whatever it catches is a whole
+// ServerHello's random.
+func FuzzDTLSSecretsNoteDatagram(f *testing.F) {
+	for _, b := range notServerHellos {
+		f.Add(b)
+	}
+	// A ServerHello as pion's DTLS server sends it, alone in its record.
+	suite := uint16(dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)
+	hello := handshake.MessageServerHello{Version: protocol.Version1_2, CipherSuiteID: &suite, CompressionMethod: &protocol.CompressionMethod{},
+		Extensions: []extension.Extension{&extension.UseSRTP{ProtectionProfiles: []extension.SRTPProtectionProfile{extension.SRTP_AEAD_AES_128_GCM}}}}
+	rec := recordlayer.RecordLayer{Header: recordlayer.Header{Version: protocol.Version1_2}, Content: &handshake.Handshake{Message: &hello}}
+	b, err := rec.Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	var caught DTLSSecrets
+	if caught.NoteDatagram(b); !caught.caughtServerHello.Load() || caught.srtpProfile() != srtp.ProtectionProfileAeadAes128Gcm {
+		f.Fatal("the seed ServerHello was not caught")
+	}
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var s DTLSSecrets
+		s.NoteDatagram(b)
+		if s.caughtServerHello.Load() != (s.serverRandom != nil) || s.serverRandom != nil && len(s.serverRandom) != 32 {
+			t.Fatalf("caught %v, server random %x", s.caughtServerHello.Load(), s.serverRandom)
+		}
+	})
+}
+
 // Before a handshake there is nothing to export.
 func TestDTLSSecretsEmpty(t *testing.T) {
-	var s dtlsSecrets
+	var s DTLSSecrets
 	if _, err := s.ExportKeyingMaterial("EXTRACTOR-dtls_srtp", nil, 60); !errors.Is(err, errNoSecrets) {
 		t.Fatalf("got %v", err)
 	}

@@ -150,7 +150,7 @@ func TestDirectReceiverRefuses(t *testing.T) {
 	remote := s.in.claimed
 	s.in.mu.Unlock()
 	ssrc := s.ssrc
-	if _, ok := (*s.in.streams.Load())[ssrc]; !ok {
+	if _, ok := (*s.in.intake.streams.Load())[ssrc]; !ok {
 		t.Fatal("the track's stream is not taken")
 	}
 	// The client's keys, as the client derives them.
@@ -228,7 +228,7 @@ func TestDirectReceiverGivesBackAStreamPastItsGuess(t *testing.T) {
 		t.Fatal("not started")
 	}
 	s.sendAndReceive(t, 1000, 60)
-	if _, ok := (*s.in.streams.Load())[s.ssrc]; ok || s.in.Taken() != 0 || e.directReceiveRefused.Load() != 1 {
+	if _, ok := (*s.in.intake.streams.Load())[s.ssrc]; ok || s.in.Taken() != 0 || e.directReceiveRefused.Load() != 1 {
 		t.Fatalf("stream still taken %v, %d taken, %d refused", ok, s.in.Taken(), e.directReceiveRefused.Load())
 	}
 }
@@ -280,7 +280,7 @@ func TestDirectReceiverFollowsThePair(t *testing.T) {
 				s.sendAndReceive(t, 65100, tc.packets)
 			}
 			if tc.past {
-				s.in.taken.Store(pionGuessWindow)
+				s.in.intake.taken.Store(pionGuessWindow)
 			}
 			s.in.mu.Lock()
 			first := s.in.claimed
