@@ -67,8 +67,11 @@ const audioStream = 3
 type meetClient struct {
 	identity string
 	phase    *atomic.Int32
-	ws       *websocket.Conn
-	wsMu     sync.Mutex
+	// intake: the subscriber connection's media is decrypted on its
+	// socket's reader (stampConn.takeOnReader).
+	intake bool
+	ws     *websocket.Conn
+	wsMu   sync.Mutex
 
 	joined   chan struct{}
 	answers  chan string
@@ -92,13 +95,13 @@ type meetClient struct {
 }
 
 // dialMeeting connects to the signaling WebSocket and joins with token.
-func dialMeeting(wsURL, identity, token string, phase *atomic.Int32) (*meetClient, error) {
+func dialMeeting(wsURL, identity, token string, phase *atomic.Int32, intake bool) (*meetClient, error) {
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
 	ws, _, err := d.Dial(wsURL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: signaling: %w", identity, err)
 	}
-	c := &meetClient{identity: identity, phase: phase, ws: ws, joined: make(chan struct{}), answers: make(chan string, 1),
+	c := &meetClient{identity: identity, phase: phase, intake: intake, ws: ws, joined: make(chan struct{}), answers: make(chan string, 1),
 		readDone: make(chan struct{}), quit: make(chan struct{}), layers: map[string]string{}}
 	go c.read()
 	c.send(map[string]any{"type": "join", "token": token})
@@ -221,6 +224,9 @@ func (c *meetClient) newPC(publisher bool) (*webrtc.PeerConnection, *stampConn, 
 	if err != nil {
 		return nil, nil, err
 	}
+	if c.intake && !publisher {
+		conn.withIntake()
+	}
 	pc, err := c.newPCOn(conn, publisher)
 	if err != nil {
 		conn.Close()
@@ -241,6 +247,10 @@ func (c *meetClient) newPCOn(conn *stampConn, publisher bool) (*webrtc.PeerConne
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if conn.intake != nil {
+		se.SetDTLSKeyLogWriter(conn.secrets)
+		se.BufferFactory = conn.intake.Buffer
+	}
 	var me webrtc.MediaEngine
 	if publisher {
 		feedback := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
@@ -301,6 +311,13 @@ func (c *meetClient) answer(offer string) error {
 			return err
 		}
 		go conn.feedback.Send(pc, c.quit, func(n int) { feedbackSent.Add(uint64(n)) })
+		if conn.intake != nil {
+			pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+				if s == webrtc.PeerConnectionStateConnected {
+					conn.startIntake()
+				}
+			})
+		}
 		pc.OnICECandidate(func(ic *webrtc.ICECandidate) { c.sendCandidate(signal.TargetSubscriber, ic) })
 		pc.OnTrack(func(tr *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 			// As a browser takes the sender reports (its receiver

@@ -48,6 +48,14 @@ import (
 // in this process. --in-process runs the server in this process instead
 // (the test does, so that it needs no built binary).
 //
+// The receivers read their media through pion's path, each packet handed
+// between four goroutines; with --intake they decrypt it on their
+// sockets' readers and hand it to pion's track once, as lookout's direct
+// receiver does and as a browser's network thread does. The load
+// generator then takes a sixth less CPU, but lookout's CPU per Mbit/s
+// is no lower (docs/BENCHMARKS.md, "Meetings"), so the default stays
+// pion's path, as in the figures before it.
+//
 // --compare OTHER measures the fan-out with --binary and OTHER in turn,
 // --pairs times each, and prints their figures side by side: this
 // virtual machine's speed drifts by a fifth from one hour to the next,
@@ -68,6 +76,7 @@ func meeting(argv []string, out io.Writer) error {
 	audio := fs.Bool("audio", true, "fan-out: the publisher sends audio too (50 packets/s)")
 	directSend := fs.Bool("direct-send", true, "lookout sends meeting media with its direct sender (webrtc.direct_send, the default); false: through pion's SRTP path, to compare the two")
 	directReceive := fs.Bool("direct-receive", true, "lookout takes publishers' media off its UDP port with its direct receiver (webrtc.direct_receive, the default); false: through pion's path, to compare the two")
+	intake := fs.Bool("intake", false, "the receivers decrypt their media on their socket's reader and hand it to pion's track (as lookout's direct receiver does), rather than through pion's four goroutine hand-overs (the default, as in every figure before it): the load generator takes less of the two cores it shares with lookout, but lookout's CPU per Mbit/s does not fall (docs/BENCHMARKS.md)")
 	nice := fs.Int("nice", 0, "run the participants at this CPU priority (nice 1-19, below lookout's own), so that where the two contend for the cores lookout comes first, as a server does not share its machine with its clients; 0: the same priority")
 	pacing := fs.Float64("pacing", 2.5, "publishers pace their video packets at this many times the video's bitrate, as browsers do (Chrome: 2.5); 0 sends each frame's packets at once")
 	compare := fs.String("compare", "", "fan-out: also measure this other lookout binary, in --pairs runs alternating with --binary, and print both side by side (on a machine whose speed drifts, only alternating runs compare two builds)")
@@ -108,7 +117,7 @@ func meeting(argv []string, out io.Writer) error {
 		}
 	}
 	o := meetOpts{nice: *nice, subscribers: *subscribers, duration: *duration, warmup: *warmup, rooms: *rooms, perRoom: *perRoom, sample: *sample,
-		pprofAddr: *pprofAddr, cpuProfile: *cpuProfile, pacing: *pacing, rates: rates, audio: *audio, directSend: *directSend, directReceive: *directReceive}
+		pprofAddr: *pprofAddr, cpuProfile: *cpuProfile, pacing: *pacing, rates: rates, audio: *audio, directSend: *directSend, directReceive: *directReceive, intake: *intake}
 	if *compare != "" {
 		return meetingCompare([2]string{*binary, *compare}, *pairs, *inProcess, o, out)
 	}
@@ -220,6 +229,8 @@ type meetOpts struct {
 	pacing           float64
 	directSend       bool
 	directReceive    bool
+	// intake: the receivers take their media on their socket's reader.
+	intake bool
 	// rates are the fan-out publisher's layers (bit/s); audio whether it
 	// sends audio.
 	rates []int
@@ -542,7 +553,7 @@ func saveURL(url, file string) error {
 
 // joinAll joins n participants, 8 at a time: identity(i) with token(i),
 // then, if then is not nil, then(i, client).
-func joinAll(srv *meetServer, n int, phase *atomic.Int32, identity func(int) string, tokens []string, then func(int, *meetClient) error) ([]*meetClient, []error) {
+func joinAll(srv *meetServer, n int, phase *atomic.Int32, intake bool, identity func(int) string, tokens []string, then func(int, *meetClient) error) ([]*meetClient, []error) {
 	clients := make([]*meetClient, n)
 	errs := make([]error, n)
 	next := atomic.Int64{}
@@ -556,7 +567,7 @@ func joinAll(srv *meetServer, n int, phase *atomic.Int32, identity func(int) str
 				if i >= n {
 					return
 				}
-				c, err := dialMeeting(srv.wsURL, identity(i), tokens[i], phase)
+				c, err := dialMeeting(srv.wsURL, identity(i), tokens[i], phase, intake)
 				if err == nil && then != nil {
 					if err = then(i, c); err != nil {
 						c.close()
@@ -728,7 +739,7 @@ func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) (fanoutResult, er
 	feedbackSent.Store(0) // a run before this one's, with --compare
 	idle, benchIdle := srv.sample(), selfSample()
 	var phase atomic.Int32
-	pub, err := dialMeeting(srv.wsURL, "pub", pubToken, &phase)
+	pub, err := dialMeeting(srv.wsURL, "pub", pubToken, &phase, o.intake)
 	if err != nil {
 		return fanoutResult{}, err
 	}
@@ -742,7 +753,7 @@ func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) (fanoutResult, er
 		return fanoutResult{}, err
 	}
 	joinStart := time.Now()
-	subs, errs := joinAll(srv, n, &phase, func(i int) string { return fmt.Sprintf("sub-%03d", i) }, tokens, nil)
+	subs, errs := joinAll(srv, n, &phase, o.intake, func(i int) string { return fmt.Sprintf("sub-%03d", i) }, tokens, nil)
 	defer closeAll(subs)
 	joinTook := time.Since(joinStart)
 	connected := waitMedia(subs, 1, boolInt(o.audio), 30*time.Second)
@@ -811,7 +822,7 @@ func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) (fanoutResult, er
 		where += ", receiving through pion's path (--direct-receive=false)"
 	}
 	fmt.Fprintf(out, "  %s; %s warm-up, then measured for %s\n", where, o.warmup, o.duration)
-	fmt.Fprintf(out, "  subscribers receiving %d of %d (joined in %s)\n", connected, n, joinTook.Round(10*time.Millisecond))
+	fmt.Fprintf(out, "  subscribers receiving %d of %d (joined in %s); %s\n", connected, n, joinTook.Round(10*time.Millisecond), intakeText(o.intake, subs))
 	if len(joinErrs) > 0 {
 		fmt.Fprintf(out, "  join failures (first %d): %s\n", len(joinErrs), strings.Join(joinErrs, "; "))
 	}
@@ -884,6 +895,29 @@ func countsString(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
+// intakeText says how the receivers decrypt: on their sockets' readers,
+// with how many connections' intakes started and how many packets they
+// took so far, or through pion's path.
+func intakeText(on bool, clients []*meetClient) string {
+	if !on {
+		return "the receivers decrypting through pion's path (the default; --intake decrypts on their sockets' readers)"
+	}
+	started, taken := 0, uint64(0)
+	for _, c := range clients {
+		if c == nil {
+			continue
+		}
+		c.mu.Lock()
+		conn := c.subConn
+		c.mu.Unlock()
+		if conn != nil && conn.intakeOn.Load() {
+			started++
+			taken += conn.intake.Taken()
+		}
+	}
+	return fmt.Sprintf("the receivers decrypting on their sockets' readers (--intake): %d connections, %d packets so far", started, taken)
+}
+
 // meetingRooms is the many-rooms run with memory sampled.
 func meetingRooms(srv *meetServer, o meetOpts, out io.Writer) error {
 	total := o.rooms * o.perRoom
@@ -904,7 +938,7 @@ func meetingRooms(srv *meetServer, o meetOpts, out io.Writer) error {
 	idle, benchIdle := srv.sample(), selfSample()
 	var phase atomic.Int32
 	publishers := make([]*benchPublisher, total)
-	clients, errs := joinAll(srv, total, &phase, identity, tokens, func(i int, c *meetClient) error {
+	clients, errs := joinAll(srv, total, &phase, o.intake, identity, tokens, func(i int, c *meetClient) error {
 		// Each speaks at its own level, so the speakers list is steady.
 		p, err := c.publish([]int{300_000}, byte(20+i%o.perRoom*10), o.pacing)
 		publishers[i] = p
@@ -928,6 +962,7 @@ func meetingRooms(srv *meetServer, o meetOpts, out io.Writer) error {
 		where = "lookout and the participants in one process"
 	}
 	fmt.Fprintf(out, "  %s; hearing everyone: %d of %d; %s warm-up, then measured for %s, sampled every %s\n", where, connected, total, o.warmup, o.duration, o.sample)
+	fmt.Fprintf(out, "  %s\n", intakeText(o.intake, clients))
 	fmt.Fprintf(out, "  idle before the joins: lookout %s; bench %s\n", idle, benchIdle)
 
 	var cpu cpuMeter

@@ -22,14 +22,19 @@ func TestMeetingBench(t *testing.T) {
 		name string
 		args []string
 		want []string
+		// intake is how many receivers' connections take their media
+		// on the socket's reader (--intake), -1 for none.
+		intake int
 	}{
-		{"fan-out", []string{"--subscribers", "3", "--warmup", "1s", "--duration", "3s"},
-			[]string{"subscribers receiving 3 of 3", "layers at the end", "through the publisher's pion", "its first copy"}},
+		{"fan-out", []string{"--subscribers", "3", "--warmup", "1s", "--duration", "3s", "--intake"},
+			[]string{"subscribers receiving 3 of 3", "layers at the end", "through the publisher's pion", "its first copy"}, 3},
+		{"fan-out through pion", []string{"--subscribers", "2", "--warmup", "1s", "--duration", "2s"},
+			[]string{"subscribers receiving 2 of 2", "the receivers decrypting through pion's path (the default"}, -1},
 		// Two builds alternating (here both the one in this process).
 		{"compare", []string{"--compare", "other-build", "--pairs", "2", "--subscribers", "2", "--warmup", "1s", "--duration", "2s"},
-			[]string{"run 1 of other-build", "run 2 of bin/lookout", "alternating runs, 2 of each", "  other-build\n", "median: lost 0 of"}},
-		{"rooms", []string{"--rooms", "1", "--per-room", "3", "--warmup", "0s", "--duration", "3s", "--sample", "1s"},
-			[]string{"hearing everyone: 3 of 3", "videos flowing while measured: 6 of 6", "t=1s", "lookout RSS: first", "slope"}},
+			[]string{"run 1 of other-build", "run 2 of bin/lookout", "alternating runs, 2 of each", "  other-build\n", "median: lost 0 of"}, -1},
+		{"rooms", []string{"--rooms", "1", "--per-room", "3", "--warmup", "0s", "--duration", "3s", "--sample", "1s", "--intake"},
+			[]string{"hearing everyone: 3 of 3", "videos flowing while measured: 6 of 6", "t=1s", "lookout RSS: first", "slope"}, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
@@ -85,6 +90,21 @@ func TestMeetingBench(t *testing.T) {
 			}
 			if !strings.Contains(out.String(), "without a send time 0") {
 				t.Error("packets without a readable send time")
+			}
+			// The receivers' intakes caught their connections' keys and
+			// took the media (the fan-out's count is at its end).
+			if tc.intake > 0 {
+				im := regexp.MustCompile(`on their sockets' readers \(--intake\): (\d+) connections, (\d+) packets`).FindAllStringSubmatch(out.String(), -1)
+				if im == nil {
+					t.Fatal("no intake count")
+				}
+				for _, m := range im {
+					conns, _ := strconv.Atoi(m[1])
+					taken, _ := strconv.Atoi(m[2])
+					if conns != tc.intake || tc.name != "rooms" && taken < want/2 {
+						t.Errorf("intakes: %d connections (want %d), %d packets taken of %d received", conns, tc.intake, taken, want)
+					}
+				}
 			}
 		})
 	}

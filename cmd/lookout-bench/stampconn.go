@@ -9,6 +9,7 @@ import (
 
 	"github.com/lookout-cc/lookout/internal/meetpeer"
 	"github.com/lookout-cc/lookout/internal/rxstamp"
+	"github.com/lookout-cc/lookout/sfu/rtc"
 )
 
 // stampConn is a participant's UDP socket that notes, for every RTP packet
@@ -18,8 +19,10 @@ import (
 // receivers split a packet's delay with it: from the publisher's write to
 // the arrival at the subscriber's socket is the SFU's doing (on loopback
 // the kernel delivers within the server's send); from there to the read
-// is the bench's own pion receive path (four goroutines per packet, on
-// the same two cores).
+// is the bench's own receive path (with --intake, the default: decrypted
+// on this socket's reader and read by the track's goroutine through
+// pion's interceptors; without, pion's four goroutine hand-overs), on the
+// same two cores.
 //
 // It also makes the connection's transport-wide congestion control
 // feedback from those arrival times, as a browser makes it from its
@@ -40,6 +43,55 @@ type stampConn struct {
 	// feedback records the RTP's arrivals for the connection's TWCC
 	// feedback.
 	feedback *meetpeer.ArrivalFeedback
+
+	// On a receiver's connection with --intake, the intake takes the
+	// SRTP on the reading goroutine once started (intakeOn), with the
+	// keys of the connection's DTLS handshake (as its client).
+	secrets  *rtc.DTLSSecrets
+	intake   *rtc.SRTPIntake
+	startMu  sync.Mutex
+	intakeOn atomic.Bool
+}
+
+// withIntake readies the connection to take its media on its reader, as
+// lookout's direct receiver does: the browser's network thread decrypts
+// too, and the bench's receivers, on the same two cores as lookout, then
+// hand each packet over once (to the track's reader) rather than four
+// times.
+func (c *stampConn) withIntake() {
+	c.secrets, c.intake = &rtc.DTLSSecrets{}, rtc.NewSRTPIntake(nil, nil)
+}
+
+// startIntake starts the intake, the connection connected; once (pion
+// calls each state change's handler on a goroutine of its own).
+func (c *stampConn) startIntake() {
+	if c.intake == nil {
+		return
+	}
+	c.startMu.Lock()
+	defer c.startMu.Unlock()
+	if c.intakeOn.Load() {
+		return
+	}
+	cfg, err := c.secrets.SRTPConfig(true)
+	if err == nil {
+		err = c.intake.Start(cfg)
+	}
+	if err != nil {
+		// Left to pion; intakeText counts the intakes started.
+		return
+	}
+	c.intakeOn.Store(true)
+}
+
+// takeOnReader takes a datagram the reader read, if the intake takes it;
+// before the intake starts, it shows it the DTLS handshake's ServerHello.
+func (c *stampConn) takeOnReader(b []byte) bool {
+	if !c.intakeOn.Load() {
+		c.secrets.NoteDatagram(b)
+		return false
+	}
+	return c.intake.Take(b)
 }
 
 // stampTable holds, for one SSRC, the arrival of the last 1024 sequence
@@ -70,12 +122,18 @@ func listenStamped() (*stampConn, error) {
 }
 
 // ReadFromAddrPort and WriteToAddrPort make it an ice.AddrPortReaderWriter.
+// What the intake takes is not returned: the next datagram is read.
 func (c *stampConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
-	n, oobn, _, addr, err := c.ReadMsgUDPAddrPort(b, c.oob)
-	if err == nil {
+	for {
+		n, oobn, _, addr, err := c.ReadMsgUDPAddrPort(b, c.oob)
+		if err != nil {
+			return n, addr, err
+		}
 		c.note(b[:n], c.oob[:oobn])
+		if c.intake == nil || !c.takeOnReader(b[:n]) {
+			return n, addr, nil
+		}
 	}
-	return n, addr, err
 }
 
 func (c *stampConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
@@ -101,7 +159,8 @@ func (c *stampConn) noteSend(b []byte) {
 	t.at[seq&1023].Store(uint64(seq)<<48 | uint64(benchNow())&stampTimeMask)
 }
 
-// ReadFrom is the same for readers without AddrPort.
+// ReadFrom is the same for readers without AddrPort, without the intake
+// (pion's UDP mux reads through ReadFromAddrPort).
 func (c *stampConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	n, oobn, _, addr, err := c.ReadMsgUDP(b, c.oob)
 	if err == nil {

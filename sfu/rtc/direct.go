@@ -347,8 +347,6 @@ type DTLSSecrets struct {
 	profile      srtp.ProtectionProfile
 	clientRandom []byte
 	master       []byte
-
-	caughtServerHello atomic.Bool // by NoteDatagram
 }
 
 // ServerHello is the DTLS server's ServerHello hook: it notes the message
@@ -392,13 +390,15 @@ func (s *DTLSSecrets) Write(p []byte) (int, error) {
 }
 
 // NoteDatagram takes the ServerHello from a datagram the connection read,
-// as its DTLS client, until one is caught; anything else is passed over.
-// It is called from the reading goroutine, before pion reads the
-// datagram.
+// as its DTLS client; anything else is passed over. A later ServerHello
+// replaces an earlier one (a retransmission is the same; one of an
+// earlier handshake to the same port is not). It is called from the
+// reading goroutine, before pion reads the datagram, until the
+// connection is connected.
 func (s *DTLSSecrets) NoteDatagram(b []byte) {
 	// A DTLS record's first byte (RFC 9443): 20-63; a handshake's is 22.
 	if len(b) < recordlayer.FixedHeaderSize+handshake.HeaderLength || b[0] != byte(protocol.ContentTypeHandshake) ||
-		b[recordlayer.FixedHeaderSize] != byte(handshake.TypeServerHello) || s.caughtServerHello.Load() {
+		b[recordlayer.FixedHeaderSize] != byte(handshake.TypeServerHello) {
 		return
 	}
 	records, err := recordlayer.UnpackDatagram(b)
@@ -412,7 +412,6 @@ func (s *DTLSSecrets) NoteDatagram(b []byte) {
 	if h, ok := rec.Content.(*handshake.Handshake); ok {
 		if m, ok := h.Message.(*handshake.MessageServerHello); ok {
 			s.ServerHello(*m)
-			s.caughtServerHello.Store(true)
 		}
 	}
 }

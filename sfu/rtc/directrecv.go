@@ -164,7 +164,8 @@ const pionGuessWindow = 30_000
 
 // takeRTP takes one SRTP datagram from the connection's remote address;
 // false leaves it to pion (a stream the receiver does not take, or a
-// packet that did not authenticate with the receiver's context).
+// packet that did not authenticate with the receiver's context while its
+// stream was not yet proven).
 func (r *DirectReceiver) takeRTP(b []byte) bool { return r.intake.Take(b) }
 
 // Taken is how many packets the receiver decrypted and handed to pion's

@@ -114,7 +114,8 @@ func (in *SRTPIntake) editStreams(edit func(map[uint32]*intakeBuffer)) {
 }
 
 // Start gives the intake the peer's SRTP keys (cfg's Remote ones) and
-// profile; Take takes nothing before.
+// profile; Take takes nothing before. Call it once: a second start would
+// begin the streams' rollover counters and replay windows again.
 func (in *SRTPIntake) Start(cfg srtp.Config) error {
 	ctx, err := srtp.CreateContext(cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, cfg.Profile, srtp.SRTPReplayProtection(recvReplayWindow))
 	if err != nil {
@@ -126,13 +127,13 @@ func (in *SRTPIntake) Start(cfg srtp.Config) error {
 	return nil
 }
 
-// Take takes one SRTP datagram from the connection's peer; false leaves
-// it to pion (a stream the intake does not take, or a packet that did not
-// authenticate with the intake's context while its stream was not yet
-// proven). It allocates nothing.
+// Take takes one datagram from the connection's peer, if it is SRTP;
+// false leaves it to pion (not SRTP, a stream the intake does not take,
+// or a packet that did not authenticate with the intake's context while
+// its stream was not yet proven). It allocates nothing.
 func (in *SRTPIntake) Take(b []byte) bool {
 	streams := in.streams.Load()
-	if streams == nil || len(b) < 12 {
+	if streams == nil || !isRTP(b) {
 		return false
 	}
 	ssrc := binary.BigEndian.Uint32(b[8:12])
