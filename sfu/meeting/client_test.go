@@ -165,8 +165,9 @@ type client struct {
 	identity string
 	ws       *websocket.Conn
 	wsMu     sync.Mutex
-	// subFilter wraps the subscriber connection's socket (a throttle).
-	subFilter func(net.PacketConn) net.PacketConn
+	// subFilter wraps the subscriber connection's socket (a throttle);
+	// pubFilter the publisher connection's.
+	subFilter, pubFilter func(net.PacketConn) net.PacketConn
 	// candidatesFirst has the client send its subscriber connection's
 	// candidates before its answer, as a client racing its trickle ahead
 	// of its answer may.
@@ -648,8 +649,12 @@ type publisher struct {
 	// PLI), as browsers do, not every second; plis counts the PLIs.
 	onlyAskedKeys atomic.Bool
 	plis          atomic.Int32
-	stop          chan struct{}
-	done          sync.WaitGroup
+	// nacked counts, by sequence number, how often the video's packets
+	// were asked for again.
+	nackedMu sync.Mutex
+	nacked   map[uint16]int
+	stop     chan struct{}
+	done     sync.WaitGroup
 	// rates are the layers' bitrates (0: the layer is not sent).
 	rates [numLayers]atomic.Int64
 	// skip has a layer send one frame in skip+1 (0: every frame), as an
@@ -670,7 +675,7 @@ type publisher struct {
 // until the test ends.
 func (c *client) publish(simulcast bool) *publisher {
 	c.t.Helper()
-	pc, err := c.newPC(nil)
+	pc, err := c.newPC(c.pubFilter)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -787,6 +792,18 @@ func (p *publisher) readRTCP(read func() ([]rtcp.Packet, interceptor.Attributes,
 			return
 		}
 		for _, pk := range pkts {
+			if n, ok := pk.(*rtcp.TransportLayerNack); ok && layer >= 0 {
+				p.nackedMu.Lock()
+				if p.nacked == nil {
+					p.nacked = map[uint16]int{}
+				}
+				for _, pair := range n.Nacks {
+					for _, seq := range pair.PacketList() {
+						p.nacked[seq]++
+					}
+				}
+				p.nackedMu.Unlock()
+			}
 			if _, ok := pk.(*rtcp.PictureLossIndication); ok {
 				p.plis.Add(1)
 				if p.onlyAskedKeys.Load() && layer >= 0 {

@@ -21,6 +21,7 @@ type metrics struct {
 	estimateBits *prometheus.GaugeVec   // room, participant
 	layers       *prometheus.GaugeVec   // room, participant, layer: the videos received at each layer
 	nacks        *prometheus.CounterVec // room, participant
+	nacksSent    *prometheus.CounterVec // room, participant
 	plis         *prometheus.CounterVec // room, participant, direction
 	rtcpDropped  *prometheus.CounterVec // room, participant
 
@@ -28,7 +29,7 @@ type metrics struct {
 	last map[string]partCounters // room/participant -> counters at the last tick
 }
 
-type partCounters struct{ nacks, plisIn, plisSent, rtcpBad uint64 }
+type partCounters struct{ nacks, nacksSent, plisIn, plisSent, rtcpBad uint64 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
@@ -47,6 +48,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Videos a participant receives, by simulcast layer (paused: stopped for bandwidth)."}, []string{"room", "participant", "layer"}),
 		nacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lookout_meeting_nacks_total",
 			Help: "NACKs a participant sent about media it receives."}, []string{"room", "participant"}),
+		nacksSent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lookout_meeting_nacks_sent_total",
+			Help: "NACKs the SFU sent a publisher about its media lost on the way to the SFU."}, []string{"room", "participant"}),
 		plis: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lookout_meeting_plis_total",
 			Help: "Keyframe requests (PLI, FIR): in (a participant asked the SFU), out (the SFU asked a publisher)."}, []string{"room", "participant", "direction"}),
 		rtcpDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lookout_meeting_rtcp_dropped_total",
@@ -54,7 +57,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		last: map[string]partCounters{},
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.rooms, m.participants, m.bitrate, m.lost, m.rtt, m.estimateBits, m.layers, m.nacks, m.plis, m.rtcpDropped} {
+		for _, c := range []prometheus.Collector{m.rooms, m.participants, m.bitrate, m.lost, m.rtt, m.estimateBits, m.layers, m.nacks, m.nacksSent, m.plis, m.rtcpDropped} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -80,6 +83,7 @@ func (m *metrics) forget(room, participant string) {
 		v.DeletePartialMatch(labels)
 	}
 	m.nacks.DeletePartialMatch(labels)
+	m.nacksSent.DeletePartialMatch(labels)
 	m.plis.DeletePartialMatch(labels)
 	m.rtcpDropped.DeletePartialMatch(labels)
 	m.mu.Lock()
@@ -128,7 +132,7 @@ func (r *Room) tickStats(dt time.Duration) {
 		key := r.id + "/" + p.identity
 		m.mu.Lock()
 		prev := m.last[key]
-		now := partCounters{nacks: p.nacksIn.Load(), plisIn: p.plisIn.Load(), plisSent: p.plisSent.Load(), rtcpBad: p.rtcpBad.Load()}
+		now := partCounters{nacks: p.nacksIn.Load(), nacksSent: p.nacksSent.Load(), plisIn: p.plisIn.Load(), plisSent: p.plisSent.Load(), rtcpBad: p.rtcpBad.Load()}
 		m.last[key] = now
 		m.mu.Unlock()
 		p.allocMu.Lock()
@@ -142,6 +146,7 @@ func (r *Room) tickStats(dt time.Duration) {
 		}
 		m.layers.WithLabelValues(r.id, p.identity, "paused").Set(float64(atLayer[numLayers]))
 		m.nacks.WithLabelValues(r.id, p.identity).Add(float64(now.nacks - prev.nacks))
+		m.nacksSent.WithLabelValues(r.id, p.identity).Add(float64(now.nacksSent - prev.nacksSent))
 		m.plis.WithLabelValues(r.id, p.identity, "in").Add(float64(now.plisIn - prev.plisIn))
 		m.plis.WithLabelValues(r.id, p.identity, "out").Add(float64(now.plisSent - prev.plisSent))
 		m.rtcpDropped.WithLabelValues(r.id, p.identity).Add(float64(now.rtcpBad - prev.rtcpBad))

@@ -120,8 +120,11 @@ type participant struct {
 	nacksIn  atomic.Uint64 // NACKs this participant sent about what it receives
 	plisIn   atomic.Uint64 // PLIs and FIRs it sent
 	plisSent atomic.Uint64 // keyframe requests the SFU sent it as a publisher
-	rtcpBad  atomic.Uint64 // RTCP it sent that did not parse (dropped)
-	done     chan struct{}
+	// nacksSent counts the NACKs the SFU sent it as a publisher, about
+	// its media lost on the way (nack.go).
+	nacksSent atomic.Uint64
+	rtcpBad   atomic.Uint64 // RTCP it sent that did not parse (dropped)
+	done      chan struct{}
 }
 
 func newParticipant(room *Room, c *auth.JoinClaims, cn *conn) *participant {

@@ -84,6 +84,9 @@ type upTrack struct {
 	// seqs counts each layer's packets against their sequence numbers:
 	// the loss on the publisher's link.
 	seqs [numLayers]seqCount
+	// nacks asks the publisher again for each video layer's lost
+	// packets (nack.go).
+	nacks [numLayers]nackLog
 
 	// Audio levels since the room's speaker tick took them: the sum of
 	// the per-packet activity (0-1000) and the packet count.
@@ -192,6 +195,7 @@ func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
 	var forwarded sync.WaitGroup
 	audio := u.kind == webrtc.RTPCodecTypeAudio
 	isKey := isH264Keyframe
+	ssrc := uint32(remote.SSRC())
 	var lastTS uint32
 	seen := false
 	switch {
@@ -210,13 +214,19 @@ func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
 		}
 		u.layerBytes[layer].Add(uint64(n))
 		u.seqs[layer].add(p.SequenceNumber)
-		if !audio && (!seen || int32(p.Timestamp-lastTS) > 0) {
-			// A new frame (a retransmission of an older one is not):
-			// one atomic add a frame, not a packet.
-			lastTS, seen = p.Timestamp, true
-			u.layerFrames[layer].Add(1)
-		}
 		now := nanotime()
+		if !audio {
+			if !seen || int32(p.Timestamp-lastTS) > 0 {
+				// A new frame (a retransmission of an older one is
+				// not): one atomic add a frame, not a packet.
+				lastTS, seen = p.Timestamp, true
+				u.layerFrames[layer].Add(1)
+			}
+			if nack := u.nacks[layer].received(p.SequenceNumber, now, ssrc); nack != nil {
+				u.pub.nacksSent.Add(1)
+				_ = u.pub.writePublisherRTCP([]rtcp.Packet{nack})
+			}
+		}
 		u.lastPacket[layer].Store(now)
 		if audio && u.levelExt != 0 {
 			if e := p.GetExtension(u.levelExt); len(e) > 0 {

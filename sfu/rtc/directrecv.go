@@ -12,7 +12,7 @@ import (
 // connection's keys, and writes the plain packet into the buffer pion's
 // track reads (the SRTP read stream's, which pion makes with the setting
 // engine's BufferFactory: here, the receiver's). pion's interceptors
-// (NACKs, receiver reports, transport-wide feedback) and its RTX and
+// (receiver reports, transport-wide feedback) and its RTX and
 // simulcast handling run on the track's read as before.
 //
 // Why: on pion's own path a datagram is handed from the UDP mux's reader

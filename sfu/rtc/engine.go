@@ -286,10 +286,17 @@ func (e *Engine) NewSubscriberPeerConnection() (*webrtc.PeerConnection, error) {
 const nackHistory = 256
 
 // registerInterceptors registers pion's default interceptors (NACK
-// generator and responder, RTCP reports, simulcast header extensions,
-// statistics, TWCC feedback) with a shorter NACK history.
+// responder, RTCP reports, simulcast header extensions, statistics, TWCC
+// feedback) with a shorter NACK history, and its NACK generator bound to
+// no stream.
 func registerInterceptors(me *webrtc.MediaEngine, ir *interceptor.Registry) error {
-	return webrtc.RegisterDefaultInterceptorsWithOptions(me, ir, webrtc.WithNackResponderOptions(nack.ResponderSize(nackHistory)))
+	return webrtc.RegisterDefaultInterceptorsWithOptions(me, ir, webrtc.WithNackResponderOptions(nack.ResponderSize(nackHistory)),
+		// The NACKs for what publishers lose on the way are the
+		// meeting's own (sfu/meeting/nack.go): pion's generator does
+		// not see packets repaired over RTX and asks for them again
+		// until they leave its log. Registered still, for the SDP's
+		// nack feedback; bound to no stream.
+		webrtc.WithNackGeneratorOptions(nack.GeneratorStreamsFilter(func(*interceptor.StreamInfo) bool { return false })))
 }
 
 // audioLevelURI is the client-to-mixer audio level extension (RFC 6464),

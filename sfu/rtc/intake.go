@@ -15,8 +15,8 @@ import (
 // SRTPIntake decrypts one connection's incoming SRTP on its socket's
 // reading goroutine, and writes each plain packet into the buffer pion's
 // track reads: the SRTP read stream's, which pion makes with the setting
-// engine's BufferFactory (Buffer, here). pion's interceptors (NACKs,
-// receiver reports, transport-wide feedback) and its RTX and simulcast
+// engine's BufferFactory (Buffer, here). pion's interceptors (receiver
+// reports, transport-wide feedback; a meeting makes its NACKs itself) and its RTX and simulcast
 // handling still run on the track's read; what is saved is pion's
 // goroutine hand-overs between the socket and the track (DirectReceiver
 // says why that matters).
