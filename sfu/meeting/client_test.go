@@ -650,11 +650,12 @@ type publisher struct {
 	onlyAskedKeys atomic.Bool
 	plis          atomic.Int32
 	// nacked counts, by sequence number, how often the video's packets
-	// were asked for again.
-	nackedMu sync.Mutex
-	nacked   map[uint16]int
-	stop     chan struct{}
-	done     sync.WaitGroup
+	// were asked for again; firstAsked is when each was first.
+	nackedMu   sync.Mutex
+	nacked     map[uint16]int
+	firstAsked map[uint16]time.Time
+	stop       chan struct{}
+	done       sync.WaitGroup
 	// rates are the layers' bitrates (0: the layer is not sent).
 	rates [numLayers]atomic.Int64
 	// skip has a layer send one frame in skip+1 (0: every frame), as an
@@ -795,11 +796,13 @@ func (p *publisher) readRTCP(read func() ([]rtcp.Packet, interceptor.Attributes,
 			if n, ok := pk.(*rtcp.TransportLayerNack); ok && layer >= 0 {
 				p.nackedMu.Lock()
 				if p.nacked == nil {
-					p.nacked = map[uint16]int{}
+					p.nacked, p.firstAsked = map[uint16]int{}, map[uint16]time.Time{}
 				}
 				for _, pair := range n.Nacks {
 					for _, seq := range pair.PacketList() {
-						p.nacked[seq]++
+						if p.nacked[seq]++; p.nacked[seq] == 1 {
+							p.firstAsked[seq] = time.Now()
+						}
 					}
 				}
 				p.nackedMu.Unlock()

@@ -159,6 +159,7 @@ func (r *Room) tickStats(dt time.Duration) {
 			m.lost.WithLabelValues(r.id, p.identity, "out").Set(lossOut)
 			if rtt > 0 {
 				m.rtt.WithLabelValues(r.id, p.identity).Set(rtt)
+				p.rttMicros.Store(int64(rtt * 1e6))
 			}
 		}
 		if pub != nil {

@@ -48,7 +48,7 @@ func TestNackLog(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var l nackLog
 			for _, s := range tc.steps {
-				n := l.received(s.seq, ms(s.at)+1, 7)
+				n := l.received(s.seq, ms(s.at)+1, 7, nackRetry(0))
 				var got []uint16
 				if n != nil {
 					if n.MediaSSRC != 7 {
@@ -66,20 +66,59 @@ func TestNackLog(t *testing.T) {
 	}
 }
 
+// Between packets (a layer at a frame a second), the read deadline set to
+// nextDue has the asks made on time; the retry waits a round trip and a
+// half when that is longer than nackRetryAfter.
+func TestNackLogBetweenPackets(t *testing.T) {
+	ms := func(d int) int64 { return int64(time.Duration(d) * time.Millisecond) }
+	var l nackLog
+	retry := nackRetry(200 * time.Millisecond)
+	if retry != ms(300) || nackRetry(0) != ms(100) {
+		t.Fatalf("retry %d ns for a 200 ms round trip, %d for none", retry, nackRetry(0))
+	}
+	l.received(10, ms(0), 7, retry)
+	if n := l.received(12, ms(1), 7, retry); n != nil || l.nextDue(retry) != ms(11) {
+		t.Fatalf("the gap: NACK %v, next due %d", n, l.nextDue(retry))
+	}
+	for i, want := range []int{11, 311, 611} {
+		at := l.nextDue(retry)
+		if at != ms(want) {
+			t.Fatalf("ask %d due at %d, want %d ms", i+1, at, want)
+		}
+		n := l.due(at, 7, retry)
+		if n == nil || len(n.Nacks) != 1 || n.Nacks[0].PacketID != 11 {
+			t.Fatalf("ask %d: %v", i+1, n)
+		}
+	}
+	// After the last ask, a round trip and a half to come, then given up.
+	if at := l.nextDue(retry); at != ms(911) || l.due(at, 7, retry) != nil || len(l.missing) != 0 || l.nextDue(retry) != 0 {
+		t.Fatalf("after the asks: due at %d, %d missing", at, len(l.missing))
+	}
+	// A gap older than nackGiveUpAfter before its asks end is given up.
+	l.received(20, ms(2000), 7, nackRetry(2*time.Second))
+	if at := l.nextDue(nackRetry(2 * time.Second)); at != ms(2000)+int64(nackFirstAfter) {
+		t.Fatalf("the second gap due at %d", at)
+	}
+	l.due(ms(2011), 7, nackRetry(2*time.Second))
+	if at := l.nextDue(nackRetry(2 * time.Second)); at != ms(2000)+int64(nackGiveUpAfter)+1 {
+		t.Fatalf("the second gap's give-up due at %d", at)
+	}
+}
+
 // More missing at once than the log holds keeps the newest.
 func TestNackLogBounded(t *testing.T) {
 	var l nackLog
 	now := int64(1)
 	seq := uint16(0)
-	l.received(seq, now, 1)
+	l.received(seq, now, 1, nackRetry(0))
 	for range 3 {
 		seq += nackMaxGap // a gap of nackMaxGap-1, asked for
-		l.received(seq, now, 1)
+		l.received(seq, now, 1, nackRetry(0))
 	}
 	if len(l.missing) != nackMaxMissing || l.missing[len(l.missing)-1].seq != seq-1 {
 		t.Fatalf("%d missing, the newest %d", len(l.missing), l.missing[len(l.missing)-1].seq)
 	}
-	n := l.received(seq+1, now+int64(nackFirstAfter), 1)
+	n := l.received(seq+1, now+int64(nackFirstAfter), 1, nackRetry(0))
 	asked := 0
 	if n != nil {
 		for _, p := range n.Nacks {
@@ -99,7 +138,7 @@ func TestNackLogAllocations(t *testing.T) {
 	if a := testing.AllocsPerRun(1000, func() {
 		seq++
 		now += int64(time.Millisecond)
-		l.received(seq, now, 1)
+		l.received(seq, now, 1, nackRetry(0))
 	}); a != 0 {
 		t.Fatalf("%v allocations a packet", a)
 	}

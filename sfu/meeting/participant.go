@@ -123,6 +123,9 @@ type participant struct {
 	// nacksSent counts the NACKs the SFU sent it as a publisher, about
 	// its media lost on the way (nack.go).
 	nacksSent atomic.Uint64
+	// rttMicros is the round trip to it, from its receiver reports of
+	// what it receives (the stats tick's; 0 unknown): its NACKs' pace.
+	rttMicros atomic.Int64
 	rtcpBad   atomic.Uint64 // RTCP it sent that did not parse (dropped)
 	done      chan struct{}
 }

@@ -1,6 +1,8 @@
 package meeting
 
 import (
+	"errors"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -84,9 +86,6 @@ type upTrack struct {
 	// seqs counts each layer's packets against their sequence numbers:
 	// the loss on the publisher's link.
 	seqs [numLayers]seqCount
-	// nacks asks the publisher again for each video layer's lost
-	// packets (nack.go).
-	nacks [numLayers]nackLog
 
 	// Audio levels since the room's speaker tick took them: the sum of
 	// the per-packet activity (0-1000) and the packet count.
@@ -195,7 +194,12 @@ func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
 	var forwarded sync.WaitGroup
 	audio := u.kind == webrtc.RTPCodecTypeAudio
 	isKey := isH264Keyframe
-	ssrc := uint32(remote.SSRC())
+	// The layer's lost packets asked for again (nack.go), with the read
+	// deadline set for its next ask (nanotime; 0 none).
+	var nacks nackLog
+	nackOn := !audio && slices.ContainsFunc(remote.Codec().RTCPFeedback, func(f webrtc.RTCPFeedback) bool { return f.Type == webrtc.TypeRTCPFBNACK && f.Parameter == "" })
+	var ssrc uint32
+	var deadline int64
 	var lastTS uint32
 	seen := false
 	switch {
@@ -207,7 +211,16 @@ func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
 	for {
 		n, _, err := remote.Read(buf)
 		if err != nil {
-			return
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				return
+			}
+			// The NACK log's deadline: asks due between packets.
+			now := nanotime()
+			retry := u.pub.nackRetry()
+			u.sendNack(nacks.due(now, ssrc, retry))
+			deadline = u.armNackDeadline(remote, &nacks, 0, retry)
+			continue
 		}
 		if p.Unmarshal(buf[:n]) != nil {
 			continue
@@ -222,9 +235,15 @@ func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
 				lastTS, seen = p.Timestamp, true
 				u.layerFrames[layer].Add(1)
 			}
-			if nack := u.nacks[layer].received(p.SequenceNumber, now, ssrc); nack != nil {
-				u.pub.nacksSent.Add(1)
-				_ = u.pub.writePublisherRTCP([]rtcp.Packet{nack})
+		}
+		if nackOn {
+			ssrc = p.SSRC
+			if nacks.started && len(nacks.missing) == 0 && deadline == 0 && int16(p.SequenceNumber-nacks.highest) == 1 {
+				nacks.highest = p.SequenceNumber // the common case, in order
+			} else {
+				retry := u.pub.nackRetry()
+				u.sendNack(nacks.received(p.SequenceNumber, now, ssrc, retry))
+				deadline = u.armNackDeadline(remote, &nacks, deadline, retry)
 			}
 		}
 		u.lastPacket[layer].Store(now)
@@ -244,6 +263,39 @@ func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
 		}
 		u.deliver(layer, &p, key, now, &forwarded)
 	}
+}
+
+// sendNack sends a NACK to the publisher, if not nil and the track is
+// not muted (what it would mend goes to nobody).
+func (u *upTrack) sendNack(nack *rtcp.TransportLayerNack) {
+	if nack == nil || u.muted.Load() {
+		return
+	}
+	u.pub.nacksSent.Add(1)
+	_ = u.pub.writePublisherRTCP([]rtcp.Packet{nack})
+}
+
+// armNackDeadline sets the track's read deadline to the NACK log's next
+// ask, or clears it when nothing is missing; armed is the deadline set
+// now (0 none), and the one set is returned. It is set again only when
+// the next ask comes sooner, so a lossy link does not reset it for every
+// packet.
+func (u *upTrack) armNackDeadline(remote *webrtc.TrackRemote, nacks *nackLog, armed, retry int64) int64 {
+	next := nacks.nextDue(retry)
+	switch {
+	case next == 0 && armed != 0:
+		_ = remote.SetReadDeadline(time.Time{})
+		return 0
+	case next != 0 && (armed == 0 || next < armed):
+		_ = remote.SetReadDeadline(epoch.Add(time.Duration(next)))
+		return next
+	}
+	return armed
+}
+
+// nackRetry is the wait between two asks of the publisher for a packet.
+func (p *participant) nackRetry() int64 {
+	return nackRetry(time.Duration(p.rttMicros.Load()) * time.Microsecond)
 }
 
 // deliver keeps a video packet for retransmission and forwards it to every

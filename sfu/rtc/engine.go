@@ -294,8 +294,8 @@ func registerInterceptors(me *webrtc.MediaEngine, ir *interceptor.Registry) erro
 		// The NACKs for what publishers lose on the way are the
 		// meeting's own (sfu/meeting/nack.go): pion's generator does
 		// not see packets repaired over RTX and asks for them again
-		// until they leave its log. Registered still, for the SDP's
-		// nack feedback; bound to no stream.
+		// until they leave its log. Bound to no stream (the SDP's nack
+		// feedback comes with the codecs).
 		webrtc.WithNackGeneratorOptions(nack.GeneratorStreamsFilter(func(*interceptor.StreamInfo) bool { return false })))
 }
 
