@@ -12,8 +12,8 @@
 // reconnecting, failed or left (and data-media is checking or ready before
 // joining); each remote participant's tile has data-identity; and
 // window.lookoutMeet has participants(), speakers(), videoStats(identity),
-// self(), state(), departed(), setMicEnabled(on), restartIce() and
-// iceUfrags().
+// self(), state(), departed(), setMicEnabled(on), restartIce(),
+// iceUfrags() and sendStats().
 
 import { MeetingClient } from './signal.js';
 import { t, has, lang, setLang, initLang, applyI18n } from './i18n.js';
@@ -1273,6 +1273,18 @@ Object.defineProperty(window, 'lookoutMeet', {
     setMicEnabled: (on) => setMicEnabled(on),
     /** Restarts ICE of both media connections, as after a network change. */
     restartIce: () => client && client.restartIce(),
+    /** What the camera's video sent, summed over its simulcast layers (WebRTC's outbound-rtp statistics). */
+    sendStats: async () => {
+      const sum = { packets: 0, retransmitted: 0, nacks: 0 };
+      if (!client || !client.pub) return sum;
+      (await client.pub.getStats()).forEach((s) => {
+        if (s.type !== 'outbound-rtp' || s.kind !== 'video') return;
+        sum.packets += s.packetsSent || 0;
+        sum.retransmitted += s.retransmittedPacketsSent || 0;
+        sum.nacks += s.nackCount || 0;
+      });
+      return sum;
+    },
     /** The ICE usernames in use: this side's on the publisher connection, the server's on the subscriber one. */
     iceUfrags: () => {
       const ufrag = (d) => (d && (d.sdp.match(/a=ice-ufrag:(\S+)/) || [])[1]) || '';

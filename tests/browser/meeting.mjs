@@ -15,6 +15,13 @@
 //                           beep a second); by default a speech-like WAV
 //                           written by this script, which noise suppression
 //                           does not take for noise
+//   LOOKOUT_MEET_MEDIA_MS   if set, only the joining and the video both ways,
+//                           then this many ms more of it, and each side's
+//                           sending statistics (sendStats); the rest is skipped
+//   LOOKOUT_MEET_BEHIND_NAT "1": the pages signal none of their own ICE
+//                           candidates, as browsers behind a NAT whose
+//                           addresses the server learns from their checks
+//                           only (through whatever stands in front of it)
 
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -84,8 +91,28 @@ const watchdog = setTimeout(() => {
   process.exit(1);
 }, timeoutMs + 5000);
 
+// hideCandidates, run in a page before its scripts, drops the page's own
+// ICE candidates from what it sends the server (LOOKOUT_MEET_BEHIND_NAT).
+function hideCandidates() {
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    try {
+      const m = JSON.parse(data);
+      if (m.type === 'candidate' && m.candidate) return undefined;
+      if ((m.type === 'offer' || m.type === 'answer') && m.sdp) {
+        m.sdp = m.sdp.split('\r\n').filter((l) => !l.startsWith('a=candidate:')).join('\r\n');
+        return send.call(this, JSON.stringify(m));
+      }
+    } catch (_) {
+      // not JSON: as it is
+    }
+    return send.call(this, data);
+  };
+}
+
 async function open(name, url, contextOpts) {
   const ctx = await browser.newContext(contextOpts);
+  if (process.env.LOOKOUT_MEET_BEHIND_NAT === '1') await ctx.addInitScript(hideCandidates);
   await ctx.grantPermissions(['camera', 'microphone']).catch(() => {});
   const page = await ctx.newPage();
   page.on('console', (m) => {
@@ -159,49 +186,11 @@ async function speakerIs(pageList, identity, muted, what) {
   }, [identity, muted], what)));
 }
 
-try {
-  if (!urlA || !urlB) throw new Error('LOOKOUT_MEET_URL_A and LOOKOUT_MEET_URL_B must be set');
-  browser = await chromium.launch({ executablePath, args, timeout: left() });
-
-  let t0 = Date.now();
-  const [a, b] = await Promise.all([
-    open('a', urlA, { viewport: { width: 1280, height: 720 } }),
-    open('b', urlB, { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true }),
-  ]);
-  step('open_ms', t0);
-
-  // The pre-join panel: camera and microphone found, then Join.
-  t0 = Date.now();
-  await Promise.all([a, b].map((p) => until(p, () => document.body.dataset.media === 'ready', null, 'the camera and microphone check')));
-  result.b.prejoin_note = await b.evaluate(() => document.getElementById('media-note').innerText);
-  const prejoinShot = join(shotDir, 'meeting-b-prejoin.png');
-  await b.screenshot({ path: prejoinShot, timeout: left() });
-  result.screenshots.push(prejoinShot);
-  await Promise.all([a, b].map((p) => p.click('#join', { timeout: left() })));
-  await Promise.all([a, b].map((p) => until(p, () => ['joined', 'failed', 'left'].includes(document.body.dataset.state), null, 'joining')));
-  result.a = await state(a);
-  result.b = { ...result.b, ...(await state(b)) };
-  if (result.a.state !== 'joined' || result.b.state !== 'joined') {
-    throw new Error(`joining: A ${result.a.state} (${result.a.status} ${result.a.ended}), B ${result.b.state} (${result.b.status} ${result.b.ended})`);
-  }
-  const idA = result.a.self;
-  const idB = result.b.self;
-  step('joined_ms', t0);
-
-  // Each sees the other, and the other's video plays.
-  t0 = Date.now();
-  await until(a, (id) => window.lookoutMeet.participants().includes(id), idB, 'A sees B');
-  await until(b, (id) => window.lookoutMeet.participants().includes(id), idA, 'B sees A');
-  const [seenByA, seenByB] = await Promise.all([videoPlays(a, idB), videoPlays(b, idA)]);
-  result.a.video_of_b = seenByA;
-  result.b.video_of_a = seenByB;
-  step('video_ms', t0);
-  for (const [who, v] of [['A shows B', seenByA], ['B shows A', seenByB]]) {
-    if (!(v.width > 0 && v.frames_advanced > 0)) throw new Error(`${who}: ${JSON.stringify(v)}`);
-  }
-
+// restOfMeeting is the run past the video both ways: the active speaker,
+// the screenshots, A's ICE restart, A leaving without a goodbye.
+async function restOfMeeting(a, b, idA, idB) {
   // The active speaker: B speaks while A is muted, then the other way.
-  t0 = Date.now();
+  let t0 = Date.now();
   await a.evaluate(() => window.lookoutMeet.setMicEnabled(false));
   await b.evaluate(() => window.lookoutMeet.setMicEnabled(true));
   await speakerIs([a, b], idB, idA, 'B as the first speaker, A muted');
@@ -275,6 +264,60 @@ try {
   if (result.b.state_after !== 'joined') throw new Error(`B is ${result.b.state_after} after A left`);
   const why = (result.b.departed.find((d) => d.identity === idA) || {}).reason;
   if (why !== 'disconnected' && why !== 'timeout') throw new Error(`B saw A leave with reason ${why}, not disconnected`);
+}
+
+try {
+  if (!urlA || !urlB) throw new Error('LOOKOUT_MEET_URL_A and LOOKOUT_MEET_URL_B must be set');
+  browser = await chromium.launch({ executablePath, args, timeout: left() });
+
+  let t0 = Date.now();
+  const [a, b] = await Promise.all([
+    open('a', urlA, { viewport: { width: 1280, height: 720 } }),
+    open('b', urlB, { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true }),
+  ]);
+  step('open_ms', t0);
+
+  // The pre-join panel: camera and microphone found, then Join.
+  t0 = Date.now();
+  await Promise.all([a, b].map((p) => until(p, () => document.body.dataset.media === 'ready', null, 'the camera and microphone check')));
+  result.b.prejoin_note = await b.evaluate(() => document.getElementById('media-note').innerText);
+  const prejoinShot = join(shotDir, 'meeting-b-prejoin.png');
+  await b.screenshot({ path: prejoinShot, timeout: left() });
+  result.screenshots.push(prejoinShot);
+  await Promise.all([a, b].map((p) => p.click('#join', { timeout: left() })));
+  await Promise.all([a, b].map((p) => until(p, () => ['joined', 'failed', 'left'].includes(document.body.dataset.state), null, 'joining')));
+  result.a = await state(a);
+  result.b = { ...result.b, ...(await state(b)) };
+  if (result.a.state !== 'joined' || result.b.state !== 'joined') {
+    throw new Error(`joining: A ${result.a.state} (${result.a.status} ${result.a.ended}), B ${result.b.state} (${result.b.status} ${result.b.ended})`);
+  }
+  const idA = result.a.self;
+  const idB = result.b.self;
+  step('joined_ms', t0);
+
+  // Each sees the other, and the other's video plays.
+  t0 = Date.now();
+  await until(a, (id) => window.lookoutMeet.participants().includes(id), idB, 'A sees B');
+  await until(b, (id) => window.lookoutMeet.participants().includes(id), idA, 'B sees A');
+  const [seenByA, seenByB] = await Promise.all([videoPlays(a, idB), videoPlays(b, idA)]);
+  result.a.video_of_b = seenByA;
+  result.b.video_of_a = seenByB;
+  step('video_ms', t0);
+  for (const [who, v] of [['A shows B', seenByA], ['B shows A', seenByB]]) {
+    if (!(v.width > 0 && v.frames_advanced > 0)) throw new Error(`${who}: ${JSON.stringify(v)}`);
+  }
+  const mediaMs = Number(process.env.LOOKOUT_MEET_MEDIA_MS || 0);
+  if (mediaMs > 0) {
+    const framesBefore = await Promise.all([a.evaluate((id) => window.lookoutMeet.videoStats(id), idB), b.evaluate((id) => window.lookoutMeet.videoStats(id), idA)]);
+    await sleep(mediaMs);
+    result.a.send_stats = await a.evaluate(() => window.lookoutMeet.sendStats());
+    result.b.send_stats = await b.evaluate(() => window.lookoutMeet.sendStats());
+    const framesAfter = await Promise.all([a.evaluate((id) => window.lookoutMeet.videoStats(id), idB), b.evaluate((id) => window.lookoutMeet.videoStats(id), idA)]);
+    result.a.frames_of_b = framesAfter[0].frames - framesBefore[0].frames;
+    result.b.frames_of_a = framesAfter[1].frames - framesBefore[1].frames;
+  } else {
+    await restOfMeeting(a, b, idA, idB);
+  }
   result.ok = true;
 } catch (err) {
   result.error = String(err && err.message ? err.message : err).split('\n')[0];
