@@ -592,6 +592,21 @@ func (c *client) packets(prefix string) int64 {
 }
 
 // waitPackets waits until at least n packets arrived on prefix's tracks.
+// seqLogOf is the sequence log of the received track whose id starts
+// with prefix; it fails the test if there is none.
+func (c *client) seqLogOf(prefix string) *seqLog {
+	c.t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, l := range c.seqs {
+		if strings.HasPrefix(id, prefix) {
+			return l
+		}
+	}
+	c.t.Fatalf("%s: no track %s…", c.identity, prefix)
+	return nil
+}
+
 func (c *client) waitPackets(prefix string, n int64, d time.Duration) {
 	c.t.Helper()
 	waitUntil(c.t, d, func() bool { return c.packets(prefix) >= n }, func() string {

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"maps"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -133,18 +132,7 @@ func TestLostPacketsAreRetransmitted(t *testing.T) {
 	// Enough video for some 30 losses, and their retransmissions.
 	bob.waitPackets("alice-camera", 450, 20*time.Second)
 
-	bob.mu.Lock()
-	var video *seqLog
-	for id, l := range bob.seqs {
-		if strings.HasPrefix(id, "alice-camera") {
-			video = l
-		}
-	}
-	bob.mu.Unlock()
-	if video == nil {
-		t.Fatal("no video track")
-	}
-	distinct, span := video.counts()
+	distinct, span := bob.seqLogOf("alice-camera").counts()
 	// The newest packets may still be on their way back.
 	if link.dropped.Load() < 20 || distinct < span-10 {
 		t.Fatalf("%d packets dropped on the link; %d of %d video packets received", link.dropped.Load(), distinct, span)
@@ -233,6 +221,16 @@ func (l *uplinkLoss) WriteTo(b []byte, addr net.Addr) (int, error) {
 	return l.PacketConn.WriteTo(b, addr)
 }
 
+// publishBehind joins identity, whose publisher connection sends through
+// loss, and publishes its camera (no simulcast) and microphone.
+func publishBehind(e *env, identity string, loss *uplinkLoss) *publisher {
+	c := e.dial(identity)
+	c.pubFilter = loss.wrap
+	c.send(map[string]any{"type": "join", "token": e.token(identity, memberRights)})
+	c.wait("joined", isType(signal.TypeJoined))
+	return c.publish(false)
+}
+
 // A packet lost on the publisher's link and repaired over RTX is asked
 // for again a few times at most, as a browser asks, not every 100 ms until
 // it leaves the receive log (pion's NACK generator does not see the
@@ -241,12 +239,8 @@ func (l *uplinkLoss) WriteTo(b []byte, addr net.Addr) (int, error) {
 func TestPublisherLossAskedForAFewTimes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	alice := e.dial("alice")
 	var loss uplinkLoss
-	alice.pubFilter = loss.wrap
-	alice.send(map[string]any{"type": "join", "token": e.token("alice", memberRights)})
-	alice.wait("joined", isType(signal.TypeJoined))
-	p := alice.publish(false)
+	p := publishBehind(e, "alice", &loss)
 	bob := e.join("bob", memberRights)
 	bob.waitPackets("alice-camera", 300, 20*time.Second)
 	loss.mu.Lock()
@@ -278,18 +272,7 @@ func TestPublisherLossAskedForAFewTimes(t *testing.T) {
 		t.Fatalf("a packet asked for %d times (%d asks in all)", most, asked)
 	}
 	// The repaired packets reach the subscriber.
-	bob.mu.Lock()
-	var video *seqLog
-	for id, l := range bob.seqs {
-		if strings.HasPrefix(id, "alice-camera") {
-			video = l
-		}
-	}
-	bob.mu.Unlock()
-	if video == nil {
-		t.Fatal("no video track")
-	}
-	if distinct, span := video.counts(); distinct < span-5 {
+	if distinct, span := bob.seqLogOf("alice-camera").counts(); distinct < span-5 {
 		t.Fatalf("bob received %d of %d video packets", distinct, span)
 	}
 	if metricValue(t, e, "lookout_meeting_nacks_sent_total", "alice", "") == 0 {
@@ -305,12 +288,8 @@ func TestPublisherLossAskedForAFewTimes(t *testing.T) {
 func TestPublisherLossAskedBetweenFrames(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	alice := e.dial("alice")
 	var loss uplinkLoss
-	alice.pubFilter = loss.wrap
-	alice.send(map[string]any{"type": "join", "token": e.token("alice", memberRights)})
-	alice.wait("joined", isType(signal.TypeJoined))
-	p := alice.publish(false)
+	p := publishBehind(e, "alice", &loss)
 	p.onlyAskedKeys.Store(true)
 	p.skip[layerHigh].Store(29) // the one layer of a track without simulcast
 	// Documented hold: the frames sent at 30 a second before go by;
