@@ -250,26 +250,28 @@ func TestPublisherLossAskedForAFewTimes(t *testing.T) {
 	// asks again (pion's generator asked every 100 ms).
 	time.Sleep(1500 * time.Millisecond)
 	p.nackedMu.Lock()
-	asked, most := 0, 0
+	most := 0
 	for _, n := range p.nacked {
-		asked += n
 		most = max(most, n)
 	}
+	asked := 0 // for the packets dropped before the hold
 	var unasked []uint16
 	for seq := range dropped {
+		asked += p.nacked[seq]
 		if p.nacked[seq] == 0 {
 			unasked = append(unasked, seq)
 		}
 	}
 	p.nackedMu.Unlock()
-	t.Logf("%d dropped, %d asks, at most %d for one packet", len(dropped), asked, most)
+	t.Logf("%d dropped, %d asks for them, at most %d for one packet", len(dropped), asked, most)
 	if len(dropped) < 10 || len(unasked) > 0 {
 		t.Fatalf("%d packets dropped, not asked for: %v", len(dropped), unasked)
 	}
 	// Asked for again only while it has not come: on loopback the
-	// first ask's answer comes long before the second.
-	if most > 2 {
-		t.Fatalf("a packet asked for %d times (%d asks in all)", most, asked)
+	// first ask's answer nearly always comes before the second is due
+	// (a loaded machine may delay a few past it; never past the third).
+	if most > nackMaxAsks || 2*asked > 3*len(dropped) {
+		t.Fatalf("%d asks for %d packets lost, at most %d for one", asked, len(dropped), most)
 	}
 	// The repaired packets reach the subscriber.
 	if distinct, span := bob.seqLogOf("alice-camera").counts(); distinct < span-5 {
