@@ -3,6 +3,7 @@ package meeting
 import (
 	"encoding/binary"
 	"sync"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -84,7 +85,9 @@ func (h *packetHistory) appendPayload(dst []byte, seq uint16) ([]byte, bool) {
 	return append(dst, h.buf[i*historySlotSize:i*historySlotSize+int(h.meta[i].size)]...), true
 }
 
-// sentPacket is what a downTrack sent under one of its sequence numbers.
+// sentPacket is what a downTrack sent under one of its sequence numbers,
+// and when it last sent it again (resent, milliseconds of nanotime; 0
+// never).
 type sentPacket struct {
 	valid  bool
 	marker bool
@@ -92,6 +95,7 @@ type sentPacket struct {
 	outSeq uint16
 	upSeq  uint16
 	ts     uint32
+	resent uint32
 }
 
 // sentLog is a downTrack's last historySize sequence numbers.
@@ -100,6 +104,13 @@ type sentLog [historySize]sentPacket
 // retransmit answers a NACK from the subscriber: every packet it names
 // that is still kept is sent again. It runs on the downTrack's RTCP
 // goroutine; the write takes the downTrack's lock, like forwarding.
+//
+// A packet sent again is not sent again within three quarters of the
+// subscriber's round trip (resendGuard): an ask in that time crossed the
+// retransmission on its way, as a browser's sender judges (libwebrtc's
+// packet history), and answering it would put the packet twice on the
+// link that lost it (a receiver that asks again sooner than a round
+// trip, or lists a number in NACKs close together).
 //
 // Without an RTX stream nothing is resent: the packet again under its own
 // sequence number would pass the transport-wide sequence interceptor anew,
@@ -133,6 +144,10 @@ func (d *downTrack) resend(seq uint16) bool {
 	if d.rtxSSRC == 0 {
 		return false
 	}
+	now := uint32(nanotime() / int64(time.Millisecond))
+	if e.resent != 0 && now-e.resent < d.resendGuard() {
+		return false
+	}
 	h := &d.up.history[e.layer]
 	payload := binary.BigEndian.AppendUint16(d.rtxBuf[:0], seq) // RFC 4588: the original sequence number first
 	payload, ok := h.appendPayload(payload, e.upSeq)
@@ -145,5 +160,12 @@ func (d *downTrack) resend(seq uint16) bool {
 	d.rtxSeq++
 	d.numberForTWCC(&hdr, len(payload))
 	_, err := d.writer().WriteRTP(&hdr, payload)
+	d.sent[seq%historySize].resent = max(now, 1)
 	return err == nil
+}
+
+// resendGuard is how long, in milliseconds, a packet sent again is not
+// sent again: three quarters of the round trip (0 while it is unknown).
+func (d *downTrack) resendGuard() uint32 {
+	return uint32(d.remote.rttMicros.Load() * 3 / 4 / 1000)
 }

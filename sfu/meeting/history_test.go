@@ -83,6 +83,16 @@ func TestRetransmissionFromTheSharedHistory(t *testing.T) {
 		if out[1].hdr.Timestamp == 7000*3000 {
 			t.Fatal("the high layer's own timestamp resent")
 		}
+		// Asked again within three quarters of the round trip, nothing
+		// is resent (the ask crossed the retransmission); once past, it is.
+		d.remote.rttMicros.Store(int64(time.Hour / time.Microsecond))
+		if n := d.retransmit(&rtcp.TransportLayerNack{Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{first + 1})}); n != 0 {
+			t.Fatalf("resent again within the round trip: %d", n)
+		}
+		d.remote.rttMicros.Store(0)
+		if n := d.retransmit(&rtcp.TransportLayerNack{Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{first + 1})}); n != 1 {
+			t.Fatalf("not resent again with no round trip known: %d", n)
+		}
 		// The history keeps historySize packets of a layer: older ones
 		// are gone.
 		for s := uint16(7002); s < 7002+historySize; s++ {
