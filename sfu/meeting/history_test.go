@@ -339,3 +339,28 @@ func TestPublisherLossAskedBetweenFrames(t *testing.T) {
 		}
 	}
 }
+
+// Losses the publisher cannot mend (numbers it never sent), at a frame a
+// second: each is given up between packets, when the read deadline
+// passes, and the layer goes on being read. (A deadline left passed made
+// every read fail at once and stopped the layer: pion's buffer fails a
+// read under a passed deadline before it looks for packets.)
+func TestPublisherLossGivenUpBetweenFrames(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	alice := e.join("alice", memberRights)
+	p := alice.publish(false)
+	p.onlyAskedKeys.Store(true)
+	p.skip[layerHigh].Store(29)
+	p.gap.Store(4)
+	bob := e.join("bob", memberRights)
+	bob.waitPackets("alice-camera", 20, 10*time.Second)
+	// Documented hold: past the first losses' give-up (a second after
+	// each), which comes between frames.
+	time.Sleep(2500 * time.Millisecond)
+	before := bob.packets("alice-camera")
+	bob.waitPackets("alice-camera", before+8, 5*time.Second)
+	if n := metricValue(t, e, "lookout_meeting_nacks_sent_total", "alice", ""); n == 0 {
+		t.Fatal("no NACKs sent for the gaps")
+	}
+}

@@ -215,11 +215,14 @@ func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
 			if !errors.As(err, &ne) || !ne.Timeout() {
 				return
 			}
-			// The NACK log's deadline: asks due between packets.
+			// The NACK log's deadline: asks due between packets. It
+			// stays set, passed, until armed again or cleared: a read
+			// under a passed deadline fails at once, even with packets
+			// waiting.
 			now := nanotime()
 			retry := u.pub.nackRetry()
 			u.sendNack(nacks.due(now, ssrc, retry))
-			deadline = u.armNackDeadline(remote, &nacks, 0, retry)
+			deadline = u.armNackDeadline(remote, &nacks, deadline, retry, now)
 			continue
 		}
 		if p.Unmarshal(buf[:n]) != nil {
@@ -243,7 +246,7 @@ func (u *upTrack) read(layer int, remote *webrtc.TrackRemote) {
 			} else {
 				retry := u.pub.nackRetry()
 				u.sendNack(nacks.received(p.SequenceNumber, now, ssrc, retry))
-				deadline = u.armNackDeadline(remote, &nacks, deadline, retry)
+				deadline = u.armNackDeadline(remote, &nacks, deadline, retry, now)
 			}
 		}
 		u.lastPacket[layer].Store(now)
@@ -277,16 +280,21 @@ func (u *upTrack) sendNack(nack *rtcp.TransportLayerNack) {
 
 // armNackDeadline sets the track's read deadline to the NACK log's next
 // ask, or clears it when nothing is missing; armed is the deadline set
-// now (0 none), and the one set is returned. It is set again only when
-// the next ask comes sooner, so a lossy link does not reset it for every
-// packet.
-func (u *upTrack) armNackDeadline(remote *webrtc.TrackRemote, nacks *nackLog, armed, retry int64) int64 {
+// (0 none; passed or not), and the one set is returned. A deadline not
+// yet passed is set again only when the next ask comes sooner, so a lossy
+// link does not reset it for every packet. One passed is always set
+// again or cleared: pion's buffer fails a read under a passed deadline
+// before it looks for packets, so a deadline left passed would stop the
+// layer.
+func (u *upTrack) armNackDeadline(remote *webrtc.TrackRemote, nacks *nackLog, armed, retry, now int64) int64 {
 	next := nacks.nextDue(retry)
 	switch {
-	case next == 0 && armed != 0:
-		_ = remote.SetReadDeadline(time.Time{})
+	case next == 0:
+		if armed != 0 {
+			_ = remote.SetReadDeadline(time.Time{})
+		}
 		return 0
-	case next != 0 && (armed == 0 || next < armed):
+	case armed == 0 || next < armed || armed <= now:
 		_ = remote.SetReadDeadline(epoch.Add(time.Duration(next)))
 		return next
 	}
