@@ -3,6 +3,7 @@ package meeting
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"maps"
 	"net"
 	"sync"
@@ -199,7 +200,15 @@ type uplinkLoss struct {
 	// seen is when the SFU could know of each loss: when a later
 	// packet of the stream was sent.
 	seen    map[uint16]time.Time
-	unknown []uint16 // losses no later packet followed yet
+	unknown []uint16  // losses no later packet followed yet
+	last    time.Time // the last VP8 packet written, dropped or not
+}
+
+// quietFor says whether no VP8 packet was written for d.
+func (l *uplinkLoss) quietFor(d time.Duration) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.last.IsZero() && time.Since(l.last) >= d
 }
 
 func (l *uplinkLoss) wrap(pc net.PacketConn) net.PacketConn { l.PacketConn = pc; return l }
@@ -208,6 +217,11 @@ func (l *uplinkLoss) WriteTo(b []byte, addr net.Addr) (int, error) {
 	every := l.every.Load()
 	if every == 0 {
 		every = 15
+	}
+	if len(b) >= 12 && b[0] >= 128 && b[0] <= 191 && b[1]&0x7f == 96 {
+		l.mu.Lock()
+		l.last = time.Now()
+		l.mu.Unlock()
 	}
 	if len(b) >= 12 && b[0] >= 128 && b[0] <= 191 && b[1]&0x7f == 96 && l.n.Add(1)%every == 0 {
 		l.mu.Lock()
@@ -256,9 +270,12 @@ func TestPublisherLossAskedForAFewTimes(t *testing.T) {
 	loss.mu.Lock()
 	dropped := maps.Clone(loss.dropped)
 	loss.mu.Unlock()
-	// Documented hold: the asks for the packets dropped so far, and any
-	// asks again (pion's generator asked every 100 ms).
-	time.Sleep(1500 * time.Millisecond)
+	waitUntil(t, 5*time.Second, func() bool { return p.askedForAll(dropped) },
+		func() string { return fmt.Sprintf("asks for the %d packets dropped", len(dropped)) })
+	// Any asks again come while a second and a half more of the video
+	// goes by (pion's generator asked every 100 ms; the log gives a
+	// packet up after a second).
+	bob.waitPackets("alice-camera", bob.packets("alice-camera")+45, 10*time.Second)
 	p.nackedMu.Lock()
 	most := 0
 	for _, n := range p.nacked {
@@ -304,9 +321,10 @@ func TestPublisherLossAskedBetweenFrames(t *testing.T) {
 	p := publishBehind(e, "alice", &loss)
 	p.onlyAskedKeys.Store(true)
 	p.skip[layerHigh].Store(29) // the one layer of a track without simulcast
-	// Documented hold: the frames sent at 30 a second before go by;
-	// then about one packet a frame is lost.
-	time.Sleep(1500 * time.Millisecond)
+	// The frames sent at 30 a second go by; then about one packet a
+	// frame is lost.
+	waitUntil(t, 5*time.Second, func() bool { return loss.quietFor(300 * time.Millisecond) },
+		func() string { return "a pause between frames" })
 	loss.mu.Lock()
 	clear(loss.dropped)
 	clear(loss.seen)
@@ -318,20 +336,17 @@ func TestPublisherLossAskedBetweenFrames(t *testing.T) {
 		defer loss.mu.Unlock()
 		return len(loss.seen) >= 3
 	}, func() string { return "3 losses followed by a packet" })
-	time.Sleep(500 * time.Millisecond) // documented hold: the last one's ask
-	loss.mu.Lock()
-	seen := maps.Clone(loss.seen)
-	loss.mu.Unlock()
+	var seen map[uint16]time.Time
+	waitUntil(t, 3*time.Second, func() bool {
+		loss.mu.Lock()
+		seen = maps.Clone(loss.seen)
+		loss.mu.Unlock()
+		return p.askedForAll(seen)
+	}, func() string { return fmt.Sprintf("asks for the losses %v", seen) })
 	p.nackedMu.Lock()
 	defer p.nackedMu.Unlock()
 	for seq, at := range seen {
-		asked, ok := p.firstAsked[seq]
-		if !ok {
-			if time.Since(at) < 450*time.Millisecond {
-				continue // seen during the hold
-			}
-			t.Fatalf("packet %d, lost and followed %s ago, not asked for", seq, time.Since(at).Round(time.Millisecond))
-		}
+		asked := p.firstAsked[seq]
 		// Asked at the next frame, a second later, without the deadline;
 		// a loaded machine may be slow to wake the reader.
 		if d := asked.Sub(at); d > 350*time.Millisecond {
@@ -355,12 +370,33 @@ func TestPublisherLossGivenUpBetweenFrames(t *testing.T) {
 	p.gap.Store(4)
 	bob := e.join("bob", memberRights)
 	bob.waitPackets("alice-camera", 20, 10*time.Second)
-	// Documented hold: past the first losses' give-up (a second after
-	// each), which comes between frames.
-	time.Sleep(2500 * time.Millisecond)
+	// Past the first gap's give-up (a second after it was seen, just
+	// before its first ask), which comes between frames.
+	waitUntil(t, 10*time.Second, func() bool {
+		p.nackedMu.Lock()
+		defer p.nackedMu.Unlock()
+		for _, at := range p.firstAsked {
+			if time.Since(at) > 1200*time.Millisecond {
+				return true
+			}
+		}
+		return false
+	}, func() string { return "a gap asked for 1.2 s ago" })
 	before := bob.packets("alice-camera")
 	bob.waitPackets("alice-camera", before+8, 5*time.Second)
 	if n := metricValue(t, e, "lookout_meeting_nacks_sent_total", "alice", ""); n == 0 {
 		t.Fatal("no NACKs sent for the gaps")
 	}
+}
+
+// askedForAll says whether each of seqs was asked for.
+func (p *publisher) askedForAll(seqs map[uint16]time.Time) bool {
+	p.nackedMu.Lock()
+	defer p.nackedMu.Unlock()
+	for seq := range seqs {
+		if p.nacked[seq] == 0 {
+			return false
+		}
+	}
+	return true
 }
