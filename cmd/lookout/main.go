@@ -21,6 +21,7 @@ import (
 	"github.com/lookout-cc/lookout/configs"
 	"github.com/lookout-cc/lookout/internal/audit"
 	"github.com/lookout-cc/lookout/internal/config"
+	"github.com/lookout-cc/lookout/internal/procs"
 	"github.com/lookout-cc/lookout/internal/server"
 	"github.com/lookout-cc/lookout/internal/sqldb"
 )
@@ -108,6 +109,11 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	srv := server.New(server.Params{Config: cfg, Log: log, Version: version, Notice: stdout})
 	if err := srv.Start(ctx); err != nil {
 		return err
+	}
+	// The scheduler's Ps follow the load unless the environment fixes
+	// their number (internal/procs says why).
+	if os.Getenv("GOMAXPROCS") == "" {
+		go procs.Run(ctx, procs.Config{Log: log})
 	}
 	// SIGUSR1 starts (a second one ends) a simulated flood at the demo's
 	// reservoirs, to show alerts rising through their severities.

@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/pion/rtp"
+
+	"github.com/lookout-cc/lookout/internal/procs"
 )
 
 // fanout forwards a packet of a large room on several cores at once. A
@@ -16,7 +18,10 @@ import (
 // channel: a part is handed over only to a worker that is idle at that
 // moment, and the reader forwards any part no worker took itself, so a
 // busy machine degrades to forwarding in the reader and a stopped pool
-// costs nothing but that. Nothing is allocated per packet.
+// costs nothing but that. While the server runs on one P (internal/procs
+// gives the others back when the load is light) the reader forwards it
+// all: a worker would only wait for the same P. Nothing is allocated per
+// packet.
 type fanout struct {
 	jobs     chan fanoutJob
 	quit     chan struct{}
@@ -81,7 +86,7 @@ func (f *fanout) stop() {
 func (f *fanout) forward(downs []*downTrack, layer int, p *rtp.Packet, key bool, now int64, wg *sync.WaitGroup) {
 	parts := 1
 	if f != nil {
-		parts = min(f.workers+1, len(downs)/fanoutPart)
+		parts = min(f.workers+1, procs.Active(), len(downs)/fanoutPart)
 	}
 	if parts <= 1 {
 		writeAll(downs, layer, p, key, now)

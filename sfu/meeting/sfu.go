@@ -20,7 +20,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"runtime"
 	"sync"
 	"time"
 
@@ -30,6 +29,7 @@ import (
 
 	"github.com/lookout-cc/lookout/console/auth"
 	"github.com/lookout-cc/lookout/internal/orgs"
+	"github.com/lookout-cc/lookout/internal/procs"
 	"github.com/lookout-cc/lookout/sfu/rooms"
 	"github.com/lookout-cc/lookout/sfu/rtc"
 	"github.com/lookout-cc/lookout/sfu/signal"
@@ -135,7 +135,7 @@ func New(p Params) (*SFU, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &SFU{p: p, log: p.Log, peers: p.Peers, rooms: p.Rooms, metrics: m, live: map[string]*Room{}, fan: newFanout(runtime.GOMAXPROCS(0) - 1),
+	s := &SFU{p: p, log: p.Log, peers: p.Peers, rooms: p.Rooms, metrics: m, live: map[string]*Room{}, fan: newFanout(procs.Most() - 1),
 		recordUpAfter: recordUpAfterDefault}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
