@@ -1,6 +1,7 @@
 package meeting
 
 import (
+	"runtime"
 	"sync"
 
 	"github.com/pion/rtp"
@@ -108,7 +109,16 @@ func (f *fanout) forward(downs []*downTrack, layer int, p *rtp.Packet, key bool,
 }
 
 func writeAll(downs []*downTrack, layer int, p *rtp.Packet, key bool, now int64) {
-	for _, d := range downs {
+	one := procs.Active() == 1
+	for i, d := range downs {
 		d.write(layer, p, key, now)
+		if one && i%fanoutYield == fanoutYield-1 {
+			runtime.Gosched()
+		}
 	}
 }
+
+// fanoutYield is how many subscribers' copies a fan-out on the only P
+// writes before it lets the sender run: the sender's goroutine, made
+// runnable by the first copy, would otherwise wait for the last.
+const fanoutYield = 50
