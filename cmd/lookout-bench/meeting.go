@@ -48,13 +48,15 @@ import (
 // in this process. --in-process runs the server in this process instead
 // (the test does, so that it needs no built binary).
 //
-// The receivers read their media through pion's path, each packet handed
-// between four goroutines; with --intake they decrypt it on their
-// sockets' readers and hand it to pion's track once, as lookout's direct
-// receiver does and as a browser's network thread does. The load
-// generator then takes a sixth less CPU, but lookout's CPU per Mbit/s
-// is no lower (docs/BENCHMARKS.md, "Meetings"), so the default stays
-// pion's path, as in the figures before it.
+// The receivers decrypt their media on their sockets' readers and hand it
+// to pion's track once (--intake, the default since 2026-12-02), as
+// lookout's direct receiver does and as a browser's network thread does;
+// --intake=false reads it through pion's path, each packet handed between
+// four goroutines, as every figure before that date. The load generator
+// shares the two cores with lookout, and with the intake it takes a sixth
+// less of them: lookout's CPU per Mbit/s is no lower for it, but its
+// forwarding delay waits less often for a core (docs/BENCHMARKS.md,
+// "Meetings").
 //
 // --compare OTHER measures the fan-out with --binary and OTHER in turn,
 // --pairs times each, and prints their figures side by side: this
@@ -76,7 +78,7 @@ func meeting(argv []string, out io.Writer) error {
 	audio := fs.Bool("audio", true, "fan-out: the publisher sends audio too (50 packets/s)")
 	directSend := fs.Bool("direct-send", true, "lookout sends meeting media with its direct sender (webrtc.direct_send, the default); false: through pion's SRTP path, to compare the two")
 	directReceive := fs.Bool("direct-receive", true, "lookout takes publishers' media off its UDP port with its direct receiver (webrtc.direct_receive, the default); false: through pion's path, to compare the two")
-	intake := fs.Bool("intake", false, "the receivers decrypt their media on their socket's reader and hand it to pion's track (as lookout's direct receiver does), rather than through pion's four goroutine hand-overs (the default, as in every figure before it): the load generator takes less of the two cores it shares with lookout, but lookout's CPU per Mbit/s does not fall (docs/BENCHMARKS.md)")
+	intake := fs.Bool("intake", true, "the receivers decrypt their media on their socket's reader and hand it to pion's track, as lookout's direct receiver does: the load generator takes a sixth less of the two cores it shares with lookout (docs/BENCHMARKS.md); false: through pion's four goroutine hand-overs, as every figure before 2026-12-02")
 	nice := fs.Int("nice", 0, "run the participants at this CPU priority (nice 1-19, below lookout's own), so that where the two contend for the cores lookout comes first, as a server does not share its machine with its clients; 0: the same priority")
 	pacing := fs.Float64("pacing", 2.5, "publishers pace their video packets at this many times the video's bitrate, as browsers do (Chrome: 2.5); 0 sends each frame's packets at once")
 	compare := fs.String("compare", "", "fan-out: also measure this other lookout binary, in --pairs runs alternating with --binary, and print both side by side (on a machine whose speed drifts, only alternating runs compare two builds)")
@@ -900,7 +902,7 @@ func countsString(m map[string]int) string {
 // took so far, or through pion's path.
 func intakeText(on bool, clients []*meetClient) string {
 	if !on {
-		return "the receivers decrypting through pion's path (the default; --intake decrypts on their sockets' readers)"
+		return "the receivers decrypting through pion's path (--intake=false)"
 	}
 	started, taken := 0, uint64(0)
 	for _, c := range clients {
@@ -915,7 +917,7 @@ func intakeText(on bool, clients []*meetClient) string {
 			taken += conn.intake.Taken()
 		}
 	}
-	return fmt.Sprintf("the receivers decrypting on their sockets' readers (--intake): %d connections, %d packets so far", started, taken)
+	return fmt.Sprintf("the receivers decrypting on their sockets' readers (the default, --intake): %d connections, %d packets so far", started, taken)
 }
 
 // meetingRooms is the many-rooms run with memory sampled.

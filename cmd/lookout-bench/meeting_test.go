@@ -23,17 +23,17 @@ func TestMeetingBench(t *testing.T) {
 		args []string
 		want []string
 		// intake is how many receivers' connections take their media
-		// on the socket's reader (--intake), -1 for none.
+		// on the socket's reader (--intake, the default), -1 for none.
 		intake int
 	}{
-		{"fan-out", []string{"--subscribers", "3", "--warmup", "1s", "--duration", "3s", "--intake"},
+		{"fan-out", []string{"--subscribers", "3", "--warmup", "1s", "--duration", "3s"},
 			[]string{"subscribers receiving 3 of 3", "layers at the end", "through the publisher's pion", "its first copy"}, 3},
-		{"fan-out through pion", []string{"--subscribers", "2", "--warmup", "1s", "--duration", "2s"},
-			[]string{"subscribers receiving 2 of 2", "the receivers decrypting through pion's path (the default"}, -1},
+		{"fan-out through pion", []string{"--subscribers", "2", "--warmup", "1s", "--duration", "2s", "--intake=false"},
+			[]string{"subscribers receiving 2 of 2", "the receivers decrypting through pion's path (--intake=false)"}, -1},
 		// Two builds alternating (here both the one in this process).
-		{"compare", []string{"--compare", "other-build", "--pairs", "2", "--subscribers", "2", "--warmup", "1s", "--duration", "2s"},
+		{"compare", []string{"--compare", "other-build", "--pairs", "2", "--subscribers", "2", "--warmup", "1s", "--duration", "2s", "--intake=false"},
 			[]string{"run 1 of other-build", "run 2 of bin/lookout", "alternating runs, 2 of each", "  other-build\n", "median: lost 0 of"}, -1},
-		{"rooms", []string{"--rooms", "1", "--per-room", "3", "--warmup", "0s", "--duration", "3s", "--sample", "1s", "--intake"},
+		{"rooms", []string{"--rooms", "1", "--per-room", "3", "--warmup", "0s", "--duration", "3s", "--sample", "1s"},
 			[]string{"hearing everyone: 3 of 3", "videos flowing while measured: 6 of 6", "t=1s", "lookout RSS: first", "slope"}, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,7 +94,7 @@ func TestMeetingBench(t *testing.T) {
 			// The receivers' intakes caught their connections' keys and
 			// took the media (the fan-out's count is at its end).
 			if tc.intake > 0 {
-				im := regexp.MustCompile(`on their sockets' readers \(--intake\): (\d+) connections, (\d+) packets`).FindAllStringSubmatch(out.String(), -1)
+				im := regexp.MustCompile(`on their sockets' readers \(the default, --intake\): (\d+) connections, (\d+) packets`).FindAllStringSubmatch(out.String(), -1)
 				if im == nil {
 					t.Fatal("no intake count")
 				}
