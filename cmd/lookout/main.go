@@ -110,11 +110,9 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
-	// The scheduler's Ps follow the load unless the environment fixes
+	// The scheduler's Ps follow the load, unless the environment fixes
 	// their number (internal/procs says why).
-	if os.Getenv("GOMAXPROCS") == "" {
-		go procs.Run(ctx, procs.Config{Log: log})
-	}
+	go procs.Run(ctx, procs.Config{Log: log})
 	// SIGUSR1 starts (a second one ends) a simulated flood at the demo's
 	// reservoirs, to show alerts rising through their severities.
 	usr1 := make(chan os.Signal, 1)

@@ -112,7 +112,7 @@ func writeAll(downs []*downTrack, layer int, p *rtp.Packet, key bool, now int64)
 	one := procs.Active() == 1
 	for i, d := range downs {
 		d.write(layer, p, key, now)
-		if one && i%fanoutYield == fanoutYield-1 {
+		if one && i%fanoutYield == fanoutYield-1 && i < len(downs)-1 {
 			runtime.Gosched()
 		}
 	}
@@ -120,5 +120,7 @@ func writeAll(downs []*downTrack, layer int, p *rtp.Packet, key bool, now int64)
 
 // fanoutYield is how many subscribers' copies a fan-out on the only P
 // writes before it lets the sender run: the sender's goroutine, made
-// runnable by the first copy, would otherwise wait for the last.
+// runnable by the first copy, would otherwise wait for the last. The
+// yielding goroutine goes to the back of the run queue, behind any other
+// room's; a room of fewer never yields.
 const fanoutYield = 50
