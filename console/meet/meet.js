@@ -1285,6 +1285,20 @@ Object.defineProperty(window, 'lookoutMeet', {
       });
       return sum;
     },
+    /** The camera's simulcast layers as the browser sends them (outbound-rtp per rid): what a stalled viewer is read against. */
+    layerStats: async () => {
+      const out = [];
+      if (!client || !client.pub) return out;
+      (await client.pub.getStats()).forEach((s) => {
+        if (s.type !== 'outbound-rtp' || s.kind !== 'video') return;
+        out.push({
+          rid: s.rid || '', active: s.active, width: s.frameWidth || 0, fps: s.framesPerSecond || 0,
+          encoded: s.framesEncoded || 0, keyframes: s.keyFramesEncoded || 0, plis: s.pliCount || 0, firs: s.firCount || 0,
+          limited: s.qualityLimitationReason || '',
+        });
+      });
+      return out.sort((a, b) => a.rid.localeCompare(b.rid));
+    },
     /** The ICE usernames in use: this side's on the publisher connection, the server's on the subscriber one. */
     iceUfrags: () => {
       const ufrag = (d) => (d && (d.sdp.match(/a=ice-ufrag:(\S+)/) || [])[1]) || '';

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,15 +46,52 @@ func testConfig(t *testing.T, dataDir string) config.Config {
 
 func start(t *testing.T, cfg config.Config, notice io.Writer) *Server {
 	t.Helper()
-	var logOut io.Writer = io.Discard
+	var log *slog.Logger
 	if os.Getenv("LOOKOUT_TEST_LOG") != "" {
-		logOut = os.Stderr
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	} else {
+		// A failed test shows the server's last words: what a flaky
+		// step in CI is read against.
+		tail := &logTail{}
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("the server's last %d log lines (info and above):\n%s", logTailLines, tail.String())
+			}
+		})
+		log = slog.New(slog.NewTextHandler(tail, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	s := New(Params{Config: cfg, Log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug})), Version: "test", Notice: notice})
+	s := New(Params{Config: cfg, Log: log, Version: "test", Notice: notice})
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// logTailLines is how many of a server's last log lines a failed test
+// shows.
+const logTailLines = 120
+
+// logTail keeps a server's last log lines (slog's handler writes one line
+// a call).
+type logTail struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logTail) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.lines) == logTailLines {
+		l.lines = append(l.lines[:0], l.lines[1:]...)
+	}
+	l.lines = append(l.lines, strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func (l *logTail) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
 }
 
 func stop(t *testing.T, s *Server) {

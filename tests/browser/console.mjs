@@ -68,7 +68,7 @@ async function step(name, fn, scenarios = ['day']) {
     result.steps.push({ name, ok: true, ms: Date.now() - t0, detail });
   } catch (err) {
     failed = true;
-    result.steps.push({ name, ok: false, ms: Date.now() - t0, error: String(err && err.message ? err.message : err).slice(0, 2000) });
+    result.steps.push({ name, ok: false, ms: Date.now() - t0, error: String(err && err.message ? err.message : err).slice(0, 6000) });
     // What the page showed when the step failed.
     await mainPage?.screenshot({ path: join(shots, 'failed.png') }).catch(() => {});
   }
@@ -428,13 +428,28 @@ try {
     // climbing, a keyframe awaited): the picture must settle into
     // advancing within 8 s, then keep advancing over 2 s.
     const frames = async () => Number(await t.getAttribute('data-frames'));
+    // Each second, what the tile decoded and what the browser encoded per
+    // layer: a failure below says which side stopped.
     const live = Date.now();
+    const samples = [];
+    const sampler = setInterval(async () => {
+      try {
+        const layers = await meet.evaluate(() => window.lookoutMeet.layerStats());
+        const attrs = await page.evaluate((sel) => { const el = document.querySelector(sel); return el ? { ...el.dataset, overlay: el.querySelector('.overlay')?.innerText.replace(/\s+/g, ' ') } : null; }, tile(4));
+        samples.push({ at: Date.now() - live, tile: attrs && { frames: attrs.frames, dropped: attrs.dropped, backlog: attrs.backlog, state: attrs.state, overlay: attrs.overlay },
+          sent: layers.map((l) => `${l.rid}:${l.active ? '' : 'off '}${l.width}px ${l.encoded}f ${l.keyframes}k ${l.plis}pli ${l.limited}`).join(' | ') });
+      } catch { /* the page is closing */ }
+    }, 1000);
+    const failWith = async (msg) => {
+      clearInterval(sampler);
+      throw new Error(`${msg}; each second: ${JSON.stringify(samples.slice(-16))}`);
+    };
     const start = await frames();
     await page.waitForFunction(([sel, from]) => {
       const el = document.querySelector(sel);
       return el && Number(el.getAttribute('data-frames')) - from >= 10;
     }, [`${tile(4)}[data-camera="${who}"]`, start], { timeout: 8000, polling: 100 }).catch(async () => {
-      throw new Error(`the participant's frames went from ${start} to ${await frames()} in 8 s`);
+      await failWith(`the participant's frames went from ${start} to ${await frames()} in 8 s`);
     });
     const settled = Date.now() - live;
     // Then it keeps advancing: 10 more frames within 6 s. (The fake
@@ -447,8 +462,9 @@ try {
       const el = document.querySelector(sel);
       return el && Number(el.getAttribute('data-frames')) - from >= 10;
     }, [`${tile(4)}[data-camera="${who}"]`, f0], { timeout: 6000, polling: 100 }).catch(async () => {
-      throw new Error(`the participant's frames went from ${f0} to ${await frames()} in 6 s`);
+      await failWith(`the participant's frames went from ${f0} to ${await frames()} in 6 s`);
     });
+    clearInterval(sampler);
     const fps = Math.round((10 * 1000 / (Date.now() - t0)) * 10) / 10;
     return { frames_per_s: fps, settled_ms: settled, overlay: (await page.locator(`${tile(4)} .overlay`).innerText()).replace(/\s+/g, ' ') };
   });
