@@ -19,6 +19,7 @@ import {
   shortSignature,
   sortHearings,
   startsAt,
+  stillChanging,
   takeIssuedLink,
   waitedSeconds,
   waitingResident,
@@ -165,5 +166,20 @@ describe('the schedule form and the recordings', () => {
     keepIssuedLink('hrg_1', { path: '/h/x', expires_at: '2025-05-06T06:00:00Z' });
     expect(takeIssuedLink('hrg_1')?.path).toBe('/h/x');
     expect(takeIssuedLink('hrg_1')).toBeNull();
+  });
+});
+
+describe('stillChanging', () => {
+  it('is read again while open, and once ended until its record is signed', () => {
+    const cases: [Hearing['state'], boolean, boolean][] = [
+      ['scheduled', false, true],
+      ['in_progress', false, true],
+      ['ended', false, true],
+      ['ended', true, false],
+      ['cancelled', false, false],
+    ];
+    for (const [state, signed, want] of cases) {
+      expect(stillChanging({ state, signed }), `${state} signed=${signed}`).toBe(want);
+    }
   });
 });

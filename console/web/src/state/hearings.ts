@@ -24,6 +24,17 @@ export function isOpen(h: Pick<Hearing, 'state'>): boolean {
   return h.state === 'scheduled' || h.state === 'in_progress';
 }
 
+/**
+ * stillChanging says the hearing's page should read it again: it is open,
+ * or it has ended and its record is not signed yet. The end signs the
+ * record before it answers, but a read that crossed the end can show the
+ * hearing ended and unsigned after the end's own answer (or in its place:
+ * the end's form leaves the page as soon as any read says ended).
+ */
+export function stillChanging(h: Pick<Hearing, 'state' | 'signed'>): boolean {
+  return isOpen(h) || (h.state === 'ended' && !h.signed);
+}
+
 const stateRank: Record<string, number> = { in_progress: 0, scheduled: 1, ended: 2, cancelled: 2 };
 
 /**
