@@ -44,10 +44,22 @@ func (v *Viewer) offer(p *Packet) {
 	if v.closed {
 		return
 	}
-	if v.keyAsked.Swap(false) || (v.lagging && len(v.q) < cap(v.q)/2) {
-		// The cache holds the packets since the last keyframe, p among
-		// them when it is cached: the replay brings the viewer up to p.
-		if v.replay() && v.src.cacheValid {
+	if asked, caughtUp := v.keyAsked.Swap(false), v.lagging && len(v.q) < cap(v.q)/2; asked || caughtUp {
+		if v.src.codec == VP8 {
+			// No replay: a browser knows a VP8 frame by its picture id,
+			// which a replayed frame repeats, and drops the replay as
+			// frames it has decoded past. It would only add the group
+			// of pictures to the viewer's link at each request, and
+			// under load a storm of them: losses, requests, replays. A
+			// request goes to the publisher (RequestKeyframe), whose
+			// next keyframe restarts the viewer.
+			if caughtUp {
+				v.lagging = false // waitKey is set: from the next keyframe
+			}
+		} else if v.replay() && v.src.cacheValid {
+			// The cache holds the packets since the last keyframe, p
+			// among them when it is cached: the replay brings the
+			// viewer up to p.
 			return
 		}
 	}
@@ -105,9 +117,9 @@ func (v *Viewer) replay() bool {
 }
 
 // RequestKeyframe asks for the cached keyframe again (a viewer's PLI or
-// FIR): it is answered from the cache, and passed on only to a sender
-// that makes keyframes on demand (Source.RequestKeyframe), never to a
-// camera.
+// FIR): it is answered from the cache (not for VP8: see offer), and
+// passed on only to a sender that makes keyframes on demand
+// (Source.RequestKeyframe), never to a camera.
 func (v *Viewer) RequestKeyframe() {
 	v.keyAsked.Store(true)
 	if f := v.src.RequestKeyframe; f != nil {

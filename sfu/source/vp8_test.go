@@ -2,6 +2,7 @@ package source
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,5 +73,78 @@ func TestVP8SourceStartsViewersAtTheKeyframe(t *testing.T) {
 	v.Close()
 	if got[0][2] != 0xaa || got[1][2] != 0xbb || got[2][2] != 0xcc {
 		t.Fatalf("the viewer got %x", got)
+	}
+}
+
+// A viewer's keyframe request: an H.264 viewer is sent the cached group of
+// pictures again (its browser knows frames by sequence number, and decodes
+// the replay); a VP8 viewer is not (its browser knows them by picture id,
+// and would drop the replay as frames it decoded already), and its request
+// goes to the publisher, whose next keyframe restarts it.
+func TestKeyframeRequestReplaysOnlyWhereABrowserDecodesIt(t *testing.T) {
+	vp8 := func(key bool) []byte {
+		if key {
+			return []byte{0x10, 0x00, 0xaa} // S, partition 0; P bit 0: a keyframe
+		}
+		return []byte{0x10, 0x01, 0xbb}
+	}
+	h264 := func(key bool) []byte {
+		if key {
+			return nalu(5, 300)
+		}
+		return nalu(1, 300)
+	}
+	for _, tc := range []struct {
+		codec   string
+		params  [][]byte
+		payload func(key bool) []byte
+		// packets the viewer gets before the last frame: the start's
+		// replay, then the frame after the request (VP8), or the
+		// request's replay, which ends with that frame (H.264)
+		want int
+	}{
+		{VP8, nil, vp8, 2 + 1},
+		{H264, [][]byte{nil, sps, pps}, h264, 3 + 4},
+	} {
+		t.Run(tc.codec, func(t *testing.T) {
+			s := New()
+			defer s.Close()
+			var asked atomic.Int32
+			s.RequestKeyframe = func() { asked.Add(1) }
+			s.Start(tc.codec, tc.params)
+			seq, ts := uint16(0), uint32(0)
+			write := func(key bool) {
+				seq++
+				ts += 3000
+				s.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: ts, Marker: true}, Payload: tc.payload(key)})
+			}
+			write(true)
+			write(false)
+			rec := &recorder{}
+			v, err := s.AddViewer(rec.write)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer v.Close()
+			start := len(rec.wait(t, 2)) // the cache: (parameter sets,) keyframe, frame
+			v.RequestKeyframe()
+			write(false)
+			write(false) // the last: what came before it has come
+			got := rec.wait(t, tc.want+1)
+			for len(got) == 0 || got[len(got)-1].Timestamp != ts {
+				got = rec.wait(t, len(got)+1)
+			}
+			if len(got) != tc.want+1 {
+				t.Fatalf("%d packets after a start of %d, want %d", len(got), start, tc.want+1)
+			}
+			if asked.Load() != 1 {
+				t.Fatalf("the publisher was asked %d times, want once", asked.Load())
+			}
+			for i, p := range got {
+				if p.SequenceNumber != uint16(i) {
+					t.Fatalf("packet %d has sequence number %d", i, p.SequenceNumber)
+				}
+			}
+		})
 	}
 }
