@@ -631,44 +631,6 @@ func TestTimeline(t *testing.T) {
 	}
 }
 
-func TestReorder(t *testing.T) {
-	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	type in struct {
-		seq  uint16
-		ssrc uint32
-		at   time.Duration
-	}
-	tests := []struct {
-		name string
-		in   []in
-		want string // emitted sequence numbers, "-N" for N lost, "-0" for a restart
-	}{
-		{"in order", []in{{1, 1, 0}, {2, 1, 0}, {3, 1, 0}}, "1 2 3"},
-		{"swapped", []in{{1, 1, 0}, {3, 1, 0}, {2, 1, 0}, {4, 1, 0}}, "1 2 3 4"},
-		{"wraps", []in{{65534, 1, 0}, {0, 1, 0}, {65535, 1, 0}, {1, 1, 0}}, "65534 65535 0 1"},
-		{"duplicate and late", []in{{1, 1, 0}, {2, 1, 0}, {2, 1, 0}, {1, 1, 0}, {3, 1, 0}}, "1 2 3"},
-		{"lost after the wait", []in{{1, 1, 0}, {3, 1, 0}, {4, 1, 400 * time.Millisecond}, {5, 1, 600 * time.Millisecond}}, "1 -1 3 4 5"},
-		{"new ssrc", []in{{1, 1, 0}, {3, 1, 0}, {500, 2, 0}, {501, 2, 0}}, "1 -1 3 -0 500 501"},
-		{"far ahead", []in{{1, 1, 0}, {30000, 1, 0}, {30001, 1, 0}}, "1 -0 30000 30001"},
-		{"window full", []in{{1, 1, 0}, {3, 1, 0}, {3 + 64, 1, 0}}, "1 -1 3 -63 67"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			r := newReorder(64, 500*time.Millisecond)
-			var got []string
-			r.emit = func(p *pkt) { got = append(got, itoa(int(p.seq))) }
-			r.lose = func(n int) { got = append(got, "-"+itoa(n)) }
-			for _, i := range tc.in {
-				r.push(&slot{seq: i.seq, ssrc: i.ssrc, at: base.Add(i.at), buf: []byte{1}, n: 1})
-			}
-			r.flush()
-			if g := strings.Join(got, " "); g != tc.want {
-				t.Errorf("got %q, want %q", g, tc.want)
-			}
-		})
-	}
-}
-
 // The .part of a recording that never finished (the process died) plays
 // up to its last cluster or fragment: no more than a few seconds are lost.
 func TestPartPlays(t *testing.T) {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/opus"
+
+	"github.com/lookout-cc/lookout/sfu/reorder"
 )
 
 // reorderWait is how long a missing packet is waited for: a retransmission
@@ -36,9 +38,10 @@ type writer struct {
 	out  *output
 	mux  muxer // made at the first frame, when the codec's parameters are known
 
-	reorder *reorder
-	asm     assembler
-	tl      timeline
+	order *reorder.Buffer[pkt]
+	in    pkt // the packet pushed, a view of the queue's slot
+	asm   assembler
+	tl    timeline
 
 	// Video waits for a keyframe at the start and after a loss.
 	needKey bool
@@ -82,9 +85,9 @@ func newWriter(p Params, c codecInfo, f *os.File, path string, log *slog.Logger)
 	if c.video {
 		window = 512
 	}
-	w.reorder = newReorder(window, reorderWait)
-	w.reorder.emit = w.onPacket
-	w.reorder.lose = w.onLoss
+	w.order = reorder.New(window, reorderWait, copyPkt)
+	w.order.Emit = w.onPacket
+	w.order.Lose = w.onLoss
 	w.asm.init(c.name, w.onFrame)
 	w.tl.clock = w.clock
 	return w
@@ -98,7 +101,9 @@ func (w *writer) packet(s *slot) {
 	if s.at.After(w.lastArrival) {
 		w.lastArrival = s.at
 	}
-	w.reorder.push(s)
+	w.in = pkt{at: s.at, seq: s.seq, ts: s.ts, ssrc: s.ssrc, marker: s.marker, data: s.buf[:s.n]}
+	w.order.Push(s.at, s.seq, s.ssrc, &w.in)
+	w.in.data = nil
 }
 
 // event applies a Pause or Resume.
@@ -119,7 +124,7 @@ func (w *writer) event(e event) {
 		// What came before the pause is written; what was sent during
 		// it was ignored, so the sequence starts anew and video waits
 		// for a keyframe.
-		w.reorder.restart()
+		w.order.Restart()
 	}
 }
 
@@ -248,7 +253,7 @@ func (w *writer) fail(err error) {
 // finish writes out what is held, finishes the container and renames the
 // file; the summary is then ready.
 func (w *writer) finish() {
-	w.reorder.flush()
+	w.order.Flush()
 	w.asm.flush()
 	s := &w.summary
 	s.Codec = w.codec.name
