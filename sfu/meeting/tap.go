@@ -12,6 +12,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/lookout-cc/lookout/sfu/reorder"
 	"github.com/lookout-cc/lookout/sfu/source"
 )
 
@@ -40,13 +41,25 @@ var (
 // layer), and moves at the new layer's next keyframe, which it asks for.
 // The source numbers its packets itself and carries its timestamps on
 // from the last (Source.Start), so the wall's viewers see one stream.
+//
+// The source numbers them in the order they are written, and its viewers
+// too: a packet the publisher sent again (a NACK's answer, tens of
+// milliseconds late) would land inside a later frame, and the browser,
+// seeing no gap, decode garbage or nothing and ask for keyframe after
+// keyframe. So the tap puts its layer's packets back into order first
+// (order), waiting up to tapReorderWait for a missing one; one that never
+// comes breaks its frame and those after, and the tap feeds nothing more
+// until the layer's next keyframe, which it asks for.
 type tap struct {
 	top   bool // the top layer ("main"), else the lowest ("sub")
 	codec string
 	log   *slog.Logger // with the room, identity and stream
 	src   *source.Source
-	done  chan struct{}
-	once  sync.Once
+	// askKeyframe asks the publisher for a keyframe of a layer
+	// (upTrack.requestKeyframe).
+	askKeyframe func(layer int)
+	done        chan struct{}
+	once        sync.Once
 
 	// mu orders the writes of the layers' readers (a goroutine each) and
 	// the moves. layer is the layer fed to the source; target the layer
@@ -55,7 +68,43 @@ type tap struct {
 	// the other layers.
 	mu            sync.Mutex
 	layer, target atomic.Int32
+
+	// Guarded by mu: the layer's packets in order, the packet pushed and
+	// the one written (kept, so none is allocated per packet), and a
+	// loss's wait for a keyframe.
+	order   *reorder.Buffer[tapPacket]
+	in      tapPacket
+	out     rtp.Packet
+	needKey bool // a packet never came: nothing until the next keyframe
+	askKey  bool // and that keyframe is to be asked for
+	lost    uint64
 }
+
+// tapPacket is a packet a tap holds until those before it have come: the
+// header fields a source's viewers are sent (not the publisher's
+// extensions, whose ids are the publisher's connection's) and its payload.
+type tapPacket struct {
+	seq         uint16
+	ts, ssrc    uint32
+	pt          uint8
+	marker, key bool
+	payload     []byte
+}
+
+func copyTapPacket(dst, src *tapPacket) {
+	payload := append(dst.payload[:0], src.payload...)
+	*dst = *src
+	dst.payload = payload
+}
+
+// Reordering of a tap: the packets held (a keyframe of a 720p layer is
+// some 70), and the wait for a missing one: a retransmission comes a
+// round trip and the publisher's sending after the NACK, which goes out
+// a few milliseconds after the gap is seen.
+const (
+	tapReorderWindow = 256
+	tapReorderWait   = 200 * time.Millisecond
+)
 
 // tapKeyframeEvery is how often a tap asks the publisher for a keyframe: a
 // browser's encoder makes one mostly when asked, and the source keeps the
@@ -80,14 +129,45 @@ func (t *tap) write(layer int, p *rtp.Packet, key bool) {
 	case l == t.layer.Load():
 	case l == t.target.Load() && key:
 		t.log.Info("meeting wall tap moved to another layer", "from", layerNames[t.layer.Load()], "to", layerNames[l])
+		t.order.Restart() // what the old layer had held goes first
 		t.layer.Store(l)
+		t.needKey, t.askKey = false, false
 		// Another layer's timestamps: the source carries on from its
 		// last, as for a camera that came back.
 		t.src.Start(t.codec, nil)
 	default:
 		return
 	}
-	t.src.WriteRTP(p)
+	t.in = tapPacket{seq: p.SequenceNumber, ts: p.Timestamp, ssrc: p.SSRC, pt: p.PayloadType, marker: p.Marker, key: key, payload: p.Payload}
+	t.order.Push(time.Now(), p.SequenceNumber, p.SSRC, &t.in)
+	t.in.payload = nil
+	if t.askKey {
+		t.askKey = false
+		t.askKeyframe(layer)
+	}
+}
+
+// emit writes a packet, in order, to the source; mu held.
+func (t *tap) emit(p *tapPacket) {
+	if t.needKey {
+		if !p.key {
+			return
+		}
+		t.needKey = false
+	}
+	t.out.Header = rtp.Header{Version: 2, PayloadType: p.pt, SequenceNumber: p.seq, Timestamp: p.ts, SSRC: p.ssrc, Marker: p.marker}
+	t.out.Payload = p.payload
+	t.src.WriteRTP(&t.out)
+	t.out.Payload = nil
+}
+
+// lose: n packets of the layer never came (0: its sequence began anew, as
+// at a move, which starts at a keyframe); mu held.
+func (t *tap) lose(n int) {
+	if n > 0 {
+		t.lost += uint64(n)
+		t.needKey, t.askKey = true, true
+	}
 }
 
 // layers is the tap's layer and target.
@@ -117,6 +197,12 @@ func (t *tap) end() {
 	t.once.Do(func() {
 		close(t.done)
 		t.src.Close()
+		t.mu.Lock()
+		lost := t.lost
+		t.mu.Unlock()
+		if lost > 0 {
+			t.log.Info("meeting wall tap ended", "packets_lost", lost)
+		}
 	})
 }
 
@@ -162,8 +248,10 @@ func (s *SFU) Tap(room, identity, stream string) (src *source.Source, release fu
 	if layer < 0 {
 		return nil, nil, ErrNoVideo
 	}
-	t := &tap{top: stream == "main", codec: codec, src: source.New(), done: make(chan struct{}),
-		log: s.log.With("room", room, "identity", identity, "stream", stream)}
+	t := &tap{top: stream == "main", codec: codec, askKeyframe: u.requestKeyframe, src: source.New(), done: make(chan struct{}),
+		log:   s.log.With("room", room, "identity", identity, "stream", stream),
+		order: reorder.New(tapReorderWindow, tapReorderWait, copyTapPacket)}
+	t.order.Emit, t.order.Lose = t.emit, t.lose
 	t.layer.Store(int32(layer))
 	t.target.Store(int32(layer))
 	// A viewer's keyframe request (a loss retransmission could not

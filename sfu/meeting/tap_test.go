@@ -3,12 +3,16 @@ package meeting
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pion/rtp"
 
+	"github.com/lookout-cc/lookout/sfu/reorder"
 	"github.com/lookout-cc/lookout/sfu/source"
 )
 
@@ -249,4 +253,66 @@ func (e *env) tapOf(identity string) *tap {
 	}
 	e.t.Fatalf("no single tap of %s's camera", identity)
 	return nil
+}
+
+// A tap puts its layer's packets back into order before the source, which
+// numbers them as they come: a retransmission that arrives late takes its
+// place in its frame, a duplicate is dropped; a packet that never comes
+// breaks its frame and those after it, so the tap feeds nothing until
+// the layer's next keyframe, and asks for it.
+func TestTapPutsItsLayersPacketsInOrder(t *testing.T) {
+	var asked []int
+	tp := &tap{codec: source.VP8, src: source.New(), done: make(chan struct{}), log: slog.New(slog.DiscardHandler),
+		askKeyframe: func(layer int) { asked = append(asked, layer) },
+		order:       reorder.New(tapReorderWindow, tapReorderWait, copyTapPacket)}
+	tp.order.Emit, tp.order.Lose = tp.emit, tp.lose
+	tp.src.Start(source.VP8, nil)
+	defer tp.end()
+	var mu sync.Mutex
+	var got []byte // the packets' ids, in the order the wall's viewer got them
+	if _, err := tp.src.AddViewer(func(p *rtp.Packet) error {
+		mu.Lock()
+		got = append(got, p.Payload[2])
+		mu.Unlock()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	send := func(seq uint16, key bool) {
+		payload := []byte{0x10, 0x01, byte(seq)} // the start of a frame: each packet one here
+		if key {
+			payload[1] = 0x00
+		}
+		tp.write(layerLow, &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 3000, SSRC: 5, Marker: true}, Payload: payload}, key)
+	}
+	send(1, true)
+	send(2, false)
+	send(4, false) // 3 is late: a retransmission
+	send(3, false)
+	send(5, false)
+	send(5, false) // and again
+	// 6 never comes: 7 and 8 wait for it until a packet a window ahead
+	// gives it up; they belong to broken frames, and the keyframe 9 starts
+	// the picture again.
+	send(7, false)
+	send(8, false)
+	send(6+tapReorderWindow, false)
+	send(9, true)
+	want := []byte{1, 2, 3, 4, 5, 9}
+	waitUntil(t, 5*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= len(want) }, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Sprintf("the viewer got %v, want %v", got, want)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, want) {
+		t.Fatalf("the viewer got %v, want %v", got, want)
+	}
+	if !slices.Equal(asked, []int{layerLow}) {
+		t.Fatalf("keyframes asked of layers %v, want the low layer once", asked)
+	}
+	if tp.lost != 1 {
+		t.Fatalf("%d packets counted lost, want 1", tp.lost)
+	}
 }

@@ -215,8 +215,6 @@ func (m *testMedia) readOgg(raw []byte) error {
 	}
 }
 
-func itoa(i int) string { return strconv.Itoa(i) }
-
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // sent is a packet and when it arrives, from the stream's start.

@@ -466,7 +466,8 @@ try {
     });
     clearInterval(sampler);
     const fps = Math.round((10 * 1000 / (Date.now() - t0)) * 10) / 10;
-    return { frames_per_s: fps, settled_ms: settled, overlay: (await page.locator(`${tile(4)} .overlay`).innerText()).replace(/\s+/g, ' ') };
+    const kbps = samples.map((x) => Number((x.tile?.overlay?.match(/(\d+) kbps/) || [])[1] || 0));
+    return { frames_per_s: fps, settled_ms: settled, most_kbps: Math.max(0, ...kbps), overlay: (await page.locator(`${tile(4)} .overlay`).innerText()).replace(/\s+/g, ' ') };
   });
 
   await step('screenshot of the wall', async () => {
