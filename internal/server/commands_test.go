@@ -210,9 +210,22 @@ func TestCommandsLifecycle(t *testing.T) {
 	online := func() any { _, d := getJSON(t, "GET", base+"/api/v1/devices/lamp-x", tok, nil); return d["state"] }
 	waitFor(t, 5*time.Second, func() bool { return online() == "online" })
 	// The ghost is connected (and its Will registered) once it prints a
-	// command sent to it.
-	_, probe := send("lamp-x", map[string]any{"name": "set_power", "params": map[string]any{"on": true}, "timeout_s": 1})
-	waitFor(t, 5*time.Second, func() bool { return strings.Contains(ghostOut.String(), probe["id"].(string)) })
+	// command sent to it. A command sent before it subscribed never
+	// reaches it (commands are not retained): a probe each second until
+	// one does.
+	var probe string
+	waitFor(t, 15*time.Second, func() bool {
+		if probe != "" && strings.Contains(ghostOut.String(), probe) {
+			return true
+		}
+		_, c := send("lamp-x", map[string]any{"name": "set_power", "params": map[string]any{"on": true}, "timeout_s": 1})
+		probe = c["id"].(string)
+		deadline := time.Now().Add(time.Second)
+		for time.Now().Before(deadline) && !strings.Contains(ghostOut.String(), probe) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return strings.Contains(ghostOut.String(), probe)
+	})
 	ghost.Process.Kill()
 	ghost.Wait()
 	waitFor(t, 5*time.Second, func() bool { return online() == "offline" })
