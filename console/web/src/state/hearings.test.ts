@@ -14,6 +14,7 @@ import {
   meetURL,
   pauseCount,
   playable,
+  pollReads,
   shiftDay,
   shortHash,
   shortSignature,
@@ -180,6 +181,22 @@ describe('stillChanging', () => {
     ];
     for (const [state, signed, want] of cases) {
       expect(stillChanging({ state, signed }), `${state} signed=${signed}`).toBe(want);
+    }
+  });
+});
+
+describe('pollReads', () => {
+  it('reads a changing hearing, but not while the page is ending it', () => {
+    const cases: [Hearing['state'], boolean, boolean, boolean][] = [
+      ['in_progress', false, false, true],
+      ['in_progress', false, true, false],
+      ['scheduled', false, true, false],
+      ['ended', false, false, true],
+      ['ended', false, true, false],
+      ['ended', true, false, false],
+    ];
+    for (const [state, signed, ending, want] of cases) {
+      expect(pollReads({ state, signed }, ending), `${state} signed=${signed} ending=${ending}`).toBe(want);
     }
   });
 });

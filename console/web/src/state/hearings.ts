@@ -35,6 +35,17 @@ export function stillChanging(h: Pick<Hearing, 'state' | 'signed'>): boolean {
   return isOpen(h) || (h.state === 'ended' && !h.signed);
 }
 
+/**
+ * pollReads says the page's timer should read the hearing now: while it
+ * is still changing, but not while the page's own end is under way. A
+ * read answered then could say ended and take the end's form off the
+ * page before the end answered, and with it the end's error, if it had
+ * one.
+ */
+export function pollReads(h: Pick<Hearing, 'state' | 'signed'>, ending: boolean): boolean {
+  return !ending && stillChanging(h);
+}
+
 const stateRank: Record<string, number> = { in_progress: 0, scheduled: 1, ended: 2, cancelled: 2 };
 
 /**
