@@ -83,6 +83,7 @@ func meeting(argv []string, out io.Writer) error {
 	pacing := fs.Float64("pacing", 2.5, "publishers pace their video packets at this many times the video's bitrate, as browsers do (Chrome: 2.5); 0 sends each frame's packets at once")
 	compare := fs.String("compare", "", "fan-out: also measure this other lookout binary, in --pairs runs alternating with --binary, and print both side by side (on a machine whose speed drifts, only alternating runs compare two builds)")
 	pairs := fs.Int("pairs", 3, "with --compare: how many runs of each binary")
+	slice := fs.Duration("server-slice", 0, "ask Linux's scheduler for this slice (100µs-100ms) for every thread of lookout (sched_setattr's sched_runtime): shorter runs a woken thread sooner, longer lets it run longer before it is preempted; 0: the kernel's default (docs/BENCHMARKS.md: neither helped)")
 	if err := fs.Parse(argv); err != nil {
 		return err
 	}
@@ -99,6 +100,8 @@ func meeting(argv []string, out io.Writer) error {
 		return errors.New("--pacing 0 or 1-100")
 	case *nice < 0 || *nice > 19:
 		return errors.New("--nice 0-19")
+	case *slice != 0 && (*slice < 100*time.Microsecond || *slice > 100*time.Millisecond || *inProcess):
+		return errors.New("--server-slice 100µs-100ms, for lookout in its own process")
 	case *compare != "" && (*rooms > 0 || *pairs < 1 || *pairs > 20):
 		return errors.New("--compare measures the fan-out (no --rooms), with --pairs 1-20")
 	}
@@ -119,7 +122,7 @@ func meeting(argv []string, out io.Writer) error {
 		}
 	}
 	o := meetOpts{nice: *nice, subscribers: *subscribers, duration: *duration, warmup: *warmup, rooms: *rooms, perRoom: *perRoom, sample: *sample,
-		pprofAddr: *pprofAddr, cpuProfile: *cpuProfile, pacing: *pacing, rates: rates, audio: *audio, directSend: *directSend, directReceive: *directReceive, intake: *intake}
+		pprofAddr: *pprofAddr, cpuProfile: *cpuProfile, pacing: *pacing, rates: rates, audio: *audio, directSend: *directSend, directReceive: *directReceive, intake: *intake, slice: *slice}
 	if *compare != "" {
 		return meetingCompare([2]string{*binary, *compare}, *pairs, *inProcess, o, out)
 	}
@@ -128,6 +131,9 @@ func meeting(argv []string, out io.Writer) error {
 		return err
 	}
 	defer srv.stop()
+	if err := srv.setSlice(o.slice); err != nil {
+		return err
+	}
 	if *rooms > 0 {
 		return meetingRooms(srv, o, out)
 	}
@@ -155,6 +161,11 @@ func meetingCompare(binaries [2]string, pairs int, inProcess bool, o meetOpts, o
 			debug.FreeOSMemory()
 			fmt.Fprintf(out, "run %d of %s:\n", pair+1, b)
 			srv, err := startMeetServer(b, inProcess, "", o.directSend, o.directReceive)
+			if err == nil {
+				if err = srv.setSlice(o.slice); err != nil {
+					srv.stop()
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", b, err)
 			}
@@ -233,6 +244,9 @@ type meetOpts struct {
 	directReceive    bool
 	// intake: the receivers take their media on their socket's reader.
 	intake bool
+	// slice is the scheduler slice asked for lookout's threads (0: the
+	// kernel's default).
+	slice time.Duration
 	// rates are the fan-out publisher's layers (bit/s); audio whether it
 	// sends audio.
 	rates []int
@@ -246,6 +260,18 @@ type meetServer struct {
 	// pid is lookout's process, 0 when it runs in this one.
 	pid  int
 	stop func()
+}
+
+// setSlice asks the scheduler for a slice of d for lookout's threads
+// (--server-slice); 0 leaves them as they are.
+func (s *meetServer) setSlice(d time.Duration) error {
+	if d == 0 {
+		return nil
+	}
+	if err := setSlice(s.pid, d); err != nil {
+		return fmt.Errorf("--server-slice: %w", err)
+	}
+	return nil
 }
 
 // startMeetServer starts lookout (demo off, everything on loopback, the
@@ -813,6 +839,9 @@ func meetingFanout(srv *meetServer, o meetOpts, out io.Writer) (fanoutResult, er
 	if srv.pid != 0 && o.nice > 0 {
 		where += fmt.Sprintf(" at nice %d", o.nice)
 	}
+	if o.slice > 0 {
+		where += fmt.Sprintf("; lookout's threads at a scheduler slice of %s", o.slice)
+	}
 	if o.directSend {
 		where += "; lookout sending with its direct sender (the default)"
 	} else {
@@ -962,6 +991,9 @@ func meetingRooms(srv *meetServer, o meetOpts, out io.Writer) error {
 	where := "lookout in its own process, the participants in the bench's"
 	if srv.pid == 0 {
 		where = "lookout and the participants in one process"
+	}
+	if o.slice > 0 {
+		where += fmt.Sprintf("; lookout's threads at a scheduler slice of %s", o.slice)
 	}
 	fmt.Fprintf(out, "  %s; hearing everyone: %d of %d; %s warm-up, then measured for %s, sampled every %s\n", where, connected, total, o.warmup, o.duration, o.sample)
 	fmt.Fprintf(out, "  %s\n", intakeText(o.intake, clients))
