@@ -440,31 +440,34 @@ try {
           sent: layers.map((l) => `${l.rid}:${l.active ? '' : 'off '}${l.width}px ${l.encoded}f ${l.keyframes}k ${l.plis}pli ${l.limited}`).join(' | ') });
       } catch { /* the page is closing */ }
     }, 1000);
-    const failWith = async (msg) => {
-      clearInterval(sampler);
+    const failWith = (msg) => {
       throw new Error(`${msg}; each second: ${JSON.stringify(samples.slice(-16))}`);
     };
-    const start = await frames();
-    await page.waitForFunction(([sel, from]) => {
-      const el = document.querySelector(sel);
-      return el && Number(el.getAttribute('data-frames')) - from >= 10;
-    }, [`${tile(4)}[data-camera="${who}"]`, start], { timeout: 8000, polling: 100 }).catch(async () => {
-      await failWith(`the participant's frames went from ${start} to ${await frames()} in 8 s`);
-    });
-    const settled = Date.now() - live;
-    // Then it keeps advancing: 10 more frames within 6 s. (The fake
-    // camera's page shares the two cores with everything else in CI,
-    // where its encoder has sent as few as 2.5 frames a second; the rate
-    // is reported.)
-    const f0 = await frames();
-    const t0 = Date.now();
-    await page.waitForFunction(([sel, from]) => {
-      const el = document.querySelector(sel);
-      return el && Number(el.getAttribute('data-frames')) - from >= 10;
-    }, [`${tile(4)}[data-camera="${who}"]`, f0], { timeout: 6000, polling: 100 }).catch(async () => {
-      await failWith(`the participant's frames went from ${f0} to ${await frames()} in 6 s`);
-    });
-    clearInterval(sampler);
+    let settled, f0, t0;
+    try {
+      const start = await frames();
+      await page.waitForFunction(([sel, from]) => {
+        const el = document.querySelector(sel);
+        return el && Number(el.getAttribute('data-frames')) - from >= 10;
+      }, [`${tile(4)}[data-camera="${who}"]`, start], { timeout: 8000, polling: 100 }).catch(async () => {
+        failWith(`the participant's frames went from ${start} to ${await frames()} in 8 s`);
+      });
+      settled = Date.now() - live;
+      // Then it keeps advancing: 10 more frames within 6 s. (The fake
+      // camera's page shares the two cores with everything else in CI,
+      // where its encoder has sent as few as 2.5 frames a second; the rate
+      // is reported.)
+      f0 = await frames();
+      t0 = Date.now();
+      await page.waitForFunction(([sel, from]) => {
+        const el = document.querySelector(sel);
+        return el && Number(el.getAttribute('data-frames')) - from >= 10;
+      }, [`${tile(4)}[data-camera="${who}"]`, f0], { timeout: 6000, polling: 100 }).catch(async () => {
+        failWith(`the participant's frames went from ${f0} to ${await frames()} in 6 s`);
+      });
+    } finally {
+      clearInterval(sampler);
+    }
     const fps = Math.round((10 * 1000 / (Date.now() - t0)) * 10) / 10;
     const kbps = samples.map((x) => Number((x.tile?.overlay?.match(/(\d+) kbps/) || [])[1] || 0));
     return { frames_per_s: fps, settled_ms: settled, most_kbps: Math.max(0, ...kbps), overlay: (await page.locator(`${tile(4)} .overlay`).innerText()).replace(/\s+/g, ' ') };
