@@ -213,18 +213,19 @@ func TestCommandsLifecycle(t *testing.T) {
 	// command sent to it. A command sent before it subscribed never
 	// reaches it (commands are not retained): a probe each second until
 	// one does.
-	var probe string
+	var probes []string
+	var probed time.Time
 	waitFor(t, 15*time.Second, func() bool {
-		if probe != "" && strings.Contains(ghostOut.String(), probe) {
-			return true
+		for _, id := range probes {
+			if strings.Contains(ghostOut.String(), id) {
+				return true
+			}
 		}
-		_, c := send("lamp-x", map[string]any{"name": "set_power", "params": map[string]any{"on": true}, "timeout_s": 1})
-		probe = c["id"].(string)
-		deadline := time.Now().Add(time.Second)
-		for time.Now().Before(deadline) && !strings.Contains(ghostOut.String(), probe) {
-			time.Sleep(20 * time.Millisecond)
+		if time.Since(probed) >= time.Second {
+			_, c := send("lamp-x", map[string]any{"name": "set_power", "params": map[string]any{"on": true}, "timeout_s": 1})
+			probes, probed = append(probes, c["id"].(string)), time.Now()
 		}
-		return strings.Contains(ghostOut.String(), probe)
+		return false
 	})
 	ghost.Process.Kill()
 	ghost.Wait()
