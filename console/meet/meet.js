@@ -13,7 +13,7 @@
 // joining); each remote participant's tile has data-identity; and
 // window.lookoutMeet has participants(), speakers(), videoStats(identity),
 // self(), state(), departed(), setMicEnabled(on), restartIce(),
-// iceUfrags() and sendStats().
+// iceUfrags(), sendStats(), layerStats() and recvStats(identity).
 
 import { MeetingClient } from './signal.js';
 import { t, has, lang, setLang, initLang, applyI18n } from './i18n.js';
@@ -1298,6 +1298,31 @@ Object.defineProperty(window, 'lookoutMeet', {
         });
       });
       return out.sort((a, b) => a.rid.localeCompare(b.rid));
+    },
+    /** How a participant's camera video arrives here (inbound-rtp, with the candidate pair's state): what a stalled tile is read against. */
+    recvStats: async (identity) => {
+      const tile = tiles.get(identity);
+      const stream = tile && tile.video.srcObject;
+      const track = stream && stream.getVideoTracks()[0];
+      if (!track || !client || !client.sub) return null;
+      const v = tile.video;
+      const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : null;
+      const out = {
+        track: track.readyState, muted: track.muted, server_paused: !!client.paused.get(identity),
+        shown: { width: v.videoWidth, frames: q ? q.totalVideoFrames : -1, presented: tile.presented, paused: v.paused, ready: v.readyState },
+      };
+      (await client.sub.getStats()).forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video' && s.trackIdentifier === track.id) {
+          Object.assign(out, {
+            ssrc: s.ssrc, packets: s.packetsReceived || 0, lost: s.packetsLost || 0, width: s.frameWidth || 0,
+            decoded: s.framesDecoded || 0, keyframes: s.keyFramesDecoded || 0, dropped: s.framesDropped || 0,
+            plis: s.pliCount || 0, firs: s.firCount || 0, nacks: s.nackCount || 0,
+            freezes: s.freezeCount || 0, frozen_s: s.totalFreezesDuration || 0,
+          });
+        }
+        if (s.type === 'candidate-pair' && s.nominated) out.pair = `${s.state} ${s.bytesReceived || 0}B`;
+      });
+      return out;
     },
     /** The ICE usernames in use: this side's on the publisher connection, the server's on the subscriber one. */
     iceUfrags: () => {

@@ -55,10 +55,10 @@ func start(t *testing.T, cfg config.Config, notice io.Writer) *Server {
 		tail := &logTail{}
 		t.Cleanup(func() {
 			if t.Failed() {
-				t.Logf("the server's last %d log lines (info and above):\n%s", logTailLines, tail.String())
+				t.Logf("the server's last %d log lines (info and above, and the debug lines of meetings and pion):\n%s", logTailLines, tail.String())
 			}
 		})
-		log = slog.New(slog.NewTextHandler(tail, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		log = slog.New(meetingDebug{Handler: slog.NewTextHandler(tail, &slog.HandlerOptions{Level: slog.LevelDebug})})
 	}
 	s := New(Params{Config: cfg, Log: log, Version: "test", Notice: notice})
 	if err := s.Start(context.Background()); err != nil {
@@ -69,7 +69,35 @@ func start(t *testing.T, cfg config.Config, notice io.Writer) *Server {
 
 // logTailLines is how many of a server's last log lines a failed test
 // shows.
-const logTailLines = 120
+const logTailLines = 200
+
+// meetingDebug passes info and above, and of the debug lines the
+// meetings' (layer choices, connection states) and pion's (its info:
+// ICE's states and pairs): what a stalled video in a browser test is read
+// against, few enough to keep.
+type meetingDebug struct {
+	slog.Handler
+	pion bool // a logger of pion's (pionlog's "pion" attribute)
+}
+
+func (h meetingDebug) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < slog.LevelDebug || r.Level < slog.LevelInfo && !h.pion && !strings.HasPrefix(r.Message, "meeting ") {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h meetingDebug) WithAttrs(attrs []slog.Attr) slog.Handler {
+	pion := h.pion
+	for _, a := range attrs {
+		pion = pion || a.Key == "pion"
+	}
+	return meetingDebug{h.Handler.WithAttrs(attrs), pion}
+}
+
+func (h meetingDebug) WithGroup(name string) slog.Handler {
+	return meetingDebug{h.Handler.WithGroup(name), h.pion}
+}
 
 // logTail keeps a server's last log lines (slog's handler writes one line
 // a call).
