@@ -99,6 +99,9 @@ type allocItem struct {
 	rates    [numLayers]int64
 	// has says which layers the publisher sends now.
 	has [numLayers]bool
+	// seen says which of them a stats tick saw running (upTrack's
+	// seenRunning): a step up goes only to one of those.
+	seen [numLayers]bool
 }
 
 // plan chooses the layers for items; est is the estimate, audio what the
@@ -185,10 +188,12 @@ func prevLayer(it allocItem, l int) int {
 	return layerOff
 }
 
-// nextLayer is one step up from l towards want.
+// nextLayer is one step up from l towards want: from a paused video to
+// the lowest layer sent, from a layer to the next one sent that a tick saw
+// running.
 func nextLayer(it allocItem, l int) int {
 	for n := l + 1; n <= it.want && n < numLayers; n++ {
-		if it.has[n] {
+		if it.has[n] && (l == layerOff || it.seen[n]) {
 			return n
 		}
 	}
@@ -235,6 +240,7 @@ func (r *Room) allocate(p *participant) {
 		for l := range numLayers {
 			rate := u.layerRate[l].Load()
 			it.has[l] = u.usableLayer(l)
+			it.seen[l] = u.seenRunning(l)
 			if rate == 0 {
 				rate = nominalRate[l]
 			}

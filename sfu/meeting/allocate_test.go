@@ -62,6 +62,56 @@ func TestNoCongestionInTheFirstSeconds(t *testing.T) {
 	}
 }
 
+// A step up goes only to a layer a stats tick saw running: in a new
+// track's first seconds every layer counts as sent, and a browser short
+// of bandwidth sends one frame on its upper layers and stops. A paused
+// video comes back on its low layer without waiting for a tick.
+func TestStepUpOnlyToARunningLayer(t *testing.T) {
+	m, err := newMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Room{id: "r", sfu: &SFU{log: slog.New(slog.DiscardHandler), metrics: m}, participants: map[string]*participant{}}
+	pub := &participant{identity: "pub"}
+	u := &upTrack{pub: pub, id: "pub-camera", kind: webrtc.RTPCodecTypeVideo, simulcast: true, source: "camera",
+		codec: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, createdAt: time.Now()}
+	u.downs.Store(&[]*downTrack{})
+	for l := range numLayers {
+		u.layers[l] = &webrtc.TrackRemote{}
+		u.lastPacket[l].Store(nanotime())
+	}
+	sub := &participant{room: r, identity: "sub", bwe: &fakeBWE{estimate: 5_000_000}, downs: map[*upTrack]*downTrack{},
+		conn: &conn{out: make(chan []byte, 64), closing: make(chan struct{})}}
+	d := newDownTrack(u, sub)
+	d.target = layerOff
+	sub.downs[u] = d
+	// allocate runs the allocator as the room's tick would, the
+	// subscriber's last change past its settle and up wait.
+	allocate := func() int {
+		sub.alloc.lastChange = sub.alloc.lastChange.Add(-upWaitMax)
+		r.allocate(sub)
+		return d.wantLayer()
+	}
+	for i, step := range []struct {
+		fps  [numLayers]int64 // smoothed, hundredths of a frame a second
+		want int
+	}{
+		{[numLayers]int64{0, 0, 0}, layerLow},            // paused: back on low, no tick yet
+		{[numLayers]int64{0, 0, 0}, layerLow},            // no tick yet: no step up
+		{[numLayers]int64{1800, 100, 100}, layerLow},     // one frame each above: not running
+		{[numLayers]int64{1800, 1700, 100}, layerMedium}, // medium runs
+		{[numLayers]int64{1800, 1700, 100}, layerMedium}, // high does not
+		{[numLayers]int64{1800, 1700, 1600}, layerHigh},
+	} {
+		for l, fps := range step.fps {
+			u.layerFPS[l].Store(fps)
+		}
+		if got := allocate(); got != step.want {
+			t.Fatalf("step %d (layers at %v hundredths of a frame a second): layer %d, want %d", i, step.fps, got, step.want)
+		}
+	}
+}
+
 func TestClampLayer(t *testing.T) {
 	all := [numLayers]bool{true, true, true}
 	noLow := [numLayers]bool{false, true, true}

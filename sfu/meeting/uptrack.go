@@ -501,6 +501,33 @@ func (u *upTrack) usableLayer(layer int) bool {
 	return !u.slowerThan(layer, 1, 2, u.smoothedRate, u.hasLayer)
 }
 
+// seenRunning says whether a stats tick saw layer running: frames of it
+// counted, at no less than half the rate of a lower layer being sent. A
+// step up goes only to such a layer (nextLayer).
+//
+// Why: a browser short of bandwidth at its start (Chromium's estimate
+// begins at 300 kbit/s) sends one keyframe on each of its upper layers and
+// then only its low one. In a new track's first seconds every layer counts
+// as sent (hasLayer's grace) and none is yet measured to be judged
+// trickling, so a subscriber stepped up to such a layer at once got its
+// one frame and then nothing, frozen until the layer's silence was
+// noticed a second or more later (seen in TestBrowserMeeting under load).
+func (u *upTrack) seenRunning(layer int) bool {
+	if !u.simulcast {
+		return true
+	}
+	fps := u.smoothedRate(layer)
+	if fps == 0 {
+		return false
+	}
+	for l := range layer {
+		if fps*2 < u.smoothedRate(l) && u.sending(l) {
+			return false
+		}
+	}
+	return true
+}
+
 // minJudgedFPS (hundredths of a frame a second): a lower layer slower than
 // this (not measured yet, or itself starved) does not judge the ones
 // above it. A layer that has just come, below a measured one, is not
