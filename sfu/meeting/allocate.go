@@ -40,10 +40,11 @@ const (
 	// another step down.
 	downSettle = 3 * time.Second
 	// startGrace is how long a subscriber's link is not judged congested
-	// after its first allocation: the first feedback counts as lost the
-	// packets sent before the browser could decrypt them (Chromium's
-	// first reports said 64% lost, which paused the video of a healthy
-	// link for seconds).
+	// after its first allocation, and after its path moved (an ICE
+	// restart): the first feedback counts as lost the packets sent
+	// before the browser could decrypt them (Chromium's first reports
+	// said 64% lost, which paused the video of a healthy link for
+	// seconds), and a restart's those sent while the path moved.
 	startGrace = 2 * time.Second
 )
 
@@ -270,7 +271,11 @@ func (r *Room) allocate(p *participant) {
 	if len(items) == 0 {
 		return
 	}
-	if st.started.IsZero() {
+	if st.started.IsZero() || p.linkMoved.Swap(false) {
+		// A new link, or one whose path moved: what the packets sent
+		// while ICE found the new path lost (8 of 40 in an ICE restart
+		// in Chromium, which paused the video for 2.5 s) is not
+		// congestion.
 		st.started = now
 	}
 	est, loss, overuse := linkState(link)

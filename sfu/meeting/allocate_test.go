@@ -25,7 +25,8 @@ func (f *fakeBWE) State() bwe.State                       { return bwe.State{Est
 
 // A subscriber's first feedback may count as lost what was sent before
 // its browser could decrypt: a link is not judged congested (and its
-// video not paused) in its first startGrace, and is after.
+// video not paused) in its first startGrace, and is after; nor in the
+// startGrace after its path moved.
 func TestNoCongestionInTheFirstSeconds(t *testing.T) {
 	m, err := newMetrics(prometheus.NewRegistry())
 	if err != nil {
@@ -59,6 +60,27 @@ func TestNoCongestionInTheFirstSeconds(t *testing.T) {
 	r.allocate(sub)
 	if after := d.wantLayer(); after >= before {
 		t.Fatalf("not stepped down after the grace: %d -> %d", before, after)
+	}
+
+	// The link's path moves (an ICE restart): the packets lost meanwhile
+	// are not congestion, for another grace.
+	sub.alloc.lastChange = sub.alloc.lastChange.Add(-downSettle)
+	sub.alloc.lastDown = sub.alloc.lastDown.Add(-downSettle)
+	sub.linkMoved.Store(true)
+	d.mu.Lock()
+	d.target = layerMedium
+	d.mu.Unlock()
+	before = d.wantLayer()
+	r.allocate(sub)
+	if after := d.wantLayer(); after < before {
+		t.Fatalf("stepped down on the loss of an ICE restart: %d -> %d", before, after)
+	}
+	sub.alloc.started = sub.alloc.started.Add(-startGrace)
+	sub.alloc.lastChange = sub.alloc.lastChange.Add(-downSettle)
+	sub.alloc.lastDown = sub.alloc.lastDown.Add(-downSettle)
+	r.allocate(sub)
+	if after := d.wantLayer(); after >= before {
+		t.Fatalf("not stepped down after the restart's grace: %d -> %d", before, after)
 	}
 }
 

@@ -105,6 +105,10 @@ type participant struct {
 	lastOutBytes   uint64
 	lastInExpected int64
 	lastInReceived int64
+	// linkMoved is set when the subscriber connection's path changes
+	// (ICE restarting, disconnected, connected again): the allocator
+	// starts its grace again.
+	linkMoved atomic.Bool
 
 	subMu  sync.Mutex
 	downMu sync.Mutex
@@ -547,7 +551,10 @@ func (p *participant) startSubscriber() error {
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		p.room.sfu.log.Debug("meeting connection state", "room", p.room.id, "identity", p.identity, "connection", "subscriber", "state", s.String())
 		switch s {
+		case webrtc.PeerConnectionStateConnecting, webrtc.PeerConnectionStateDisconnected:
+			p.linkMoved.Store(true)
 		case webrtc.PeerConnectionStateConnected:
+			p.linkMoved.Store(true)
 			// The pictures asked for at Bind went before the connection
 			// could carry them: ask again now that it can.
 			p.subConnected.Store(true)
