@@ -1,6 +1,11 @@
 package meeting
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
 
 func TestIsVP8Keyframe(t *testing.T) {
 	tests := []struct {
@@ -83,4 +88,41 @@ func FuzzKeyframe(f *testing.F) {
 		isH264Keyframe(p)
 		isH265Keyframe(p)
 	})
+}
+
+// A keyframe request the publisher's connection could not send (no path
+// while its ICE restarts) is neither counted nor throttled, and is sent
+// once the connection can.
+func TestKeyframeRequestRetriedUntilSent(t *testing.T) {
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	pub := &participant{identity: "pub", pub: pc}
+	u := &upTrack{pub: pub, kind: webrtc.RTPCodecTypeVideo, simulcast: true, createdAt: time.Now()}
+	defer u.end()
+	u.layers[layerLow] = &webrtc.TrackRemote{}
+	// The last request long ago (the clock starts with the process).
+	longAgo := nanotime() - int64(time.Minute)
+	u.lastKeyReq[layerLow].Store(longAgo)
+
+	u.requestKeyframe(layerLow)
+	if n, last := pub.plisSent.Load(), u.lastKeyReq[layerLow].Load(); n != 0 || last != longAgo {
+		t.Fatalf("a request the connection could not send: counted %d, throttled from %d (not %d)", n, last, longAgo)
+	}
+	if !u.keyDeferred[layerLow].Load() {
+		t.Fatal("a request the connection could not send is not tried again")
+	}
+	// The path is back (a connection-less publisher takes the request).
+	pub.mu.Lock()
+	pub.pub = nil
+	pub.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for pub.plisSent.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the request was not sent again within 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

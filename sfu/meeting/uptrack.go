@@ -387,9 +387,27 @@ func (u *upTrack) askKeyframe(layer int, first bool) {
 	if !u.lastKeyReq[layer].CompareAndSwap(last, now) {
 		return
 	}
+	if err := u.pub.writePublisherRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(remote.SSRC())}}); err != nil {
+		// Not sent: the publisher's connection has no path now (its
+		// ICE restarting after a network change). The throttle is
+		// given back and the request tried again shortly, so that the
+		// subscribers' picture comes back as soon as the path does,
+		// not a throttle interval or a subscriber's next request later.
+		u.lastKeyReq[layer].CompareAndSwap(now, last)
+		if !u.isEnded() && u.keyDeferred[layer].CompareAndSwap(false, true) {
+			time.AfterFunc(keyframeRetry, func() {
+				u.keyDeferred[layer].Store(false)
+				u.askKeyframe(layer, first)
+			})
+		}
+		return
+	}
 	u.pub.plisSent.Add(1)
-	_ = u.pub.writePublisherRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(remote.SSRC())}})
 }
+
+// keyframeRetry is how soon a keyframe request that could not be sent is
+// tried again.
+const keyframeRetry = 100 * time.Millisecond
 
 // end marks the track ended; the read loops end with the publisher's
 // connection.
