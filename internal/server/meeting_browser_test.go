@@ -28,6 +28,9 @@ type meetingResult struct {
 	B           map[string]any `json:"b"`
 	Screenshots []string       `json:"screenshots"`
 	Console     []string       `json:"console"`
+	// ServerMetrics are the server's lookout_meeting_ series, read when
+	// a step failed.
+	ServerMetrics []string `json:"server_metrics"`
 }
 
 // Two participants meet through Lookout's meeting page in headless
@@ -117,7 +120,8 @@ func runMeetingScript(t *testing.T, node, chromium, scripts, urlA, urlB string, 
 	}
 	t.Logf("browser run took %s; steps (ms) %v; screenshots %v", time.Since(began).Round(time.Millisecond), res.Steps, res.Screenshots)
 	if runErr != nil || !res.OK {
-		t.Fatalf("the meeting failed (%v): %s\nA: %v\nB: %v\nconsole: %q\nstderr: %s", runErr, res.Error, res.A, res.B, res.Console, stderr.String())
+		t.Fatalf("the meeting failed (%v): %s\nA: %v\nB: %v\nconsole: %q\nstderr: %s\nthe server's meeting figures then:\n%s",
+			runErr, res.Error, res.A, res.B, res.Console, stderr.String(), strings.Join(res.ServerMetrics, "\n"))
 	}
 	return res
 }

@@ -80,7 +80,7 @@ if (process.env.LOOKOUT_FAKE_AUDIO !== 'beep') {
   args.push(`--use-file-for-fake-audio-capture=${wav}`);
 }
 
-const result = { ok: false, error: '', steps: {}, a: {}, b: {}, screenshots: [], console: [] };
+const result = { ok: false, error: '', steps: {}, a: {}, b: {}, screenshots: [], console: [], server_metrics: [] };
 let browser;
 const pages = {};
 const step = (name, t0) => { result.steps[name] = Date.now() - t0; };
@@ -336,6 +336,17 @@ try {
   for (const [name, { page }] of Object.entries(pages)) {
     result[name].final_layers = await page.evaluate(() => window.lookoutMeet.layerStats()).catch((e) => String(e));
     result[name].final_recv = await recv(page, name);
+  }
+  for (const [name, { page }] of Object.entries(pages)) {
+    result[name].final_send = await page.evaluate(() => window.lookoutMeet.sendStats()).catch((e) => String(e));
+  }
+  // The server's figures of the meeting (NACKs and keyframe requests
+  // each way, layers, loss), while the participants are still in it.
+  try {
+    const text = await (await fetch(`${new URL(urlA).origin}/metrics`, { signal: AbortSignal.timeout(3000) })).text();
+    result.server_metrics = text.split('\n').filter((l) => l.startsWith('lookout_meeting_'));
+  } catch (e) {
+    result.server_metrics = [String(e)];
   }
   await sleep(2000);
   for (const [name, { page }] of Object.entries(pages)) result[name].final_recv_2s = await recv(page, name);
