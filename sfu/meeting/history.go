@@ -52,7 +52,8 @@ type slotMeta struct {
 
 // add keeps a packet; slots is the layer's historySlots (a power of two,
 // so that the slot of a sequence number stays the same across its wrap).
-func (h *packetHistory) add(seq uint16, payload []byte, slots int) {
+// It says false for a copy of the packet it keeps already under seq.
+func (h *packetHistory) add(seq uint16, payload []byte, slots int) (fresh bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.buf == nil {
@@ -61,14 +62,17 @@ func (h *packetHistory) add(seq uint16, payload []byte, slots int) {
 	}
 	i := int(seq) % len(h.meta)
 	if m := h.meta[i]; m.valid && int16(seq-m.seq) < 0 {
-		return // a very late packet (the publisher's retransmission): the slot is a newer one's
+		return true // a very late packet (the publisher's retransmission): the slot is a newer one's
+	} else if m.valid && m.seq == seq {
+		return false
 	}
 	if len(payload) > historySlotSize {
 		h.meta[i].valid = false
-		return
+		return true
 	}
 	copy(h.buf[i*historySlotSize:], payload)
 	h.meta[i] = slotMeta{seq: seq, size: uint16(len(payload)), valid: true}
+	return true
 }
 
 // appendPayload appends the kept payload of seq to dst.

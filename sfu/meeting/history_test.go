@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -172,6 +173,33 @@ func TestPacketHistorySlots(t *testing.T) {
 				t.Fatalf("layer %d, packet %d of %d: kept %v (%v)", layer, i, n, ok, got)
 			}
 		}
+	}
+}
+
+// A copy of a packet forwarded already (a browser's bandwidth probe sends
+// old packets again over RTX) is not forwarded again; a late packet
+// never seen (a repair of a loss) is.
+func TestDuplicatePacketsNotForwarded(t *testing.T) {
+	u, downs := benchTrack(1)
+	d := downs[0]
+	d.target = layerLow
+	var got []uint16
+	d.ws = writerFunc(func(h *rtp.Header, _ []byte) { got = append(got, h.SequenceNumber) })
+	pkt := func(seq uint16, key bool) *rtp.Packet {
+		pl := []byte{0x10, 0x01, 0, 0}
+		if key {
+			pl[1] = 0
+		}
+		return &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 3000}, Payload: pl}
+	}
+	for _, step := range []struct {
+		seq uint16
+		key bool
+	}{{100, true}, {101, false}, {100, true}, {101, false}, {103, false}, {102, false}, {103, false}, {102, false}} {
+		forward(u, layerLow, pkt(step.seq, step.key), 0)
+	}
+	if want := []uint16{100, 101, 103, 102}; !slices.Equal(got, want) {
+		t.Fatalf("forwarded %v, want %v", got, want)
 	}
 }
 
