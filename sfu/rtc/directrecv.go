@@ -35,8 +35,9 @@ import (
 // pion if it comes again with the same SSRC; that far past, pion cannot
 // decrypt it. Lookout's own clients send a new track on a new
 // transceiver, with a new SSRC. A packet delivered twice while the
-// receiver started is forwarded again under the same sequence number,
-// and each subscriber's SRTP replay check drops the copy.
+// receiver started reaches the track twice; the meeting forwards a video
+// packet once (its layer's history knows the copy), and each
+// subscriber's SRTP replay check drops a copy of an audio one.
 //
 // The connection answers as the DTLS server (SettingEngine's answering
 // role), so that its handshake hooks give the keys (direct.go).
