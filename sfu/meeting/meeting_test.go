@@ -2,7 +2,10 @@ package meeting
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -183,6 +186,64 @@ func TestSeqCount(t *testing.T) {
 		}
 		if e, r := c.expected.Load(), c.received.Load(); e != tc.expected || r != tc.received {
 			t.Errorf("%s: expected %d received %d, want %d %d", tc.name, e, r, tc.expected, tc.received)
+		}
+	}
+}
+
+// Participants who join at the same moment each end up knowing all the
+// others, their messages read in order as the browser client reads them:
+// joined sets the list, participant_joined adds to it, participant_left
+// takes from it. (Each was once told of another before getting a joined
+// list taken without that one, and lost it.)
+func TestSimultaneousJoinsSeeEachOther(t *testing.T) {
+	e := newEnv(t)
+	const rounds, n = 6, 4
+	roster := func(c *client) []string {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		known := map[string]bool{}
+		for _, m := range c.msgs {
+			switch m.Type {
+			case signal.TypeJoined:
+				known = map[string]bool{}
+				for _, p := range m.Participants {
+					known[p.Identity] = true
+				}
+			case signal.TypeParticipantJoined:
+				if m.Participant != nil {
+					known[m.Participant.Identity] = true
+				}
+			case signal.TypeParticipantLeft:
+				delete(known, m.Identity)
+			}
+		}
+		return slices.Sorted(maps.Keys(known))
+	}
+	for round := range rounds {
+		ids := make([]string, n)
+		clients := make([]*client, n)
+		joins := make([]string, n)
+		for i := range n {
+			ids[i] = fmt.Sprintf("r%d-p%d", round, i)
+			clients[i] = e.dial(ids[i])
+			joins[i] = e.token(ids[i], memberRights)
+		}
+		var wg sync.WaitGroup
+		for i, c := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.send(map[string]any{"type": "join", "token": joins[i]})
+			}()
+		}
+		wg.Wait()
+		for i, c := range clients {
+			others := slices.Delete(slices.Clone(ids), i, i+1)
+			waitUntil(t, 10*time.Second, func() bool { return slices.Equal(roster(c), others) },
+				func() string { return fmt.Sprintf("round %d: %s knows %v, not %v", round, ids[i], roster(c), others) })
+		}
+		for _, c := range clients {
+			c.close()
 		}
 	}
 }

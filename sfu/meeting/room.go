@@ -43,6 +43,14 @@ type Room struct {
 	lobby  map[string]*participant
 	closed bool
 
+	// announce orders the room's announcements (broadcast) against a
+	// newcomer's joined message (enter), which lists the room as it is:
+	// a change announced before the list was taken is in it, and one
+	// made after is announced after it. Without it, two participants
+	// joining at once could each be told of the other before getting a
+	// list taken without them, which the client takes as the room.
+	announce sync.Mutex
+
 	speakers []string
 	done     chan struct{}
 	wg       sync.WaitGroup
@@ -73,6 +81,8 @@ func (r *Room) snapshot() []*participant {
 
 // broadcast sends m to everyone but except.
 func (r *Room) broadcast(m *signal.ServerMessage, except *participant) {
+	r.announce.Lock()
+	defer r.announce.Unlock()
 	for _, p := range r.snapshot() {
 		if p != except {
 			p.send(m)

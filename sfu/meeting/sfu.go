@@ -397,6 +397,7 @@ func (s *SFU) join(c *conn, host string) *participant {
 // to what is published.
 func (r *Room) enter(p *participant) {
 	s := r.sfu
+	r.announce.Lock()
 	others := []signal.Participant{}
 	for _, o := range r.snapshot() {
 		if o != p {
@@ -412,6 +413,7 @@ func (r *Room) enter(p *participant) {
 		joined.ICEServers = s.p.ICEServers(p.identity, p.host, p.expires)
 	}
 	p.send(joined)
+	r.announce.Unlock()
 	info := p.info()
 	r.broadcast(&signal.ServerMessage{Type: signal.TypeParticipantJoined, Participant: &info}, p)
 	s.log.Info("meeting participant joined", "room", r.id, "identity", p.identity, "role", p.role)
