@@ -23,11 +23,11 @@ func (f *fakeBWE) Feedback(*rtcp.TransportLayerCC, int64) {}
 func (f *fakeBWE) FeedbackRaw([]byte, int64) error        { return nil }
 func (f *fakeBWE) State() bwe.State                       { return bwe.State{Estimate: f.estimate, Loss: f.loss} }
 
-// A subscriber's first feedback may count as lost what was sent before
-// its browser could decrypt: a link is not judged congested (and its
-// video not paused) in its first startGrace, and is after; nor in the
-// startGrace after its path moved.
-func TestNoCongestionInTheFirstSeconds(t *testing.T) {
+// allocFixture is a room with a new simulcast camera track, all its layers
+// arriving, and a subscriber whose link est describes, not yet
+// subscribed.
+func allocFixture(t *testing.T, est linkEstimator) (*Room, *upTrack, *participant) {
+	t.Helper()
 	m, err := newMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -41,9 +41,17 @@ func TestNoCongestionInTheFirstSeconds(t *testing.T) {
 		u.layers[l] = &webrtc.TrackRemote{}
 		u.lastPacket[l].Store(nanotime())
 	}
-	bwe := &fakeBWE{estimate: 600_000, loss: 0.64}
-	sub := &participant{room: r, identity: "sub", bwe: bwe, downs: map[*upTrack]*downTrack{},
+	sub := &participant{room: r, identity: "sub", bwe: est, downs: map[*upTrack]*downTrack{},
 		conn: &conn{out: make(chan []byte, 64), closing: make(chan struct{})}}
+	return r, u, sub
+}
+
+// A subscriber's first feedback may count as lost what was sent before
+// its browser could decrypt: a link is not judged congested (and its
+// video not paused) in its first startGrace, and is after; nor in the
+// startGrace after its path moved.
+func TestNoCongestionInTheFirstSeconds(t *testing.T) {
+	r, u, sub := allocFixture(t, &fakeBWE{estimate: 600_000, loss: 0.64})
 	d := newDownTrack(u, sub)
 	d.target = layerLow
 	sub.downs[u] = d
@@ -89,21 +97,7 @@ func TestNoCongestionInTheFirstSeconds(t *testing.T) {
 // of bandwidth sends one frame on its upper layers and stops. A paused
 // video comes back on its low layer without waiting for a tick.
 func TestStepUpOnlyToARunningLayer(t *testing.T) {
-	m, err := newMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &Room{id: "r", sfu: &SFU{log: slog.New(slog.DiscardHandler), metrics: m}, participants: map[string]*participant{}}
-	pub := &participant{identity: "pub"}
-	u := &upTrack{pub: pub, id: "pub-camera", kind: webrtc.RTPCodecTypeVideo, simulcast: true, source: "camera",
-		codec: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, createdAt: time.Now()}
-	u.downs.Store(&[]*downTrack{})
-	for l := range numLayers {
-		u.layers[l] = &webrtc.TrackRemote{}
-		u.lastPacket[l].Store(nanotime())
-	}
-	sub := &participant{room: r, identity: "sub", bwe: &fakeBWE{estimate: 5_000_000}, downs: map[*upTrack]*downTrack{},
-		conn: &conn{out: make(chan []byte, 64), closing: make(chan struct{})}}
+	r, u, sub := allocFixture(t, &fakeBWE{estimate: 5_000_000})
 	d := newDownTrack(u, sub)
 	d.target = layerOff
 	sub.downs[u] = d
