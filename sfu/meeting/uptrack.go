@@ -387,12 +387,7 @@ func (u *upTrack) askKeyframe(layer int, first bool) {
 		// dropped. A subscriber whose connection came up just after
 		// another's request (the keyframe went before it could take it)
 		// gets its picture then, not at the allocator's next retry.
-		if u.keyDeferred[layer].CompareAndSwap(false, true) {
-			time.AfterFunc(time.Duration(wait), func() {
-				u.keyDeferred[layer].Store(false)
-				u.askKeyframe(layer, first)
-			})
-		}
+		u.askLater(layer, first, time.Duration(wait))
 		return
 	}
 	if !u.lastKeyReq[layer].CompareAndSwap(last, now) {
@@ -405,15 +400,23 @@ func (u *upTrack) askKeyframe(layer int, first bool) {
 		// subscribers' picture comes back as soon as the path does,
 		// not a throttle interval or a subscriber's next request later.
 		u.lastKeyReq[layer].CompareAndSwap(now, last)
-		if !u.isEnded() && u.keyDeferred[layer].CompareAndSwap(false, true) {
-			time.AfterFunc(keyframeRetry, func() {
-				u.keyDeferred[layer].Store(false)
-				u.askKeyframe(layer, first)
-			})
+		if !u.isEnded() {
+			u.askLater(layer, first, keyframeRetry)
 		}
 		return
 	}
 	u.pub.plisSent.Add(1)
+}
+
+// askLater asks for a keyframe of layer after wait, unless an ask of the
+// layer is waiting already.
+func (u *upTrack) askLater(layer int, first bool, wait time.Duration) {
+	if u.keyDeferred[layer].CompareAndSwap(false, true) {
+		time.AfterFunc(wait, func() {
+			u.keyDeferred[layer].Store(false)
+			u.askKeyframe(layer, first)
+		})
+	}
 }
 
 // keyframeRetry is how soon a keyframe request that could not be sent is
@@ -468,20 +471,20 @@ func (u *upTrack) judgeTrickling() {
 			continue
 		}
 		if u.trickling[layer].Load() {
-			u.trickling[layer].Store(u.slowerThan(layer, 2, 3, u.tickRate, u.sending))
+			u.trickling[layer].Store(u.slowerThan(layer, 2, 3, minJudgedFPS, u.tickRate, u.sending))
 		} else {
-			u.trickling[layer].Store(u.slowerThan(layer, 1, 2, u.smoothedRate, u.sending))
+			u.trickling[layer].Store(u.slowerThan(layer, 1, 2, minJudgedFPS, u.smoothedRate, u.sending))
 		}
 	}
 }
 
 // slowerThan says whether layer's frame rate is under num/den of a lower
-// layer's that present counts and that runs at minJudgedFPS or more, by
-// the rates rate gives.
-func (u *upTrack) slowerThan(layer int, num, den int64, rate func(int) int64, present func(int) bool) bool {
+// layer's that present counts and that runs at floor or more, by the
+// rates rate gives.
+func (u *upTrack) slowerThan(layer int, num, den, floor int64, rate func(int) int64, present func(int) bool) bool {
 	fps := rate(layer)
 	for l := range layer {
-		if lower := rate(l); lower >= minJudgedFPS && fps*den < lower*num && present(l) {
+		if lower := rate(l); lower >= floor && fps*den < lower*num && present(l) {
 			return true
 		}
 	}
@@ -527,7 +530,7 @@ func (u *upTrack) usableLayer(layer int) bool {
 	// The half rule on the smoothed rates, live: a layer new since the
 	// last tick (0 frames a second) waits for the tick's measure, and one
 	// back from a pause for its smoothed rate to climb past half.
-	return !u.slowerThan(layer, 1, 2, u.smoothedRate, u.hasLayer)
+	return !u.slowerThan(layer, 1, 2, minJudgedFPS, u.smoothedRate, u.hasLayer)
 }
 
 // seenRunning says whether a stats tick saw layer running: frames of it
@@ -545,16 +548,9 @@ func (u *upTrack) seenRunning(layer int) bool {
 	if !u.simulcast {
 		return true
 	}
-	fps := u.smoothedRate(layer)
-	if fps == 0 {
-		return false
-	}
-	for l := range layer {
-		if fps*2 < u.smoothedRate(l) && u.sending(l) {
-			return false
-		}
-	}
-	return true
+	// Any lower layer judges it, however slow (a slow track's layers
+	// among themselves).
+	return u.smoothedRate(layer) > 0 && !u.slowerThan(layer, 1, 2, 0, u.smoothedRate, u.sending)
 }
 
 // minJudgedFPS (hundredths of a frame a second): a lower layer slower than
