@@ -1251,6 +1251,13 @@ window.addEventListener('pagehide', () => {
 
 // --- for tests and tools
 
+/** A tile's video as shown: its size, and the frames decoded and presented. */
+function shownStats(tile) {
+  const v = tile.video;
+  const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : null;
+  return { width: v.videoWidth, height: v.videoHeight, frames: q ? q.totalVideoFrames : tile.presented, presented: tile.presented };
+}
+
 Object.defineProperty(window, 'lookoutMeet', {
   value: Object.freeze({
     /** The identities of the other participants. */
@@ -1260,10 +1267,7 @@ Object.defineProperty(window, 'lookoutMeet', {
     /** A participant's camera video as shown: size and frames decoded (and presented). */
     videoStats: (identity) => {
       const tile = identity === selfId() ? selfTile : tiles.get(identity);
-      if (!tile) return null;
-      const v = tile.video;
-      const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : null;
-      return { width: v.videoWidth, height: v.videoHeight, frames: q ? q.totalVideoFrames : tile.presented, presented: tile.presented };
+      return tile ? shownStats(tile) : null;
     },
     self: () => selfId(),
     state: () => document.body.dataset.state,
@@ -1305,11 +1309,9 @@ Object.defineProperty(window, 'lookoutMeet', {
       const stream = tile && tile.video.srcObject;
       const track = stream && stream.getVideoTracks()[0];
       if (!track || !client || !client.sub) return null;
-      const v = tile.video;
-      const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : null;
       const out = {
         track: track.readyState, muted: track.muted, server_paused: !!client.paused.get(identity),
-        shown: { width: v.videoWidth, frames: q ? q.totalVideoFrames : -1, presented: tile.presented, paused: v.paused, ready: v.readyState },
+        shown: { ...shownStats(tile), paused: tile.video.paused, ready: tile.video.readyState },
       };
       (await client.sub.getStats()).forEach((s) => {
         if (s.type === 'inbound-rtp' && s.kind === 'video' && s.trackIdentifier === track.id) {

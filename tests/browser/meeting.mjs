@@ -328,16 +328,14 @@ try {
     const s = await state(page).catch(() => null);
     if (s) result[name] = { ...result[name], final: s };
   }
-  // How the video went and arrives on each side: the camera's layers as
-  // sent, and the other's video as received, now and two seconds later
+  // How the video went and arrives on each side: the camera's layers and
+  // packets as sent, and the other's video as received, now and two seconds later
   // (a stall that ends apart from one that does not).
   const other = { a: result.b.self, b: result.a.self };
   const recv = (page, name) => (other[name] ? page.evaluate((id) => window.lookoutMeet.recvStats(id), other[name]).catch((e) => String(e)) : null);
   for (const [name, { page }] of Object.entries(pages)) {
     result[name].final_layers = await page.evaluate(() => window.lookoutMeet.layerStats()).catch((e) => String(e));
     result[name].final_recv = await recv(page, name);
-  }
-  for (const [name, { page }] of Object.entries(pages)) {
     result[name].final_send = await page.evaluate(() => window.lookoutMeet.sendStats()).catch((e) => String(e));
   }
   // The server's figures of the meeting (NACKs and keyframe requests
